@@ -1,0 +1,21 @@
+//! Domain types of marketd: the one event model every source normalizes into
+//! (ticks, bars, moving averages, price requests, polling jobs) and the bus
+//! envelope that carries them. No I/O lives here, so every other crate (and a
+//! consumer written in another language, via `docs/events.md`) agrees on one
+//! vocabulary.
+
+mod decimal;
+mod envelope;
+mod error;
+mod jobs;
+mod market;
+mod symbol;
+pub mod time;
+
+pub use decimal::{decimal_number, option_decimal_number};
+pub use envelope::{Envelope, Event, EventKind, SCHEMA_VERSION, Topic};
+pub use error::{Error, Result};
+pub use jobs::{JobStatus, PollingJob, PollingJobCommand, PriceRequest, RequestOutcome};
+pub use market::{Bar, Indicator, Interval, MaKind, Tick, TickKind};
+pub use rust_decimal::Decimal;
+pub use symbol::Symbol;

@@ -1,0 +1,375 @@
+use crate::decimal::{decimal_number, option_decimal_number};
+use crate::time::NANOS_PER_SEC;
+use crate::{Error, Result, Symbol};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// What a tick reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TickKind {
+    /// An executed trade on a venue.
+    Trade,
+    /// A best bid/offer update; `price` is the mid.
+    Quote,
+    /// A provider's last price (REST snapshot, simulated feed).
+    Last,
+}
+
+impl TickKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TickKind::Trade => "trade",
+            TickKind::Quote => "quote",
+            TickKind::Last => "last",
+        }
+    }
+}
+
+impl FromStr for TickKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "trade" => Ok(TickKind::Trade),
+            "quote" => Ok(TickKind::Quote),
+            "last" => Ok(TickKind::Last),
+            other => Err(Error::InvalidTick(format!("unknown kind {other:?}"))),
+        }
+    }
+}
+
+/// One normalized price observation. Every source (providers, exchange feeds,
+/// replay) produces these; everything downstream consumes only these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Tick {
+    pub symbol: Symbol,
+    /// Provider or venue that produced the tick (`simulated`, `finnhub`, `binance`, ...).
+    #[schema(value_type = String)]
+    pub source: Arc<str>,
+    pub kind: TickKind,
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub price: Decimal,
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub size: Decimal,
+    #[serde(with = "option_decimal_number", default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub bid: Option<Decimal>,
+    #[serde(with = "option_decimal_number", default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub ask: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trade_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// The venue's own spelling of the symbol, when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue_symbol: Option<String>,
+    /// Exchange (event) time, nanoseconds since the epoch, UTC.
+    pub ts_event: i64,
+    /// Our receive time, nanoseconds since the epoch, UTC.
+    pub ts_received: i64,
+}
+
+impl Tick {
+    /// A tick with only the required fields set.
+    pub fn new(symbol: Symbol, source: impl Into<Arc<str>>, kind: TickKind, price: Decimal, size: Decimal, ts_event: i64, ts_received: i64) -> Self {
+        Tick {
+            symbol,
+            source: source.into(),
+            kind,
+            price,
+            size,
+            bid: None,
+            ask: None,
+            trade_id: None,
+            sequence: None,
+            venue_symbol: None,
+            ts_event,
+            ts_received,
+        }
+    }
+
+    /// Rejects ticks no store should accept: non-positive prices, negative
+    /// sizes, timestamps before 1971 or more than a day in the future.
+    pub fn validate(&self, now_ns: i64) -> Result<()> {
+        if self.price <= Decimal::ZERO {
+            return Err(Error::InvalidTick(format!("price must be positive, got {}", self.price)));
+        }
+        if self.size < Decimal::ZERO {
+            return Err(Error::InvalidTick(format!("size must not be negative, got {}", self.size)));
+        }
+        if self.ts_event < 365 * 86_400 * NANOS_PER_SEC || self.ts_event > now_ns + 86_400 * NANOS_PER_SEC {
+            return Err(Error::InvalidTick(format!("ts_event {} out of range", self.ts_event)));
+        }
+        Ok(())
+    }
+
+    /// The tick's identity (see DESIGN.md): `t:<trade id>` when the venue
+    /// gives one, else `h:<hash>` of (source, symbol, ts_event, price, size).
+    /// Writers insert with conflict-ignore on (source, symbol, identity).
+    pub fn identity(&self) -> String {
+        if let Some(id) = &self.trade_id {
+            return format!("t:{id}");
+        }
+        let mut h = Sha256::new();
+        h.update(self.source.as_bytes());
+        h.update([0]);
+        h.update(self.symbol.as_str().as_bytes());
+        h.update([0]);
+        h.update(self.ts_event.to_be_bytes());
+        h.update(self.price.normalize().to_string().as_bytes());
+        h.update([0]);
+        h.update(self.size.normalize().to_string().as_bytes());
+        let digest = h.finalize();
+        let mut out = String::with_capacity(2 + 32);
+        out.push_str("h:");
+        for b in &digest[..16] {
+            use fmt::Write;
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    }
+}
+
+/// Bar intervals with UTC bucket boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub enum Interval {
+    #[serde(rename = "1s")]
+    S1,
+    #[serde(rename = "1m")]
+    M1,
+    #[serde(rename = "5m")]
+    M5,
+    #[serde(rename = "1h")]
+    H1,
+    #[serde(rename = "1d")]
+    D1,
+}
+
+impl Interval {
+    pub const ALL: [Interval; 5] = [Interval::S1, Interval::M1, Interval::M5, Interval::H1, Interval::D1];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::S1 => "1s",
+            Interval::M1 => "1m",
+            Interval::M5 => "5m",
+            Interval::H1 => "1h",
+            Interval::D1 => "1d",
+        }
+    }
+
+    pub fn nanos(self) -> i64 {
+        NANOS_PER_SEC
+            * match self {
+                Interval::S1 => 1,
+                Interval::M1 => 60,
+                Interval::M5 => 300,
+                Interval::H1 => 3_600,
+                Interval::D1 => 86_400,
+            }
+    }
+
+    /// Start of the UTC bucket holding `ts` (floor division, so negative
+    /// timestamps bucket correctly too).
+    pub fn bucket_start(self, ts: i64) -> i64 {
+        ts.div_euclid(self.nanos()) * self.nanos()
+    }
+}
+
+impl fmt::Display for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Interval {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Interval::ALL
+            .into_iter()
+            .find(|i| i.as_str() == s)
+            .ok_or_else(|| Error::InvalidInterval(s.to_string()))
+    }
+}
+
+/// An OHLCV bar of one (source, symbol) over one UTC bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Bar {
+    pub symbol: Symbol,
+    #[schema(value_type = String)]
+    pub source: Arc<str>,
+    pub interval: Interval,
+    /// Bucket start, nanoseconds since the epoch (UTC boundary).
+    pub start: i64,
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub open: Decimal,
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub high: Decimal,
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub low: Decimal,
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub close: Decimal,
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub volume: Decimal,
+    /// Number of ticks in the bar.
+    pub trades: u64,
+    /// Event time of the first and last tick (for open/close and late-tick merges).
+    pub first_ts: i64,
+    pub last_ts: i64,
+    /// False while the bucket may still receive ticks.
+    pub closed: bool,
+}
+
+impl Bar {
+    /// A bar holding one tick.
+    pub fn open_with(tick: &Tick, interval: Interval) -> Self {
+        Bar {
+            symbol: tick.symbol.clone(),
+            source: tick.source.clone(),
+            interval,
+            start: interval.bucket_start(tick.ts_event),
+            open: tick.price,
+            high: tick.price,
+            low: tick.price,
+            close: tick.price,
+            volume: tick.size,
+            trades: 1,
+            first_ts: tick.ts_event,
+            last_ts: tick.ts_event,
+            closed: false,
+        }
+    }
+
+    /// Folds a tick of the same bucket into the bar. Open is the tick with the
+    /// earliest event time (first arrival wins ties), close the latest (last
+    /// arrival wins ties), so a late tick lands where its timestamp says.
+    pub fn apply(&mut self, tick: &Tick) {
+        if tick.ts_event < self.first_ts {
+            self.first_ts = tick.ts_event;
+            self.open = tick.price;
+        }
+        if tick.ts_event >= self.last_ts {
+            self.last_ts = tick.ts_event;
+            self.close = tick.price;
+        }
+        if tick.price > self.high {
+            self.high = tick.price;
+        }
+        if tick.price < self.low {
+            self.low = tick.price;
+        }
+        self.volume += tick.size;
+        self.trades += 1;
+    }
+}
+
+/// Moving-average kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MaKind {
+    Sma,
+    Ema,
+}
+
+impl MaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaKind::Sma => "sma",
+            MaKind::Ema => "ema",
+        }
+    }
+}
+
+impl FromStr for MaKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "sma" => Ok(MaKind::Sma),
+            "ema" => Ok(MaKind::Ema),
+            _ => Err(Error::InvalidMaKind(s.to_string())),
+        }
+    }
+}
+
+/// A moving average of bar closes: one value per closed bar of `interval`,
+/// stamped with that bar's start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Indicator {
+    pub symbol: Symbol,
+    #[schema(value_type = String)]
+    pub source: Arc<str>,
+    pub interval: Interval,
+    pub kind: MaKind,
+    pub window: u32,
+    pub ts: i64,
+    pub value: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(ts: i64, price: &str) -> Tick {
+        Tick::new(Symbol::parse("AAPL").unwrap(), "test", TickKind::Trade, price.parse().unwrap(), Decimal::ONE, ts, ts)
+    }
+
+    #[test]
+    fn buckets_are_utc_floors() {
+        let t = 1_700_000_123_456_789_000;
+        assert_eq!(Interval::S1.bucket_start(t), 1_700_000_123_000_000_000);
+        assert_eq!(Interval::M1.bucket_start(t), 1_700_000_100_000_000_000);
+        assert_eq!(Interval::M5.bucket_start(t), 1_700_000_100_000_000_000);
+        assert_eq!(Interval::H1.bucket_start(t), 1_699_999_200_000_000_000);
+        assert_eq!(Interval::D1.bucket_start(t), 1_699_920_000_000_000_000);
+        assert_eq!(Interval::S1.bucket_start(-1), -NANOS_PER_SEC);
+        assert_eq!("5m".parse::<Interval>().unwrap(), Interval::M5);
+        assert!("2m".parse::<Interval>().is_err());
+    }
+
+    #[test]
+    fn bar_folds_late_ticks_by_event_time() {
+        let mut bar = Bar::open_with(&tick(5, "10"), Interval::S1);
+        bar.apply(&tick(7, "12"));
+        bar.apply(&tick(3, "9")); // late: becomes the open
+        bar.apply(&tick(7, "11")); // same ts as close: later arrival wins
+        assert_eq!(bar.open, "9".parse().unwrap());
+        assert_eq!(bar.close, "11".parse().unwrap());
+        assert_eq!(bar.high, "12".parse().unwrap());
+        assert_eq!(bar.low, "9".parse().unwrap());
+        assert_eq!(bar.trades, 4);
+        assert_eq!(bar.volume, Decimal::from(4));
+    }
+
+    #[test]
+    fn identity_prefers_trade_id_and_hashes_otherwise() {
+        let mut a = tick(1_700_000_000_000_000_000, "1.50");
+        let b = tick(1_700_000_000_000_000_000, "1.5");
+        assert_eq!(a.identity(), b.identity(), "scale must not change identity");
+        assert!(a.identity().starts_with("h:"));
+        assert_ne!(a.identity(), tick(1_700_000_000_000_000_001, "1.5").identity());
+        a.trade_id = Some("42".into());
+        assert_eq!(a.identity(), "t:42");
+    }
+
+    #[test]
+    fn validation_rejects_nonsense() {
+        let now = 1_700_000_000_000_000_000;
+        assert!(tick(now, "1").validate(now).is_ok());
+        assert!(tick(now, "0").validate(now).is_err());
+        assert!(tick(0, "1").validate(now).is_err());
+        assert!(tick(now + 2 * 86_400 * NANOS_PER_SEC, "1").validate(now).is_err());
+    }
+}
