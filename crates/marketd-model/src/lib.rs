@@ -9,6 +9,7 @@ mod envelope;
 mod error;
 mod jobs;
 mod market;
+mod secret;
 mod symbol;
 pub mod time;
 
@@ -18,4 +19,5 @@ pub use error::{Error, Result};
 pub use jobs::{JobStatus, PollingJob, PollingJobCommand, PriceRequest, RequestOutcome};
 pub use market::{Bar, Indicator, Interval, MaKind, Tick, TickKind};
 pub use rust_decimal::Decimal;
+pub use secret::Secret;
 pub use symbol::Symbol;

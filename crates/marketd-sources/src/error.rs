@@ -1,0 +1,34 @@
+use thiserror::Error;
+
+/// Why a provider could not answer. The API maps these onto status codes:
+/// `SymbolNotFound` → 404, `RateLimited`/`Upstream`/`Timeout`/`Malformed` → 502.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("symbol {0} not found at the provider")]
+    SymbolNotFound(String),
+    #[error("provider rate limit exceeded")]
+    RateLimited,
+    #[error("provider answered HTTP {status}")]
+    Upstream { status: u16 },
+    #[error("provider did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("malformed provider response: {0}")]
+    Malformed(String),
+    #[error("transport error: {0}")]
+    Transport(String),
+    #[error("{0} is not supported by this provider")]
+    Unsupported(&'static str),
+    #[error("invalid provider configuration: {0}")]
+    Config(String),
+    #[error("replay source error: {0}")]
+    Replay(String),
+}
+
+impl Error {
+    /// Whether a retry may succeed (throttling, server errors, timeouts, transport).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::RateLimited | Error::Upstream { status: 500..=599 } | Error::Timeout(_) | Error::Transport(_))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
