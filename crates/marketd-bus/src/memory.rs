@@ -1,0 +1,259 @@
+//! The in-process bus: one bounded channel per (topic, consumer group).
+//!
+//! Semantics follow the Kafka backend where they matter to the engine:
+//! every group sees every message published after it joined, in publish
+//! order (one partition per topic, so per-key order holds); members of one
+//! group share the group's stream; a full group buffer makes producers wait
+//! (backpressure, never an unbounded queue). It keeps no history: a message
+//! published before any group joined is not delivered to it, and committed
+//! offsets are only tracked, since nothing survives the process.
+
+use crate::{AnyConsumer, Bus, BusOptions, Consumer, Delivery, Error, Result};
+use marketd_model::{Envelope, Event, Topic};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::{Mutex, mpsc};
+
+#[derive(Debug, Clone)]
+pub struct MemoryBus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    opts: BusOptions,
+    topics: Vec<TopicState>,
+}
+
+#[derive(Debug, Default)]
+struct TopicState {
+    closed: AtomicBool,
+    next_offset: AtomicU64,
+    groups: RwLock<Vec<Group>>,
+}
+
+#[derive(Debug)]
+struct Group {
+    name: String,
+    tx: Option<mpsc::Sender<Delivery>>,
+    rx: Arc<Mutex<mpsc::Receiver<Delivery>>>,
+    committed: Arc<AtomicU64>,
+}
+
+fn topic_index(topic: Topic) -> usize {
+    Topic::ALL.iter().position(|t| *t == topic).unwrap_or(0)
+}
+
+impl MemoryBus {
+    pub fn new(opts: BusOptions) -> Self {
+        let topics = Topic::ALL.iter().map(|_| TopicState::default()).collect();
+        MemoryBus { inner: Arc::new(Inner { opts, topics }) }
+    }
+
+    fn state(&self, topic: Topic) -> &TopicState {
+        &self.inner.topics[topic_index(topic)]
+    }
+
+    fn senders(&self, topic: Topic) -> Result<Vec<mpsc::Sender<Delivery>>> {
+        let state = self.state(topic);
+        if state.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed(topic));
+        }
+        let groups = state.groups.read().unwrap_or_else(|e| e.into_inner());
+        Ok(groups.iter().filter_map(|g| g.tx.clone()).collect())
+    }
+
+    async fn deliver(&self, senders: &[mpsc::Sender<Delivery>], topic: Topic, envelope: Arc<Envelope>) -> Result<()> {
+        let offset = self.state(topic).next_offset.fetch_add(1, Ordering::Relaxed);
+        let delivery = Delivery { envelope, topic, partition: 0, offset };
+        for tx in senders {
+            // A send fails only when the topic was closed meanwhile.
+            if tx.send(delivery.clone()).await.is_err() {
+                return Err(Error::Closed(topic));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Bus for MemoryBus {
+    async fn publish(&self, event: Event) -> Result<()> {
+        let topic = event.topic();
+        let senders = self.senders(topic)?;
+        self.deliver(&senders, topic, Arc::new(Envelope::new(event))).await
+    }
+
+    async fn publish_batch(&self, events: Vec<Event>) -> Result<()> {
+        let mut current: Option<(Topic, Vec<mpsc::Sender<Delivery>>)> = None;
+        for event in events {
+            let topic = event.topic();
+            if current.as_ref().is_none_or(|(t, _)| *t != topic) {
+                current = Some((topic, self.senders(topic)?));
+            }
+            let (_, senders) = current.as_ref().expect("set above");
+            self.deliver(senders, topic, Arc::new(Envelope::new(event))).await?;
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, topic: Topic, group: &str) -> Result<AnyConsumer> {
+        let state = self.state(topic);
+        if state.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed(topic));
+        }
+        let mut groups = state.groups.write().unwrap_or_else(|e| e.into_inner());
+        let existing = groups.iter().find(|g| g.name == group);
+        let (rx, committed) = match existing {
+            Some(g) => (g.rx.clone(), g.committed.clone()),
+            None => {
+                let (tx, rx) = mpsc::channel(self.inner.opts.buffer.max(1));
+                let g = Group { name: group.to_string(), tx: Some(tx), rx: Arc::new(Mutex::new(rx)), committed: Arc::new(AtomicU64::new(0)) };
+                let out = (g.rx.clone(), g.committed.clone());
+                groups.push(g);
+                out
+            }
+        };
+        Ok(AnyConsumer::Memory(MemoryConsumer { rx, committed }))
+    }
+
+    fn close_topic(&self, topic: Topic) {
+        let state = self.state(topic);
+        state.closed.store(true, Ordering::Release);
+        let mut groups = state.groups.write().unwrap_or_else(|e| e.into_inner());
+        for g in groups.iter_mut() {
+            g.tx = None;
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn depth(&self) -> Vec<(Topic, usize)> {
+        Topic::ALL
+            .iter()
+            .map(|&t| {
+                let groups = self.state(t).groups.read().unwrap_or_else(|e| e.into_inner());
+                let depth = groups.iter().filter_map(|g| g.tx.as_ref()).map(|tx| tx.max_capacity() - tx.capacity()).sum();
+                (t, depth)
+            })
+            .collect()
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
+}
+
+/// A member of a consumer group on the memory bus.
+#[derive(Debug)]
+pub struct MemoryConsumer {
+    rx: Arc<Mutex<mpsc::Receiver<Delivery>>>,
+    committed: Arc<AtomicU64>,
+}
+
+impl Consumer for MemoryConsumer {
+    async fn recv(&mut self) -> Result<Option<Delivery>> {
+        Ok(self.rx.lock().await.recv().await)
+    }
+
+    async fn recv_batch(&mut self, out: &mut Vec<Delivery>, max: usize) -> Result<usize> {
+        Ok(self.rx.lock().await.recv_many(out, max.max(1)).await)
+    }
+
+    async fn commit(&mut self, delivery: &Delivery) -> Result<()> {
+        self.committed.fetch_max(delivery.offset + 1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use marketd_model::{Decimal, Symbol, Tick, TickKind};
+    use std::time::Duration;
+
+    fn tick(sym: &str, n: i64) -> Event {
+        Event::Tick(Tick::new(Symbol::parse(sym).unwrap(), "test", TickKind::Trade, Decimal::from(100 + n), Decimal::ONE, n, n))
+    }
+
+    fn bus(buffer: usize) -> MemoryBus {
+        MemoryBus::new(BusOptions { buffer, ..Default::default() })
+    }
+
+    fn ts(d: &Delivery) -> i64 {
+        match &d.envelope.event {
+            Event::Tick(t) => t.ts_event,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_group_gets_every_message_in_order() {
+        let bus = bus(16);
+        let mut a = bus.subscribe(Topic::Ticks, "a").await.unwrap();
+        let mut b = bus.subscribe(Topic::Ticks, "b").await.unwrap();
+        bus.publish_batch((0..10).map(|i| tick("AAPL", i)).collect()).await.unwrap();
+        for c in [&mut a, &mut b] {
+            let mut got = Vec::new();
+            while got.len() < 10 {
+                c.recv_batch(&mut got, 100).await.unwrap();
+            }
+            assert_eq!(got.iter().map(ts).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+            assert_eq!(got[3].envelope.key, "AAPL");
+            assert!(got.windows(2).all(|w| w[0].offset < w[1].offset));
+        }
+    }
+
+    #[tokio::test]
+    async fn topics_are_separate() {
+        let bus = bus(16);
+        let mut bars = bus.subscribe(Topic::Bars, "g").await.unwrap();
+        bus.publish(tick("AAPL", 1)).await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(50), bars.recv()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn full_buffer_applies_backpressure() {
+        let bus = bus(4);
+        let mut c = bus.subscribe(Topic::Ticks, "slow").await.unwrap();
+        for i in 0..4 {
+            bus.publish(tick("AAPL", i)).await.unwrap();
+        }
+        assert_eq!(bus.depth()[0], (Topic::Ticks, 4));
+        let blocked = tokio::time::timeout(Duration::from_millis(50), bus.publish(tick("AAPL", 4))).await;
+        assert!(blocked.is_err(), "publish must wait on a full buffer");
+        assert_eq!(ts(&c.recv().await.unwrap().unwrap()), 0);
+        tokio::time::timeout(Duration::from_secs(1), bus.publish(tick("AAPL", 5))).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn close_drains_then_ends() {
+        let bus = bus(16);
+        let mut c = bus.subscribe(Topic::Ticks, "g").await.unwrap();
+        bus.publish(tick("AAPL", 1)).await.unwrap();
+        bus.close_topic(Topic::Ticks);
+        assert!(matches!(bus.publish(tick("AAPL", 2)).await, Err(Error::Closed(Topic::Ticks))));
+        let d = c.recv().await.unwrap().unwrap();
+        c.commit(&d).await.unwrap();
+        assert!(c.recv().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn members_of_one_group_share_the_stream() {
+        let bus = bus(16);
+        let mut a = bus.subscribe(Topic::Ticks, "g").await.unwrap();
+        let mut b = bus.subscribe(Topic::Ticks, "g").await.unwrap();
+        bus.publish(tick("AAPL", 1)).await.unwrap();
+        bus.publish(tick("AAPL", 2)).await.unwrap();
+        bus.close_topic(Topic::Ticks);
+        let mut n = 0;
+        while a.recv().await.unwrap().is_some() {
+            n += 1;
+        }
+        while b.recv().await.unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 2, "each message goes to one member of the group");
+    }
+}
