@@ -1,1 +1,141 @@
-//! placeholder
+//! The consumers and schedulers of marketd. Each reads from the bus, never
+//! from another component's internals, so any of them can move into a
+//! `marketd worker` process unchanged:
+//!
+//! - store sinks (`ticks`, `bars`, `indicators`, `price-requests` → store), batched and idempotent;
+//! - the aggregator (`ticks` → OHLCV bars and SMA/EMA on `bars`/`indicators`);
+//! - the latest-price cache updater (`ticks` → cache);
+//! - the polling scheduler (`polling-jobs` → provider fetches → `ticks`);
+//! - feeds (simulated, replay) publishing on `ticks`;
+//! - the [`PriceService`] behind `GET /prices/latest`.
+//!
+//! [`Engine::shutdown`] stops producers first, then drains each stage in
+//! order, so every acknowledged tick is written before the process exits.
+
+pub mod aggregator;
+mod cache_updater;
+pub mod feeds;
+pub mod polling;
+pub mod price;
+pub mod writer;
+
+pub use aggregator::{Aggregator, AggregatorConfig};
+pub use feeds::FeedsConfig;
+pub use polling::{PollingConfig, PollingScheduler};
+pub use price::{LatestPrice, PriceError, PriceService, PriceSource};
+pub use writer::{SinkKind, WriterConfig};
+
+use marketd_bus::{AnyBus, Bus};
+use marketd_cache::AnyCache;
+use marketd_model::Topic;
+use marketd_sources::ProviderRegistry;
+use marketd_store::AnyStore;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bus: {0}")]
+    Bus(#[from] marketd_bus::Error),
+    #[error("feed: {0}")]
+    Feed(#[from] marketd_sources::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Engine settings (the `[writer]`, `[aggregator]` and `[polling]` sections).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    pub writer: WriterConfig,
+    pub aggregator: AggregatorConfig,
+    pub polling: PollingConfig,
+}
+
+/// Which parts run in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Store sinks, aggregator, cache updater.
+    pub consumers: bool,
+    /// Feeds and polling jobs.
+    pub producers: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles { consumers: true, producers: true };
+}
+
+/// The backends the engine works on.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub store: Arc<AnyStore>,
+    pub bus: AnyBus,
+    pub cache: AnyCache,
+    pub providers: Arc<ProviderRegistry>,
+}
+
+/// The running engine.
+#[derive(Debug)]
+pub struct Engine {
+    pub backends: Backends,
+    pub prices: Arc<PriceService>,
+    pub polling: Option<Arc<PollingScheduler>>,
+    producers_cancel: CancellationToken,
+    producers: TaskTracker,
+    derivers: TaskTracker,
+    sinks: TaskTracker,
+}
+
+impl Engine {
+    /// Subscribes every consumer first (so nothing published is missed), then
+    /// starts the feeds and the polling scheduler.
+    pub async fn start(backends: Backends, cfg: &EngineConfig, feeds: &FeedsConfig, default_provider: String, roles: Roles) -> Result<Engine> {
+        let prices = Arc::new(PriceService::new(backends.providers.clone(), backends.cache.clone(), backends.store.clone(), backends.bus.clone(), default_provider));
+        let producers_cancel = CancellationToken::new();
+        let (producers, derivers, sinks) = (TaskTracker::new(), TaskTracker::new(), TaskTracker::new());
+        let bus = &backends.bus;
+        if roles.consumers {
+            for (topic, kind) in [(Topic::Ticks, SinkKind::Ticks), (Topic::Bars, SinkKind::Bars), (Topic::Indicators, SinkKind::Indicators), (Topic::PriceRequests, SinkKind::PriceRequests)] {
+                let consumer = bus.subscribe(topic, &format!("store-{topic}")).await?;
+                sinks.spawn(writer::run_sink(kind, consumer, backends.store.clone(), cfg.writer.clone()));
+            }
+            let consumer = bus.subscribe(Topic::Ticks, "aggregator").await?;
+            derivers.spawn(aggregator::run(consumer, bus.clone(), cfg.aggregator.clone()));
+            let consumer = bus.subscribe(Topic::Ticks, "latest-cache").await?;
+            derivers.spawn(cache_updater::run(consumer, backends.cache.clone()));
+        }
+        let mut polling = None;
+        if roles.producers {
+            let scheduler = PollingScheduler::new(backends.store.clone(), prices.clone(), producers_cancel.child_token());
+            let commands = bus.subscribe(Topic::PollingJobs, "polling-scheduler").await?;
+            producers.spawn(scheduler.clone().run(commands));
+            polling = Some(scheduler);
+            feeds::start(feeds, &backends, &producers, &producers_cancel)?;
+        }
+        Ok(Engine { backends, prices, polling, producers_cancel, producers, derivers, sinks })
+    }
+
+    /// Ordered shutdown: producers stop; `ticks`, `price-requests` and
+    /// `polling-jobs` close and the aggregator drains them (publishing its
+    /// last bars); then `bars` and `indicators` close and the sinks drain.
+    /// Returns once everything received has been written.
+    pub async fn shutdown(self) {
+        let bus = &self.backends.bus;
+        self.producers_cancel.cancel();
+        self.producers.close();
+        self.producers.wait().await;
+        for t in [Topic::Ticks, Topic::PriceRequests, Topic::PollingJobs] {
+            bus.close_topic(t);
+        }
+        self.derivers.close();
+        self.derivers.wait().await;
+        for t in [Topic::Bars, Topic::Indicators] {
+            bus.close_topic(t);
+        }
+        self.sinks.close();
+        self.sinks.wait().await;
+        tracing::info!("engine stopped; all received events written");
+    }
+}

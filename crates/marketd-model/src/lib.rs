@@ -21,3 +21,9 @@ pub use market::{Bar, Indicator, Interval, MaKind, Tick, TickKind};
 pub use rust_decimal::Decimal;
 pub use secret::Secret;
 pub use symbol::Symbol;
+
+/// Lossy conversion of an exact price to `f64` for analytics (moving averages).
+pub fn rust_decimal_to_f64(d: Decimal) -> f64 {
+    use rust_decimal::prelude::ToPrimitive;
+    d.to_f64().unwrap_or(f64::NAN)
+}
