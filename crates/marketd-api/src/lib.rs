@@ -1,1 +1,132 @@
-//! placeholder
+//! The HTTP face of marketd: the axum router with the REST API under
+//! `/api/v1`, operations routes (`/health/*`, `/metrics`), API documentation
+//! (`/openapi.json`, `/docs`, `/redoc`) and the dashboard (`/`). Every error
+//! leaves in one shape ([`error::ErrorBody`]) carrying the request id.
+
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod routes;
+
+use axum::Router;
+use axum::routing::get;
+use marketd_engine::{AggregatorConfig, Engine, PollingConfig};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// `[http]`: limits of the HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Time limit of one request, in milliseconds (answered 408).
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted, in bytes (answered 413).
+    pub max_body_bytes: usize,
+    /// Largest page size of list routes.
+    pub max_page: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { request_timeout_ms: 10_000, max_body_bytes: 1 << 20, max_page: 10_000 }
+    }
+}
+
+/// What the handlers need besides the engine.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub max_page: u32,
+    pub polling: PollingConfig,
+    pub aggregator: AggregatorConfig,
+}
+
+/// Shared state of the handlers (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub cfg: Arc<ApiConfig>,
+    pub metrics: PrometheusHandle,
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+/// Installs the process-wide Prometheus recorder once and returns its handle
+/// (tests start several apps in one process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics shows only this handle's view");
+            }
+            handle
+        })
+        .clone()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "marketd", description = "Market data platform: prices, bars, moving averages and polling jobs. Every error has the shape of `ErrorBody`.", license(name = "Apache-2.0")),
+    paths(
+        routes::prices::latest,
+        routes::prices::history,
+        routes::prices::bars,
+        routes::prices::moving_average,
+        routes::polling::create,
+        routes::polling::list,
+        routes::polling::get,
+        routes::polling::delete,
+        routes::health::live,
+        routes::health::ready,
+        routes::health::metrics,
+    ),
+    components(schemas(error::ErrorBody)),
+    tags(
+        (name = "prices", description = "Latest prices, history, bars, indicators"),
+        (name = "polling", description = "Scheduled price polling"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The full router with middleware.
+pub fn router(state: AppState, http: &HttpConfig) -> Router {
+    use routes::*;
+    let api = Router::new()
+        .route("/prices/latest", get(prices::latest))
+        .route("/prices/history", get(prices::history))
+        .route("/prices/poll", axum::routing::post(polling::create))
+        .route("/bars", get(prices::bars))
+        .route("/indicators/moving-average", get(prices::moving_average))
+        .route("/polling-jobs", get(polling::list))
+        .route("/polling-jobs/{id}", get(polling::get).delete(polling::delete));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/", get(dashboard::page))
+        .route("/redoc", get(docs::redoc_page))
+        .route("/redoc/redoc.standalone.js", get(docs::redoc_js))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(TimeoutLayer::new(Duration::from_millis(http.request_timeout_ms)))
+        .layer(axum::middleware::from_fn(middleware::request_context))
+}

@@ -121,7 +121,7 @@ impl Engine {
     /// `polling-jobs` close and the aggregator drains them (publishing its
     /// last bars); then `bars` and `indicators` close and the sinks drain.
     /// Returns once everything received has been written.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         let bus = &self.backends.bus;
         self.producers_cancel.cancel();
         self.producers.close();

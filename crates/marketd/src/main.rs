@@ -1,1 +1,79 @@
-fn main() {}
+//! `marketd`: the command line. See `marketd --help`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use marketd::config::{Config, Overrides};
+use marketd::{Application, open_store, shutdown_signal, telemetry};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "marketd", version, about = "Market-data platform: ingest, normalize, store, derive and serve prices")]
+struct Cli {
+    /// TOML configuration file (see marketd.example.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log JSON lines instead of text.
+    #[arg(long, global = true)]
+    json_logs: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything in one process: HTTP API, feeds, pollers, consumers.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DataArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Listen address (overrides server.addr).
+    #[arg(long, value_name = "HOST:PORT")]
+    addr: Option<String>,
+    /// Data directory (overrides data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct DataArgs {
+    /// Data directory (overrides data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+fn load(cli: &Cli, addr: Option<String>, data_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+    let overrides = Overrides { addr, data_dir, json_logs: cli.json_logs };
+    let cfg = Config::load(cli.config.as_deref(), &overrides).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    cfg.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    Ok(cfg)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    match &cli.command {
+        Command::Serve(args) => {
+            let cfg = load(&cli, args.addr.clone(), args.data_dir.clone())?;
+            telemetry::init(&cfg.log);
+            rt.block_on(async {
+                let app = Application::build(cfg).await?;
+                tracing::info!(addr = %app.local_addr(), "marketd ready: dashboard at http://{}/", app.local_addr());
+                app.run_until_stopped(shutdown_signal()).await?;
+                tracing::info!("marketd stopped");
+                Ok(())
+            })
+        }
+        Command::Migrate(args) => {
+            let cfg = load(&cli, None, args.data_dir.clone())?;
+            telemetry::init(&cfg.log);
+            rt.block_on(async {
+                open_store(&cfg).await?;
+                println!("migrations applied to {}", cfg.storage_url());
+                Ok(())
+            })
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The one error type of the API and its wire shape (DESIGN.md):
+//! `{"detail", "error_code", "timestamp", "request_id"}`. Internal details
+//! are logged with the request id, never returned.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The error body of every 4xx/5xx response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Human-readable explanation, safe to show to the caller.
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `SYMBOL_NOT_FOUND`.
+    pub error_code: String,
+    /// When the error happened (RFC 3339, UTC).
+    pub timestamp: String,
+    /// The request id (also in the `X-Request-Id` response header).
+    pub request_id: String,
+}
+
+/// An API failure. `into_response` leaves the body to the request-id
+/// middleware, which knows the request id and renders [`ErrorBody`].
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    /// Logged, never returned.
+    pub internal: Option<String>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError { status, code, detail: detail.into(), internal: None, retry_after: None }
+    }
+    pub fn validation(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", detail)
+    }
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", detail)
+    }
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, detail)
+    }
+    pub fn bad_gateway(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "UPSTREAM_ERROR", detail)
+    }
+    /// A 500 whose cause is logged but not shown.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError { internal: Some(cause.to_string()), ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error") }
+    }
+
+    /// The generic error of a status produced outside our handlers (unknown
+    /// route, wrong method, body too large, timeout).
+    pub fn from_status(status: StatusCode, detail: Option<String>) -> Self {
+        let code = match status {
+            StatusCode::NOT_FOUND => "NOT_FOUND",
+            StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+            StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+            StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+            StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
+            StatusCode::UNPROCESSABLE_ENTITY => "VALIDATION_ERROR",
+            StatusCode::SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
+            s if s.is_server_error() => "INTERNAL_ERROR",
+            _ => "BAD_REQUEST",
+        };
+        let detail = match detail.filter(|d| !d.trim().is_empty() && !status.is_server_error()) {
+            Some(d) => d,
+            None => status.canonical_reason().unwrap_or("error").to_ascii_lowercase(),
+        };
+        Self::new(status, code, detail)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = self.status.into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+impl From<marketd_store::Error> for ApiError {
+    fn from(e: marketd_store::Error) -> Self {
+        match e {
+            marketd_store::Error::InvalidCursor => ApiError::validation("invalid cursor"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<marketd_model::Error> for ApiError {
+    fn from(e: marketd_model::Error) -> Self {
+        ApiError::validation(e.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

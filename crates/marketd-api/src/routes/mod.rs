@@ -1,0 +1,5 @@
+pub mod dashboard;
+pub mod docs;
+pub mod health;
+pub mod polling;
+pub mod prices;

@@ -1,0 +1,239 @@
+//! Market data routes: latest price, tick history, bars, moving averages.
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiQuery;
+use crate::middleware::RequestId;
+use axum::Json;
+use axum::extract::{Extension, State};
+use marketd_engine::PriceError;
+use marketd_model::time::{parse_ts, to_rfc3339};
+use marketd_model::{Bar, Decimal, Interval, MaKind, Symbol, Tick, decimal_number, option_decimal_number};
+use marketd_store::{BarQuery, IndicatorQuery, Store, TickQuery};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LatestParams {
+    /// Canonical symbol, e.g. `AAPL` or `BTC-USDT`.
+    pub symbol: String,
+    /// Provider to ask on a cache miss (default: the configured default provider).
+    pub provider: Option<String>,
+}
+
+/// The latest price and where it came from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LatestPriceResponse {
+    pub symbol: Symbol,
+    pub provider: String,
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub price: Decimal,
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub size: Decimal,
+    #[serde(with = "option_decimal_number", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub bid: Option<Decimal>,
+    #[serde(with = "option_decimal_number", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub ask: Option<Decimal>,
+    /// Event time of the price, nanoseconds since the epoch.
+    pub ts_event: i64,
+    /// Event time, RFC 3339.
+    pub timestamp: String,
+    /// `cache`, `provider` or `store`.
+    pub source: String,
+    /// Age of the price (now minus event time), milliseconds.
+    pub age_ms: i64,
+    /// True when the provider failed and the last stored tick is served.
+    pub stale: bool,
+}
+
+/// Latest price: cache, then provider, then the last stored tick.
+#[utoipa::path(get, path = "/api/v1/prices/latest", tag = "prices", params(LatestParams),
+    responses(
+        (status = 200, description = "Latest price", body = LatestPriceResponse),
+        (status = 404, description = "Unknown symbol at the provider", body = ErrorBody),
+        (status = 422, description = "Invalid symbol or unknown provider", body = ErrorBody),
+        (status = 502, description = "Provider failed and no stored price exists", body = ErrorBody),
+    ))]
+pub async fn latest(State(state): State<AppState>, Extension(rid): Extension<RequestId>, ApiQuery(p): ApiQuery<LatestParams>) -> ApiResult<Json<LatestPriceResponse>> {
+    let symbol = Symbol::parse(&p.symbol)?;
+    let got = state.engine.prices.latest(&symbol, p.provider.as_deref(), Some(&rid.0)).await.map_err(|e| match e {
+        PriceError::UnknownProvider(name) => ApiError::validation(format!("unknown provider {name:?}; available: {}", state.engine.prices.providers().names().join(", "))),
+        PriceError::SymbolNotFound(s) => ApiError::not_found("SYMBOL_NOT_FOUND", format!("symbol {s} not found at the provider")),
+        PriceError::Upstream { provider, reason } => ApiError { internal: Some(reason), ..ApiError::bad_gateway(format!("provider {provider} is unavailable and no stored price exists")) },
+    })?;
+    let t = got.tick;
+    Ok(Json(LatestPriceResponse {
+        symbol: t.symbol,
+        provider: got.provider,
+        price: t.price,
+        size: t.size,
+        bid: t.bid,
+        ask: t.ask,
+        ts_event: t.ts_event,
+        timestamp: to_rfc3339(t.ts_event),
+        source: got.source.as_str().to_string(),
+        age_ms: got.age_ms,
+        stale: got.stale,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    pub symbol: String,
+    /// Only ticks of this source (provider or venue).
+    pub source: Option<String>,
+    /// Inclusive start: RFC 3339 or epoch seconds/ms/ns.
+    pub from: Option<String>,
+    /// Exclusive end: RFC 3339 or epoch seconds/ms/ns.
+    pub to: Option<String>,
+    /// Page size (default 1000, at most 10000).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryResponse {
+    pub symbol: Symbol,
+    pub count: usize,
+    /// Ticks in event-time order.
+    pub ticks: Vec<Tick>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn parse_range(from: Option<&str>, to: Option<&str>) -> ApiResult<(Option<i64>, Option<i64>)> {
+    let conv = |name: &str, v: Option<&str>| -> ApiResult<Option<i64>> {
+        v.map(|s| parse_ts(s).ok_or_else(|| ApiError::validation(format!("{name}: expected RFC 3339 or an epoch number, got {s:?}")))).transpose()
+    };
+    let (f, t) = (conv("from", from)?, conv("to", to)?);
+    if let (Some(f), Some(t)) = (f, t) {
+        if f >= t {
+            return Err(ApiError::validation("from must be before to"));
+        }
+    }
+    Ok((f, t))
+}
+
+fn limit(v: Option<u32>, default: u32, max: u32) -> ApiResult<u32> {
+    match v {
+        None => Ok(default),
+        Some(0) => Err(ApiError::validation("limit must be at least 1")),
+        Some(n) if n > max => Err(ApiError::validation(format!("limit must be at most {max}"))),
+        Some(n) => Ok(n),
+    }
+}
+
+/// Stored ticks of a symbol in event-time order, cursor-paginated.
+#[utoipa::path(get, path = "/api/v1/prices/history", tag = "prices", params(HistoryParams),
+    responses((status = 200, body = HistoryResponse), (status = 422, body = ErrorBody)))]
+pub async fn history(State(state): State<AppState>, ApiQuery(p): ApiQuery<HistoryParams>) -> ApiResult<Json<HistoryResponse>> {
+    let symbol = Symbol::parse(&p.symbol)?;
+    let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
+    let q = TickQuery { symbol: symbol.clone(), source: p.source, from, to, limit: limit(p.limit, 1000, state.cfg.max_page)?, cursor: p.cursor };
+    let page = state.engine.backends.store.tick_history(&q).await?;
+    Ok(Json(HistoryResponse { symbol, count: page.ticks.len(), ticks: page.ticks, next_cursor: page.next_cursor }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BarsParams {
+    pub symbol: String,
+    /// `1s`, `1m`, `5m`, `1h` or `1d` (default `1m`).
+    pub interval: Option<String>,
+    pub source: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Most bars returned (default 500, at most 10000); without `from`, the newest.
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BarsResponse {
+    pub symbol: Symbol,
+    pub interval: Interval,
+    pub count: usize,
+    pub bars: Vec<Bar>,
+}
+
+/// OHLCV bars on UTC bucket boundaries.
+#[utoipa::path(get, path = "/api/v1/bars", tag = "prices", params(BarsParams),
+    responses((status = 200, body = BarsResponse), (status = 422, body = ErrorBody)))]
+pub async fn bars(State(state): State<AppState>, ApiQuery(p): ApiQuery<BarsParams>) -> ApiResult<Json<BarsResponse>> {
+    let symbol = Symbol::parse(&p.symbol)?;
+    let interval: Interval = p.interval.as_deref().unwrap_or("1m").parse()?;
+    let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
+    let q = BarQuery { symbol: symbol.clone(), source: p.source, interval, from, to, limit: limit(p.limit, 500, state.cfg.max_page)? };
+    let bars = state.engine.backends.store.bars(&q).await?;
+    Ok(Json(BarsResponse { symbol, interval, count: bars.len(), bars }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MaParams {
+    pub symbol: String,
+    /// Window in bars (one of the configured windows; default 20).
+    pub window: Option<u32>,
+    /// `sma` or `ema` (default `sma`).
+    pub kind: Option<String>,
+    /// Interval of the bars averaged (default `1s`).
+    pub interval: Option<String>,
+    pub source: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MaPoint {
+    /// Start of the bar whose close completed the window (ns).
+    pub ts: i64,
+    pub timestamp: String,
+    pub value: f64,
+    pub source: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MaResponse {
+    pub symbol: Symbol,
+    pub kind: MaKind,
+    pub window: u32,
+    pub interval: Interval,
+    pub count: usize,
+    pub values: Vec<MaPoint>,
+}
+
+/// Simple or exponential moving average of bar closes.
+#[utoipa::path(get, path = "/api/v1/indicators/moving-average", tag = "prices", params(MaParams),
+    responses((status = 200, body = MaResponse), (status = 422, body = ErrorBody)))]
+pub async fn moving_average(State(state): State<AppState>, ApiQuery(p): ApiQuery<MaParams>) -> ApiResult<Json<MaResponse>> {
+    let symbol = Symbol::parse(&p.symbol)?;
+    let kind: MaKind = p.kind.as_deref().unwrap_or("sma").parse()?;
+    let interval: Interval = p.interval.as_deref().unwrap_or("1s").parse()?;
+    let agg = &state.cfg.aggregator;
+    let window = p.window.unwrap_or_else(|| if agg.ma_windows.contains(&20) { 20 } else { agg.ma_windows.first().copied().unwrap_or(20) });
+    if !agg.ma_windows.contains(&window) {
+        return Err(ApiError::validation(format!("window {window} is not computed; configured windows: {:?}", agg.ma_windows)));
+    }
+    if !agg.ma_intervals.contains(&interval) {
+        return Err(ApiError::validation(format!("moving averages are computed for intervals {:?}, not {interval}", agg.ma_intervals.iter().map(|i| i.as_str()).collect::<Vec<_>>())));
+    }
+    let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
+    let q = IndicatorQuery { symbol: symbol.clone(), source: p.source, interval, kind, window, from, to, limit: limit(p.limit, 500, state.cfg.max_page)? };
+    let values: Vec<MaPoint> = state
+        .engine
+        .backends
+        .store
+        .indicators(&q)
+        .await?
+        .into_iter()
+        .map(|i| MaPoint { ts: i.ts, timestamp: to_rfc3339(i.ts), value: i.value, source: i.source.to_string() })
+        .collect();
+    Ok(Json(MaResponse { symbol, kind, window, interval, count: values.len(), values }))
+}

@@ -1,0 +1,251 @@
+//! Configuration: defaults embedded here → TOML file (`--config`) →
+//! environment (`MARKETD__SECTION__KEY`) → command-line flags. Unknown keys
+//! and bad values fail at start with a message naming the key and where it
+//! came from. `marketd.example.toml` documents every key.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use marketd_api::HttpConfig;
+use marketd_engine::{AggregatorConfig, EngineConfig, FeedsConfig, PollingConfig, WriterConfig};
+use marketd_sources::ProvidersConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for the SQLite database (when `storage.url` is empty).
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub storage: StorageConfig,
+    pub bus: BusConfig,
+    pub cache: CacheConfig,
+    pub prices: PricesConfig,
+    pub providers: ProvidersConfig,
+    pub feeds: FeedsConfig,
+    pub writer: WriterConfig,
+    pub aggregator: AggregatorConfig,
+    pub polling: PollingConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            server: ServerConfig::default(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            storage: StorageConfig::default(),
+            bus: BusConfig::default(),
+            cache: CacheConfig::default(),
+            prices: PricesConfig::default(),
+            providers: ProvidersConfig::default(),
+            feeds: FeedsConfig::default(),
+            writer: WriterConfig::default(),
+            aggregator: AggregatorConfig::default(),
+            polling: PollingConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP server listens on.
+    pub addr: String,
+    /// Upper bound on graceful shutdown, in milliseconds.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { addr: "127.0.0.1:8080".into(), shutdown_timeout_ms: 9_000 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `marketd=debug,info` (`RUST_LOG` wins when set).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `sqlite://PATH`; empty means `sqlite://<data_dir>/marketd.db`.
+    pub url: String,
+    /// Connection pool size.
+    pub max_connections: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { url: String::new(), max_connections: 8 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// `memory://` (in-process).
+    pub url: String,
+    /// Messages buffered per consumer group and topic before producers wait.
+    pub buffer: usize,
+    /// Partitions per topic.
+    pub partitions: u32,
+    /// Prefix of topic names (`marketd.ticks`).
+    pub topic_prefix: String,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        let d = marketd_bus::BusOptions::default();
+        BusConfig { url: "memory://".into(), buffer: d.buffer, partitions: d.partitions, topic_prefix: d.topic_prefix }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// `memory://` (in-process).
+    pub url: String,
+    /// How long a latest price is served from the cache, milliseconds.
+    pub latest_ttl_ms: u64,
+    /// Most entries kept (memory backend).
+    pub max_entries: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { url: "memory://".into(), latest_ttl_ms: 5_000, max_entries: 100_000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PricesConfig {
+    /// Provider used when a request names none.
+    pub default_provider: String,
+}
+
+impl Default for PricesConfig {
+    fn default() -> Self {
+        PricesConfig { default_provider: "simulated".into() }
+    }
+}
+
+/// Overrides from command-line flags (the last layer).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub addr: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub json_logs: bool,
+}
+
+impl Config {
+    /// Layers defaults, file, environment and flags; fails naming the key.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, figment::Error> {
+        Self::figment(file, overrides).extract()
+    }
+
+    pub fn figment(file: Option<&Path>, overrides: &Overrides) -> Figment {
+        let mut f = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            f = f.merge(Toml::file_exact(path));
+        }
+        f = f.merge(Env::prefixed("MARKETD__").split("__"));
+        if let Some(addr) = &overrides.addr {
+            f = f.merge(Serialized::default("server.addr", addr));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            f = f.merge(Serialized::default("data_dir", dir));
+        }
+        if overrides.json_logs {
+            f = f.merge(Serialized::default("log.format", "json"));
+        }
+        f
+    }
+
+    /// The storage URL, defaulting to SQLite in the data directory.
+    pub fn storage_url(&self) -> String {
+        if self.storage.url.is_empty() { format!("sqlite://{}", self.data_dir.join("marketd.db").display()) } else { self.storage.url.clone() }
+    }
+
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig { writer: self.writer.clone(), aggregator: self.aggregator.clone(), polling: self.polling.clone() }
+    }
+
+    /// Checks that serde cannot express: non-empty lists, sane numbers.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.writer.batch_size == 0 {
+            return Err("writer.batch_size must be at least 1".into());
+        }
+        if self.bus.buffer == 0 {
+            return Err("bus.buffer must be at least 1".into());
+        }
+        if self.aggregator.ma_windows.iter().any(|w| *w == 0) {
+            return Err("aggregator.ma_windows must be positive".into());
+        }
+        if !self.feeds.simulated.ticks_per_second.is_finite() || self.feeds.simulated.ticks_per_second <= 0.0 {
+            return Err("feeds.simulated.ticks_per_second must be positive".into());
+        }
+        if self.polling.min_interval_ms < 100 {
+            return Err("polling.min_interval_ms must be at least 100".into());
+        }
+        if self.cache.latest_ttl_ms == 0 {
+            return Err("cache.latest_ttl_ms must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_and_unknown_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("m.toml", "[server]\naddr = \"127.0.0.1:9000\"\n[writer]\nbatch_size = 7\n")?;
+            jail.set_env("MARKETD__WRITER__BATCH_SIZE", "9");
+            let cfg = Config::load(Some(Path::new("m.toml")), &Overrides::default()).unwrap();
+            assert_eq!(cfg.server.addr, "127.0.0.1:9000");
+            assert_eq!(cfg.writer.batch_size, 9, "env beats file");
+            let cfg = Config::load(Some(Path::new("m.toml")), &Overrides { addr: Some("127.0.0.1:1".into()), ..Default::default() }).unwrap();
+            assert_eq!(cfg.server.addr, "127.0.0.1:1", "flags beat everything");
+
+            jail.set_env("MARKETD__STORAGE__URLL", "x");
+            let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains("urll"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("m.toml", "[writer]\nbatch_size = \"many\"\n")?;
+            let err = Config::load(Some(Path::new("m.toml")), &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains("batch_size"), "{err}");
+            Ok(())
+        });
+    }
+}
