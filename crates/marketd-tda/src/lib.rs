@@ -1,1 +1,313 @@
-//! placeholder
+//! Vietoris–Rips persistent homology with Ripser's barcodes.
+//!
+//! ```
+//! use marketd_tda::{Data, Options, compute};
+//! // four points on a square: one H1 bar [1, sqrt 2)
+//! let pts = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
+//! let data = Data::from_points(&pts).unwrap();
+//! let out = compute(&data, &Options { max_dim: 1, ..Options::default() }).unwrap();
+//! assert_eq!(out.barcode.dim(1).len(), 1);
+//! ```
+//!
+//! The engine follows Ripser (Bauer 2021): persistent cohomology with implicit coboundaries
+//! from simplex indices in the combinatorial number system, clearing, apparent and emergent
+//! pairs, H0 by union-find, dense (full, row-major) or sparse (neighbour lists under a
+//! threshold) distances, coefficients in Z/p. On 2+ threads the edge sort, the H0 apparent-pair
+//! filter, the column assembly and the reduction (chunked: columns reduced in parallel against
+//! the pivots of earlier chunks, then finished in order) run in parallel.
+
+pub mod barcode;
+pub mod cli;
+mod engine;
+pub mod input;
+mod matrix;
+pub mod summaries;
+
+pub use barcode::{Bar, Barcode, Cocycle};
+pub use input::{Data, Format, parse};
+
+use matrix::{DenseMatrix, Metric, SparseMatrix};
+use rayon::prelude::*;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed text input.
+    #[error("line {line}, column {column}: {message}")]
+    Parse {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// Malformed binary input.
+    #[error("byte offset {offset}: {message}")]
+    Binary { offset: usize, message: String },
+    /// Input or computation too large.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// Invalid argument or data.
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    /// I/O failure.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn parse(line: usize, column: usize, message: String) -> Self {
+        Error::Parse {
+            line,
+            column,
+            message,
+        }
+    }
+    pub(crate) fn invalid(message: String) -> Self {
+        Error::Invalid(message)
+    }
+}
+
+/// Options of a computation (Ripser's, plus threads and cocycles).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Compute barcodes in dimensions 0..=max_dim.
+    pub max_dim: usize,
+    /// Maximal diameter; default: the enclosing radius for dense input, none for sparse input.
+    pub threshold: Option<f32>,
+    /// Only report bars with death > ratio * birth.
+    pub ratio: f32,
+    /// Coefficients in Z/p (p prime).
+    pub modulus: u32,
+    /// Worker threads (1 = sequential).
+    pub threads: usize,
+    /// Also compute representative cocycles of the H1 bars.
+    pub cocycles: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_dim: 1,
+            threshold: None,
+            ratio: 1.0,
+            modulus: 2,
+            threads: 1,
+            cocycles: false,
+        }
+    }
+}
+
+/// Result of [`compute`]: the barcode, Ripser's header lines and optional H1 cocycles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Computation {
+    pub barcode: Barcode,
+    /// The informational lines Ripser prints before the intervals.
+    pub header: Vec<String>,
+    /// Representative cocycles of the H1 bars, in the order of `barcode.dim(1)`.
+    pub cocycles: Option<Vec<Cocycle>>,
+}
+
+fn is_prime(p: u32) -> bool {
+    p >= 2
+        && (2..)
+            .take_while(|d| d * d <= p)
+            .all(|d| !p.is_multiple_of(d))
+}
+
+/// Euclidean distances of a point cloud as a full matrix, computed in f32 like Ripser.
+fn point_distances_dense(n: usize, dim: usize, coords: &[f32], parallel: bool) -> DenseMatrix {
+    let mut data = vec![0f32; n * n];
+    let row = |i: usize, out: &mut [f32]| {
+        let a = &coords[i * dim..(i + 1) * dim];
+        for (j, o) in out[..i].iter_mut().enumerate() {
+            let b = &coords[j * dim..(j + 1) * dim];
+            *o = euclid(a, b);
+        }
+    };
+    if parallel {
+        data.par_chunks_mut(n.max(1))
+            .enumerate()
+            .for_each(|(i, o)| row(i, o));
+    } else {
+        data.chunks_mut(n.max(1))
+            .enumerate()
+            .for_each(|(i, o)| row(i, o));
+    }
+    for i in 0..n {
+        for j in 0..i {
+            data[j * n + i] = data[i * n + j];
+        }
+    }
+    DenseMatrix::from_full(n, data)
+}
+
+#[inline]
+fn euclid(a: &[f32], b: &[f32]) -> f32 {
+    let mut s = 0f32;
+    for (x, y) in a.iter().zip(b) {
+        let d = x - y;
+        s += d * d;
+    }
+    s.sqrt()
+}
+
+fn point_distances_sparse(
+    n: usize,
+    dim: usize,
+    coords: &[f32],
+    threshold: f32,
+    parallel: bool,
+) -> SparseMatrix {
+    let row = |i: usize| -> Vec<(u32, f32)> {
+        let a = &coords[i * dim..(i + 1) * dim];
+        (0..n)
+            .filter(|&j| j != i)
+            .filter_map(|j| {
+                let d = euclid(a, &coords[j * dim..(j + 1) * dim]);
+                (d <= threshold).then_some((j as u32, d))
+            })
+            .collect()
+    };
+    let lists: Vec<Vec<(u32, f32)>> = if parallel {
+        (0..n).into_par_iter().map(row).collect()
+    } else {
+        (0..n).map(row).collect()
+    };
+    SparseMatrix::from_lists(lists)
+}
+
+fn run_engine<M: Metric>(
+    m: &M,
+    opts: &Options,
+    threshold: f32,
+) -> Result<engine::RawBarcode, Error> {
+    let cfg = engine::EngineConfig {
+        max_dim: opts.max_dim,
+        threshold,
+        ratio: opts.ratio,
+        modulus: opts.modulus,
+        threads: opts.threads.max(1),
+        cocycles: opts.cocycles,
+    };
+    let e = engine::Engine::new(m, cfg).ok_or_else(|| {
+        Error::TooLarge(format!(
+            "simplex indices of dimension {} on {} points overflow 64 bits",
+            opts.max_dim + 1,
+            m.n()
+        ))
+    })?;
+    Ok(e.run())
+}
+
+fn fmt(x: f32) -> String {
+    barcode::format_g(x as f64)
+}
+
+/// Computes the Vietoris–Rips barcode of `data`.
+pub fn compute(data: &Data, opts: &Options) -> Result<Computation, Error> {
+    if !is_prime(opts.modulus) {
+        return Err(Error::invalid(format!(
+            "modulus {} is not a prime",
+            opts.modulus
+        )));
+    }
+    if opts.modulus > 65521 {
+        return Err(Error::invalid(format!(
+            "modulus {} too large (at most 65521)",
+            opts.modulus
+        )));
+    }
+    if opts.max_dim + 2 > engine::MAX_VERTICES {
+        return Err(Error::invalid(format!(
+            "dimension {} too large (at most {})",
+            opts.max_dim,
+            engine::MAX_VERTICES - 2
+        )));
+    }
+    if let Some(t) = opts.threshold
+        && (t.is_nan() || t < 0.0)
+    {
+        return Err(Error::invalid(format!(
+            "threshold {t} must be non-negative"
+        )));
+    }
+    if opts.ratio.is_nan() || opts.ratio < 0.0 {
+        return Err(Error::invalid(format!("ratio {} is invalid", opts.ratio)));
+    }
+    let parallel = opts.threads > 1;
+    let mut header = Vec::new();
+    let raw = match data {
+        Data::PointCloud { n, dim, coords } => {
+            header.push(format!("point cloud with {n} points in dimension {dim}"));
+            match opts.threshold {
+                Some(t) => {
+                    let m = point_distances_sparse(*n, *dim, coords, t, parallel);
+                    run_engine(&m, opts, t)?
+                }
+                None => {
+                    let m = point_distances_dense(*n, *dim, coords, parallel);
+                    dense_path(m, opts, &mut header)?
+                }
+            }
+        }
+        Data::LowerTriangle { n, values } => {
+            if values.len() != n * n.saturating_sub(1) / 2 {
+                return Err(Error::invalid("lower triangle has the wrong length".into()));
+            }
+            let m = DenseMatrix::from_lower(*n, values);
+            dense_path(m, opts, &mut header)?
+        }
+        Data::Sparse { n, edges } => {
+            let t = opts.threshold.unwrap_or(f32::INFINITY);
+            let m = SparseMatrix::from_edges(*n, edges, t);
+            header.push(format!(
+                "sparse distance matrix with {n} points and {} entries",
+                m.num_entries()
+            ));
+            run_engine(&m, opts, t)?
+        }
+    };
+    let barcode = Barcode::from_raw(&raw.bars);
+    let cocycles = opts.cocycles.then(|| {
+        raw.cocycles
+            .into_iter()
+            .map(|c| Cocycle { simplices: c })
+            .collect()
+    });
+    Ok(Computation {
+        barcode,
+        header,
+        cocycles,
+    })
+}
+
+fn dense_path(
+    m: DenseMatrix,
+    opts: &Options,
+    header: &mut Vec<String>,
+) -> Result<engine::RawBarcode, Error> {
+    let n = m.n();
+    let (lo, _hi, hf) = m.value_range();
+    if n >= 2 {
+        header.push(format!("value range: [{},{}]", fmt(lo), fmt(hf)));
+    }
+    match opts.threshold {
+        None => {
+            let r = if n >= 2 { m.enclosing_radius() } else { 0.0 };
+            header.push(format!(
+                "distance matrix with {n} points, using threshold at enclosing radius {}",
+                fmt(r)
+            ));
+            run_engine(&m, opts, r)
+        }
+        Some(t) => {
+            let s = m.to_sparse(t);
+            header.push(format!(
+                "sparse distance matrix with {n} points and {}/{} entries",
+                s.num_entries(),
+                n * n.saturating_sub(1) / 2
+            ));
+            drop(m);
+            run_engine(&s, opts, t)
+        }
+    }
+}

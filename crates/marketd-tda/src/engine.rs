@@ -1,0 +1,853 @@
+//! Persistent cohomology of Vietoris–Rips filtrations in the manner of Ripser: implicit
+//! coboundaries from simplex indices in the combinatorial number system, clearing, apparent and
+//! emergent pairs, H0 by union-find, plus a chunked parallel reduction.
+//!
+//! Filtration order: diameter ascending, ties broken by simplex index descending. Columns are
+//! reduced in the reverse order (cohomology), and the pivot of a coboundary column is its entry
+//! of smallest diameter, ties by largest index.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use rayon::prelude::*;
+
+use crate::matrix::Metric;
+
+/// Maximum number of vertices of a simplex handled (cofacets of the top dimension included).
+pub(crate) const MAX_VERTICES: usize = 16;
+
+/// Simple multiplicative hasher for u64 keys.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdxHasher(u64);
+
+impl Hasher for IdxHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 29);
+    }
+}
+
+type PivotMap = HashMap<u64, (u32, u32), BuildHasherDefault<IdxHasher>>;
+
+/// A coefficient-carrying simplex with its diameter. Ordered so that a max-heap yields the
+/// smallest diameter first and, among equal diameters, the largest index.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    pub diam: f32,
+    pub coef: u32,
+    pub idx: u64,
+}
+
+impl Entry {
+    #[inline]
+    fn key(&self) -> (u32, u64) {
+        // diameters are non-negative (or +inf), so the bit pattern orders like the value
+        (!self.diam.to_bits(), self.idx)
+    }
+}
+
+impl PartialEq for Entry {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Entry {}
+
+impl Ord for Entry {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+impl PartialOrd for Entry {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Binomial coefficients C(v, k) for k <= kmax, v <= n, stored by k then v.
+pub(crate) struct Binomial {
+    stride: usize,
+    table: Vec<u64>,
+}
+
+impl Binomial {
+    /// Returns None on overflow of C(n, kmax).
+    pub(crate) fn new(n: usize, kmax: usize) -> Option<Self> {
+        let stride = n + 1;
+        let mut table = vec![0u64; stride * (kmax + 1)];
+        let mut overflow = false;
+        for v in 0..=n {
+            table[v] = 1;
+            for k in 1..=kmax.min(v) {
+                let a = table[(k - 1) * stride + v - 1];
+                let b = if k < v { table[k * stride + v - 1] } else { 0 };
+                let (s, o) = a.overflowing_add(b);
+                if o || s > (1u64 << 62) {
+                    overflow = true;
+                }
+                table[k * stride + v] = s;
+            }
+        }
+        if overflow {
+            None
+        } else {
+            Some(Binomial { stride, table })
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, v: u32, k: usize) -> u64 {
+        self.table[k * self.stride + v as usize]
+    }
+}
+
+/// Options of one computation.
+#[derive(Clone, Debug)]
+pub(crate) struct EngineConfig {
+    pub max_dim: usize,
+    pub threshold: f32,
+    pub ratio: f32,
+    pub modulus: u32,
+    pub threads: usize,
+    pub cocycles: bool,
+}
+
+/// Raw result: per dimension the bars in discovery order, and optional H1 cocycles.
+#[derive(Debug, Default)]
+pub(crate) struct RawBarcode {
+    pub bars: Vec<Vec<(f32, f32)>>,
+    /// For dimension 1: per bar, list of (vertices, coefficient).
+    pub cocycles: Vec<Vec<(Vec<u32>, u32)>>,
+}
+
+struct Work {
+    cob: BinaryHeap<Entry>,
+    red: Vec<Entry>,
+    pivot: Option<Entry>,
+    emergent: bool,
+    limit: usize,
+}
+
+const COMPACT_MIN: usize = 1 << 20;
+
+impl Work {
+    fn new() -> Self {
+        Work {
+            cob: BinaryHeap::new(),
+            red: Vec::new(),
+            pivot: None,
+            emergent: false,
+            limit: COMPACT_MIN,
+        }
+    }
+}
+
+enum Outcome {
+    Essential,
+    Pivot(Entry),
+}
+
+pub(crate) struct Engine<'a, M: Metric> {
+    m: &'a M,
+    n: usize,
+    cfg: EngineConfig,
+    binom: Binomial,
+    inv: Vec<u32>,
+}
+
+/// Column storage for the V matrix (reduction coefficients), one column per reduced column.
+struct VMatrix {
+    offsets: Vec<usize>,
+    entries: Vec<Entry>,
+}
+
+impl VMatrix {
+    fn new() -> Self {
+        VMatrix {
+            offsets: vec![0],
+            entries: Vec::new(),
+        }
+    }
+    fn col(&self, j: usize) -> &[Entry] {
+        &self.entries[self.offsets[j]..self.offsets[j + 1]]
+    }
+    fn push(&mut self, es: impl IntoIterator<Item = Entry>) {
+        self.entries.extend(es);
+        self.offsets.push(self.entries.len());
+    }
+}
+
+pub(crate) fn multiplicative_inverses(p: u32) -> Vec<u32> {
+    let mut inv = vec![0u32; p as usize];
+    if p > 1 {
+        inv[1] = 1;
+    }
+    for a in 2..p as u64 {
+        let pp = p as u64;
+        inv[a as usize] = ((pp - (pp / a) * inv[(pp % a) as usize] as u64 % pp) % pp) as u32;
+    }
+    inv
+}
+
+impl<'a, M: Metric> Engine<'a, M> {
+    pub(crate) fn new(m: &'a M, cfg: EngineConfig) -> Option<Self> {
+        let n = m.n();
+        let binom = Binomial::new(n.max(1), cfg.max_dim + 2)?;
+        let inv = multiplicative_inverses(cfg.modulus);
+        Some(Engine {
+            m,
+            n,
+            cfg,
+            binom,
+            inv,
+        })
+    }
+
+    #[inline]
+    fn p(&self) -> u32 {
+        self.cfg.modulus
+    }
+
+    /// Vertices (decreasing) of the simplex `idx` of dimension `dim`.
+    #[inline]
+    fn vertices(&self, mut idx: u64, dim: usize, out: &mut [u32]) {
+        let mut top = self.n as u32;
+        for (t, k) in (1..=dim + 1).rev().enumerate() {
+            // largest v < top with C(v, k) <= idx
+            let row =
+                &self.binom.table[k * self.binom.stride..k * self.binom.stride + top as usize];
+            let v = row.partition_point(|&b| b <= idx) as u32 - 1;
+            out[t] = v;
+            idx -= self.binom.get(v, k);
+            top = v;
+        }
+    }
+
+    #[inline]
+    fn index_of(&self, vs: &[u32]) -> u64 {
+        let k = vs.len();
+        vs.iter()
+            .enumerate()
+            .map(|(t, &v)| self.binom.get(v, k - t))
+            .sum()
+    }
+
+    /// First facet (in increasing index order) of the simplex with the same diameter:
+    /// returns the position of the removed vertex.
+    #[inline]
+    fn zero_pivot_facet(&self, vs: &[u32], diam: f32) -> Option<usize> {
+        let k = vs.len();
+        // edges of maximal length
+        let mut maxe = [(0u8, 0u8); MAX_VERTICES * 2];
+        let mut cnt = 0usize;
+        for a in 0..k {
+            for b in a + 1..k {
+                if self.m.dist(vs[a], vs[b]) == diam {
+                    if cnt < maxe.len() {
+                        maxe[cnt] = (a as u8, b as u8);
+                    }
+                    cnt += 1;
+                }
+            }
+        }
+        if cnt > maxe.len() {
+            // many maximal edges: any vertex removal leaves one
+            return Some(0);
+        }
+        (0..k).find(|&r| {
+            maxe[..cnt]
+                .iter()
+                .any(|&(a, b)| a as usize != r && b as usize != r)
+        })
+    }
+
+    /// First cofacet (in decreasing index order) with the same diameter: returns the added vertex.
+    #[inline]
+    fn zero_pivot_cofacet(&self, vs: &[u32], diam: f32) -> Option<u32> {
+        let mut res = None;
+        self.m.for_each_cofacet(vs, diam, diam, false, |v, _| {
+            res = Some(v);
+            false
+        });
+        res
+    }
+
+    /// Whether the simplex `vs` is the lower element of an apparent pair.
+    #[inline]
+    fn has_apparent_cofacet(&self, vs: &[u32], diam: f32) -> bool {
+        let Some(v) = self.zero_pivot_cofacet(vs, diam) else {
+            return false;
+        };
+        let mut cv = [0u32; MAX_VERTICES];
+        let j = vs.iter().take_while(|&&w| w > v).count();
+        cv[..j].copy_from_slice(&vs[..j]);
+        cv[j] = v;
+        cv[j + 1..vs.len() + 1].copy_from_slice(&vs[j..]);
+        self.zero_pivot_facet(&cv[..vs.len() + 1], diam) == Some(j)
+    }
+
+    /// If the simplex `vs` is the upper element of an apparent pair, the position of the vertex
+    /// whose removal gives its partner facet.
+    #[inline]
+    fn apparent_facet(&self, vs: &[u32], diam: f32) -> Option<usize> {
+        let r = self.zero_pivot_facet(vs, diam)?;
+        let k = vs.len();
+        let mut fv = [0u32; MAX_VERTICES];
+        fv[..r].copy_from_slice(&vs[..r]);
+        fv[r..k - 1].copy_from_slice(&vs[r + 1..]);
+        (self.zero_pivot_cofacet(&fv[..k - 1], diam) == Some(vs[r])).then_some(r)
+    }
+
+    /// Calls `f(entry)` for each cofacet of the simplex (vertices `vs`, diameter `diam`,
+    /// coefficient `coef`) within the threshold, in decreasing index order.
+    #[inline]
+    fn cofacets<F: FnMut(Entry) -> bool>(
+        &self,
+        vs: &[u32],
+        idx: u64,
+        diam: f32,
+        coef: u32,
+        mut f: F,
+    ) {
+        let k = vs.len();
+        let p = self.p();
+        let neg = (p - coef) % p;
+        let mut j = 0usize;
+        let mut above = 0u64;
+        let mut below = idx;
+        self.m
+            .for_each_cofacet(vs, diam, self.cfg.threshold, false, |v, d| {
+                while j < k && vs[j] > v {
+                    above += self.binom.get(vs[j], k + 1 - j);
+                    below -= self.binom.get(vs[j], k - j);
+                    j += 1;
+                }
+                let cidx = above + self.binom.get(v, k + 1 - j) + below;
+                f(Entry {
+                    diam: d,
+                    coef: if j & 1 == 1 { neg } else { coef },
+                    idx: cidx,
+                })
+            });
+    }
+
+    fn push_coboundary(&self, e: Entry, dim: usize, work: &mut Work) {
+        let mut vs = [0u32; MAX_VERTICES];
+        self.vertices(e.idx, dim, &mut vs);
+        let cob = &mut work.cob;
+        self.cofacets(&vs[..dim + 1], e.idx, e.diam, e.coef, |c| {
+            cob.push(c);
+            true
+        });
+    }
+
+    fn maybe_compact(&self, work: &mut Work) {
+        if work.cob.len() <= work.limit {
+            return;
+        }
+        let p = self.p();
+        let mut v = std::mem::take(&mut work.cob).into_vec();
+        v.sort_unstable();
+        let mut out = 0usize;
+        let mut i = 0usize;
+        while i < v.len() {
+            let mut e = v[i];
+            let mut c = e.coef as u64;
+            i += 1;
+            while i < v.len() && v[i].idx == e.idx {
+                c += v[i].coef as u64;
+                i += 1;
+            }
+            c %= p as u64;
+            if c != 0 {
+                e.coef = c as u32;
+                v[out] = e;
+                out += 1;
+            }
+        }
+        v.truncate(out);
+        work.limit = (2 * out).max(COMPACT_MIN);
+        work.cob = BinaryHeap::from(v);
+    }
+
+    /// Pops the pivot (combining equal entries); None if the column is zero.
+    #[inline]
+    fn pop_pivot(&self, cob: &mut BinaryHeap<Entry>) -> Option<Entry> {
+        let p = self.p();
+        if p == 2 {
+            while let Some(e) = cob.pop() {
+                match cob.peek() {
+                    Some(t) if t.idx == e.idx => {
+                        cob.pop();
+                    }
+                    _ => return Some(e),
+                }
+            }
+            None
+        } else {
+            let mut pivot: Option<Entry> = None;
+            while let Some(&t) = cob.peek() {
+                match pivot {
+                    None => pivot = Some(t),
+                    Some(ref mut pv) => {
+                        if pv.idx != t.idx {
+                            return Some(*pv);
+                        }
+                        pv.coef = (pv.coef + t.coef) % p;
+                        if pv.coef == 0 {
+                            pivot = None;
+                        }
+                    }
+                }
+                cob.pop();
+            }
+            pivot
+        }
+    }
+
+    #[inline]
+    fn get_pivot(&self, work: &mut Work) -> Option<Entry> {
+        let e = self.pop_pivot(&mut work.cob);
+        if let Some(e) = e {
+            work.cob.push(e);
+        }
+        e
+    }
+
+    /// Initialises the working coboundary of a column. With `shortcut`, stops at an emergent
+    /// pair (first equal-diameter cofacet not yet a pivot and not in an apparent pair).
+    fn init_column(&self, col: Entry, dim: usize, map: &PivotMap, work: &mut Work, shortcut: bool) {
+        work.red.clear();
+        work.emergent = false;
+        work.limit = COMPACT_MIN;
+        let mut buf = std::mem::take(&mut work.cob).into_vec();
+        buf.clear();
+        let mut vs = [0u32; MAX_VERTICES];
+        self.vertices(col.idx, dim, &mut vs);
+        let mut check = shortcut;
+        let mut emergent = None;
+        let mut cvs = [0u32; MAX_VERTICES];
+        self.cofacets(&vs[..dim + 1], col.idx, col.diam, 1, |c| {
+            if check && c.diam == col.diam {
+                check = false;
+                if !map.contains_key(&c.idx) {
+                    self.vertices(c.idx, dim + 1, &mut cvs);
+                    if self.apparent_facet(&cvs[..dim + 2], c.diam).is_none() {
+                        emergent = Some(c);
+                        return false;
+                    }
+                }
+            }
+            buf.push(c);
+            true
+        });
+        if let Some(c) = emergent {
+            buf.clear();
+            work.cob = BinaryHeap::from(buf);
+            work.pivot = Some(c);
+            work.emergent = true;
+            return;
+        }
+        work.cob = BinaryHeap::from(buf);
+        work.pivot = self.get_pivot(work);
+    }
+
+    fn add_column(
+        &self,
+        cols: &[Entry],
+        vmat: &VMatrix,
+        j: usize,
+        factor: u32,
+        dim: usize,
+        work: &mut Work,
+    ) {
+        let p = self.p() as u64;
+        let s = Entry {
+            coef: factor,
+            ..cols[j]
+        };
+        work.red.push(s);
+        self.push_coboundary(s, dim, work);
+        for &e in vmat.col(j) {
+            let e = Entry {
+                coef: ((e.coef as u64 * factor as u64) % p) as u32,
+                ..e
+            };
+            work.red.push(e);
+            self.push_coboundary(e, dim, work);
+        }
+        self.maybe_compact(work);
+    }
+
+    /// Reduces the working column against the known pivots until its pivot is new.
+    fn reduce(
+        &self,
+        col: Entry,
+        cols: &[Entry],
+        dim: usize,
+        map: &PivotMap,
+        vmat: &VMatrix,
+        work: &mut Work,
+    ) -> Outcome {
+        let p = self.p();
+        let mut cvs = [0u32; MAX_VERTICES];
+        loop {
+            let Some(pv) = work.pivot else {
+                return Outcome::Essential;
+            };
+            if let Some(&(j, cc)) = map.get(&pv.idx) {
+                if work.emergent {
+                    // the shortcut was taken against an incomplete map: rebuild in full
+                    self.init_column(col, dim, map, work, false);
+                    continue;
+                }
+                let factor =
+                    (p - (pv.coef as u64 * self.inv[cc as usize] as u64 % p as u64) as u32) % p;
+                self.add_column(cols, vmat, j as usize, factor, dim, work);
+                work.pivot = self.get_pivot(work);
+                continue;
+            }
+            if !work.emergent {
+                self.vertices(pv.idx, dim + 1, &mut cvs);
+                if let Some(r) = self.apparent_facet(&cvs[..dim + 2], pv.diam) {
+                    let mut fv = [0u32; MAX_VERTICES];
+                    fv[..r].copy_from_slice(&cvs[..r]);
+                    fv[r..dim + 1].copy_from_slice(&cvs[r + 1..dim + 2]);
+                    let sign_neg = r & 1 == 1;
+                    // coefficient of pv in δe is ±1; choose factor to cancel it
+                    let c = if sign_neg { pv.coef } else { (p - pv.coef) % p };
+                    let e = Entry {
+                        diam: pv.diam,
+                        coef: c,
+                        idx: self.index_of(&fv[..dim + 1]),
+                    };
+                    work.red.push(e);
+                    self.push_coboundary(e, dim, work);
+                    self.maybe_compact(work);
+                    work.pivot = self.get_pivot(work);
+                    continue;
+                }
+            }
+            return Outcome::Pivot(pv);
+        }
+    }
+
+    fn merge_red(&self, red: &mut Vec<Entry>) {
+        let p = self.p() as u64;
+        red.sort_unstable_by(|a, b| b.cmp(a));
+        let mut out = 0usize;
+        let mut i = 0usize;
+        while i < red.len() {
+            let mut e = red[i];
+            let mut c = e.coef as u64;
+            i += 1;
+            while i < red.len() && red[i].idx == e.idx {
+                c += red[i].coef as u64;
+                i += 1;
+            }
+            c %= p;
+            if c != 0 {
+                e.coef = c as u32;
+                red[out] = e;
+                out += 1;
+            }
+        }
+        red.truncate(out);
+    }
+
+    fn cocycle_of(&self, col: Entry, red: &[Entry], dim: usize) -> Vec<(Vec<u32>, u32)> {
+        let mut out = Vec::with_capacity(red.len() + 1);
+        let mut vs = [0u32; MAX_VERTICES];
+        for e in std::iter::once(&col).chain(red.iter()) {
+            self.vertices(e.idx, dim, &mut vs);
+            out.push((vs[..dim + 1].to_vec(), e.coef));
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        ci: usize,
+        col: Entry,
+        outcome: Outcome,
+        dim: usize,
+        work: &mut Work,
+        map: &mut PivotMap,
+        vmat: &mut VMatrix,
+        out: &mut RawBarcode,
+    ) {
+        let want_cocycle = self.cfg.cocycles && dim == 1;
+        match outcome {
+            Outcome::Essential => {
+                self.merge_red(&mut work.red);
+                out.bars[dim].push((col.diam, f32::INFINITY));
+                if want_cocycle {
+                    let c = self.cocycle_of(col, &work.red, dim);
+                    out.cocycles.push(c);
+                }
+                vmat.push(std::iter::empty());
+            }
+            Outcome::Pivot(pv) => {
+                self.merge_red(&mut work.red);
+                if pv.diam > col.diam * self.cfg.ratio {
+                    out.bars[dim].push((col.diam, pv.diam));
+                    if want_cocycle {
+                        let c = self.cocycle_of(col, &work.red, dim);
+                        out.cocycles.push(c);
+                    }
+                }
+                map.insert(pv.idx, (ci as u32, pv.coef));
+                vmat.push(work.red.iter().copied());
+            }
+        }
+    }
+
+    fn compute_pairs(
+        &self,
+        cols: &[Entry],
+        dim: usize,
+        pool: Option<&rayon::ThreadPool>,
+        out: &mut RawBarcode,
+    ) -> PivotMap {
+        let mut map = PivotMap::with_capacity_and_hasher(cols.len(), Default::default());
+        let mut vmat = VMatrix::new();
+        match pool {
+            None => {
+                let mut work = Work::new();
+                for (ci, &col) in cols.iter().enumerate() {
+                    self.init_column(col, dim, &map, &mut work, true);
+                    let o = self.reduce(col, cols, dim, &map, &vmat, &mut work);
+                    self.finish(ci, col, o, dim, &mut work, &mut map, &mut vmat, out);
+                }
+            }
+            Some(pool) => {
+                let threads = pool.current_num_threads();
+                let mut start = 0usize;
+                let mut chunk = 64 * threads;
+                while start < cols.len() {
+                    let end = (start + chunk).min(cols.len());
+                    let states: Vec<(Work, Outcome)> = pool.install(|| {
+                        cols[start..end]
+                            .par_iter()
+                            .with_min_len(4)
+                            .map(|&col| {
+                                let mut w = Work::new();
+                                self.init_column(col, dim, &map, &mut w, true);
+                                let o = self.reduce(col, cols, dim, &map, &vmat, &mut w);
+                                (w, o)
+                            })
+                            .collect()
+                    });
+                    for (k, (mut w, o)) in states.into_iter().enumerate() {
+                        let ci = start + k;
+                        let col = cols[ci];
+                        let o = match o {
+                            Outcome::Essential => Outcome::Essential,
+                            Outcome::Pivot(pv) => {
+                                if map.contains_key(&pv.idx) {
+                                    w.pivot = Some(pv);
+                                    self.reduce(col, cols, dim, &map, &vmat, &mut w)
+                                } else {
+                                    Outcome::Pivot(pv)
+                                }
+                            }
+                        };
+                        self.finish(ci, col, o, dim, &mut w, &mut map, &mut vmat, out);
+                    }
+                    start = end;
+                    chunk = (chunk * 2).min(4096 * threads);
+                }
+            }
+        }
+        map
+    }
+
+    /// Columns of dimension `dim + 1` to reduce, from the simplices of dimension `dim`; also
+    /// returns the simplices of dimension `dim + 1` when `keep_next`.
+    fn assemble(
+        &self,
+        simplices: &[Entry],
+        dim: usize,
+        map: &PivotMap,
+        keep_next: bool,
+        parallel: bool,
+    ) -> (Vec<Entry>, Vec<Entry>) {
+        let work = |chunk: &[Entry]| -> (Vec<Entry>, Vec<Entry>) {
+            let mut next = Vec::new();
+            let mut cols = Vec::new();
+            let mut vs = [0u32; MAX_VERTICES];
+            let mut cv = [0u32; MAX_VERTICES];
+            let k = dim + 1;
+            for s in chunk {
+                self.vertices(s.idx, dim, &mut vs);
+                let base = s.idx;
+                let vsl = &vs[..k];
+                self.m
+                    .for_each_cofacet(vsl, s.diam, self.cfg.threshold, true, |v, d| {
+                        // v is above all vertices: the cofacet index is C(v, k+1) + idx
+                        let cidx = self.binom.get(v, k + 1) + base;
+                        let c = Entry {
+                            diam: d,
+                            coef: 1,
+                            idx: cidx,
+                        };
+                        if keep_next {
+                            next.push(c);
+                        }
+                        if !map.contains_key(&cidx) {
+                            cv[0] = v;
+                            cv[1..k + 1].copy_from_slice(vsl);
+                            let cvs = &cv[..k + 1];
+                            if self.apparent_facet(cvs, d).is_none()
+                                && !self.has_apparent_cofacet(cvs, d)
+                            {
+                                cols.push(c);
+                            }
+                        }
+                        true
+                    });
+            }
+            (next, cols)
+        };
+        let (mut next, mut cols);
+        if parallel {
+            let parts: Vec<(Vec<Entry>, Vec<Entry>)> =
+                simplices.par_chunks(2048).map(work).collect();
+            next = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+            cols = Vec::with_capacity(parts.iter().map(|p| p.1.len()).sum());
+            for (a, b) in parts {
+                next.extend_from_slice(&a);
+                cols.extend_from_slice(&b);
+            }
+            cols.par_sort_unstable_by(|a, b| b.cmp(a));
+        } else {
+            (next, cols) = work(simplices);
+            cols.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        // columns in order: diameter descending, index ascending
+        cols.reverse();
+        (next, cols)
+    }
+
+    /// H0 by union-find; returns the edges (all) and the dimension-1 columns to reduce.
+    fn dim0(&self, parallel: bool, out: &mut RawBarcode) -> (Vec<Entry>, Vec<Entry>) {
+        let raw = self.m.edges(self.cfg.threshold, parallel);
+        let mut edges: Vec<Entry> = raw
+            .into_iter()
+            .map(|(d, i)| Entry {
+                diam: d,
+                coef: 1,
+                idx: i,
+            })
+            .collect();
+        // filtration order: diameter ascending, index descending == Entry descending
+        if parallel {
+            edges.par_sort_unstable_by(|a, b| b.cmp(a));
+        } else {
+            edges.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        let n = self.n;
+        let mut parent: Vec<u32> = (0..n as u32).collect();
+        let mut rank = vec![0u8; n];
+        fn find(parent: &mut [u32], mut x: u32) -> u32 {
+            while parent[x as usize] != x {
+                let g = parent[parent[x as usize] as usize];
+                parent[x as usize] = g;
+                x = g;
+            }
+            x
+        }
+        let mut candidates = Vec::new();
+        let mut vs = [0u32; 2];
+        for e in &edges {
+            self.vertices(e.idx, 1, &mut vs);
+            let (a, b) = (find(&mut parent, vs[0]), find(&mut parent, vs[1]));
+            if a != b {
+                if e.diam != 0.0 {
+                    out.bars[0].push((0.0, e.diam));
+                }
+                if rank[a as usize] < rank[b as usize] {
+                    parent[a as usize] = b;
+                } else {
+                    parent[b as usize] = a;
+                    if rank[a as usize] == rank[b as usize] {
+                        rank[a as usize] += 1;
+                    }
+                }
+            } else if self.cfg.max_dim >= 1 {
+                candidates.push(*e);
+            }
+        }
+        for i in 0..n as u32 {
+            if find(&mut parent, i) == i {
+                out.bars[0].push((0.0, f32::INFINITY));
+            }
+        }
+        let keep = |e: &Entry| {
+            let mut vs = [0u32; 2];
+            self.vertices(e.idx, 1, &mut vs);
+            !self.has_apparent_cofacet(&vs, e.diam)
+        };
+        let mut cols: Vec<Entry> = if parallel {
+            candidates.into_par_iter().filter(keep).collect()
+        } else {
+            candidates.into_iter().filter(keep).collect()
+        };
+        cols.reverse();
+        (edges, cols)
+    }
+
+    pub(crate) fn run(&self) -> RawBarcode {
+        let mut out = RawBarcode {
+            bars: vec![Vec::new(); self.cfg.max_dim + 1],
+            cocycles: Vec::new(),
+        };
+        if self.n == 0 {
+            return out;
+        }
+        let pool = if self.cfg.threads > 1 {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(self.cfg.threads)
+                .build()
+                .ok()
+        } else {
+            None
+        };
+        let parallel = pool.is_some();
+        let run = |out: &mut RawBarcode| {
+            let (mut simplices, mut cols) = self.dim0(parallel, out);
+            for dim in 1..=self.cfg.max_dim {
+                let map = self.compute_pairs(&cols, dim, pool.as_ref(), out);
+                if dim < self.cfg.max_dim {
+                    let keep_next = dim + 1 < self.cfg.max_dim;
+                    let (next, c) = self.assemble(&simplices, dim, &map, keep_next, parallel);
+                    drop(map);
+                    cols = c;
+                    simplices = next;
+                }
+            }
+        };
+        match &pool {
+            Some(p) => p.install(|| run(&mut out)),
+            None => run(&mut out),
+        }
+        out
+    }
+}
