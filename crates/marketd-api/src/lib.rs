@@ -127,6 +127,6 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(http.max_body_bytes))
-        .layer(TimeoutLayer::new(Duration::from_millis(http.request_timeout_ms)))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_millis(http.request_timeout_ms)))
         .layer(axum::middleware::from_fn(middleware::request_context))
 }

@@ -24,15 +24,22 @@ pub struct FeedsConfig {
 pub(crate) fn start(cfg: &FeedsConfig, backends: &Backends, tasks: &TaskTracker, cancel: &CancellationToken) -> crate::Result<()> {
     if cfg.simulated.enabled && !cfg.simulated.symbols.is_empty() {
         let (tx, rx) = mpsc::channel(64);
-        let feed = SimulatedFeed::new(cfg.simulated.clone(), backends.providers.simulated_market());
+        let market = backends.providers.simulated_market().unwrap_or_else(|| std::sync::Arc::new(marketd_sources::SimulatedMarket::new(cfg.simulated.seed)));
+        let feed = SimulatedFeed::new(cfg.simulated.clone(), market);
         tasks.spawn(feed.run(tx, cancel.child_token()));
         tasks.spawn(forward(rx, backends.bus.clone()));
         tracing::info!(symbols = cfg.simulated.symbols.len(), rate = cfg.simulated.ticks_per_second, "simulated feed started");
     }
     if cfg.replay.enabled {
         let (tx, rx) = mpsc::channel(64);
-        let feed = ReplayFeed::new(cfg.replay.clone())?;
-        tasks.spawn(feed.run(tx, cancel.child_token()));
+        let feed = ReplayFeed::new(&cfg.replay)?;
+        let cancel = cancel.child_token();
+        tasks.spawn(async move {
+            match feed.run(tx, cancel).await {
+                Ok(stats) => tracing::info!(?stats, "replay feed finished"),
+                Err(e) => tracing::error!(error = %e, "replay feed failed"),
+            }
+        });
         tasks.spawn(forward(rx, backends.bus.clone()));
         tracing::info!(path = ?cfg.replay.path, speed = cfg.replay.speed, "replay feed started");
     }

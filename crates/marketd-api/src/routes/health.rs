@@ -44,7 +44,7 @@ pub struct Ready {
     /// do not make the instance unready (a failing upstream is served stale).
     pub status: String,
     pub checks: BTreeMap<String, Check>,
-    pub providers: BTreeMap<String, serde_json::Value>,
+    pub providers: BTreeMap<String, marketd_sources::ProviderHealth>,
 }
 
 async fn probe<F, E>(backend: &str, f: F) -> Check
@@ -71,7 +71,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     checks.insert("store".to_string(), probe(b.store.backend_name(), b.store.ping()).await);
     checks.insert("bus".to_string(), probe(b.bus.backend_name(), b.bus.ping()).await);
     checks.insert("cache".to_string(), probe(b.cache.backend_name(), b.cache.ping()).await);
-    let providers = b.providers.health_report();
+    let providers = b.providers.health().into_iter().map(|h| (h.provider.clone(), h)).collect();
     let ok = checks.values().all(|c| c.status == "ok");
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(Ready { status: if ok { "ready" } else { "unavailable" }.into(), checks, providers }))
