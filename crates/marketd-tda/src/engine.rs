@@ -6,7 +6,6 @@
 //! reduced in the reverse order (cohomology), and the pivot of a coboundary column is its entry
 //! of smallest diameter, ties by largest index.
 
-use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -42,41 +41,34 @@ impl Hasher for IdxHasher {
 
 type PivotMap = HashMap<u64, (u32, u32), BuildHasherDefault<IdxHasher>>;
 
-/// A coefficient-carrying simplex with its diameter. Ordered so that a max-heap yields the
-/// smallest diameter first and, among equal diameters, the largest index.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Entry {
-    pub diam: f32,
-    pub coef: u32,
-    pub idx: u64,
-}
+/// A coefficient-carrying simplex with its diameter, packed in one u128 so that comparisons are
+/// a single integer comparison: bits 96..128 hold the complemented diameter bits (diameters are
+/// non-negative, so their bit patterns order like their values), bits 32..96 the simplex index,
+/// bits 0..32 the coefficient. A max-heap thus yields the smallest diameter first and, among
+/// equal diameters, the largest index; equal indices are adjacent whatever their coefficients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Entry(u128);
 
 impl Entry {
     #[inline]
-    fn key(&self) -> (u32, u64) {
-        // diameters are non-negative (or +inf), so the bit pattern orders like the value
-        (!self.diam.to_bits(), self.idx)
+    pub(crate) fn new(diam: f32, idx: u64, coef: u32) -> Self {
+        Entry(((!diam.to_bits()) as u128) << 96 | (idx as u128) << 32 | coef as u128)
     }
-}
-
-impl PartialEq for Entry {
     #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
+    pub(crate) fn diam(self) -> f32 {
+        f32::from_bits(!((self.0 >> 96) as u32))
     }
-}
-impl Eq for Entry {}
-
-impl Ord for Entry {
     #[inline]
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.key().cmp(&other.key())
+    pub(crate) fn idx(self) -> u64 {
+        (self.0 >> 32) as u64
     }
-}
-impl PartialOrd for Entry {
     #[inline]
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+    pub(crate) fn coef(self) -> u32 {
+        self.0 as u32
+    }
+    #[inline]
+    pub(crate) fn with_coef(self, coef: u32) -> Self {
+        Entry((self.0 & !0xffff_ffffu128) | coef as u128)
     }
 }
 
@@ -339,19 +331,15 @@ impl<'a, M: Metric> Engine<'a, M> {
                     j += 1;
                 }
                 let cidx = above + self.binom.get(v, k + 1 - j) + below;
-                f(Entry {
-                    diam: d,
-                    coef: if j & 1 == 1 { neg } else { coef },
-                    idx: cidx,
-                })
+                f(Entry::new(d, cidx, if j & 1 == 1 { neg } else { coef }))
             });
     }
 
     fn push_coboundary(&self, e: Entry, dim: usize, work: &mut Work) {
         let mut vs = [0u32; MAX_VERTICES];
-        self.vertices(e.idx, dim, &mut vs);
+        self.vertices(e.idx(), dim, &mut vs);
         let cob = &mut work.cob;
-        self.cofacets(&vs[..dim + 1], e.idx, e.diam, e.coef, |c| {
+        self.cofacets(&vs[..dim + 1], e.idx(), e.diam(), e.coef(), |c| {
             cob.push(c);
             true
         });
@@ -368,15 +356,15 @@ impl<'a, M: Metric> Engine<'a, M> {
         let mut i = 0usize;
         while i < v.len() {
             let mut e = v[i];
-            let mut c = e.coef as u64;
+            let mut c = e.coef() as u64;
             i += 1;
-            while i < v.len() && v[i].idx == e.idx {
-                c += v[i].coef as u64;
+            while i < v.len() && v[i].idx() == e.idx() {
+                c += v[i].coef() as u64;
                 i += 1;
             }
             c %= p as u64;
             if c != 0 {
-                e.coef = c as u32;
+                e = e.with_coef(c as u32);
                 v[out] = e;
                 out += 1;
             }
@@ -393,7 +381,7 @@ impl<'a, M: Metric> Engine<'a, M> {
         if p == 2 {
             while let Some(e) = cob.pop() {
                 match cob.peek() {
-                    Some(t) if t.idx == e.idx => {
+                    Some(t) if t.idx() == e.idx() => {
                         cob.pop();
                     }
                     _ => return Some(e),
@@ -406,11 +394,11 @@ impl<'a, M: Metric> Engine<'a, M> {
                 match pivot {
                     None => pivot = Some(t),
                     Some(ref mut pv) => {
-                        if pv.idx != t.idx {
+                        if pv.idx() != t.idx() {
                             return Some(*pv);
                         }
-                        pv.coef = (pv.coef + t.coef) % p;
-                        if pv.coef == 0 {
+                        *pv = pv.with_coef((pv.coef() + t.coef()) % p);
+                        if pv.coef() == 0 {
                             pivot = None;
                         }
                     }
@@ -439,16 +427,16 @@ impl<'a, M: Metric> Engine<'a, M> {
         let mut buf = std::mem::take(&mut work.cob).into_vec();
         buf.clear();
         let mut vs = [0u32; MAX_VERTICES];
-        self.vertices(col.idx, dim, &mut vs);
+        self.vertices(col.idx(), dim, &mut vs);
         let mut check = shortcut;
         let mut emergent = None;
         let mut cvs = [0u32; MAX_VERTICES];
-        self.cofacets(&vs[..dim + 1], col.idx, col.diam, 1, |c| {
-            if check && c.diam == col.diam {
+        self.cofacets(&vs[..dim + 1], col.idx(), col.diam(), 1, |c| {
+            if check && c.diam() == col.diam() {
                 check = false;
-                if !map.contains_key(&c.idx) {
-                    self.vertices(c.idx, dim + 1, &mut cvs);
-                    if self.apparent_facet(&cvs[..dim + 2], c.diam).is_none() {
+                if !map.contains_key(&c.idx()) {
+                    self.vertices(c.idx(), dim + 1, &mut cvs);
+                    if self.apparent_facet(&cvs[..dim + 2], c.diam()).is_none() {
                         emergent = Some(c);
                         return false;
                     }
@@ -478,17 +466,11 @@ impl<'a, M: Metric> Engine<'a, M> {
         work: &mut Work,
     ) {
         let p = self.p() as u64;
-        let s = Entry {
-            coef: factor,
-            ..cols[j]
-        };
+        let s = cols[j].with_coef(factor);
         work.red.push(s);
         self.push_coboundary(s, dim, work);
         for &e in vmat.col(j) {
-            let e = Entry {
-                coef: ((e.coef as u64 * factor as u64) % p) as u32,
-                ..e
-            };
+            let e = e.with_coef(((e.coef() as u64 * factor as u64) % p) as u32);
             work.red.push(e);
             self.push_coboundary(e, dim, work);
         }
@@ -511,32 +493,32 @@ impl<'a, M: Metric> Engine<'a, M> {
             let Some(pv) = work.pivot else {
                 return Outcome::Essential;
             };
-            if let Some(&(j, cc)) = map.get(&pv.idx) {
+            if let Some(&(j, cc)) = map.get(&pv.idx()) {
                 if work.emergent {
                     // the shortcut was taken against an incomplete map: rebuild in full
                     self.init_column(col, dim, map, work, false);
                     continue;
                 }
                 let factor =
-                    (p - (pv.coef as u64 * self.inv[cc as usize] as u64 % p as u64) as u32) % p;
+                    (p - (pv.coef() as u64 * self.inv[cc as usize] as u64 % p as u64) as u32) % p;
                 self.add_column(cols, vmat, j as usize, factor, dim, work);
                 work.pivot = self.get_pivot(work);
                 continue;
             }
             if !work.emergent {
-                self.vertices(pv.idx, dim + 1, &mut cvs);
-                if let Some(r) = self.apparent_facet(&cvs[..dim + 2], pv.diam) {
+                self.vertices(pv.idx(), dim + 1, &mut cvs);
+                if let Some(r) = self.apparent_facet(&cvs[..dim + 2], pv.diam()) {
                     let mut fv = [0u32; MAX_VERTICES];
                     fv[..r].copy_from_slice(&cvs[..r]);
                     fv[r..dim + 1].copy_from_slice(&cvs[r + 1..dim + 2]);
                     let sign_neg = r & 1 == 1;
                     // coefficient of pv in δe is ±1; choose factor to cancel it
-                    let c = if sign_neg { pv.coef } else { (p - pv.coef) % p };
-                    let e = Entry {
-                        diam: pv.diam,
-                        coef: c,
-                        idx: self.index_of(&fv[..dim + 1]),
+                    let c = if sign_neg {
+                        pv.coef()
+                    } else {
+                        (p - pv.coef()) % p
                     };
+                    let e = Entry::new(pv.diam(), self.index_of(&fv[..dim + 1]), c);
                     work.red.push(e);
                     self.push_coboundary(e, dim, work);
                     self.maybe_compact(work);
@@ -555,15 +537,15 @@ impl<'a, M: Metric> Engine<'a, M> {
         let mut i = 0usize;
         while i < red.len() {
             let mut e = red[i];
-            let mut c = e.coef as u64;
+            let mut c = e.coef() as u64;
             i += 1;
-            while i < red.len() && red[i].idx == e.idx {
-                c += red[i].coef as u64;
+            while i < red.len() && red[i].idx() == e.idx() {
+                c += red[i].coef() as u64;
                 i += 1;
             }
             c %= p;
             if c != 0 {
-                e.coef = c as u32;
+                e = e.with_coef(c as u32);
                 red[out] = e;
                 out += 1;
             }
@@ -575,8 +557,8 @@ impl<'a, M: Metric> Engine<'a, M> {
         let mut out = Vec::with_capacity(red.len() + 1);
         let mut vs = [0u32; MAX_VERTICES];
         for e in std::iter::once(&col).chain(red.iter()) {
-            self.vertices(e.idx, dim, &mut vs);
-            out.push((vs[..dim + 1].to_vec(), e.coef));
+            self.vertices(e.idx(), dim, &mut vs);
+            out.push((vs[..dim + 1].to_vec(), e.coef()));
         }
         out
     }
@@ -597,7 +579,7 @@ impl<'a, M: Metric> Engine<'a, M> {
         match outcome {
             Outcome::Essential => {
                 self.merge_red(&mut work.red);
-                out.bars[dim].push((col.diam, f32::INFINITY));
+                out.bars[dim].push((col.diam(), f32::INFINITY));
                 if want_cocycle {
                     let c = self.cocycle_of(col, &work.red, dim);
                     out.cocycles.push(c);
@@ -606,14 +588,14 @@ impl<'a, M: Metric> Engine<'a, M> {
             }
             Outcome::Pivot(pv) => {
                 self.merge_red(&mut work.red);
-                if pv.diam > col.diam * self.cfg.ratio {
-                    out.bars[dim].push((col.diam, pv.diam));
+                if pv.diam() > col.diam() * self.cfg.ratio {
+                    out.bars[dim].push((col.diam(), pv.diam()));
                     if want_cocycle {
                         let c = self.cocycle_of(col, &work.red, dim);
                         out.cocycles.push(c);
                     }
                 }
-                map.insert(pv.idx, (ci as u32, pv.coef));
+                map.insert(pv.idx(), (ci as u32, pv.coef()));
                 vmat.push(work.red.iter().copied());
             }
         }
@@ -661,7 +643,7 @@ impl<'a, M: Metric> Engine<'a, M> {
                         let o = match o {
                             Outcome::Essential => Outcome::Essential,
                             Outcome::Pivot(pv) => {
-                                if map.contains_key(&pv.idx) {
+                                if map.contains_key(&pv.idx()) {
                                     w.pivot = Some(pv);
                                     self.reduce(col, cols, dim, &map, &vmat, &mut w)
                                 } else {
@@ -696,18 +678,14 @@ impl<'a, M: Metric> Engine<'a, M> {
             let mut cv = [0u32; MAX_VERTICES];
             let k = dim + 1;
             for s in chunk {
-                self.vertices(s.idx, dim, &mut vs);
-                let base = s.idx;
+                self.vertices(s.idx(), dim, &mut vs);
+                let base = s.idx();
                 let vsl = &vs[..k];
                 self.m
-                    .for_each_cofacet(vsl, s.diam, self.cfg.threshold, true, |v, d| {
+                    .for_each_cofacet(vsl, s.diam(), self.cfg.threshold, true, |v, d| {
                         // v is above all vertices: the cofacet index is C(v, k+1) + idx
                         let cidx = self.binom.get(v, k + 1) + base;
-                        let c = Entry {
-                            diam: d,
-                            coef: 1,
-                            idx: cidx,
-                        };
+                        let c = Entry::new(d, cidx, 1);
                         if keep_next {
                             next.push(c);
                         }
@@ -749,14 +727,7 @@ impl<'a, M: Metric> Engine<'a, M> {
     /// H0 by union-find; returns the edges (all) and the dimension-1 columns to reduce.
     fn dim0(&self, parallel: bool, out: &mut RawBarcode) -> (Vec<Entry>, Vec<Entry>) {
         let raw = self.m.edges(self.cfg.threshold, parallel);
-        let mut edges: Vec<Entry> = raw
-            .into_iter()
-            .map(|(d, i)| Entry {
-                diam: d,
-                coef: 1,
-                idx: i,
-            })
-            .collect();
+        let mut edges: Vec<Entry> = raw.into_iter().map(|(d, i)| Entry::new(d, i, 1)).collect();
         // filtration order: diameter ascending, index descending == Entry descending
         if parallel {
             edges.par_sort_unstable_by(|a, b| b.cmp(a));
@@ -777,11 +748,11 @@ impl<'a, M: Metric> Engine<'a, M> {
         let mut candidates = Vec::new();
         let mut vs = [0u32; 2];
         for e in &edges {
-            self.vertices(e.idx, 1, &mut vs);
+            self.vertices(e.idx(), 1, &mut vs);
             let (a, b) = (find(&mut parent, vs[0]), find(&mut parent, vs[1]));
             if a != b {
-                if e.diam != 0.0 {
-                    out.bars[0].push((0.0, e.diam));
+                if e.diam() != 0.0 {
+                    out.bars[0].push((0.0, e.diam()));
                 }
                 if rank[a as usize] < rank[b as usize] {
                     parent[a as usize] = b;
@@ -802,8 +773,8 @@ impl<'a, M: Metric> Engine<'a, M> {
         }
         let keep = |e: &Entry| {
             let mut vs = [0u32; 2];
-            self.vertices(e.idx, 1, &mut vs);
-            !self.has_apparent_cofacet(&vs, e.diam)
+            self.vertices(e.idx(), 1, &mut vs);
+            !self.has_apparent_cofacet(&vs, e.diam())
         };
         let mut cols: Vec<Entry> = if parallel {
             candidates.into_par_iter().filter(keep).collect()
