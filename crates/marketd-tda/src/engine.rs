@@ -136,7 +136,7 @@ struct Work {
     limit: usize,
 }
 
-const COMPACT_MIN: usize = 1 << 20;
+const COMPACT_MIN: usize = 1 << 23;
 
 impl Work {
     fn new() -> Self {
@@ -370,7 +370,7 @@ impl<'a, M: Metric> Engine<'a, M> {
             }
         }
         v.truncate(out);
-        work.limit = (2 * out).max(COMPACT_MIN);
+        work.limit = (4 * out).max(COMPACT_MIN);
         work.cob = BinaryHeap::from(v);
     }
 
@@ -623,7 +623,10 @@ impl<'a, M: Metric> Engine<'a, M> {
                 let threads = pool.current_num_threads();
                 let mut start = 0usize;
                 let mut chunk = 64 * threads;
+                let stats = std::env::var_os("MARKETD_TDA_STATS").is_some();
+                let (mut t1, mut t2, mut redo) = (0f64, 0f64, 0usize);
                 while start < cols.len() {
+                    let clock = std::time::Instant::now();
                     let end = (start + chunk).min(cols.len());
                     let states: Vec<(Work, Outcome)> = pool.install(|| {
                         cols[start..end]
@@ -637,6 +640,8 @@ impl<'a, M: Metric> Engine<'a, M> {
                             })
                             .collect()
                     });
+                    t1 += clock.elapsed().as_secs_f64();
+                    let clock = std::time::Instant::now();
                     for (k, (mut w, o)) in states.into_iter().enumerate() {
                         let ci = start + k;
                         let col = cols[ci];
@@ -644,6 +649,7 @@ impl<'a, M: Metric> Engine<'a, M> {
                             Outcome::Essential => Outcome::Essential,
                             Outcome::Pivot(pv) => {
                                 if map.contains_key(&pv.idx()) {
+                                    redo += 1;
                                     w.pivot = Some(pv);
                                     self.reduce(col, cols, dim, &map, &vmat, &mut w)
                                 } else {
@@ -653,8 +659,15 @@ impl<'a, M: Metric> Engine<'a, M> {
                         };
                         self.finish(ci, col, o, dim, &mut w, &mut map, &mut vmat, out);
                     }
+                    t2 += clock.elapsed().as_secs_f64();
                     start = end;
                     chunk = (chunk * 2).min(4096 * threads);
+                }
+                if stats {
+                    eprintln!(
+                        "dim {dim}: {} columns, phase1 {t1:.3}s, phase2 {t2:.3}s, {redo} continued serially",
+                        cols.len()
+                    );
                 }
             }
         }
