@@ -9,6 +9,8 @@
 use std::collections::BinaryHeap;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering as AtomicOrdering};
 
 use rayon::prelude::*;
 
@@ -137,6 +139,10 @@ struct Work {
 }
 
 const COMPACT_MIN: usize = 1 << 23;
+/// Entries of cached reduced columns per dimension (16 bytes each).
+const REDUCED_BUDGET: usize = 1 << 23;
+/// Only columns with at least this many V entries get their reduced column cached.
+const REDUCED_MIN_V: usize = 1;
 
 impl Work {
     fn new() -> Self {
@@ -167,6 +173,12 @@ pub(crate) struct Engine<'a, M: Metric> {
 struct VMatrix {
     offsets: Vec<usize>,
     entries: Vec<Entry>,
+    /// Cached reduced coboundary columns R_j (sorted in pivot order) of columns that needed
+    /// additions: adding R_j costs |R_j| heap pushes instead of re-enumerating the
+    /// coboundaries of all |V_j| + 1 simplices.
+    reduced: Vec<OnceLock<Box<[Entry]>>>,
+    uses: Vec<AtomicU32>,
+    budget: AtomicUsize,
 }
 
 impl VMatrix {
@@ -174,6 +186,9 @@ impl VMatrix {
         VMatrix {
             offsets: vec![0],
             entries: Vec::new(),
+            reduced: Vec::new(),
+            uses: Vec::new(),
+            budget: AtomicUsize::new(REDUCED_BUDGET),
         }
     }
     fn col(&self, j: usize) -> &[Entry] {
@@ -182,6 +197,8 @@ impl VMatrix {
     fn push(&mut self, es: impl IntoIterator<Item = Entry>) {
         self.entries.extend(es);
         self.offsets.push(self.entries.len());
+        self.reduced.push(OnceLock::new());
+        self.uses.push(AtomicU32::new(0));
     }
 }
 
@@ -468,11 +485,44 @@ impl<'a, M: Metric> Engine<'a, M> {
         let p = self.p() as u64;
         let s = cols[j].with_coef(factor);
         work.red.push(s);
-        self.push_coboundary(s, dim, work);
-        for &e in vmat.col(j) {
-            let e = e.with_coef(((e.coef() as u64 * factor as u64) % p) as u32);
-            work.red.push(e);
-            self.push_coboundary(e, dim, work);
+        let mut cached = vmat.reduced[j].get();
+        if cached.is_none()
+            && vmat.col(j).len() >= REDUCED_MIN_V
+            && vmat.uses[j].fetch_add(1, AtomicOrdering::Relaxed) >= 1
+        {
+            // second use of a column with a non-trivial V: build and keep its reduced column
+            let r = self.reduced_column(cols[j], vmat.col(j), dim);
+            let fits = vmat
+                .budget
+                .fetch_update(AtomicOrdering::Relaxed, AtomicOrdering::Relaxed, |b| {
+                    b.checked_sub(r.len())
+                })
+                .is_ok();
+            if fits {
+                let _ = vmat.reduced[j].set(r.into_boxed_slice());
+                cached = vmat.reduced[j].get();
+            }
+        }
+        if let Some(r) = cached {
+            for &e in vmat.col(j) {
+                work.red
+                    .push(e.with_coef(((e.coef() as u64 * factor as u64) % p) as u32));
+            }
+            if p == 2 {
+                work.cob.extend(r.iter().copied());
+            } else {
+                work.cob.extend(
+                    r.iter()
+                        .map(|&e| e.with_coef(((e.coef() as u64 * factor as u64) % p) as u32)),
+                );
+            }
+        } else {
+            self.push_coboundary(s, dim, work);
+            for &e in vmat.col(j) {
+                let e = e.with_coef(((e.coef() as u64 * factor as u64) % p) as u32);
+                work.red.push(e);
+                self.push_coboundary(e, dim, work);
+            }
         }
         self.maybe_compact(work);
     }
@@ -528,6 +578,41 @@ impl<'a, M: Metric> Engine<'a, M> {
             }
             return Outcome::Pivot(pv);
         }
+    }
+
+    /// The reduced coboundary δ(s + V) sorted in pivot order, duplicate-free.
+    fn reduced_column(&self, s: Entry, v: &[Entry], dim: usize) -> Vec<Entry> {
+        let p = self.p() as u64;
+        let mut out_v = Vec::new();
+        let mut vs = [0u32; MAX_VERTICES];
+        for &e in std::iter::once(&s).chain(v) {
+            self.vertices(e.idx(), dim, &mut vs);
+            self.cofacets(&vs[..dim + 1], e.idx(), e.diam(), e.coef(), |c| {
+                out_v.push(c);
+                true
+            });
+        }
+        let mut v = out_v;
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        let mut out = 0usize;
+        let mut i = 0usize;
+        while i < v.len() {
+            let mut e = v[i];
+            let mut c = e.coef() as u64;
+            i += 1;
+            while i < v.len() && v[i].idx() == e.idx() {
+                c += v[i].coef() as u64;
+                i += 1;
+            }
+            c %= p;
+            if c != 0 {
+                e = e.with_coef(c as u32);
+                v[out] = e;
+                out += 1;
+            }
+        }
+        v.truncate(out);
+        v
     }
 
     fn merge_red(&self, red: &mut Vec<Entry>) {
