@@ -1,6 +1,8 @@
 //! Property tests against a naive reference (full boundary matrix, standard column reduction
 //! over Z/p), known shapes, and the summaries.
 
+#![allow(clippy::needless_range_loop)]
+
 use marketd_tda::{Bar, Barcode, Data, Options, compute};
 use proptest::prelude::*;
 
