@@ -13,6 +13,7 @@ mod error;
 pub mod sqlite;
 
 pub use error::{Error, Result};
+pub use sqlite::SqliteStore;
 
 /// Filters of `GET /prices/history`: ticks of one symbol in `[from, to)` in
 /// event-time order (ascending), resuming after `cursor`.
@@ -72,7 +73,11 @@ pub trait Store: Send + Sync {
     /// Returns how many were new.
     fn insert_ticks(&self, ticks: &[Tick]) -> impl Future<Output = Result<u64>> + Send;
     /// The tick with the greatest `ts_event` for the symbol (optionally of one source).
-    fn latest_tick(&self, symbol: &Symbol, source: Option<&str>) -> impl Future<Output = Result<Option<Tick>>> + Send;
+    fn latest_tick(
+        &self,
+        symbol: &Symbol,
+        source: Option<&str>,
+    ) -> impl Future<Output = Result<Option<Tick>>> + Send;
     fn tick_history(&self, q: &TickQuery) -> impl Future<Output = Result<TickPage>> + Send;
     fn count_ticks(&self, symbol: Option<&Symbol>) -> impl Future<Output = Result<u64>> + Send;
     /// Inserts or replaces bars on (source, symbol, interval, start).
@@ -80,17 +85,162 @@ pub trait Store: Send + Sync {
     fn bars(&self, q: &BarQuery) -> impl Future<Output = Result<Vec<Bar>>> + Send;
     /// Inserts or replaces on (source, symbol, interval, kind, window, ts).
     fn upsert_indicators(&self, xs: &[Indicator]) -> impl Future<Output = Result<()>> + Send;
-    fn indicators(&self, q: &IndicatorQuery) -> impl Future<Output = Result<Vec<Indicator>>> + Send;
-    fn insert_price_requests(&self, xs: &[PriceRequest]) -> impl Future<Output = Result<()>> + Send;
+    fn indicators(&self, q: &IndicatorQuery)
+    -> impl Future<Output = Result<Vec<Indicator>>> + Send;
+    fn insert_price_requests(&self, xs: &[PriceRequest])
+    -> impl Future<Output = Result<()>> + Send;
     /// Newest first.
-    fn price_requests(&self, symbol: Option<&Symbol>, limit: u32) -> impl Future<Output = Result<Vec<PriceRequest>>> + Send;
+    fn price_requests(
+        &self,
+        symbol: Option<&Symbol>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<PriceRequest>>> + Send;
     fn upsert_polling_job(&self, job: &PollingJob) -> impl Future<Output = Result<()>> + Send;
     fn polling_job(&self, id: Uuid) -> impl Future<Output = Result<Option<PollingJob>>> + Send;
     /// Jobs ordered by creation time; deleted ones only when asked.
-    fn polling_jobs(&self, include_deleted: bool) -> impl Future<Output = Result<Vec<PollingJob>>> + Send;
+    fn polling_jobs(
+        &self,
+        include_deleted: bool,
+    ) -> impl Future<Output = Result<Vec<PollingJob>>> + Send;
     /// Records one run: bumps `run_count` (and `error_count` when `error` is
     /// set), sets `last_run_at` and `last_error`.
-    fn record_job_run(&self, id: Uuid, at: i64, error: Option<&str>) -> impl Future<Output = Result<()>> + Send;
+    fn record_job_run(
+        &self,
+        id: Uuid,
+        at: i64,
+        error: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Marks a job deleted; false when no active job had that id.
     fn delete_polling_job(&self, id: Uuid) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// Connection settings shared by the backends (`[store]` in the config).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreOptions {
+    /// Upper bound on pooled connections. SQLite uses this many readers plus
+    /// one writer connection.
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { max_connections: 8 }
+    }
+}
+
+/// The configured storage backend. Its variants are the backends; everything
+/// above this crate sees only the [`Store`] trait.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AnyStore {
+    Sqlite(sqlite::SqliteStore),
+}
+
+impl AnyStore {
+    /// Opens the backend named by `url`'s scheme:
+    /// - `sqlite://PATH` (`sqlite://data/marketd.db` is relative to the
+    ///   working directory, `sqlite:///var/lib/marketd.db` absolute; also
+    ///   `sqlite:PATH`): a database file, created with its parent
+    ///   directories when missing;
+    /// - `sqlite::memory:`: a private in-memory database (tests).
+    ///
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str, opts: &StoreOptions) -> Result<AnyStore> {
+        let url = url.trim();
+        if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+            return Ok(AnyStore::Sqlite(sqlite::SqliteStore::memory().await?));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                return Err(Error::UnsupportedUrl(url.to_string()));
+            }
+            return Ok(AnyStore::Sqlite(
+                sqlite::SqliteStore::open(std::path::Path::new(path), opts).await?,
+            ));
+        }
+        Err(Error::UnsupportedUrl(url.to_string()))
+    }
+
+    /// Name of the backend in use, for logs and `/health/ready`.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            AnyStore::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Closes the backend's connections (call once at shutdown; the store
+    /// is unusable afterwards).
+    pub async fn close(&self) {
+        match self {
+            AnyStore::Sqlite(s) => s.close().await,
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $e,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn migrate(&self) -> Result<()> {
+        delegate!(self, s => s.migrate().await)
+    }
+    async fn ping(&self) -> Result<()> {
+        delegate!(self, s => s.ping().await)
+    }
+    async fn insert_ticks(&self, ticks: &[Tick]) -> Result<u64> {
+        delegate!(self, s => s.insert_ticks(ticks).await)
+    }
+    async fn latest_tick(&self, symbol: &Symbol, source: Option<&str>) -> Result<Option<Tick>> {
+        delegate!(self, s => s.latest_tick(symbol, source).await)
+    }
+    async fn tick_history(&self, q: &TickQuery) -> Result<TickPage> {
+        delegate!(self, s => s.tick_history(q).await)
+    }
+    async fn count_ticks(&self, symbol: Option<&Symbol>) -> Result<u64> {
+        delegate!(self, s => s.count_ticks(symbol).await)
+    }
+    async fn upsert_bars(&self, bars: &[Bar]) -> Result<()> {
+        delegate!(self, s => s.upsert_bars(bars).await)
+    }
+    async fn bars(&self, q: &BarQuery) -> Result<Vec<Bar>> {
+        delegate!(self, s => s.bars(q).await)
+    }
+    async fn upsert_indicators(&self, xs: &[Indicator]) -> Result<()> {
+        delegate!(self, s => s.upsert_indicators(xs).await)
+    }
+    async fn indicators(&self, q: &IndicatorQuery) -> Result<Vec<Indicator>> {
+        delegate!(self, s => s.indicators(q).await)
+    }
+    async fn insert_price_requests(&self, xs: &[PriceRequest]) -> Result<()> {
+        delegate!(self, s => s.insert_price_requests(xs).await)
+    }
+    async fn price_requests(
+        &self,
+        symbol: Option<&Symbol>,
+        limit: u32,
+    ) -> Result<Vec<PriceRequest>> {
+        delegate!(self, s => s.price_requests(symbol, limit).await)
+    }
+    async fn upsert_polling_job(&self, job: &PollingJob) -> Result<()> {
+        delegate!(self, s => s.upsert_polling_job(job).await)
+    }
+    async fn polling_job(&self, id: Uuid) -> Result<Option<PollingJob>> {
+        delegate!(self, s => s.polling_job(id).await)
+    }
+    async fn polling_jobs(&self, include_deleted: bool) -> Result<Vec<PollingJob>> {
+        delegate!(self, s => s.polling_jobs(include_deleted).await)
+    }
+    async fn record_job_run(&self, id: Uuid, at: i64, error: Option<&str>) -> Result<()> {
+        delegate!(self, s => s.record_job_run(id, at, error).await)
+    }
+    async fn delete_polling_job(&self, id: Uuid) -> Result<bool> {
+        delegate!(self, s => s.delete_polling_job(id).await)
+    }
 }

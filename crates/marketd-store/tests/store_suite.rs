@@ -1,0 +1,737 @@
+//! Backend-generic behaviour of [`Store`]: every body below is a plain
+//! `async fn` taking the store (or its URL, for the reopening tests), so a
+//! runner for another backend (PostgreSQL) only has to call the same bodies
+//! with its own fresh database; see `sqlite_runner` at the end.
+
+use marketd_model::{
+    Bar, Decimal, Indicator, Interval, JobStatus, MaKind, PollingJob, PriceRequest, RequestOutcome,
+    Symbol, Tick, TickKind,
+};
+use marketd_store::{AnyStore, BarQuery, Error, IndicatorQuery, Store, StoreOptions, TickQuery};
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// 2023-11-14T22:13:20Z in ns.
+const T0: i64 = 1_700_000_000_000_000_000;
+const SEC: i64 = 1_000_000_000;
+
+fn sym(s: &str) -> Symbol {
+    Symbol::parse(s).unwrap()
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn tick(symbol: &str, source: &str, ts: i64, price: &str) -> Tick {
+    Tick::new(
+        sym(symbol),
+        source,
+        TickKind::Trade,
+        dec(price),
+        dec("1"),
+        ts,
+        ts + 1_000,
+    )
+}
+
+fn history(symbol: &str, limit: u32) -> TickQuery {
+    TickQuery {
+        symbol: sym(symbol),
+        source: None,
+        from: None,
+        to: None,
+        limit,
+        cursor: None,
+    }
+}
+
+fn bar(source: &str, start: i64, close: &str) -> Bar {
+    Bar {
+        symbol: sym("AAPL"),
+        source: source.into(),
+        interval: Interval::M1,
+        start,
+        open: dec("100"),
+        high: dec("110"),
+        low: dec("90"),
+        close: dec(close),
+        volume: dec("12.5"),
+        trades: 3,
+        first_ts: start + 1,
+        last_ts: start + 2,
+        closed: false,
+    }
+}
+
+fn bar_query(limit: u32) -> BarQuery {
+    BarQuery {
+        symbol: sym("AAPL"),
+        source: None,
+        interval: Interval::M1,
+        from: None,
+        to: None,
+        limit,
+    }
+}
+
+fn indicator(ts: i64, value: f64) -> Indicator {
+    Indicator {
+        symbol: sym("AAPL"),
+        source: "sim".into(),
+        interval: Interval::M1,
+        kind: MaKind::Sma,
+        window: 20,
+        ts,
+        value,
+    }
+}
+
+fn indicator_query(limit: u32) -> IndicatorQuery {
+    IndicatorQuery {
+        symbol: sym("AAPL"),
+        source: None,
+        interval: Interval::M1,
+        kind: MaKind::Sma,
+        window: 20,
+        from: None,
+        to: None,
+        limit,
+    }
+}
+
+fn job(symbol: &str, created_at: i64) -> PollingJob {
+    PollingJob {
+        id: Uuid::now_v7(),
+        symbol: sym(symbol),
+        provider: "simulated".into(),
+        interval_ms: 1_000,
+        status: JobStatus::Active,
+        created_at,
+        run_count: 0,
+        error_count: 0,
+        last_run_at: None,
+        last_error: None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bodies
+
+pub async fn idempotent_inserts(store: &AnyStore) {
+    let batch: Vec<Tick> = (0..50)
+        .map(|i| tick("AAPL", "sim", T0 + i * SEC, "100.5"))
+        .collect();
+    assert_eq!(store.insert_ticks(&batch).await.unwrap(), 50);
+    assert_eq!(
+        store.insert_ticks(&batch).await.unwrap(),
+        0,
+        "same batch twice must insert nothing"
+    );
+    assert_eq!(store.count_ticks(None).await.unwrap(), 50);
+
+    // Same trade id, different price: the venue's id is the identity.
+    let mut a = tick("BTC-USDT", "binance", T0, "65000.1");
+    a.trade_id = Some("777".into());
+    let mut b = tick("BTC-USDT", "binance", T0 + SEC, "65001.2");
+    b.trade_id = Some("777".into());
+    assert_eq!(
+        store.insert_ticks(std::slice::from_ref(&a)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.insert_ticks(std::slice::from_ref(&b)).await.unwrap(),
+        0
+    );
+    let stored = store
+        .latest_tick(&sym("BTC-USDT"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.price, dec("65000.1"), "the first copy stays");
+    // The same trade id on another venue is another trade.
+    let mut c = b.clone();
+    c.source = "okx".into();
+    assert_eq!(store.insert_ticks(&[c]).await.unwrap(), 1);
+
+    // Without a trade id the identity is a hash of (source, symbol, ts, price, size):
+    // the same values written with another scale are the same tick ...
+    let h1 = tick("ETH-USDT", "sim", T0, "3000.50");
+    let h2 = tick("ETH-USDT", "sim", T0, "3000.5");
+    assert_eq!(
+        store.insert_ticks(&[h1.clone(), h2]).await.unwrap(),
+        1,
+        "duplicates inside one batch too"
+    );
+    // ... while any other time or price is a new one.
+    let h3 = tick("ETH-USDT", "sim", T0 + 1, "3000.5");
+    let h4 = tick("ETH-USDT", "sim", T0, "3000.51");
+    assert_eq!(store.insert_ticks(&[h1, h3, h4]).await.unwrap(), 2);
+    assert_eq!(store.count_ticks(Some(&sym("ETH-USDT"))).await.unwrap(), 3);
+    assert_eq!(store.count_ticks(Some(&sym("BTC-USDT"))).await.unwrap(), 2);
+    assert_eq!(store.insert_ticks(&[]).await.unwrap(), 0);
+}
+
+pub async fn large_batches_are_chunked(store: &AnyStore) {
+    // More rows than one statement may bind, and not a multiple of any chunk.
+    let batch: Vec<Tick> = (0..5_003)
+        .map(|i| tick("AAPL", "sim", T0 + i, "1.25"))
+        .collect();
+    assert_eq!(store.insert_ticks(&batch).await.unwrap(), 5_003);
+    let mut again = batch[4_000..].to_vec();
+    again.push(tick("AAPL", "sim", T0 - 1, "1.25"));
+    assert_eq!(store.insert_ticks(&again).await.unwrap(), 1);
+    assert_eq!(store.count_ticks(Some(&sym("AAPL"))).await.unwrap(), 5_004);
+}
+
+pub async fn exact_decimals_round_trip(store: &AnyStore) {
+    let prices = [
+        "0.00012345",
+        "65432.10",
+        "123456789.123456789",
+        "0.1",
+        "0.0000001",
+        "99999.99999999999",
+        "123456789012345.6",
+        "100000000000000000000",
+        "0.0000000000000000000000000001",
+        "7",
+    ];
+    let mut batch = Vec::new();
+    for (i, p) in prices.iter().enumerate() {
+        let mut t = tick("XYZ", "sim", T0 + i as i64, p);
+        t.size = dec("0.123456789012345678");
+        t.bid = Some(dec(p) - dec("0.000000001"));
+        t.ask = Some(dec("0.0000000001") + dec(p));
+        t.sequence = Some(u64::MAX - i as u64);
+        t.venue_symbol = Some("xyz".into());
+        t.kind = TickKind::Quote;
+        batch.push(t);
+    }
+    assert_eq!(
+        store.insert_ticks(&batch).await.unwrap(),
+        prices.len() as u64
+    );
+    let page = store.tick_history(&history("XYZ", 100)).await.unwrap();
+    assert_eq!(page.ticks.len(), prices.len());
+    for (got, want) in page.ticks.iter().zip(&batch) {
+        assert_eq!(got.price, want.price, "price {}", want.price);
+        assert_eq!(got.size, want.size);
+        assert_eq!(got.bid, want.bid);
+        assert_eq!(got.ask, want.ask);
+        // Equal as values; compare the normalized text too so no digit is lost.
+        assert_eq!(
+            got.price.normalize().to_string(),
+            want.price.normalize().to_string()
+        );
+        assert_eq!(got, want, "every field survives");
+    }
+
+    let mut b = bar("sim", 0, "123456789.123456789");
+    b.volume = dec("98765.4321098765432");
+    store.upsert_bars(std::slice::from_ref(&b)).await.unwrap();
+    assert_eq!(store.bars(&bar_query(10)).await.unwrap(), vec![b]);
+}
+
+pub async fn latest_tick_by_event_time_and_source(store: &AnyStore) {
+    assert!(
+        store
+            .latest_tick(&sym("AAPL"), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Inserted out of order: the latest is by ts_event, not by arrival.
+    let ticks = [
+        tick("AAPL", "finnhub", T0 + 5 * SEC, "105"),
+        tick("AAPL", "yahoo", T0 + 9 * SEC, "109"),
+        tick("AAPL", "finnhub", T0 + 7 * SEC, "107"),
+        tick("AAPL", "yahoo", T0 + SEC, "101"),
+        tick("MSFT", "yahoo", T0 + 20 * SEC, "400"),
+    ];
+    store.insert_ticks(&ticks).await.unwrap();
+    let t = store
+        .latest_tick(&sym("AAPL"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.price, &*t.source), (dec("109"), "yahoo"));
+    let t = store
+        .latest_tick(&sym("AAPL"), Some("finnhub"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.price, t.ts_event), (dec("107"), T0 + 7 * SEC));
+    assert!(
+        store
+            .latest_tick(&sym("AAPL"), Some("binance"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .latest_tick(&sym("TSLA"), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn history_pages_with_cursor(store: &AnyStore) {
+    // 25 ticks, several sharing a timestamp (ties broken by insertion id),
+    // inserted in shuffled order, plus noise of other symbols and sources.
+    let mut batch = Vec::new();
+    for i in 0..25i64 {
+        let ts = T0 + (i / 3) * SEC;
+        let mut t = tick("AAPL", "sim", ts, &format!("{}.25", 100 + i));
+        t.trade_id = Some(format!("t{i}"));
+        batch.push(t);
+        batch.push(tick("MSFT", "sim", ts, "1"));
+    }
+    batch.reverse();
+    store.insert_ticks(&batch).await.unwrap();
+    store
+        .insert_ticks(&[tick("AAPL", "other", T0, "1")])
+        .await
+        .unwrap();
+
+    let mut q = history("AAPL", 10);
+    q.source = Some("sim".into());
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = store.tick_history(&q).await.unwrap();
+        pages += 1;
+        assert!(page.ticks.len() <= 10);
+        seen.extend(page.ticks);
+        match page.next_cursor {
+            Some(c) => {
+                assert!(
+                    c.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                    "URL-safe cursor {c}"
+                );
+                q.cursor = Some(c);
+            }
+            None => break,
+        }
+        assert!(pages < 10, "paging does not terminate");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 25, "every row exactly once");
+    let mut ids: Vec<&str> = seen
+        .iter()
+        .map(|t| t.trade_id.as_deref().unwrap())
+        .collect();
+    assert!(
+        seen.windows(2).all(|w| w[0].ts_event <= w[1].ts_event),
+        "ascending by event time"
+    );
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 25);
+    // Ties keep insertion order across page boundaries: batch was reversed,
+    // so within one timestamp the higher trade number was inserted first.
+    assert_eq!(seen[0].trade_id.as_deref(), Some("t2"));
+    assert_eq!(seen[2].trade_id.as_deref(), Some("t0"));
+
+    // An exact multiple of the page size ends without a dangling cursor.
+    let mut q = history("AAPL", 13);
+    q.source = Some("sim".into());
+    q.to = Some(T0 + 4 * SEC); // 12 rows, ts groups 0..=3
+    let page = store.tick_history(&q).await.unwrap();
+    assert_eq!(page.ticks.len(), 12);
+    assert!(page.next_cursor.is_none());
+
+    // All sources.
+    let page = store.tick_history(&history("AAPL", 100)).await.unwrap();
+    assert_eq!(page.ticks.len(), 26);
+}
+
+pub async fn history_range_bounds(store: &AnyStore) {
+    let batch: Vec<Tick> = (0..10)
+        .map(|i| tick("AAPL", "sim", T0 + i * SEC, "1"))
+        .collect();
+    store.insert_ticks(&batch).await.unwrap();
+    let mut q = history("AAPL", 100);
+    q.from = Some(T0 + 2 * SEC);
+    q.to = Some(T0 + 5 * SEC);
+    let page = store.tick_history(&q).await.unwrap();
+    let ts: Vec<i64> = page.ticks.iter().map(|t| (t.ts_event - T0) / SEC).collect();
+    assert_eq!(ts, vec![2, 3, 4], "from inclusive, to exclusive");
+    assert!(page.next_cursor.is_none());
+
+    q.from = Some(T0 + 8 * SEC);
+    q.to = None;
+    assert_eq!(store.tick_history(&q).await.unwrap().ticks.len(), 2);
+    q.from = None;
+    q.to = Some(T0);
+    assert!(store.tick_history(&q).await.unwrap().ticks.is_empty());
+
+    // Bounds and cursor combine.
+    let mut q = history("AAPL", 2);
+    q.from = Some(T0 + 3 * SEC);
+    q.to = Some(T0 + 8 * SEC);
+    let p1 = store.tick_history(&q).await.unwrap();
+    q.cursor = p1.next_cursor;
+    let p2 = store.tick_history(&q).await.unwrap();
+    q.cursor = p2.next_cursor;
+    let p3 = store.tick_history(&q).await.unwrap();
+    let all: Vec<i64> = [p1.ticks, p2.ticks, p3.ticks]
+        .concat()
+        .iter()
+        .map(|t| (t.ts_event - T0) / SEC)
+        .collect();
+    assert_eq!(all, vec![3, 4, 5, 6, 7]);
+    assert!(p3.next_cursor.is_none());
+}
+
+pub async fn invalid_cursor_is_rejected(store: &AnyStore) {
+    for bad in [
+        "",
+        "not-a-cursor",
+        "zzzz",
+        "0000",
+        "%%%",
+        "00000000000000000000000000000000000",
+    ] {
+        let mut q = history("AAPL", 10);
+        q.cursor = Some(bad.into());
+        let err = store.tick_history(&q).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidCursor), "{bad:?} gave {err}");
+    }
+}
+
+pub async fn bars_upsert_and_window(store: &AnyStore) {
+    let m = Interval::M1.nanos();
+    let bars: Vec<Bar> = (0..10)
+        .map(|i| bar("sim", T0 + i * m, &format!("{}", 100 + i)))
+        .collect();
+    store.upsert_bars(&bars).await.unwrap();
+    // Replace: the bar of minute 9 closes and changes.
+    let mut last = bar("sim", T0 + 9 * m, "200.5");
+    last.closed = true;
+    last.trades = 99;
+    store
+        .upsert_bars(std::slice::from_ref(&last))
+        .await
+        .unwrap();
+    // Another source and another interval must not leak in.
+    store.upsert_bars(&[bar("other", T0, "1")]).await.unwrap();
+    let mut h = bar("sim", T0, "1");
+    h.interval = Interval::H1;
+    store.upsert_bars(&[h]).await.unwrap();
+
+    // Newest N, ascending.
+    let mut q = bar_query(3);
+    q.source = Some("sim".into());
+    let got = store.bars(&q).await.unwrap();
+    let starts: Vec<i64> = got.iter().map(|b| (b.start - T0) / m).collect();
+    assert_eq!(starts, vec![7, 8, 9]);
+    assert_eq!(got[2], last, "upsert replaced the whole bar");
+
+    // From/to: ascending from `from`, `to` exclusive, limit applies.
+    q.from = Some(T0 + 2 * m);
+    q.to = Some(T0 + 6 * m);
+    q.limit = 100;
+    let starts: Vec<i64> = store
+        .bars(&q)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| (b.start - T0) / m)
+        .collect();
+    assert_eq!(starts, vec![2, 3, 4, 5]);
+    q.limit = 2;
+    let starts: Vec<i64> = store
+        .bars(&q)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| (b.start - T0) / m)
+        .collect();
+    assert_eq!(starts, vec![2, 3]);
+    // `to` alone: newest before it.
+    q.from = None;
+    q.to = Some(T0 + 5 * m);
+    let starts: Vec<i64> = store
+        .bars(&q)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| (b.start - T0) / m)
+        .collect();
+    assert_eq!(starts, vec![3, 4]);
+
+    // All sources.
+    assert_eq!(store.bars(&bar_query(100)).await.unwrap().len(), 11);
+    let mut q = bar_query(100);
+    q.interval = Interval::H1;
+    assert_eq!(store.bars(&q).await.unwrap().len(), 1);
+}
+
+pub async fn indicators_upsert_and_window(store: &AnyStore) {
+    let m = Interval::M1.nanos();
+    let xs: Vec<Indicator> = (0..10)
+        .map(|i| indicator(T0 + i * m, 100.0 + i as f64))
+        .collect();
+    store.upsert_indicators(&xs).await.unwrap();
+    store
+        .upsert_indicators(&[indicator(T0 + 9 * m, 1234.5678)])
+        .await
+        .unwrap();
+    let mut ema = indicator(T0, 1.0);
+    ema.kind = MaKind::Ema;
+    let mut w50 = indicator(T0, 2.0);
+    w50.window = 50;
+    store.upsert_indicators(&[ema, w50]).await.unwrap();
+
+    let got = store.indicators(&indicator_query(4)).await.unwrap();
+    let ts: Vec<i64> = got.iter().map(|x| (x.ts - T0) / m).collect();
+    assert_eq!(ts, vec![6, 7, 8, 9]);
+    assert_eq!(got[3].value, 1234.5678, "upsert replaced the value");
+    assert_eq!(got[0], xs[6]);
+
+    let mut q = indicator_query(3);
+    q.from = Some(T0 + m);
+    let ts: Vec<i64> = store
+        .indicators(&q)
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| (x.ts - T0) / m)
+        .collect();
+    assert_eq!(ts, vec![1, 2, 3]);
+    q.source = Some("nope".into());
+    assert!(store.indicators(&q).await.unwrap().is_empty());
+    let mut q = indicator_query(100);
+    q.kind = MaKind::Ema;
+    assert_eq!(store.indicators(&q).await.unwrap().len(), 1);
+}
+
+pub async fn price_requests_newest_first(store: &AnyStore) {
+    let mk = |symbol: &str, at: i64, outcome| PriceRequest {
+        id: Uuid::now_v7(),
+        symbol: sym(symbol),
+        provider: "finnhub".into(),
+        requested_at: at,
+        outcome,
+        latency_us: 1_234,
+        error: (outcome == RequestOutcome::Error).then(|| "upstream timeout".to_string()),
+        request_id: Some(format!("req-{at}")),
+    };
+    let xs = vec![
+        mk("AAPL", T0 + 2, RequestOutcome::Provider),
+        mk("AAPL", T0 + 5, RequestOutcome::Error),
+        mk("MSFT", T0 + 3, RequestOutcome::Store),
+        mk("AAPL", T0 + 1, RequestOutcome::Store),
+    ];
+    store.insert_price_requests(&xs).await.unwrap();
+    store.insert_price_requests(&xs[..1]).await.unwrap(); // redelivery is harmless
+    let got = store.price_requests(Some(&sym("AAPL")), 10).await.unwrap();
+    assert_eq!(got, vec![xs[1].clone(), xs[0].clone(), xs[3].clone()]);
+    let got = store.price_requests(None, 2).await.unwrap();
+    assert_eq!(got, vec![xs[1].clone(), xs[2].clone()]);
+}
+
+pub async fn polling_jobs_lifecycle(store: &AnyStore) {
+    let a = job("AAPL", T0 + 2);
+    let b = job("MSFT", T0 + 1);
+    store.upsert_polling_job(&a).await.unwrap();
+    store.upsert_polling_job(&b).await.unwrap();
+    assert_eq!(store.polling_job(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.polling_job(Uuid::now_v7()).await.unwrap(), None);
+    let ids: Vec<Uuid> = store
+        .polling_jobs(false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(ids, vec![b.id, a.id], "ordered by creation time");
+
+    store.record_job_run(a.id, T0 + 10, None).await.unwrap();
+    store
+        .record_job_run(a.id, T0 + 20, Some("HTTP 503"))
+        .await
+        .unwrap();
+    store.record_job_run(a.id, T0 + 30, None).await.unwrap();
+    store
+        .record_job_run(a.id, T0 + 40, Some("timeout"))
+        .await
+        .unwrap();
+    let got = store.polling_job(a.id).await.unwrap().unwrap();
+    assert_eq!((got.run_count, got.error_count), (4, 2));
+    assert_eq!(got.last_run_at, Some(T0 + 40));
+    assert_eq!(got.last_error.as_deref(), Some("timeout"));
+    store.record_job_run(a.id, T0 + 50, None).await.unwrap();
+    let got = store.polling_job(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.run_count, got.error_count, got.last_error),
+        (5, 2, None)
+    );
+
+    // Re-upserting the original (say, a replayed command) changes the
+    // definition but does not erase the recorded runs.
+    let mut again = a.clone();
+    again.interval_ms = 5_000;
+    store.upsert_polling_job(&again).await.unwrap();
+    let got = store.polling_job(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.interval_ms, got.run_count, got.last_run_at),
+        (5_000, 5, Some(T0 + 50))
+    );
+
+    assert!(store.delete_polling_job(a.id).await.unwrap());
+    assert!(
+        !store.delete_polling_job(a.id).await.unwrap(),
+        "deleting twice"
+    );
+    assert!(!store.delete_polling_job(Uuid::now_v7()).await.unwrap());
+    assert_eq!(
+        store.polling_job(a.id).await.unwrap().unwrap().status,
+        JobStatus::Deleted
+    );
+    let active: Vec<Uuid> = store
+        .polling_jobs(false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(active, vec![b.id]);
+    assert_eq!(store.polling_jobs(true).await.unwrap().len(), 2);
+}
+
+pub async fn migrate_twice_is_harmless(store: &AnyStore) {
+    store
+        .insert_ticks(&[tick("AAPL", "sim", T0, "1")])
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+    assert_eq!(store.count_ticks(None).await.unwrap(), 1);
+}
+
+/// Reopening the same database (by URL) finds everything written before.
+pub async fn data_survives_reopening(url: &str) {
+    let opts = StoreOptions::default();
+    let job = job("AAPL", T0);
+    {
+        let store = AnyStore::connect(url, &opts).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .insert_ticks(&[tick("AAPL", "sim", T0, "123456789.123456789")])
+            .await
+            .unwrap();
+        store.upsert_bars(&[bar("sim", T0, "1")]).await.unwrap();
+        store.upsert_polling_job(&job).await.unwrap();
+        store.close().await;
+    }
+    let store = AnyStore::connect(url, &opts).await.unwrap();
+    store.migrate().await.unwrap();
+    let t = store
+        .latest_tick(&sym("AAPL"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.price, dec("123456789.123456789"));
+    assert_eq!(store.bars(&bar_query(10)).await.unwrap().len(), 1);
+    assert_eq!(store.polling_job(job.id).await.unwrap(), Some(job));
+    store.close().await;
+}
+
+// ---------------------------------------------------------------------------
+// SQLite runner: a fresh temp-file database per test.
+
+mod sqlite_runner {
+    use super::*;
+    use tempfile::TempDir;
+
+    async fn fresh() -> (TempDir, AnyStore) {
+        let dir = tempfile::tempdir().unwrap();
+        // A nested path: connect must create the parent directories.
+        let url = format!("sqlite://{}/nested/dir/test.db", dir.path().display());
+        let store = AnyStore::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(store.backend_name(), "sqlite");
+        store.migrate().await.unwrap();
+        (dir, store)
+    }
+
+    macro_rules! sqlite_tests {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                let (_dir, store) = fresh().await;
+                super::$name(&store).await;
+                store.close().await;
+            }
+        )*};
+    }
+
+    sqlite_tests!(
+        idempotent_inserts,
+        large_batches_are_chunked,
+        exact_decimals_round_trip,
+        latest_tick_by_event_time_and_source,
+        history_pages_with_cursor,
+        history_range_bounds,
+        invalid_cursor_is_rejected,
+        bars_upsert_and_window,
+        indicators_upsert_and_window,
+        price_requests_newest_first,
+        polling_jobs_lifecycle,
+        migrate_twice_is_harmless,
+    );
+
+    #[tokio::test]
+    async fn data_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/reopen.db", dir.path().display());
+        super::data_survives_reopening(&url).await;
+        assert!(dir.path().join("reopen.db").exists());
+    }
+
+    #[tokio::test]
+    async fn in_memory_database_works() {
+        let store = AnyStore::connect("sqlite::memory:", &StoreOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        super::idempotent_inserts(&store).await;
+    }
+
+    #[tokio::test]
+    async fn relative_paths_and_bad_urls() {
+        let err = AnyStore::connect("mysql://localhost/x", &StoreOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::UnsupportedUrl(u) if u.contains("mysql")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("mysql://localhost/x"));
+        assert!(matches!(
+            AnyStore::connect("sqlite://", &StoreOptions::default()).await,
+            Err(Error::UnsupportedUrl(_))
+        ));
+        assert!(matches!(
+            AnyStore::connect("data.db", &StoreOptions::default()).await,
+            Err(Error::UnsupportedUrl(_))
+        ));
+    }
+
+    #[test]
+    fn options_deserialize_with_defaults() {
+        let o: StoreOptions = serde_json::from_str("{}").unwrap();
+        assert_eq!(o, StoreOptions::default());
+        assert!(o.max_connections >= 1);
+        let o: StoreOptions = serde_json::from_str(r#"{"max_connections": 3}"#).unwrap();
+        assert_eq!(o.max_connections, 3);
+        assert!(serde_json::from_str::<StoreOptions>(r#"{"max_conns": 3}"#).is_err());
+    }
+}
