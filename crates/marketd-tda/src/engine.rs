@@ -145,6 +145,16 @@ const REDUCED_BUDGET: usize = 1 << 23;
 const REDUCED_MIN_V: usize = 1;
 
 impl Work {
+    fn empty() -> Self {
+        Work {
+            cob: BinaryHeap::new(),
+            red: Vec::new(),
+            pivot: None,
+            emergent: false,
+            limit: COMPACT_MIN,
+        }
+    }
+
     fn new() -> Self {
         Work {
             cob: BinaryHeap::new(),
@@ -156,6 +166,7 @@ impl Work {
     }
 }
 
+#[derive(Clone, Copy)]
 enum Outcome {
     Essential,
     Pivot(Entry),
@@ -705,15 +716,21 @@ impl<'a, M: Metric> Engine<'a, M> {
                 }
             }
             Some(pool) => {
+                // Chunks of columns. Within a chunk, rounds: every column whose current pivot
+                // is owned by an already committed column keeps reducing (in parallel); then
+                // columns are committed in order while their pivot is new. The first
+                // uncommitted column always commits in the next round, so this terminates, and
+                // every addition is of a committed (earlier) column: the result equals the
+                // sequential reduction.
                 let threads = pool.current_num_threads();
                 let mut start = 0usize;
                 let mut chunk = 64 * threads;
                 let stats = std::env::var_os("MARKETD_TDA_STATS").is_some();
-                let (mut t1, mut t2, mut redo) = (0f64, 0f64, 0usize);
+                let (mut t_par, mut t_commit, mut rounds) = (0f64, 0f64, 0usize);
                 while start < cols.len() {
-                    let clock = std::time::Instant::now();
                     let end = (start + chunk).min(cols.len());
-                    let states: Vec<(Work, Outcome)> = pool.install(|| {
+                    let clock = std::time::Instant::now();
+                    let mut states: Vec<(Work, Outcome)> = pool.install(|| {
                         cols[start..end]
                             .par_iter()
                             .with_min_len(4)
@@ -725,32 +742,54 @@ impl<'a, M: Metric> Engine<'a, M> {
                             })
                             .collect()
                     });
-                    t1 += clock.elapsed().as_secs_f64();
-                    let clock = std::time::Instant::now();
-                    for (k, (mut w, o)) in states.into_iter().enumerate() {
-                        let ci = start + k;
-                        let col = cols[ci];
-                        let o = match o {
-                            Outcome::Essential => Outcome::Essential,
-                            Outcome::Pivot(pv) => {
-                                if map.contains_key(&pv.idx()) {
-                                    redo += 1;
-                                    w.pivot = Some(pv);
-                                    self.reduce(col, cols, dim, &map, &vmat, &mut w)
-                                } else {
-                                    Outcome::Pivot(pv)
-                                }
+                    t_par += clock.elapsed().as_secs_f64();
+                    let mut next = start;
+                    loop {
+                        let clock = std::time::Instant::now();
+                        while next < end {
+                            let (w, o) = &mut states[next - start];
+                            let ready = match o {
+                                Outcome::Essential => true,
+                                Outcome::Pivot(pv) => !map.contains_key(&pv.idx()),
+                            };
+                            if !ready {
+                                break;
                             }
-                        };
-                        self.finish(ci, col, o, dim, &mut w, &mut map, &mut vmat, out);
+                            let col = cols[next];
+                            self.finish(next, col, *o, dim, w, &mut map, &mut vmat, out);
+                            *w = Work::empty();
+                            next += 1;
+                        }
+                        t_commit += clock.elapsed().as_secs_f64();
+                        if next == end {
+                            break;
+                        }
+                        rounds += 1;
+                        let clock = std::time::Instant::now();
+                        let window_end = (next + 1024 * threads).min(end);
+                        let (map_r, vmat_r) = (&map, &vmat);
+                        pool.install(|| {
+                            states[next - start..window_end - start]
+                                .par_iter_mut()
+                                .enumerate()
+                                .with_min_len(1)
+                                .for_each(|(k, (w, o))| {
+                                    if let Outcome::Pivot(pv) = o
+                                        && map_r.contains_key(&pv.idx())
+                                    {
+                                        let col = cols[next + k];
+                                        *o = self.reduce(col, cols, dim, map_r, vmat_r, w);
+                                    }
+                                });
+                        });
+                        t_par += clock.elapsed().as_secs_f64();
                     }
-                    t2 += clock.elapsed().as_secs_f64();
                     start = end;
                     chunk = (chunk * 2).min(4096 * threads);
                 }
                 if stats {
                     eprintln!(
-                        "dim {dim}: {} columns, phase1 {t1:.3}s, phase2 {t2:.3}s, {redo} continued serially",
+                        "dim {dim}: {} columns, parallel {t_par:.3}s, commit {t_commit:.3}s, {rounds} rounds",
                         cols.len()
                     );
                 }
