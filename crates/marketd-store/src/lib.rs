@@ -160,7 +160,7 @@ impl AnyStore {
                 sqlite::SqliteStore::open(std::path::Path::new(path), opts).await?,
             ));
         }
-        Err(Error::UnsupportedUrl(url.to_string()))
+        Err(Error::UnsupportedUrl(scheme_of(url)))
     }
 
     /// Name of the backend in use, for logs and `/health/ready`.
@@ -176,6 +176,15 @@ impl AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.close().await,
         }
+    }
+}
+
+/// The scheme of `url` (`postgres://…`) for error messages, so credentials
+/// in the rest of the URL are never printed.
+fn scheme_of(url: &str) -> String {
+    match url.split_once(':') {
+        Some((scheme, _)) => format!("{scheme}://…"),
+        None => url.chars().take(64).collect(),
     }
 }
 
