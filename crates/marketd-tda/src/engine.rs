@@ -300,12 +300,7 @@ impl<'a, M: Metric> Engine<'a, M> {
     /// First cofacet (in decreasing index order) with the same diameter: returns the added vertex.
     #[inline]
     fn zero_pivot_cofacet(&self, vs: &[u32], diam: f32) -> Option<u32> {
-        let mut res = None;
-        self.m.for_each_cofacet(vs, diam, diam, false, |v, _| {
-            res = Some(v);
-            false
-        });
-        res
+        self.m.first_cofacet_within(vs, diam)
     }
 
     /// Whether the simplex `vs` is the lower element of an apparent pair.
@@ -931,10 +926,7 @@ impl<'a, M: Metric> Engine<'a, M> {
             return out;
         }
         let pool = if self.cfg.threads > 1 {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(self.cfg.threads)
-                .build()
-                .ok()
+            crate::pool(self.cfg.threads)
         } else {
             None
         };
@@ -942,7 +934,7 @@ impl<'a, M: Metric> Engine<'a, M> {
         let run = |out: &mut RawBarcode| {
             let (mut simplices, mut cols) = self.dim0(parallel, out);
             for dim in 1..=self.cfg.max_dim {
-                let map = self.compute_pairs(&cols, dim, pool.as_ref(), out);
+                let map = self.compute_pairs(&cols, dim, pool.as_deref(), out);
                 if dim < self.cfg.max_dim {
                     let keep_next = dim + 1 < self.cfg.max_dim;
                     let (next, c) = self.assemble(&simplices, dim, &map, keep_next, parallel);

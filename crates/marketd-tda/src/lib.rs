@@ -280,6 +280,42 @@ pub fn compute(data: &Data, opts: &Options) -> Result<Computation, Error> {
     })
 }
 
+/// Computes many small problems (e.g. sliding windows of a stream), in parallel over the
+/// problems on `opts.threads` workers; each problem itself runs sequentially.
+pub fn compute_batch(data: &[Data], opts: &Options) -> Vec<Result<Computation, Error>> {
+    let single = Options {
+        threads: 1,
+        ..opts.clone()
+    };
+    if opts.threads <= 1 || data.len() < 2 {
+        return data.iter().map(|d| compute(d, &single)).collect();
+    }
+    match pool(opts.threads) {
+        Some(pool) => pool.install(|| data.par_iter().map(|d| compute(d, &single)).collect()),
+        None => data.iter().map(|d| compute(d, &single)).collect(),
+    }
+}
+
+/// A thread pool of the given size, built once per size and kept for the process.
+pub(crate) fn pool(threads: usize) -> Option<std::sync::Arc<rayon::ThreadPool>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let pools = POOLS.get_or_init(Default::default);
+    let mut guard = pools.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = guard.get(&threads) {
+        return Some(p.clone());
+    }
+    let p = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .ok()?,
+    );
+    guard.insert(threads, p.clone());
+    Some(p)
+}
+
 fn dense_path(
     m: DenseMatrix,
     opts: &Options,

@@ -22,6 +22,17 @@ pub(crate) trait Metric: Sync {
     );
     /// All edges `(diameter, index)` with diameter `<= threshold`; index = C(i,2)+j for i>j.
     fn edges(&self, threshold: f32, parallel: bool) -> Vec<(f32, u64)>;
+
+    /// The largest vertex `v` not in `vs` whose distances to all of `vs` are `<= diam`.
+    #[inline]
+    fn first_cofacet_within(&self, vs: &[u32], diam: f32) -> Option<u32> {
+        let mut res = None;
+        self.for_each_cofacet(vs, diam, diam, false, |v, _| {
+            res = Some(v);
+            false
+        });
+        res
+    }
 }
 
 /// Dense symmetric matrix stored in full (n*n floats).
@@ -180,6 +191,49 @@ impl Metric for DenseMatrix {
                         return;
                     }
                 }
+            }
+        }
+    }
+
+    #[inline]
+    fn first_cofacet_within(&self, vs: &[u32], diam: f32) -> Option<u32> {
+        let n = self.n;
+        match vs.len() {
+            2 => {
+                let (r0, r1) = (self.row(vs[0] as usize), self.row(vs[1] as usize));
+                // vertices of the simplex have distance 0 to themselves but are excluded
+                (0..n)
+                    .rev()
+                    .find(|&v| {
+                        r0[v] <= diam && r1[v] <= diam && v != vs[0] as usize && v != vs[1] as usize
+                    })
+                    .map(|v| v as u32)
+            }
+            3 => {
+                let (r0, r1, r2) = (
+                    self.row(vs[0] as usize),
+                    self.row(vs[1] as usize),
+                    self.row(vs[2] as usize),
+                );
+                (0..n)
+                    .rev()
+                    .find(|&v| {
+                        r0[v] <= diam
+                            && r1[v] <= diam
+                            && r2[v] <= diam
+                            && v != vs[0] as usize
+                            && v != vs[1] as usize
+                            && v != vs[2] as usize
+                    })
+                    .map(|v| v as u32)
+            }
+            _ => {
+                let mut res = None;
+                self.for_each_cofacet(vs, diam, diam, false, |v, _| {
+                    res = Some(v);
+                    false
+                });
+                res
             }
         }
     }
