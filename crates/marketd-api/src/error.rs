@@ -34,7 +34,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: detail.into(), internal: None, retry_after: None }
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            internal: None,
+            retry_after: None,
+        }
     }
     pub fn validation(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", detail)
@@ -50,7 +56,14 @@ impl ApiError {
     }
     /// A 500 whose cause is logged but not shown.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        ApiError { internal: Some(cause.to_string()), ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error") }
+        ApiError {
+            internal: Some(cause.to_string()),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "internal error",
+            )
+        }
     }
 
     /// The generic error of a status produced outside our handlers (unknown
@@ -70,7 +83,10 @@ impl ApiError {
         };
         let detail = match detail.filter(|d| !d.trim().is_empty() && !status.is_server_error()) {
             Some(d) => d,
-            None => status.canonical_reason().unwrap_or("error").to_ascii_lowercase(),
+            None => status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_ascii_lowercase(),
         };
         Self::new(status, code, detail)
     }
@@ -86,7 +102,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = self.status.into_response();
         if let Some(secs) = self.retry_after {
-            res.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         res.extensions_mut().insert(self);
         res

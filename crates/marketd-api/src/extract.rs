@@ -29,8 +29,12 @@ impl From<JsonRejection> for ApiError {
         match r {
             JsonRejection::JsonDataError(e) => ApiError::validation(e.body_text()),
             JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(e.body_text()),
-            JsonRejection::MissingJsonContentType(e) => ApiError::from_status(e.status(), Some(e.body_text())),
-            JsonRejection::BytesRejection(e) => ApiError::from_status(e.status(), Some(e.body_text())),
+            JsonRejection::MissingJsonContentType(e) => {
+                ApiError::from_status(e.status(), Some(e.body_text()))
+            }
+            JsonRejection::BytesRejection(e) => {
+                ApiError::from_status(e.status(), Some(e.body_text()))
+            }
             other => ApiError::bad_request(other.body_text()),
         }
     }

@@ -33,7 +33,11 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { request_timeout_ms: 10_000, max_body_bytes: 1 << 20, max_page: 10_000 }
+        HttpConfig {
+            request_timeout_ms: 10_000,
+            max_body_bytes: 1 << 20,
+            max_page: 10_000,
+        }
     }
 }
 
@@ -56,7 +60,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,7 +121,10 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/bars", get(prices::bars))
         .route("/indicators/moving-average", get(prices::moving_average))
         .route("/polling-jobs", get(polling::list))
-        .route("/polling-jobs/{id}", get(polling::get).delete(polling::delete));
+        .route(
+            "/polling-jobs/{id}",
+            get(polling::get).delete(polling::delete),
+        );
     Router::new()
         .nest("/api/v1", api)
         .route("/health/live", get(health::live))
@@ -127,6 +136,9 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(http.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_millis(http.request_timeout_ms)))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(http.request_timeout_ms),
+        ))
         .layer(axum::middleware::from_fn(middleware::request_context))
 }

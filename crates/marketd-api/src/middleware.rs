@@ -30,7 +30,11 @@ fn request_id(req: &Request) -> Arc<str> {
 pub async fn request_context(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(&req);
-    let route: Arc<str> = req.extensions().get::<MatchedPath>().map(|p| Arc::from(p.as_str())).unwrap_or_else(|| Arc::from("unmatched"));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| intern(p.as_str()))
+        .unwrap_or("unmatched");
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     req.extensions_mut().insert(RequestId(id.clone()));
@@ -46,15 +50,74 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
 
     let elapsed = started.elapsed();
     let status = res.status();
-    let labels = [("method", method.as_str().to_string()), ("route", route.to_string()), ("status", status.as_u16().to_string())];
-    metrics::counter!("marketd_http_requests_total", &labels).increment(1);
-    metrics::histogram!("marketd_http_request_duration_seconds", "method" => method.as_str().to_string(), "route" => route.to_string()).record(elapsed.as_secs_f64());
+    let method_label = static_method(&method);
+    metrics::counter!("marketd_http_requests_total", "method" => method_label, "route" => route, "status" => static_status(status)).increment(1);
+    metrics::histogram!("marketd_http_request_duration_seconds", "method" => method_label, "route" => route).record(elapsed.as_secs_f64());
     if status.is_server_error() {
         tracing::error!(request_id = %id, %method, path, status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "request failed");
     } else {
         tracing::debug!(request_id = %id, %method, path, status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "request");
     }
     res
+}
+
+/// Route templates as `&'static str`, so metric labels cost no allocation
+/// on the hot path. The set is bounded by the router's routes.
+fn intern(route: &str) -> &'static str {
+    static ROUTES: std::sync::OnceLock<std::sync::RwLock<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(Default::default);
+    if let Some(r) = routes.read().unwrap_or_else(|e| e.into_inner()).get(route) {
+        return r;
+    }
+    let mut w = routes.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = w.get(route) {
+        return r;
+    }
+    let leaked: &'static str = Box::leak(route.to_string().into_boxed_str());
+    w.insert(leaked);
+    leaked
+}
+
+fn static_method(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+fn static_status(s: axum::http::StatusCode) -> &'static str {
+    const CODES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+    match s.as_u16() {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        409 => "409",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        n => CODES[usize::from((n / 100).clamp(1, 6)) - 1],
+    }
 }
 
 /// Renders the error shape. Our handlers leave an [`ApiError`] in the
@@ -65,12 +128,18 @@ async fn render_error(res: Response, id: &str) -> Response {
     let err = match parts.extensions.remove::<ApiError>() {
         Some(e) => e,
         None => {
-            let is_json = parts.headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+            let is_json = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
             if is_json {
                 // Already a JSON error body (e.g. from a nested service): keep it.
                 return Response::from_parts(parts, body);
             }
-            let text = axum::body::to_bytes(body, 16 * 1024).await.ok().and_then(|b| String::from_utf8(b.to_vec()).ok());
+            let text = axum::body::to_bytes(body, 16 * 1024)
+                .await
+                .ok()
+                .and_then(|b| String::from_utf8(b.to_vec()).ok());
             ApiError::from_status(parts.status, text)
         }
     };
@@ -83,7 +152,10 @@ async fn render_error(res: Response, id: &str) -> Response {
         timestamp: marketd_model::time::to_rfc3339(marketd_model::time::now_ns()),
         request_id: id.to_string(),
     };
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut out = Response::from_parts(parts, Body::from(bytes));

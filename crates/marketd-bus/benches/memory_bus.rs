@@ -5,7 +5,11 @@ use marketd_bus::{Bus, BusOptions, Consumer, MemoryBus};
 use marketd_model::{Decimal, Event, Symbol, Tick, TickKind, Topic};
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let n = 100_000usize;
     let sym = Symbol::parse("AAPL").unwrap();
     let mut g = c.benchmark_group("memory_bus");
@@ -32,7 +36,17 @@ fn bench(c: &mut Criterion) {
             }
             for chunk in 0..(n / 1000) {
                 let events = (0..1000)
-                    .map(|i| Event::Tick(Tick::new(sym.clone(), "sim", TickKind::Trade, Decimal::from(100), Decimal::ONE, (chunk * 1000 + i) as i64, 0)))
+                    .map(|i| {
+                        Event::Tick(Tick::new(
+                            sym.clone(),
+                            "sim",
+                            TickKind::Trade,
+                            Decimal::from(100),
+                            Decimal::ONE,
+                            (chunk * 1000 + i) as i64,
+                            0,
+                        ))
+                    })
                     .collect();
                 bus.publish_batch(events).await.unwrap();
             }

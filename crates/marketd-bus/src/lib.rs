@@ -37,7 +37,11 @@ pub struct BusOptions {
 
 impl Default for BusOptions {
     fn default() -> Self {
-        BusOptions { buffer: 65_536, partitions: 6, topic_prefix: "marketd.".into() }
+        BusOptions {
+            buffer: 65_536,
+            partitions: 6,
+            topic_prefix: "marketd.".into(),
+        }
     }
 }
 
@@ -50,7 +54,11 @@ pub trait Bus: Send + Sync {
     fn publish_batch(&self, events: Vec<Event>) -> impl Future<Output = Result<()>> + Send;
     /// Joins consumer group `group` on `topic`. Every group receives every
     /// message published after it first joined.
-    fn subscribe(&self, topic: Topic, group: &str) -> impl Future<Output = Result<AnyConsumer>> + Send;
+    fn subscribe(
+        &self,
+        topic: Topic,
+        group: &str,
+    ) -> impl Future<Output = Result<AnyConsumer>> + Send;
     /// Stops accepting messages on `topic`; consumers drain what is buffered
     /// and then see the end of the stream. Used for ordered shutdown.
     fn close_topic(&self, topic: Topic);
@@ -67,7 +75,11 @@ pub trait Consumer: Send {
     fn recv(&mut self) -> impl Future<Output = Result<Option<Delivery>>> + Send;
     /// Waits for at least one message, then takes up to `max` that are
     /// already available. Returns 0 at the end of the stream.
-    fn recv_batch(&mut self, out: &mut Vec<Delivery>, max: usize) -> impl Future<Output = Result<usize>> + Send;
+    fn recv_batch(
+        &mut self,
+        out: &mut Vec<Delivery>,
+        max: usize,
+    ) -> impl Future<Output = Result<usize>> + Send;
     /// Marks everything up to and including `delivery` as processed. Call it
     /// only after the work is durable (at-least-once).
     fn commit(&mut self, delivery: &Delivery) -> impl Future<Output = Result<()>> + Send;

@@ -47,7 +47,9 @@ fn topic_index(topic: Topic) -> usize {
 impl MemoryBus {
     pub fn new(opts: BusOptions) -> Self {
         let topics = Topic::ALL.iter().map(|_| TopicState::default()).collect();
-        MemoryBus { inner: Arc::new(Inner { opts, topics }) }
+        MemoryBus {
+            inner: Arc::new(Inner { opts, topics }),
+        }
     }
 
     fn state(&self, topic: Topic) -> &TopicState {
@@ -63,9 +65,22 @@ impl MemoryBus {
         Ok(groups.iter().filter_map(|g| g.tx.clone()).collect())
     }
 
-    async fn deliver(&self, senders: &[mpsc::Sender<Delivery>], topic: Topic, envelope: Arc<Envelope>) -> Result<()> {
-        let offset = self.state(topic).next_offset.fetch_add(1, Ordering::Relaxed);
-        let delivery = Delivery { envelope, topic, partition: 0, offset };
+    async fn deliver(
+        &self,
+        senders: &[mpsc::Sender<Delivery>],
+        topic: Topic,
+        envelope: Arc<Envelope>,
+    ) -> Result<()> {
+        let offset = self
+            .state(topic)
+            .next_offset
+            .fetch_add(1, Ordering::Relaxed);
+        let delivery = Delivery {
+            envelope,
+            topic,
+            partition: 0,
+            offset,
+        };
         for tx in senders {
             // A send fails only when the topic was closed meanwhile.
             if tx.send(delivery.clone()).await.is_err() {
@@ -80,7 +95,8 @@ impl Bus for MemoryBus {
     async fn publish(&self, event: Event) -> Result<()> {
         let topic = event.topic();
         let senders = self.senders(topic)?;
-        self.deliver(&senders, topic, Arc::new(Envelope::new(event))).await
+        self.deliver(&senders, topic, Arc::new(Envelope::new(event)))
+            .await
     }
 
     async fn publish_batch(&self, events: Vec<Event>) -> Result<()> {
@@ -91,7 +107,8 @@ impl Bus for MemoryBus {
                 current = Some((topic, self.senders(topic)?));
             }
             let (_, senders) = current.as_ref().expect("set above");
-            self.deliver(senders, topic, Arc::new(Envelope::new(event))).await?;
+            self.deliver(senders, topic, Arc::new(Envelope::new(event)))
+                .await?;
         }
         Ok(())
     }
@@ -107,7 +124,12 @@ impl Bus for MemoryBus {
             Some(g) => (g.rx.clone(), g.committed.clone()),
             None => {
                 let (tx, rx) = mpsc::channel(self.inner.opts.buffer.max(1));
-                let g = Group { name: group.to_string(), tx: Some(tx), rx: Arc::new(Mutex::new(rx)), committed: Arc::new(AtomicU64::new(0)) };
+                let g = Group {
+                    name: group.to_string(),
+                    tx: Some(tx),
+                    rx: Arc::new(Mutex::new(rx)),
+                    committed: Arc::new(AtomicU64::new(0)),
+                };
                 let out = (g.rx.clone(), g.committed.clone());
                 groups.push(g);
                 out
@@ -133,8 +155,16 @@ impl Bus for MemoryBus {
         Topic::ALL
             .iter()
             .map(|&t| {
-                let groups = self.state(t).groups.read().unwrap_or_else(|e| e.into_inner());
-                let depth = groups.iter().filter_map(|g| g.tx.as_ref()).map(|tx| tx.max_capacity() - tx.capacity()).sum();
+                let groups = self
+                    .state(t)
+                    .groups
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner());
+                let depth = groups
+                    .iter()
+                    .filter_map(|g| g.tx.as_ref())
+                    .map(|tx| tx.max_capacity() - tx.capacity())
+                    .sum();
                 (t, depth)
             })
             .collect()
@@ -162,7 +192,8 @@ impl Consumer for MemoryConsumer {
     }
 
     async fn commit(&mut self, delivery: &Delivery) -> Result<()> {
-        self.committed.fetch_max(delivery.offset + 1, Ordering::Relaxed);
+        self.committed
+            .fetch_max(delivery.offset + 1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -174,11 +205,22 @@ mod tests {
     use std::time::Duration;
 
     fn tick(sym: &str, n: i64) -> Event {
-        Event::Tick(Tick::new(Symbol::parse(sym).unwrap(), "test", TickKind::Trade, Decimal::from(100 + n), Decimal::ONE, n, n))
+        Event::Tick(Tick::new(
+            Symbol::parse(sym).unwrap(),
+            "test",
+            TickKind::Trade,
+            Decimal::from(100 + n),
+            Decimal::ONE,
+            n,
+            n,
+        ))
     }
 
     fn bus(buffer: usize) -> MemoryBus {
-        MemoryBus::new(BusOptions { buffer, ..Default::default() })
+        MemoryBus::new(BusOptions {
+            buffer,
+            ..Default::default()
+        })
     }
 
     fn ts(d: &Delivery) -> i64 {
@@ -193,13 +235,18 @@ mod tests {
         let bus = bus(16);
         let mut a = bus.subscribe(Topic::Ticks, "a").await.unwrap();
         let mut b = bus.subscribe(Topic::Ticks, "b").await.unwrap();
-        bus.publish_batch((0..10).map(|i| tick("AAPL", i)).collect()).await.unwrap();
+        bus.publish_batch((0..10).map(|i| tick("AAPL", i)).collect())
+            .await
+            .unwrap();
         for c in [&mut a, &mut b] {
             let mut got = Vec::new();
             while got.len() < 10 {
                 c.recv_batch(&mut got, 100).await.unwrap();
             }
-            assert_eq!(got.iter().map(ts).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+            assert_eq!(
+                got.iter().map(ts).collect::<Vec<_>>(),
+                (0..10).collect::<Vec<_>>()
+            );
             assert_eq!(got[3].envelope.key, "AAPL");
             assert!(got.windows(2).all(|w| w[0].offset < w[1].offset));
         }
@@ -210,7 +257,11 @@ mod tests {
         let bus = bus(16);
         let mut bars = bus.subscribe(Topic::Bars, "g").await.unwrap();
         bus.publish(tick("AAPL", 1)).await.unwrap();
-        assert!(tokio::time::timeout(Duration::from_millis(50), bars.recv()).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), bars.recv())
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
@@ -221,10 +272,14 @@ mod tests {
             bus.publish(tick("AAPL", i)).await.unwrap();
         }
         assert_eq!(bus.depth()[0], (Topic::Ticks, 4));
-        let blocked = tokio::time::timeout(Duration::from_millis(50), bus.publish(tick("AAPL", 4))).await;
+        let blocked =
+            tokio::time::timeout(Duration::from_millis(50), bus.publish(tick("AAPL", 4))).await;
         assert!(blocked.is_err(), "publish must wait on a full buffer");
         assert_eq!(ts(&c.recv().await.unwrap().unwrap()), 0);
-        tokio::time::timeout(Duration::from_secs(1), bus.publish(tick("AAPL", 5))).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(1), bus.publish(tick("AAPL", 5)))
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]
@@ -233,7 +288,10 @@ mod tests {
         let mut c = bus.subscribe(Topic::Ticks, "g").await.unwrap();
         bus.publish(tick("AAPL", 1)).await.unwrap();
         bus.close_topic(Topic::Ticks);
-        assert!(matches!(bus.publish(tick("AAPL", 2)).await, Err(Error::Closed(Topic::Ticks))));
+        assert!(matches!(
+            bus.publish(tick("AAPL", 2)).await,
+            Err(Error::Closed(Topic::Ticks))
+        ));
         let d = c.recv().await.unwrap().unwrap();
         c.commit(&d).await.unwrap();
         assert!(c.recv().await.unwrap().is_none());

@@ -37,7 +37,10 @@ pub struct CacheOptions {
 
 impl Default for CacheOptions {
     fn default() -> Self {
-        CacheOptions { ttl: Duration::from_secs(5), max_entries: 100_000 }
+        CacheOptions {
+            ttl: Duration::from_secs(5),
+            max_entries: 100_000,
+        }
     }
 }
 

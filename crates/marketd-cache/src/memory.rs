@@ -11,7 +11,12 @@ pub struct MemoryCache {
 
 impl MemoryCache {
     pub fn new(opts: CacheOptions) -> Self {
-        MemoryCache { inner: Moka::builder().max_capacity(opts.max_entries).time_to_live(opts.ttl).build() }
+        MemoryCache {
+            inner: Moka::builder()
+                .max_capacity(opts.max_entries)
+                .time_to_live(opts.ttl)
+                .build(),
+        }
     }
 }
 
@@ -21,7 +26,10 @@ impl Cache for MemoryCache {
     }
 
     async fn put_latest(&self, key: &str, price: CachedPrice) -> Result<()> {
-        let fresh = self.inner.get(key).is_none_or(|old| old.tick.ts_event <= price.tick.ts_event);
+        let fresh = self
+            .inner
+            .get(key)
+            .is_none_or(|old| old.tick.ts_event <= price.tick.ts_event);
         if fresh {
             self.inner.insert(key.to_string(), Arc::new(price));
         }
@@ -45,21 +53,44 @@ mod tests {
     use std::time::Duration;
 
     fn price(ts: i64, p: i64) -> CachedPrice {
-        CachedPrice { tick: Tick::new(Symbol::parse("AAPL").unwrap(), "sim", TickKind::Last, Decimal::from(p), Decimal::ONE, ts, ts), cached_at: ts }
+        CachedPrice {
+            tick: Tick::new(
+                Symbol::parse("AAPL").unwrap(),
+                "sim",
+                TickKind::Last,
+                Decimal::from(p),
+                Decimal::ONE,
+                ts,
+                ts,
+            ),
+            cached_at: ts,
+        }
     }
 
     #[tokio::test]
     async fn keeps_the_newest_and_expires() {
-        let c = MemoryCache::new(CacheOptions { ttl: Duration::from_millis(200), max_entries: 10 });
+        let c = MemoryCache::new(CacheOptions {
+            ttl: Duration::from_millis(200),
+            max_entries: 10,
+        });
         let k = latest_key("sim", "AAPL");
         assert_eq!(k, "latest:sim:AAPL");
         assert!(c.get_latest(&k).await.unwrap().is_none());
         c.put_latest(&k, price(10, 1)).await.unwrap();
         c.put_latest(&k, price(5, 2)).await.unwrap(); // older: ignored
-        assert_eq!(c.get_latest(&k).await.unwrap().unwrap().tick.price, Decimal::from(1));
+        assert_eq!(
+            c.get_latest(&k).await.unwrap().unwrap().tick.price,
+            Decimal::from(1)
+        );
         c.put_latest(&k, price(11, 3)).await.unwrap();
-        assert_eq!(c.get_latest(&k).await.unwrap().unwrap().tick.price, Decimal::from(3));
+        assert_eq!(
+            c.get_latest(&k).await.unwrap().unwrap().tick.price,
+            Decimal::from(3)
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(c.get_latest(&k).await.unwrap().is_none(), "entry must expire after the TTL");
+        assert!(
+            c.get_latest(&k).await.unwrap().is_none(),
+            "entry must expire after the TTL"
+        );
     }
 }

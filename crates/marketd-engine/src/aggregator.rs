@@ -70,14 +70,21 @@ struct Series {
 pub struct Aggregator {
     cfg: AggregatorConfig,
     max_window: usize,
-    series: HashMap<(Arc<str>, Symbol, Interval), Series>,
+    /// Per (source, symbol): one series per configured interval, in config
+    /// order (one map lookup per tick, not one per interval).
+    series: HashMap<(Arc<str>, Symbol), Vec<Series>>,
     late_dropped: u64,
 }
 
 impl Aggregator {
     pub fn new(cfg: AggregatorConfig) -> Self {
         let max_window = cfg.ma_windows.iter().copied().max().unwrap_or(0) as usize;
-        Aggregator { cfg, max_window, series: HashMap::new(), late_dropped: 0 }
+        Aggregator {
+            cfg,
+            max_window,
+            series: HashMap::new(),
+            late_dropped: 0,
+        }
     }
 
     /// Ticks that were too late for any retained bucket, since start.
@@ -88,76 +95,31 @@ impl Aggregator {
     /// Folds one tick in; closed or corrected bars and new indicator values
     /// are appended to `out`.
     pub fn apply(&mut self, tick: &Tick, out: &mut Vec<Event>) {
-        for i in 0..self.cfg.intervals.len() {
-            let interval = self.cfg.intervals[i];
-            self.apply_interval(tick, interval, out);
-        }
-    }
-
-    fn apply_interval(&mut self, tick: &Tick, interval: Interval, out: &mut Vec<Event>) {
-        let with_ma = self.cfg.ma_intervals.contains(&interval);
-        let key = (tick.source.clone(), tick.symbol.clone(), interval);
-        let series = self.series.entry(key).or_insert_with(|| Series {
-            bars: VecDeque::new(),
-            dirty: false,
-            ma: with_ma.then(MaState::default),
-        });
-        let start = interval.bucket_start(tick.ts_event);
-        let newest = series.bars.back().map(|b| b.start);
-        match newest {
-            None => {
-                series.bars.push_back(Bar::open_with(tick, interval));
-                series.dirty = true;
-            }
-            Some(n) if start > n => {
-                let mut closed = series.bars.back().cloned().expect("non-empty");
-                closed.closed = true;
-                if let Some(b) = series.bars.back_mut() {
-                    b.closed = true;
-                }
-                if let Some(ma) = series.ma.as_mut() {
-                    push_close(ma, &self.cfg.ma_windows, self.max_window, &closed, out);
-                }
-                out.push(Event::Bar(closed));
-                series.bars.push_back(Bar::open_with(tick, interval));
-                series.dirty = true;
-                while series.bars.len() > self.cfg.late_buckets + 1 {
-                    series.bars.pop_front();
-                }
-            }
-            Some(n) if start == n => {
-                if let Some(b) = series.bars.back_mut() {
-                    b.apply(tick);
-                }
-                series.dirty = true;
-            }
-            Some(_) => {
-                // Late: the bucket is before the open one.
-                let oldest = series.bars.front().map(|b| b.start).unwrap_or(start);
-                if start < oldest {
-                    self.late_dropped += 1;
-                    metrics::counter!("marketd_late_ticks_dropped_total").increment(1);
-                    return;
-                }
-                let pos = series.bars.iter().position(|b| b.start >= start).unwrap_or(series.bars.len());
-                let bar = if series.bars.get(pos).is_some_and(|b| b.start == start) {
-                    let b = &mut series.bars[pos];
-                    b.apply(tick);
-                    b
-                } else {
-                    let mut b = Bar::open_with(tick, interval);
-                    b.closed = true;
-                    series.bars.insert(pos, b);
-                    &series.bars[pos]
-                };
-                out.push(Event::Bar(bar.clone()));
+        let cfg = &self.cfg;
+        let all = self
+            .series
+            .entry((tick.source.clone(), tick.symbol.clone()))
+            .or_insert_with(|| {
+                cfg.intervals
+                    .iter()
+                    .map(|i| Series {
+                        bars: VecDeque::new(),
+                        dirty: false,
+                        ma: cfg.ma_intervals.contains(i).then(MaState::default),
+                    })
+                    .collect()
+            });
+        for (series, &interval) in all.iter_mut().zip(&cfg.intervals) {
+            if !apply_interval(series, cfg, self.max_window, tick, interval, out) {
+                self.late_dropped += 1;
+                metrics::counter!("marketd_late_ticks_dropped_total").increment(1);
             }
         }
     }
 
     /// Publishes the open bars that changed since the last flush.
     pub fn flush_open(&mut self, out: &mut Vec<Event>) {
-        for series in self.series.values_mut() {
+        for series in self.series.values_mut().flatten() {
             if series.dirty {
                 series.dirty = false;
                 if let Some(b) = series.bars.back() {
@@ -168,7 +130,72 @@ impl Aggregator {
     }
 }
 
-fn push_close(ma: &mut MaState, windows: &[u32], max_window: usize, bar: &Bar, out: &mut Vec<Event>) {
+/// Folds a tick into one interval's series; false when it was too late.
+fn apply_interval(
+    series: &mut Series,
+    cfg: &AggregatorConfig,
+    max_window: usize,
+    tick: &Tick,
+    interval: Interval,
+    out: &mut Vec<Event>,
+) -> bool {
+    let start = interval.bucket_start(tick.ts_event);
+    let Some(newest) = series.bars.back().map(|b| b.start) else {
+        series.bars.push_back(Bar::open_with(tick, interval));
+        series.dirty = true;
+        return true;
+    };
+    if start > newest {
+        let mut closed = series.bars.pop_back().expect("newest exists");
+        closed.closed = true;
+        if let Some(ma) = series.ma.as_mut() {
+            push_close(ma, &cfg.ma_windows, max_window, &closed, out);
+        }
+        out.push(Event::Bar(closed.clone()));
+        series.bars.push_back(closed);
+        series.bars.push_back(Bar::open_with(tick, interval));
+        series.dirty = true;
+        while series.bars.len() > cfg.late_buckets + 1 {
+            series.bars.pop_front();
+        }
+    } else if start == newest {
+        if let Some(b) = series.bars.back_mut() {
+            b.apply(tick);
+        }
+        series.dirty = true;
+    } else {
+        // Late: the bucket is before the open one.
+        let oldest = series.bars.front().map(|b| b.start).unwrap_or(start);
+        if start < oldest {
+            return false;
+        }
+        let pos = series
+            .bars
+            .iter()
+            .position(|b| b.start >= start)
+            .unwrap_or(series.bars.len());
+        let bar = if series.bars.get(pos).is_some_and(|b| b.start == start) {
+            let b = &mut series.bars[pos];
+            b.apply(tick);
+            b
+        } else {
+            let mut b = Bar::open_with(tick, interval);
+            b.closed = true;
+            series.bars.insert(pos, b);
+            &series.bars[pos]
+        };
+        out.push(Event::Bar(bar.clone()));
+    }
+    true
+}
+
+fn push_close(
+    ma: &mut MaState,
+    windows: &[u32],
+    max_window: usize,
+    bar: &Bar,
+    out: &mut Vec<Event>,
+) {
     let close = to_f64(bar.close);
     ma.closes.push_back(close);
     if ma.closes.len() > max_window.max(1) {
@@ -214,6 +241,63 @@ fn sma_of(newest_first: impl Iterator<Item = f64>, n: usize) -> f64 {
     v.iter().sum::<f64>() / n as f64
 }
 
+/// The aggregator consumer: ticks in, bars and indicators out on the bus.
+/// Open bars are published every `flush_interval_ms`; on shutdown the last
+/// open bars are published before it returns.
+pub async fn run(
+    mut consumer: marketd_bus::AnyConsumer,
+    bus: marketd_bus::AnyBus,
+    cfg: AggregatorConfig,
+) {
+    use marketd_bus::{Bus, Consumer};
+    let mut agg = Aggregator::new(cfg.clone());
+    let mut flush = tokio::time::interval(std::time::Duration::from_millis(
+        cfg.flush_interval_ms.max(10),
+    ));
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::with_capacity(4096);
+    let mut out = Vec::new();
+    loop {
+        batch.clear();
+        let ended = tokio::select! {
+            r = consumer.recv_batch(&mut batch, 4096) => match r {
+                Ok(0) => true,
+                Ok(_) => {
+                    for d in &batch {
+                        if let Event::Tick(t) = &d.envelope.event {
+                            agg.apply(t, &mut out);
+                        }
+                    }
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "aggregator receive failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    false
+                }
+            },
+            _ = flush.tick() => {
+                agg.flush_open(&mut out);
+                false
+            }
+        };
+        if ended {
+            agg.flush_open(&mut out);
+        }
+        if !out.is_empty()
+            && let Err(e) = bus.publish_batch(std::mem::take(&mut out)).await
+        {
+            tracing::error!(error = %e, "could not publish bars/indicators");
+        }
+        if let Some(last) = batch.last() {
+            let _ = consumer.commit(last).await;
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,36 +306,71 @@ mod tests {
     const S: i64 = 1_000_000_000;
 
     fn tick(ts: i64, price: i64) -> Tick {
-        Tick::new(Symbol::parse("AAPL").unwrap(), "sim", TickKind::Trade, Decimal::from(price), Decimal::ONE, ts, ts)
+        Tick::new(
+            Symbol::parse("AAPL").unwrap(),
+            "sim",
+            TickKind::Trade,
+            Decimal::from(price),
+            Decimal::ONE,
+            ts,
+            ts,
+        )
     }
 
     fn agg(windows: Vec<u32>) -> Aggregator {
-        Aggregator::new(AggregatorConfig { intervals: vec![Interval::S1], ma_windows: windows, ma_intervals: vec![Interval::S1], late_buckets: 2, flush_interval_ms: 1000 })
+        Aggregator::new(AggregatorConfig {
+            intervals: vec![Interval::S1],
+            ma_windows: windows,
+            ma_intervals: vec![Interval::S1],
+            late_buckets: 2,
+            flush_interval_ms: 1000,
+        })
     }
 
     fn bars(out: &[Event]) -> Vec<&Bar> {
-        out.iter().filter_map(|e| if let Event::Bar(b) = e { Some(b) } else { None }).collect()
+        out.iter()
+            .filter_map(|e| if let Event::Bar(b) = e { Some(b) } else { None })
+            .collect()
     }
 
     fn inds(out: &[Event], kind: MaKind) -> Vec<f64> {
-        out.iter().filter_map(|e| if let Event::Indicator(i) = e { (i.kind == kind).then_some(i.value) } else { None }).collect()
+        out.iter()
+            .filter_map(|e| {
+                if let Event::Indicator(i) = e {
+                    (i.kind == kind).then_some(i.value)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     #[test]
     fn closes_buckets_on_the_series_watermark() {
         let mut a = agg(vec![]);
         let mut out = Vec::new();
-        for (ts, p) in [(100 * S, 10), (100 * S + 5, 12), (100 * S + 9, 11), (101 * S + 1, 13)] {
+        for (ts, p) in [
+            (100 * S, 10),
+            (100 * S + 5, 12),
+            (100 * S + 9, 11),
+            (101 * S + 1, 13),
+        ] {
             a.apply(&tick(ts, p), &mut out);
         }
         let b = bars(&out);
         assert_eq!(b.len(), 1);
         assert_eq!((b[0].start, b[0].closed, b[0].trades), (100 * S, true, 3));
-        assert_eq!((b[0].open, b[0].high, b[0].low, b[0].close), (10.into(), 12.into(), 10.into(), 11.into()));
+        assert_eq!(
+            (b[0].open, b[0].high, b[0].low, b[0].close),
+            (10.into(), 12.into(), 10.into(), 11.into())
+        );
         out.clear();
         a.flush_open(&mut out);
         let open = bars(&out);
-        assert_eq!((open[0].start, open[0].closed, open[0].close), (101 * S, false, 13.into()));
+        assert_eq!(
+            (open[0].start, open[0].closed, open[0].close),
+            (101 * S, false, 13.into())
+        );
         out.clear();
         a.flush_open(&mut out);
         assert!(out.is_empty(), "unchanged open bars are not republished");
@@ -283,7 +402,10 @@ mod tests {
         out.clear();
         a.apply(&tick(12 * S + 1, 150), &mut out); // bucket 12 is closed but retained
         let b = bars(&out);
-        assert_eq!((b[0].start, b[0].high, b[0].trades, b[0].closed), (12 * S, 150.into(), 2, true));
+        assert_eq!(
+            (b[0].start, b[0].high, b[0].trades, b[0].closed),
+            (12 * S, 150.into(), 2, true)
+        );
         out.clear();
         a.apply(&tick(9 * S, 1), &mut out); // older than every retained bucket
         assert!(out.is_empty());
@@ -302,56 +424,5 @@ mod tests {
         let b = bars(&out);
         assert_eq!(b.len(), 1);
         assert_eq!((&*b[0].source, b[0].close), ("sim", 1.into()));
-    }
-}
-
-/// The aggregator consumer: ticks in, bars and indicators out on the bus.
-/// Open bars are published every `flush_interval_ms`; on shutdown the last
-/// open bars are published before it returns.
-pub async fn run(mut consumer: marketd_bus::AnyConsumer, bus: marketd_bus::AnyBus, cfg: AggregatorConfig) {
-    use marketd_bus::{Bus, Consumer};
-    let mut agg = Aggregator::new(cfg.clone());
-    let mut flush = tokio::time::interval(std::time::Duration::from_millis(cfg.flush_interval_ms.max(10)));
-    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut batch = Vec::with_capacity(4096);
-    let mut out = Vec::new();
-    loop {
-        batch.clear();
-        let ended = tokio::select! {
-            r = consumer.recv_batch(&mut batch, 4096) => match r {
-                Ok(0) => true,
-                Ok(_) => {
-                    for d in &batch {
-                        if let Event::Tick(t) = &d.envelope.event {
-                            agg.apply(t, &mut out);
-                        }
-                    }
-                    false
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "aggregator receive failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    false
-                }
-            },
-            _ = flush.tick() => {
-                agg.flush_open(&mut out);
-                false
-            }
-        };
-        if ended {
-            agg.flush_open(&mut out);
-        }
-        if !out.is_empty() {
-            if let Err(e) = bus.publish_batch(std::mem::take(&mut out)).await {
-                tracing::error!(error = %e, "could not publish bars/indicators");
-            }
-        }
-        if let Some(last) = batch.last() {
-            let _ = consumer.commit(last).await;
-        }
-        if ended {
-            return;
-        }
     }
 }

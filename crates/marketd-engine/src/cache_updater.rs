@@ -32,7 +32,16 @@ pub(crate) async fn run(mut consumer: AnyConsumer, cache: AnyCache) {
         }
         let now = now_ns();
         for ((source, symbol), tick) in newest {
-            if let Err(e) = cache.put_latest(&latest_key(source, symbol), CachedPrice { tick: tick.clone(), cached_at: now }).await {
+            if let Err(e) = cache
+                .put_latest(
+                    &latest_key(source, symbol),
+                    CachedPrice {
+                        tick: tick.clone(),
+                        cached_at: now,
+                    },
+                )
+                .await
+            {
                 tracing::warn!(error = %e, "cache write failed");
             }
         }

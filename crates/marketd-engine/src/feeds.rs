@@ -21,14 +21,25 @@ pub struct FeedsConfig {
 }
 
 /// Spawns the enabled feeds and their forwarders on `tasks`.
-pub(crate) fn start(cfg: &FeedsConfig, backends: &Backends, tasks: &TaskTracker, cancel: &CancellationToken) -> crate::Result<()> {
+pub(crate) fn start(
+    cfg: &FeedsConfig,
+    backends: &Backends,
+    tasks: &TaskTracker,
+    cancel: &CancellationToken,
+) -> crate::Result<()> {
     if cfg.simulated.enabled && !cfg.simulated.symbols.is_empty() {
         let (tx, rx) = mpsc::channel(64);
-        let market = backends.providers.simulated_market().unwrap_or_else(|| std::sync::Arc::new(marketd_sources::SimulatedMarket::new(cfg.simulated.seed)));
+        let market = backends.providers.simulated_market().unwrap_or_else(|| {
+            std::sync::Arc::new(marketd_sources::SimulatedMarket::new(cfg.simulated.seed))
+        });
         let feed = SimulatedFeed::new(cfg.simulated.clone(), market);
         tasks.spawn(feed.run(tx, cancel.child_token()));
         tasks.spawn(forward(rx, backends.bus.clone()));
-        tracing::info!(symbols = cfg.simulated.symbols.len(), rate = cfg.simulated.ticks_per_second, "simulated feed started");
+        tracing::info!(
+            symbols = cfg.simulated.symbols.len(),
+            rate = cfg.simulated.ticks_per_second,
+            "simulated feed started"
+        );
     }
     if cfg.replay.enabled {
         let (tx, rx) = mpsc::channel(64);
@@ -61,11 +72,13 @@ pub async fn publish_ticks(bus: &marketd_bus::AnyBus, batch: Vec<Tick>) {
     for t in batch {
         match t.validate(now) {
             Ok(()) => {
-                metrics::counter!("marketd_ticks_ingested_total", "source" => t.source.to_string()).increment(1);
+                metrics::counter!("marketd_ticks_ingested_total", "source" => t.source.to_string())
+                    .increment(1);
                 events.push(Event::Tick(t));
             }
             Err(e) => {
-                metrics::counter!("marketd_feed_rejected_total", "source" => t.source.to_string()).increment(1);
+                metrics::counter!("marketd_feed_rejected_total", "source" => t.source.to_string())
+                    .increment(1);
                 tracing::warn!(source = %t.source, symbol = %t.symbol, error = %e, "tick rejected");
             }
         }

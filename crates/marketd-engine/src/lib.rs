@@ -64,7 +64,10 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub const ALL: Roles = Roles { consumers: true, producers: true };
+    pub const ALL: Roles = Roles {
+        consumers: true,
+        producers: true,
+    };
 }
 
 /// The backends the engine works on.
@@ -91,30 +94,71 @@ pub struct Engine {
 impl Engine {
     /// Subscribes every consumer first (so nothing published is missed), then
     /// starts the feeds and the polling scheduler.
-    pub async fn start(backends: Backends, cfg: &EngineConfig, feeds: &FeedsConfig, default_provider: String, roles: Roles) -> Result<Engine> {
-        let prices = Arc::new(PriceService::new(backends.providers.clone(), backends.cache.clone(), backends.store.clone(), backends.bus.clone(), default_provider));
+    pub async fn start(
+        backends: Backends,
+        cfg: &EngineConfig,
+        feeds: &FeedsConfig,
+        default_provider: String,
+        roles: Roles,
+    ) -> Result<Engine> {
+        let prices = Arc::new(PriceService::new(
+            backends.providers.clone(),
+            backends.cache.clone(),
+            backends.store.clone(),
+            backends.bus.clone(),
+            default_provider,
+        ));
         let producers_cancel = CancellationToken::new();
-        let (producers, derivers, sinks) = (TaskTracker::new(), TaskTracker::new(), TaskTracker::new());
+        let (producers, derivers, sinks) =
+            (TaskTracker::new(), TaskTracker::new(), TaskTracker::new());
         let bus = &backends.bus;
         if roles.consumers {
-            for (topic, kind) in [(Topic::Ticks, SinkKind::Ticks), (Topic::Bars, SinkKind::Bars), (Topic::Indicators, SinkKind::Indicators), (Topic::PriceRequests, SinkKind::PriceRequests)] {
+            for (topic, kind) in [
+                (Topic::Ticks, SinkKind::Ticks),
+                (Topic::Bars, SinkKind::Bars),
+                (Topic::Indicators, SinkKind::Indicators),
+                (Topic::PriceRequests, SinkKind::PriceRequests),
+            ] {
                 let consumer = bus.subscribe(topic, &format!("store-{topic}")).await?;
-                sinks.spawn(writer::run_sink(kind, consumer, backends.store.clone(), cfg.writer.clone()));
+                sinks.spawn(writer::run_sink(
+                    kind,
+                    consumer,
+                    backends.store.clone(),
+                    cfg.writer.clone(),
+                ));
             }
             let consumer = bus.subscribe(Topic::Ticks, "aggregator").await?;
-            derivers.spawn(aggregator::run(consumer, bus.clone(), cfg.aggregator.clone()));
+            derivers.spawn(aggregator::run(
+                consumer,
+                bus.clone(),
+                cfg.aggregator.clone(),
+            ));
             let consumer = bus.subscribe(Topic::Ticks, "latest-cache").await?;
             derivers.spawn(cache_updater::run(consumer, backends.cache.clone()));
         }
         let mut polling = None;
         if roles.producers {
-            let scheduler = PollingScheduler::new(backends.store.clone(), prices.clone(), producers_cancel.child_token());
-            let commands = bus.subscribe(Topic::PollingJobs, "polling-scheduler").await?;
+            let scheduler = PollingScheduler::new(
+                backends.store.clone(),
+                prices.clone(),
+                producers_cancel.child_token(),
+            );
+            let commands = bus
+                .subscribe(Topic::PollingJobs, "polling-scheduler")
+                .await?;
             producers.spawn(scheduler.clone().run(commands));
             polling = Some(scheduler);
             feeds::start(feeds, &backends, &producers, &producers_cancel)?;
         }
-        Ok(Engine { backends, prices, polling, producers_cancel, producers, derivers, sinks })
+        Ok(Engine {
+            backends,
+            prices,
+            polling,
+            producers_cancel,
+            producers,
+            derivers,
+            sinks,
+        })
     }
 
     /// Ordered shutdown: producers stop; `ticks`, `price-requests` and

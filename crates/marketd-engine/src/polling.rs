@@ -31,7 +31,11 @@ pub struct PollingConfig {
 
 impl Default for PollingConfig {
     fn default() -> Self {
-        PollingConfig { min_interval_ms: 1_000, max_interval_ms: 86_400_000, max_symbols: 500 }
+        PollingConfig {
+            min_interval_ms: 1_000,
+            max_interval_ms: 86_400_000,
+            max_symbols: 500,
+        }
     }
 }
 
@@ -50,8 +54,17 @@ impl std::fmt::Debug for PollingScheduler {
 }
 
 impl PollingScheduler {
-    pub fn new(store: Arc<AnyStore>, prices: Arc<PriceService>, cancel: CancellationToken) -> Arc<Self> {
-        Arc::new(PollingScheduler { store, prices, running: Mutex::new(HashMap::new()), cancel })
+    pub fn new(
+        store: Arc<AnyStore>,
+        prices: Arc<PriceService>,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(PollingScheduler {
+            store,
+            prices,
+            running: Mutex::new(HashMap::new()),
+            cancel,
+        })
     }
 
     /// Number of jobs running in this process.
@@ -80,7 +93,11 @@ impl PollingScheduler {
                 Ok(Some(d)) => {
                     if let Event::PollingJob(cmd) = &d.envelope.event {
                         match cmd {
-                            PollingJobCommand::Upsert { job } if job.status == JobStatus::Active => self.start_job(job.clone()),
+                            PollingJobCommand::Upsert { job }
+                                if job.status == JobStatus::Active =>
+                            {
+                                self.start_job(job.clone())
+                            }
                             PollingJobCommand::Upsert { job } => self.stop_job(job.id),
                             PollingJobCommand::Delete { id } => self.stop_job(*id),
                         }
@@ -111,13 +128,23 @@ impl PollingScheduler {
     }
 
     fn stop_job(&self, id: Uuid) {
-        if let Some((token, _)) = self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+        if let Some((token, _)) = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+        {
             token.cancel();
         }
     }
 
     async fn stop_all(&self) {
-        let jobs: Vec<_> = self.running.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+        let jobs: Vec<_> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
         for (_, (token, handle)) in jobs {
             token.cancel();
             let _ = handle.await;
@@ -126,7 +153,8 @@ impl PollingScheduler {
 
     async fn run_job(&self, job: PollingJob, cancel: CancellationToken) {
         let period = Duration::from_millis(job.interval_ms.max(1));
-        let mut ticker = tokio::time::interval_at(Instant::now() + first_delay(&job, now_ns()), period);
+        let mut ticker =
+            tokio::time::interval_at(Instant::now() + first_delay(&job, now_ns()), period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         tracing::debug!(job = %job.id, symbol = %job.symbol, provider = %job.provider, "polling job started");
         loop {
@@ -140,7 +168,11 @@ impl PollingScheduler {
             if let Some(e) = &error {
                 tracing::warn!(job = %job.id, symbol = %job.symbol, error = %e, "polling run failed");
             }
-            if let Err(e) = self.store.record_job_run(job.id, now_ns(), error.as_deref()).await {
+            if let Err(e) = self
+                .store
+                .record_job_run(job.id, now_ns(), error.as_deref())
+                .await
+            {
                 tracing::error!(job = %job.id, error = %e, "could not record polling run");
             }
         }
@@ -180,7 +212,13 @@ mod tests {
         };
         assert_eq!(first_delay(&job, 12_300 * NANOS_PER_MILLI), Duration::ZERO);
         job.run_count = 3;
-        assert_eq!(first_delay(&job, 12_300 * NANOS_PER_MILLI), Duration::from_millis(700));
-        assert_eq!(first_delay(&job, 13_000 * NANOS_PER_MILLI), Duration::from_millis(1_000));
+        assert_eq!(
+            first_delay(&job, 12_300 * NANOS_PER_MILLI),
+            Duration::from_millis(700)
+        );
+        assert_eq!(
+            first_delay(&job, 13_000 * NANOS_PER_MILLI),
+            Duration::from_millis(1_000)
+        );
     }
 }

@@ -68,13 +68,28 @@ pub struct PriceService {
 
 impl std::fmt::Debug for PriceService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PriceService").field("default_provider", &self.default_provider).finish_non_exhaustive()
+        f.debug_struct("PriceService")
+            .field("default_provider", &self.default_provider)
+            .finish_non_exhaustive()
     }
 }
 
 impl PriceService {
-    pub fn new(providers: Arc<ProviderRegistry>, cache: AnyCache, store: Arc<AnyStore>, bus: AnyBus, default_provider: String) -> Self {
-        PriceService { providers, cache, store, bus, default_provider, inflight: Mutex::new(HashMap::new()) }
+    pub fn new(
+        providers: Arc<ProviderRegistry>,
+        cache: AnyCache,
+        store: Arc<AnyStore>,
+        bus: AnyBus,
+        default_provider: String,
+    ) -> Self {
+        PriceService {
+            providers,
+            cache,
+            store,
+            bus,
+            default_provider,
+            inflight: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn default_provider(&self) -> &str {
@@ -86,7 +101,12 @@ impl PriceService {
     }
 
     /// Cache, then provider (single flight), then the store's last tick.
-    pub async fn latest(&self, symbol: &Symbol, provider: Option<&str>, request_id: Option<&str>) -> Result<LatestPrice, PriceError> {
+    pub async fn latest(
+        &self,
+        symbol: &Symbol,
+        provider: Option<&str>,
+        request_id: Option<&str>,
+    ) -> Result<LatestPrice, PriceError> {
         let provider = provider.unwrap_or(&self.default_provider).to_string();
         if self.providers.get(&provider).is_none() {
             return Err(PriceError::UnknownProvider(provider));
@@ -95,7 +115,13 @@ impl PriceService {
         match self.cache.get_latest(&key).await {
             Ok(Some(hit)) => {
                 metrics::counter!("marketd_cache_hits_total").increment(1);
-                return Ok(LatestPrice { age_ms: age_ms(&hit.tick), tick: hit.tick, source: PriceSource::Cache, stale: false, provider });
+                return Ok(LatestPrice {
+                    age_ms: age_ms(&hit.tick),
+                    tick: hit.tick,
+                    source: PriceSource::Cache,
+                    stale: false,
+                    provider,
+                });
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cache read failed; treating as a miss"),
@@ -104,11 +130,42 @@ impl PriceService {
         let started = std::time::Instant::now();
         let fetched = self.fetch_shared(&provider, symbol, key).await;
         let (result, outcome, error) = match fetched {
-            Ok(tick) => (Ok(LatestPrice { age_ms: age_ms(&tick), tick, source: PriceSource::Provider, stale: false, provider: provider.clone() }), RequestOutcome::Provider, None),
-            Err(e) if matches!(*e, marketd_sources::Error::SymbolNotFound(_)) => (Err(PriceError::SymbolNotFound(symbol.clone())), RequestOutcome::Error, Some(e.to_string())),
+            Ok(tick) => (
+                Ok(LatestPrice {
+                    age_ms: age_ms(&tick),
+                    tick,
+                    source: PriceSource::Provider,
+                    stale: false,
+                    provider: provider.clone(),
+                }),
+                RequestOutcome::Provider,
+                None,
+            ),
+            Err(e) if matches!(*e, marketd_sources::Error::SymbolNotFound(_)) => (
+                Err(PriceError::SymbolNotFound(symbol.clone())),
+                RequestOutcome::Error,
+                Some(e.to_string()),
+            ),
             Err(e) => match self.stored_fallback(symbol, &provider).await {
-                Some(tick) => (Ok(LatestPrice { age_ms: age_ms(&tick), tick, source: PriceSource::Store, stale: true, provider: provider.clone() }), RequestOutcome::Store, Some(e.to_string())),
-                None => (Err(PriceError::Upstream { provider: provider.clone(), reason: e.to_string() }), RequestOutcome::Error, Some(e.to_string())),
+                Some(tick) => (
+                    Ok(LatestPrice {
+                        age_ms: age_ms(&tick),
+                        tick,
+                        source: PriceSource::Store,
+                        stale: true,
+                        provider: provider.clone(),
+                    }),
+                    RequestOutcome::Store,
+                    Some(e.to_string()),
+                ),
+                None => (
+                    Err(PriceError::Upstream {
+                        provider: provider.clone(),
+                        reason: e.to_string(),
+                    }),
+                    RequestOutcome::Error,
+                    Some(e.to_string()),
+                ),
             },
         };
         let request = PriceRequest {
@@ -127,7 +184,12 @@ impl PriceService {
         result
     }
 
-    async fn fetch_shared(&self, provider: &str, symbol: &Symbol, key: String) -> Result<Tick, Arc<marketd_sources::Error>> {
+    async fn fetch_shared(
+        &self,
+        provider: &str,
+        symbol: &Symbol,
+        key: String,
+    ) -> Result<Tick, Arc<marketd_sources::Error>> {
         let fut = {
             let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(f) = inflight.get(&key) {
@@ -138,20 +200,33 @@ impl PriceService {
                 let bus = self.bus.clone();
                 let provider = provider.to_string();
                 let symbol = symbol.clone();
-                let f: Fetch = async move { fetch_and_publish(&providers, &cache, &bus, &provider, &symbol).await.map_err(Arc::new) }.boxed().shared();
+                let f: Fetch = async move {
+                    fetch_and_publish(&providers, &cache, &bus, &provider, &symbol)
+                        .await
+                        .map_err(Arc::new)
+                }
+                .boxed()
+                .shared();
                 inflight.insert(key.clone(), f.clone());
                 f
             }
         };
         let out = fut.await;
         // Whoever finishes first clears the slot; later misses start afresh.
-        self.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        self.inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
         out
     }
 
     /// Fetches from the provider bypassing the cache (polling jobs), then
     /// caches and publishes the tick.
-    pub async fn fetch_fresh(&self, provider: &str, symbol: &Symbol) -> Result<Tick, marketd_sources::Error> {
+    pub async fn fetch_fresh(
+        &self,
+        provider: &str,
+        symbol: &Symbol,
+    ) -> Result<Tick, marketd_sources::Error> {
         fetch_and_publish(&self.providers, &self.cache, &self.bus, provider, symbol).await
     }
 
@@ -161,23 +236,44 @@ impl PriceService {
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "store lookup for stale fallback failed"),
         }
-        self.store.latest_tick(symbol, None).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "store lookup for stale fallback failed");
-            None
-        })
+        self.store
+            .latest_tick(symbol, None)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "store lookup for stale fallback failed");
+                None
+            })
     }
 }
 
-async fn fetch_and_publish(providers: &ProviderRegistry, cache: &AnyCache, bus: &AnyBus, provider: &str, symbol: &Symbol) -> Result<Tick, marketd_sources::Error> {
+async fn fetch_and_publish(
+    providers: &ProviderRegistry,
+    cache: &AnyCache,
+    bus: &AnyBus,
+    provider: &str,
+    symbol: &Symbol,
+) -> Result<Tick, marketd_sources::Error> {
     let Some(p) = providers.get(provider) else {
-        return Err(marketd_sources::Error::Config(format!("unknown provider {provider}")));
+        return Err(marketd_sources::Error::Config(format!(
+            "unknown provider {provider}"
+        )));
     };
     let tick = p.latest(symbol).await?;
     let key = latest_key(provider, symbol.as_str());
-    if let Err(e) = cache.put_latest(&key, CachedPrice { tick: tick.clone(), cached_at: now_ns() }).await {
+    if let Err(e) = cache
+        .put_latest(
+            &key,
+            CachedPrice {
+                tick: tick.clone(),
+                cached_at: now_ns(),
+            },
+        )
+        .await
+    {
         tracing::warn!(error = %e, "cache write failed");
     }
-    metrics::counter!("marketd_ticks_ingested_total", "source" => provider.to_string()).increment(1);
+    metrics::counter!("marketd_ticks_ingested_total", "source" => provider.to_string())
+        .increment(1);
     if let Err(e) = bus.publish(Event::Tick(tick.clone())).await {
         tracing::warn!(error = %e, "could not publish fetched tick");
     }

@@ -22,7 +22,10 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        WriterConfig { batch_size: 5_000, flush_interval_ms: 100 }
+        WriterConfig {
+            batch_size: 5_000,
+            flush_interval_ms: 100,
+        }
     }
 }
 
@@ -48,17 +51,24 @@ impl SinkKind {
 
 /// Runs a sink until its topic is closed and drained; everything received is
 /// written before it returns.
-pub async fn run_sink(kind: SinkKind, mut consumer: AnyConsumer, store: Arc<AnyStore>, cfg: WriterConfig) {
+pub async fn run_sink(
+    kind: SinkKind,
+    mut consumer: AnyConsumer,
+    store: Arc<AnyStore>,
+    cfg: WriterConfig,
+) {
     let flush_every = Duration::from_millis(cfg.flush_interval_ms.max(1));
     let mut pending: Vec<Delivery> = Vec::with_capacity(cfg.batch_size);
     let mut deadline: Option<Instant> = None;
     loop {
         let room = cfg.batch_size.saturating_sub(pending.len()).max(1);
         let received = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, consumer.recv_batch(&mut pending, room)).await {
-                Ok(r) => r,
-                Err(_) => Ok(usize::MAX), // flush deadline
-            },
+            Some(d) => {
+                match tokio::time::timeout_at(d, consumer.recv_batch(&mut pending, room)).await {
+                    Ok(r) => r,
+                    Err(_) => Ok(usize::MAX), // flush deadline
+                }
+            }
             None => consumer.recv_batch(&mut pending, room).await,
         };
         let (ended, flush_now) = match received {
@@ -78,10 +88,10 @@ pub async fn run_sink(kind: SinkKind, mut consumer: AnyConsumer, store: Arc<AnyS
         };
         if flush_now && !pending.is_empty() {
             write_until_durable(kind, &store, &pending).await;
-            if let Some(last) = pending.last() {
-                if let Err(e) = consumer.commit(last).await {
-                    tracing::warn!(sink = kind.name(), error = %e, "commit failed; batch may be redelivered");
-                }
+            if let Some(last) = pending.last()
+                && let Err(e) = consumer.commit(last).await
+            {
+                tracing::warn!(sink = kind.name(), error = %e, "commit failed; batch may be redelivered");
             }
             pending.clear();
             deadline = None;
@@ -102,11 +112,13 @@ async fn write_until_durable(kind: SinkKind, store: &AnyStore, batch: &[Delivery
         let started = std::time::Instant::now();
         match write_batch(kind, store, batch).await {
             Ok(()) => {
-                metrics::histogram!("marketd_store_write_seconds", "table" => kind.name()).record(started.elapsed().as_secs_f64());
+                metrics::histogram!("marketd_store_write_seconds", "table" => kind.name())
+                    .record(started.elapsed().as_secs_f64());
                 return;
             }
             Err(e) => {
-                metrics::counter!("marketd_store_write_errors_total", "table" => kind.name()).increment(1);
+                metrics::counter!("marketd_store_write_errors_total", "table" => kind.name())
+                    .increment(1);
                 tracing::error!(sink = kind.name(), rows = batch.len(), error = %e, "store write failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
@@ -115,10 +127,23 @@ async fn write_until_durable(kind: SinkKind, store: &AnyStore, batch: &[Delivery
     }
 }
 
-async fn write_batch(kind: SinkKind, store: &AnyStore, batch: &[Delivery]) -> marketd_store::Result<()> {
+async fn write_batch(
+    kind: SinkKind,
+    store: &AnyStore,
+    batch: &[Delivery],
+) -> marketd_store::Result<()> {
     match kind {
         SinkKind::Ticks => {
-            let ticks: Vec<Tick> = batch.iter().filter_map(|d| if let Event::Tick(t) = &d.envelope.event { Some(t.clone()) } else { None }).collect();
+            let ticks: Vec<Tick> = batch
+                .iter()
+                .filter_map(|d| {
+                    if let Event::Tick(t) = &d.envelope.event {
+                        Some(t.clone())
+                    } else {
+                        None
+                    }
+                })
+                .collect();
             let inserted = store.insert_ticks(&ticks).await?;
             metrics::counter!("marketd_ticks_stored_total").increment(inserted);
             let dup = ticks.len() as u64 - inserted.min(ticks.len() as u64);
@@ -132,21 +157,39 @@ async fn write_batch(kind: SinkKind, store: &AnyStore, batch: &[Delivery]) -> ma
             let mut seen = std::collections::HashSet::new();
             let mut bars = Vec::with_capacity(batch.len());
             for d in batch.iter().rev() {
-                if let Event::Bar(b) = &d.envelope.event {
-                    if seen.insert((b.source.clone(), b.symbol.clone(), b.interval, b.start)) {
-                        bars.push(b.clone());
-                    }
+                if let Event::Bar(b) = &d.envelope.event
+                    && seen.insert((b.source.clone(), b.symbol.clone(), b.interval, b.start))
+                {
+                    bars.push(b.clone());
                 }
             }
             bars.reverse();
             store.upsert_bars(&bars).await?;
         }
         SinkKind::Indicators => {
-            let xs: Vec<_> = batch.iter().filter_map(|d| if let Event::Indicator(i) = &d.envelope.event { Some(i.clone()) } else { None }).collect();
+            let xs: Vec<_> = batch
+                .iter()
+                .filter_map(|d| {
+                    if let Event::Indicator(i) = &d.envelope.event {
+                        Some(i.clone())
+                    } else {
+                        None
+                    }
+                })
+                .collect();
             store.upsert_indicators(&xs).await?;
         }
         SinkKind::PriceRequests => {
-            let xs: Vec<_> = batch.iter().filter_map(|d| if let Event::PriceRequest(r) = &d.envelope.event { Some(r.clone()) } else { None }).collect();
+            let xs: Vec<_> = batch
+                .iter()
+                .filter_map(|d| {
+                    if let Event::PriceRequest(r) = &d.envelope.event {
+                        Some(r.clone())
+                    } else {
+                        None
+                    }
+                })
+                .collect();
             store.insert_price_requests(&xs).await?;
         }
     }

@@ -104,8 +104,14 @@ mod tests {
 
     #[test]
     fn writes_exact_numbers_and_reads_both_spellings() {
-        let p = P { p: Decimal::from_str("261.740").unwrap(), q: None };
-        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"p":261.74,"q":null}"#);
+        let p = P {
+            p: Decimal::from_str("261.740").unwrap(),
+            q: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"p":261.74,"q":null}"#
+        );
         let a: P = serde_json::from_str(r#"{"p":261.74}"#).unwrap();
         let b: P = serde_json::from_str(r#"{"p":"261.74","q":"0.1"}"#).unwrap();
         assert_eq!(a.p, Decimal::from_str("261.74").unwrap());

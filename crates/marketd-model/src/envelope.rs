@@ -152,7 +152,15 @@ mod tests {
 
     #[test]
     fn envelope_wire_shape_round_trips() {
-        let t = Tick::new(Symbol::parse("AAPL").unwrap(), "simulated", TickKind::Last, "189.25".parse().unwrap(), Decimal::from(3), 1_700_000_000_000_000_000, 1_700_000_000_000_000_100);
+        let t = Tick::new(
+            Symbol::parse("AAPL").unwrap(),
+            "simulated",
+            TickKind::Last,
+            "189.25".parse().unwrap(),
+            Decimal::from(3),
+            1_700_000_000_000_000_000,
+            1_700_000_000_000_000_100,
+        );
         let env = Envelope::new(Event::Tick(t));
         let json = serde_json::to_value(&env).unwrap();
         assert_eq!(json["schema_version"], 1);

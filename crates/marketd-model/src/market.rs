@@ -58,10 +58,18 @@ pub struct Tick {
     #[serde(with = "decimal_number")]
     #[schema(value_type = f64)]
     pub size: Decimal,
-    #[serde(with = "option_decimal_number", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "option_decimal_number",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<f64>)]
     pub bid: Option<Decimal>,
-    #[serde(with = "option_decimal_number", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "option_decimal_number",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<f64>)]
     pub ask: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,7 +87,15 @@ pub struct Tick {
 
 impl Tick {
     /// A tick with only the required fields set.
-    pub fn new(symbol: Symbol, source: impl Into<Arc<str>>, kind: TickKind, price: Decimal, size: Decimal, ts_event: i64, ts_received: i64) -> Self {
+    pub fn new(
+        symbol: Symbol,
+        source: impl Into<Arc<str>>,
+        kind: TickKind,
+        price: Decimal,
+        size: Decimal,
+        ts_event: i64,
+        ts_received: i64,
+    ) -> Self {
         Tick {
             symbol,
             source: source.into(),
@@ -100,13 +116,24 @@ impl Tick {
     /// sizes, timestamps before 1971 or more than a day in the future.
     pub fn validate(&self, now_ns: i64) -> Result<()> {
         if self.price <= Decimal::ZERO {
-            return Err(Error::InvalidTick(format!("price must be positive, got {}", self.price)));
+            return Err(Error::InvalidTick(format!(
+                "price must be positive, got {}",
+                self.price
+            )));
         }
         if self.size < Decimal::ZERO {
-            return Err(Error::InvalidTick(format!("size must not be negative, got {}", self.size)));
+            return Err(Error::InvalidTick(format!(
+                "size must not be negative, got {}",
+                self.size
+            )));
         }
-        if self.ts_event < 365 * 86_400 * NANOS_PER_SEC || self.ts_event > now_ns + 86_400 * NANOS_PER_SEC {
-            return Err(Error::InvalidTick(format!("ts_event {} out of range", self.ts_event)));
+        if self.ts_event < 365 * 86_400 * NANOS_PER_SEC
+            || self.ts_event > now_ns + 86_400 * NANOS_PER_SEC
+        {
+            return Err(Error::InvalidTick(format!(
+                "ts_event {} out of range",
+                self.ts_event
+            )));
         }
         Ok(())
     }
@@ -139,7 +166,9 @@ impl Tick {
 }
 
 /// Bar intervals with UTC bucket boundaries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 pub enum Interval {
     #[serde(rename = "1s")]
     S1,
@@ -154,7 +183,13 @@ pub enum Interval {
 }
 
 impl Interval {
-    pub const ALL: [Interval; 5] = [Interval::S1, Interval::M1, Interval::M5, Interval::H1, Interval::D1];
+    pub const ALL: [Interval; 5] = [
+        Interval::S1,
+        Interval::M1,
+        Interval::M5,
+        Interval::H1,
+        Interval::D1,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -323,7 +358,15 @@ mod tests {
     use super::*;
 
     fn tick(ts: i64, price: &str) -> Tick {
-        Tick::new(Symbol::parse("AAPL").unwrap(), "test", TickKind::Trade, price.parse().unwrap(), Decimal::ONE, ts, ts)
+        Tick::new(
+            Symbol::parse("AAPL").unwrap(),
+            "test",
+            TickKind::Trade,
+            price.parse().unwrap(),
+            Decimal::ONE,
+            ts,
+            ts,
+        )
     }
 
     #[test]
@@ -359,7 +402,10 @@ mod tests {
         let b = tick(1_700_000_000_000_000_000, "1.5");
         assert_eq!(a.identity(), b.identity(), "scale must not change identity");
         assert!(a.identity().starts_with("h:"));
-        assert_ne!(a.identity(), tick(1_700_000_000_000_000_001, "1.5").identity());
+        assert_ne!(
+            a.identity(),
+            tick(1_700_000_000_000_000_001, "1.5").identity()
+        );
         a.trade_id = Some("42".into());
         assert_eq!(a.identity(), "t:42");
     }
@@ -370,6 +416,10 @@ mod tests {
         assert!(tick(now, "1").validate(now).is_ok());
         assert!(tick(now, "0").validate(now).is_err());
         assert!(tick(0, "1").validate(now).is_err());
-        assert!(tick(now + 2 * 86_400 * NANOS_PER_SEC, "1").validate(now).is_err());
+        assert!(
+            tick(now + 2 * 86_400 * NANOS_PER_SEC, "1")
+                .validate(now)
+                .is_err()
+        );
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 /// Quote currencies recognized when splitting a venue's concatenated pair
 /// (`BTCUSDT`) into canonical `BASE-QUOTE`. Longest first so `USDT` wins over `USD`.
 const QUOTES: &[&str] = &[
-    "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "USD", "EUR", "GBP", "JPY", "TRY", "BRL",
-    "BTC", "ETH", "BNB",
+    "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "USD", "EUR", "GBP", "JPY", "TRY",
+    "BRL", "BTC", "ETH", "BNB",
 ];
 
 /// A canonical instrument symbol: equities as the ticker (`AAPL`, `BRK.B`),
@@ -45,7 +45,12 @@ impl Symbol {
     /// `BINANCE:BTCUSDT`, `BTC/USDT`, `BTC-USDT-SWAP` (OKX) all become
     /// `BTC-USDT`.
     pub fn from_crypto_venue(raw: &str) -> Result<Self> {
-        let s = raw.rsplit(':').next().unwrap_or(raw).trim().to_ascii_uppercase();
+        let s = raw
+            .rsplit(':')
+            .next()
+            .unwrap_or(raw)
+            .trim()
+            .to_ascii_uppercase();
         let s = s.replace(['/', '_'], "-");
         if let Some((base, rest)) = s.split_once('-') {
             // OKX derivatives carry a suffix (`-SWAP`, `-240628`): the pair is the first two parts.
@@ -53,10 +58,8 @@ impl Symbol {
             return Symbol::parse(&format!("{base}-{quote}"));
         }
         for q in QUOTES {
-            if let Some(base) = s.strip_suffix(q) {
-                if !base.is_empty() {
-                    return Symbol::parse(&format!("{base}-{q}"));
-                }
+            if let Some(base) = s.strip_suffix(q).filter(|b| !b.is_empty()) {
+                return Symbol::parse(&format!("{base}-{q}"));
             }
         }
         Err(Error::InvalidSymbol(raw.to_string()))
@@ -132,18 +135,43 @@ mod tests {
         assert_eq!(Symbol::parse("BRK.B").unwrap().as_str(), "BRK.B");
         assert_eq!(Symbol::parse("^GSPC").unwrap().as_str(), "^GSPC");
         assert_eq!(Symbol::parse("btc/usdt").unwrap().as_str(), "BTC-USDT");
-        for bad in ["", "A B", "AAPL;DROP", "-AAPL", "A--B", "ÄPPLE", &"X".repeat(33)] {
+        for bad in [
+            "",
+            "A B",
+            "AAPL;DROP",
+            "-AAPL",
+            "A--B",
+            "ÄPPLE",
+            &"X".repeat(33),
+        ] {
             assert!(Symbol::parse(bad).is_err(), "{bad} accepted");
         }
     }
 
     #[test]
     fn venue_spellings() {
-        for raw in ["BTCUSDT", "btcusdt", "BINANCE:BTCUSDT", "BTC-USDT", "BTC-USDT-SWAP", "BTC/USDT"] {
-            assert_eq!(Symbol::from_crypto_venue(raw).unwrap().as_str(), "BTC-USDT", "{raw}");
+        for raw in [
+            "BTCUSDT",
+            "btcusdt",
+            "BINANCE:BTCUSDT",
+            "BTC-USDT",
+            "BTC-USDT-SWAP",
+            "BTC/USDT",
+        ] {
+            assert_eq!(
+                Symbol::from_crypto_venue(raw).unwrap().as_str(),
+                "BTC-USDT",
+                "{raw}"
+            );
         }
-        assert_eq!(Symbol::from_crypto_venue("ETHBTC").unwrap().as_str(), "ETH-BTC");
-        assert_eq!(Symbol::from_crypto_venue("FDUSDUSDT").unwrap().as_str(), "FDUSD-USDT");
+        assert_eq!(
+            Symbol::from_crypto_venue("ETHBTC").unwrap().as_str(),
+            "ETH-BTC"
+        );
+        assert_eq!(
+            Symbol::from_crypto_venue("FDUSDUSDT").unwrap().as_str(),
+            "FDUSD-USDT"
+        );
         assert!(Symbol::from_crypto_venue("USDT").is_err());
     }
 }

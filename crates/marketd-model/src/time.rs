@@ -59,9 +59,18 @@ mod tests {
     #[test]
     fn parses_epoch_units_and_rfc3339() {
         assert_eq!(parse_ts("1582641000"), Some(1_582_641_000 * NANOS_PER_SEC));
-        assert_eq!(parse_ts("1582641000123"), Some(1_582_641_000_123 * NANOS_PER_MILLI));
-        assert_eq!(parse_ts("2020-02-25T14:30:00Z"), Some(1_582_641_000 * NANOS_PER_SEC));
+        assert_eq!(
+            parse_ts("1582641000123"),
+            Some(1_582_641_000_123 * NANOS_PER_MILLI)
+        );
+        assert_eq!(
+            parse_ts("2020-02-25T14:30:00Z"),
+            Some(1_582_641_000 * NANOS_PER_SEC)
+        );
         assert_eq!(parse_ts("yesterday"), None);
-        assert_eq!(to_rfc3339(1_582_641_000 * NANOS_PER_SEC), "2020-02-25T14:30:00Z");
+        assert_eq!(
+            to_rfc3339(1_582_641_000 * NANOS_PER_SEC),
+            "2020-02-25T14:30:00Z"
+        );
     }
 }

@@ -61,7 +61,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { addr: "127.0.0.1:8080".into(), shutdown_timeout_ms: 9_000 }
+        ServerConfig {
+            addr: "127.0.0.1:8080".into(),
+            shutdown_timeout_ms: 9_000,
+        }
     }
 }
 
@@ -83,7 +86,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Text, level: "info".into() }
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -98,7 +104,10 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { url: String::new(), max_connections: 8 }
+        StorageConfig {
+            url: String::new(),
+            max_connections: 8,
+        }
     }
 }
 
@@ -118,7 +127,12 @@ pub struct BusConfig {
 impl Default for BusConfig {
     fn default() -> Self {
         let d = marketd_bus::BusOptions::default();
-        BusConfig { url: "memory://".into(), buffer: d.buffer, partitions: d.partitions, topic_prefix: d.topic_prefix }
+        BusConfig {
+            url: "memory://".into(),
+            buffer: d.buffer,
+            partitions: d.partitions,
+            topic_prefix: d.topic_prefix,
+        }
     }
 }
 
@@ -135,7 +149,11 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { url: "memory://".into(), latest_ttl_ms: 5_000, max_entries: 100_000 }
+        CacheConfig {
+            url: "memory://".into(),
+            latest_ttl_ms: 5_000,
+            max_entries: 100_000,
+        }
     }
 }
 
@@ -148,7 +166,9 @@ pub struct PricesConfig {
 
 impl Default for PricesConfig {
     fn default() -> Self {
-        PricesConfig { default_provider: "simulated".into() }
+        PricesConfig {
+            default_provider: "simulated".into(),
+        }
     }
 }
 
@@ -162,8 +182,8 @@ pub struct Overrides {
 
 impl Config {
     /// Layers defaults, file, environment and flags; fails naming the key.
-    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, figment::Error> {
-        Self::figment(file, overrides).extract()
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, Box<figment::Error>> {
+        Self::figment(file, overrides).extract().map_err(Box::new)
     }
 
     pub fn figment(file: Option<&Path>, overrides: &Overrides) -> Figment {
@@ -186,11 +206,19 @@ impl Config {
 
     /// The storage URL, defaulting to SQLite in the data directory.
     pub fn storage_url(&self) -> String {
-        if self.storage.url.is_empty() { format!("sqlite://{}", self.data_dir.join("marketd.db").display()) } else { self.storage.url.clone() }
+        if self.storage.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("marketd.db").display())
+        } else {
+            self.storage.url.clone()
+        }
     }
 
     pub fn engine(&self) -> EngineConfig {
-        EngineConfig { writer: self.writer.clone(), aggregator: self.aggregator.clone(), polling: self.polling.clone() }
+        EngineConfig {
+            writer: self.writer.clone(),
+            aggregator: self.aggregator.clone(),
+            polling: self.polling.clone(),
+        }
     }
 
     /// Checks that serde cannot express: non-empty lists, sane numbers.
@@ -201,10 +229,12 @@ impl Config {
         if self.bus.buffer == 0 {
             return Err("bus.buffer must be at least 1".into());
         }
-        if self.aggregator.ma_windows.iter().any(|w| *w == 0) {
+        if self.aggregator.ma_windows.contains(&0) {
             return Err("aggregator.ma_windows must be positive".into());
         }
-        if !self.feeds.simulated.ticks_per_second.is_finite() || self.feeds.simulated.ticks_per_second <= 0.0 {
+        if !self.feeds.simulated.ticks_per_second.is_finite()
+            || self.feeds.simulated.ticks_per_second <= 0.0
+        {
             return Err("feeds.simulated.ticks_per_second must be positive".into());
         }
         if self.polling.min_interval_ms < 100 {
@@ -218,22 +248,36 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail closures return its (large) error type by design.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
     #[test]
     fn layers_and_unknown_keys() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("m.toml", "[server]\naddr = \"127.0.0.1:9000\"\n[writer]\nbatch_size = 7\n")?;
+            jail.create_file(
+                "m.toml",
+                "[server]\naddr = \"127.0.0.1:9000\"\n[writer]\nbatch_size = 7\n",
+            )?;
             jail.set_env("MARKETD__WRITER__BATCH_SIZE", "9");
             let cfg = Config::load(Some(Path::new("m.toml")), &Overrides::default()).unwrap();
             assert_eq!(cfg.server.addr, "127.0.0.1:9000");
             assert_eq!(cfg.writer.batch_size, 9, "env beats file");
-            let cfg = Config::load(Some(Path::new("m.toml")), &Overrides { addr: Some("127.0.0.1:1".into()), ..Default::default() }).unwrap();
+            let cfg = Config::load(
+                Some(Path::new("m.toml")),
+                &Overrides {
+                    addr: Some("127.0.0.1:1".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             assert_eq!(cfg.server.addr, "127.0.0.1:1", "flags beat everything");
 
             jail.set_env("MARKETD__STORAGE__URLL", "x");
-            let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
+            let err = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("urll"), "{err}");
             Ok(())
         });
@@ -243,7 +287,9 @@ mod tests {
     fn bad_values_name_the_key() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("m.toml", "[writer]\nbatch_size = \"many\"\n")?;
-            let err = Config::load(Some(Path::new("m.toml")), &Overrides::default()).unwrap_err().to_string();
+            let err = Config::load(Some(Path::new("m.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("batch_size"), "{err}");
             Ok(())
         });

@@ -22,27 +22,57 @@ use tokio::net::TcpListener;
 /// Connects the configured store and applies migrations.
 pub async fn open_store(cfg: &Config) -> anyhow::Result<AnyStore> {
     let url = cfg.storage_url();
-    let store = AnyStore::connect(&url, &StoreOptions { max_connections: cfg.storage.max_connections })
+    let store = AnyStore::connect(
+        &url,
+        &StoreOptions {
+            max_connections: cfg.storage.max_connections,
+        },
+    )
+    .await
+    .with_context(|| format!("storage.url {url:?}"))?;
+    store
+        .migrate()
         .await
-        .with_context(|| format!("storage.url {url:?}"))?;
-    store.migrate().await.with_context(|| format!("migrating {url:?}"))?;
+        .with_context(|| format!("migrating {url:?}"))?;
     Ok(store)
 }
 
 /// Connects every backend named in the configuration.
 pub async fn connect_backends(cfg: &Config) -> anyhow::Result<Backends> {
     let store = open_store(cfg).await?;
-    let bus = AnyBus::connect(&cfg.bus.url, BusOptions { buffer: cfg.bus.buffer, partitions: cfg.bus.partitions, topic_prefix: cfg.bus.topic_prefix.clone() })
-        .await
-        .with_context(|| format!("bus.url {:?}", cfg.bus.url))?;
-    let cache = AnyCache::connect(&cfg.cache.url, CacheOptions { ttl: Duration::from_millis(cfg.cache.latest_ttl_ms), max_entries: cfg.cache.max_entries })
-        .await
-        .with_context(|| format!("cache.url {:?}", cfg.cache.url))?;
+    let bus = AnyBus::connect(
+        &cfg.bus.url,
+        BusOptions {
+            buffer: cfg.bus.buffer,
+            partitions: cfg.bus.partitions,
+            topic_prefix: cfg.bus.topic_prefix.clone(),
+        },
+    )
+    .await
+    .with_context(|| format!("bus.url {:?}", cfg.bus.url))?;
+    let cache = AnyCache::connect(
+        &cfg.cache.url,
+        CacheOptions {
+            ttl: Duration::from_millis(cfg.cache.latest_ttl_ms),
+            max_entries: cfg.cache.max_entries,
+        },
+    )
+    .await
+    .with_context(|| format!("cache.url {:?}", cfg.cache.url))?;
     let providers = ProviderRegistry::from_config(&cfg.providers).context("providers")?;
     if providers.get(&cfg.prices.default_provider).is_none() {
-        anyhow::bail!("prices.default_provider {:?} is not an enabled provider (enabled: {})", cfg.prices.default_provider, providers.names().join(", "));
+        anyhow::bail!(
+            "prices.default_provider {:?} is not an enabled provider (enabled: {})",
+            cfg.prices.default_provider,
+            providers.names().join(", ")
+        );
     }
-    Ok(Backends { store: Arc::new(store), bus, cache, providers: Arc::new(providers) })
+    Ok(Backends {
+        store: Arc::new(store),
+        bus,
+        cache,
+        providers: Arc::new(providers),
+    })
 }
 
 /// A running marketd: HTTP server plus engine.
@@ -55,7 +85,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("addr", &self.listener.local_addr().ok()).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("addr", &self.listener.local_addr().ok())
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,21 +97,42 @@ impl Application {
     pub async fn build(cfg: Config) -> anyhow::Result<Application> {
         cfg.validate().map_err(anyhow::Error::msg)?;
         let backends = connect_backends(&cfg).await?;
-        let engine = Engine::start(backends, &cfg.engine(), &cfg.feeds, cfg.prices.default_provider.clone(), Roles::ALL).await.context("starting the engine")?;
+        let engine = Engine::start(
+            backends,
+            &cfg.engine(),
+            &cfg.feeds,
+            cfg.prices.default_provider.clone(),
+            Roles::ALL,
+        )
+        .await
+        .context("starting the engine")?;
         let engine = Arc::new(engine);
-        let listener = TcpListener::bind(&cfg.server.addr).await.with_context(|| format!("server.addr {:?}: cannot listen", cfg.server.addr))?;
+        let listener = TcpListener::bind(&cfg.server.addr)
+            .await
+            .with_context(|| format!("server.addr {:?}: cannot listen", cfg.server.addr))?;
         let state = AppState {
             engine: engine.clone(),
-            cfg: Arc::new(ApiConfig { max_page: cfg.http.max_page, polling: cfg.polling.clone(), aggregator: cfg.aggregator.clone() }),
+            cfg: Arc::new(ApiConfig {
+                max_page: cfg.http.max_page,
+                polling: cfg.polling.clone(),
+                aggregator: cfg.aggregator.clone(),
+            }),
             metrics: marketd_api::metrics_handle(),
             started: Instant::now(),
         };
         let app = router(state, &cfg.http);
-        Ok(Application { listener, app, engine, shutdown_timeout: Duration::from_millis(cfg.server.shutdown_timeout_ms) })
+        Ok(Application {
+            listener,
+            app,
+            engine,
+            shutdown_timeout: Duration::from_millis(cfg.server.shutdown_timeout_ms),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn port(&self) -> u16 {
@@ -93,10 +146,22 @@ impl Application {
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
     /// requests finish and drains the engine (every received tick written),
     /// all within the shutdown timeout.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, app, engine, shutdown_timeout } = self;
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            app,
+            engine,
+            shutdown_timeout,
+        } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
@@ -111,9 +176,14 @@ impl Application {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error"),
             Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-            Err(_) => tracing::warn!("open connections did not finish within {http_grace:?}; closing them"),
+            Err(_) => tracing::warn!(
+                "open connections did not finish within {http_grace:?}; closing them"
+            ),
         }
-        if tokio::time::timeout_at(deadline, engine.shutdown()).await.is_err() {
+        if tokio::time::timeout_at(deadline, engine.shutdown())
+            .await
+            .is_err()
+        {
             anyhow::bail!("engine did not drain within {shutdown_timeout:?}");
         }
         Ok(())

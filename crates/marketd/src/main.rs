@@ -7,7 +7,11 @@ use marketd::{Application, open_store, shutdown_signal, telemetry};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "marketd", version, about = "Market-data platform: ingest, normalize, store, derive and serve prices")]
+#[command(
+    name = "marketd",
+    version,
+    about = "Market-data platform: ingest, normalize, store, derive and serve prices"
+)]
 struct Cli {
     /// TOML configuration file (see marketd.example.toml).
     #[arg(long, global = true, value_name = "FILE")]
@@ -45,15 +49,24 @@ struct DataArgs {
 }
 
 fn load(cli: &Cli, addr: Option<String>, data_dir: Option<PathBuf>) -> anyhow::Result<Config> {
-    let overrides = Overrides { addr, data_dir, json_logs: cli.json_logs };
-    let cfg = Config::load(cli.config.as_deref(), &overrides).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-    cfg.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let overrides = Overrides {
+        addr,
+        data_dir,
+        json_logs: cli.json_logs,
+    };
+    let cfg = Config::load(cli.config.as_deref(), &overrides)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     Ok(cfg)
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     match &cli.command {
         Command::Serve(args) => {
             let cfg = load(&cli, args.addr.clone(), args.data_dir.clone())?;

@@ -21,7 +21,10 @@ async fn latest_price_of_a_streamed_symbol_answers_at_once() {
     assert_eq!(body["symbol"], "AAPL");
     assert_eq!(body["provider"], "simulated");
     assert!(body["price"].as_f64().unwrap() > 0.0);
-    assert!(["cache", "provider"].contains(&body["source"].as_str().unwrap()), "{body}");
+    assert!(
+        ["cache", "provider"].contains(&body["source"].as_str().unwrap()),
+        "{body}"
+    );
     assert!(body["age_ms"].as_i64().unwrap() >= 0);
     assert_eq!(body["stale"], false);
     // Once the feed has streamed, the answer comes from the cache.
@@ -37,7 +40,13 @@ async fn latest_price_of_a_streamed_symbol_answers_at_once() {
 #[tokio::test]
 async fn errors_have_one_shape_and_carry_the_request_id() {
     let app = TestApp::spawn(|_| {}).await;
-    let r = app.client.get(app.url("/api/v1/prices/latest?symbol=A%20B")).header("X-Request-Id", "test-rid-1").send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/prices/latest?symbol=A%20B"))
+        .header("X-Request-Id", "test-rid-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
     assert_eq!(r.headers()["x-request-id"], "test-rid-1");
     let body: serde_json::Value = r.json().await.unwrap();
@@ -45,22 +54,57 @@ async fn errors_have_one_shape_and_carry_the_request_id() {
     assert_eq!(body["request_id"], "test-rid-1");
 
     let (s, b) = app.get_json("/api/v1/prices/latest").await;
-    assert_eq!((s, assert_error_shape(&b).as_str()), (422, "VALIDATION_ERROR"), "missing symbol");
-    let (s, b) = app.get_json("/api/v1/prices/latest?symbol=AAPL&provider=nope").await;
-    assert_eq!((s, assert_error_shape(&b).as_str()), (422, "VALIDATION_ERROR"));
+    assert_eq!(
+        (s, assert_error_shape(&b).as_str()),
+        (422, "VALIDATION_ERROR"),
+        "missing symbol"
+    );
+    let (s, b) = app
+        .get_json("/api/v1/prices/latest?symbol=AAPL&provider=nope")
+        .await;
+    assert_eq!(
+        (s, assert_error_shape(&b).as_str()),
+        (422, "VALIDATION_ERROR")
+    );
     let (s, b) = app.get_json("/api/v1/no-such-route").await;
     assert_eq!((s, assert_error_shape(&b).as_str()), (404, "NOT_FOUND"));
-    let r = app.client.delete(app.url("/api/v1/prices/latest?symbol=AAPL")).send().await.unwrap();
+    let r = app
+        .client
+        .delete(app.url("/api/v1/prices/latest?symbol=AAPL"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
-    assert_eq!(assert_error_shape(&r.json().await.unwrap()), "METHOD_NOT_ALLOWED");
+    assert_eq!(
+        assert_error_shape(&r.json().await.unwrap()),
+        "METHOD_NOT_ALLOWED"
+    );
     let (s, b) = app.get_json("/api/v1/bars?symbol=AAPL&interval=2m").await;
-    assert_eq!((s, assert_error_shape(&b).as_str()), (422, "VALIDATION_ERROR"));
-    let (s, b) = app.get_json("/api/v1/prices/history?symbol=AAPL&cursor=garbage").await;
-    assert_eq!((s, assert_error_shape(&b).as_str()), (422, "VALIDATION_ERROR"));
-    let (s, b) = app.get_json("/api/v1/prices/history?symbol=AAPL&limit=100000").await;
-    assert_eq!((s, assert_error_shape(&b).as_str()), (422, "VALIDATION_ERROR"));
-    let (s, b) = app.get_json("/api/v1/indicators/moving-average?symbol=AAPL&window=7").await;
-    assert_eq!((s, assert_error_shape(&b).as_str()), (422, "VALIDATION_ERROR"));
+    assert_eq!(
+        (s, assert_error_shape(&b).as_str()),
+        (422, "VALIDATION_ERROR")
+    );
+    let (s, b) = app
+        .get_json("/api/v1/prices/history?symbol=AAPL&cursor=garbage")
+        .await;
+    assert_eq!(
+        (s, assert_error_shape(&b).as_str()),
+        (422, "VALIDATION_ERROR")
+    );
+    let (s, b) = app
+        .get_json("/api/v1/prices/history?symbol=AAPL&limit=100000")
+        .await;
+    assert_eq!(
+        (s, assert_error_shape(&b).as_str()),
+        (422, "VALIDATION_ERROR")
+    );
+    let (s, b) = app
+        .get_json("/api/v1/indicators/moving-average?symbol=AAPL&window=7")
+        .await;
+    assert_eq!(
+        (s, assert_error_shape(&b).as_str()),
+        (422, "VALIDATION_ERROR")
+    );
     // A generated request id comes back in the header and the body.
     let r = app.get("/api/v1/prices/latest?symbol=%3B").await;
     let header = r.headers()["x-request-id"].to_str().unwrap().to_string();
@@ -75,7 +119,11 @@ async fn history_pages_through_stored_ticks_in_order() {
     // Wait for enough AAPL ticks, then stop the feed so the set is fixed.
     eventually(Duration::from_secs(15), || async {
         let to = marketd_model::time::now_ns() - 1_000_000_000;
-        let (_, b) = app.get_json(&format!("/api/v1/prices/history?symbol=AAPL&limit=200&to={to}")).await;
+        let (_, b) = app
+            .get_json(&format!(
+                "/api/v1/prices/history?symbol=AAPL&limit=200&to={to}"
+            ))
+            .await;
         (b["count"].as_u64().unwrap_or(0) >= 60).then_some(())
     })
     .await;
@@ -99,13 +147,24 @@ async fn history_pages_through_stored_ticks_in_order() {
         assert!(pages < 100);
     }
     assert!(pages >= 2, "expected several pages");
-    let ts: Vec<i64> = all.iter().map(|t| t["ts_event"].as_i64().unwrap()).collect();
+    let ts: Vec<i64> = all
+        .iter()
+        .map(|t| t["ts_event"].as_i64().unwrap())
+        .collect();
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "ascending event time");
     assert!(ts.iter().all(|t| *t < to));
-    assert!(all.iter().all(|t| t["symbol"] == "AAPL" && t["source"] == "simulated"));
+    assert!(
+        all.iter()
+            .all(|t| t["symbol"] == "AAPL" && t["source"] == "simulated")
+    );
     // Every stored tick before `to` exactly once.
     let pool = sqlx::SqlitePool::connect(&app.db_url()).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE symbol = 'AAPL' AND ts_event < ?").bind(to).fetch_one(&pool).await.unwrap();
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE symbol = 'AAPL' AND ts_event < ?")
+            .bind(to)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(n as usize, all.len());
     pool.close().await;
     app.stop().await;
@@ -116,10 +175,17 @@ async fn polling_jobs_run_on_schedule_and_can_be_deleted() {
     let app = TestApp::spawn(|c| c.feeds.simulated.enabled = false).await;
     let (s, b) = app.post_json("/api/v1/prices/poll", &json!({"symbols": ["NVDA", "nvda", "SOL-USDT"], "interval": 1, "provider": "simulated"})).await;
     assert_eq!(s, 202, "{b}");
-    let ids: Vec<String> = b["job_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = b["job_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids.len(), 2, "duplicate symbols make one job");
     let job = eventually(Duration::from_secs(6), || async {
-        let (_, j) = app.get_json(&format!("/api/v1/polling-jobs/{}", ids[0])).await;
+        let (_, j) = app
+            .get_json(&format!("/api/v1/polling-jobs/{}", ids[0]))
+            .await;
         (j["run_count"].as_u64().unwrap_or(0) >= 3).then_some(j)
     })
     .await;
@@ -133,22 +199,41 @@ async fn polling_jobs_run_on_schedule_and_can_be_deleted() {
     let (_, list) = app.get_json("/api/v1/polling-jobs").await;
     assert_eq!(list["count"], 2);
 
-    let r = app.client.delete(app.url(&format!("/api/v1/polling-jobs/{}", ids[0]))).send().await.unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/polling-jobs/{}", ids[0])))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    let r = app.client.delete(app.url(&format!("/api/v1/polling-jobs/{}", ids[0]))).send().await.unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/polling-jobs/{}", ids[0])))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let (_, list) = app.get_json("/api/v1/polling-jobs").await;
     assert_eq!(list["count"], 1);
     // A deleted job stops running.
-    let (_, before) = app.get_json(&format!("/api/v1/polling-jobs/{}", ids[0])).await;
+    let (_, before) = app
+        .get_json(&format!("/api/v1/polling-jobs/{}", ids[0]))
+        .await;
     tokio::time::sleep(Duration::from_millis(2_200)).await;
-    let (_, after) = app.get_json(&format!("/api/v1/polling-jobs/{}", ids[0])).await;
+    let (_, after) = app
+        .get_json(&format!("/api/v1/polling-jobs/{}", ids[0]))
+        .await;
     assert_eq!(before["run_count"], after["run_count"]);
     assert_eq!(after["status"], "deleted");
-    let (s, b) = app.get_json(&format!("/api/v1/polling-jobs/{}", uuid::Uuid::now_v7())).await;
+    let (s, b) = app
+        .get_json(&format!("/api/v1/polling-jobs/{}", uuid::Uuid::now_v7()))
+        .await;
     assert_eq!((s, assert_error_shape(&b).as_str()), (404, "JOB_NOT_FOUND"));
     let (s, b) = app.get_json("/api/v1/polling-jobs/not-a-uuid").await;
-    assert_eq!((s, assert_error_shape(&b).as_str()), (422, "VALIDATION_ERROR"));
+    assert_eq!(
+        (s, assert_error_shape(&b).as_str()),
+        (422, "VALIDATION_ERROR")
+    );
     app.stop().await;
 }
 
@@ -159,18 +244,34 @@ async fn polling_requests_are_validated() {
         (json!({"symbols": ["AAPL"], "interval": 0.5}), 422),
         (json!({"symbols": ["AAPL"], "interval": -1}), 422),
         (json!({"symbols": [], "interval": 5}), 422),
-        (json!({"symbols": ["AAPL", "BAD SYMBOL"], "interval": 5}), 422),
-        (json!({"symbols": ["AAPL"], "interval": 5, "provider": "nope"}), 422),
+        (
+            json!({"symbols": ["AAPL", "BAD SYMBOL"], "interval": 5}),
+            422,
+        ),
+        (
+            json!({"symbols": ["AAPL"], "interval": 5, "provider": "nope"}),
+            422,
+        ),
         (json!({"symbols": ["AAPL"], "interval": 5, "extra": 1}), 422),
         (json!({"symbols": "AAPL", "interval": 5}), 422),
-        (json!({"symbols": (0..501).map(|i| format!("S{i}")).collect::<Vec<_>>(), "interval": 5}), 422),
+        (
+            json!({"symbols": (0..501).map(|i| format!("S{i}")).collect::<Vec<_>>(), "interval": 5}),
+            422,
+        ),
     ];
     for (body, want) in cases {
         let (s, b) = app.post_json("/api/v1/prices/poll", &body).await;
         assert_eq!(s, want, "{body} -> {b}");
         assert_eq!(assert_error_shape(&b), "VALIDATION_ERROR");
     }
-    let r = app.client.post(app.url("/api/v1/prices/poll")).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/api/v1/prices/poll"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(assert_error_shape(&r.json().await.unwrap()), "BAD_REQUEST");
     let (s, b) = app.post_json("/api/v1/prices/poll", &json!({"symbols": (0..500).map(|i| format!("S{i}")).collect::<Vec<_>>(), "interval": 60})).await;
@@ -186,17 +287,41 @@ async fn docs_and_operations_routes() {
     let app = TestApp::spawn(|_| {}).await;
     let (s, spec) = app.get_json("/openapi.json").await;
     assert_eq!(s, 200);
-    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"), "{}", spec["openapi"]);
-    for path in ["/api/v1/prices/latest", "/api/v1/prices/history", "/api/v1/prices/poll", "/api/v1/bars", "/api/v1/indicators/moving-average", "/api/v1/polling-jobs", "/api/v1/polling-jobs/{id}", "/health/live", "/health/ready", "/metrics"] {
-        assert!(spec["paths"].get(path).is_some(), "{path} missing from OpenAPI");
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        spec["openapi"]
+    );
+    for path in [
+        "/api/v1/prices/latest",
+        "/api/v1/prices/history",
+        "/api/v1/prices/poll",
+        "/api/v1/bars",
+        "/api/v1/indicators/moving-average",
+        "/api/v1/polling-jobs",
+        "/api/v1/polling-jobs/{id}",
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
     }
     assert!(spec["components"]["schemas"].get("ErrorBody").is_some());
     for page in ["/docs/", "/redoc", "/"] {
         let r = app.get(page).await;
         assert_eq!(r.status(), 200, "{page}");
         let html = r.text().await.unwrap();
-        assert!(!html.contains("src=\"http"), "{page} loads a script from outside");
-        assert!(!html.contains("href=\"http"), "{page} loads a stylesheet from outside");
+        assert!(
+            !html.contains("src=\"http"),
+            "{page} loads a script from outside"
+        );
+        assert!(
+            !html.contains("href=\"http"),
+            "{page} loads a stylesheet from outside"
+        );
     }
     let r = app.get("/redoc/redoc.standalone.js").await;
     assert_eq!(r.status(), 200);
@@ -212,7 +337,12 @@ async fn docs_and_operations_routes() {
     assert!(ready["providers"].get("simulated").is_some(), "{ready}");
     let _ = app.get_json("/api/v1/prices/latest?symbol=AAPL").await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    for name in ["marketd_http_requests_total", "marketd_http_request_duration_seconds_bucket", "marketd_ticks_ingested_total", "marketd_bus_buffer_depth"] {
+    for name in [
+        "marketd_http_requests_total",
+        "marketd_http_request_duration_seconds_bucket",
+        "marketd_ticks_ingested_total",
+        "marketd_bus_buffer_depth",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     assert!(metrics.contains("route=\"/api/v1/prices/latest\""));

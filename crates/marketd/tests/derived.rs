@@ -24,14 +24,19 @@ struct Ohlcv {
 }
 
 fn dec(s: String) -> Decimal {
-    Decimal::from_str(&s).or_else(|_| Decimal::from_scientific(&s)).unwrap()
+    Decimal::from_str(&s)
+        .or_else(|_| Decimal::from_scientific(&s))
+        .unwrap()
 }
 
 #[tokio::test]
 async fn bars_and_moving_averages_match_a_recomputation_from_ticks() {
     let app = TestApp::spawn(|c| {
         c.feeds.simulated.ticks_per_second = 40.0;
-        c.feeds.simulated.symbols = vec![marketd_model::Symbol::parse("AAPL").unwrap(), marketd_model::Symbol::parse("BTC-USDT").unwrap()];
+        c.feeds.simulated.symbols = vec![
+            marketd_model::Symbol::parse("AAPL").unwrap(),
+            marketd_model::Symbol::parse("BTC-USDT").unwrap(),
+        ];
         c.writer.flush_interval_ms = 50;
         c.aggregator.flush_interval_ms = 200;
         c.aggregator.ma_windows = vec![3, 5];
@@ -39,11 +44,15 @@ async fn bars_and_moving_averages_match_a_recomputation_from_ticks() {
     .await;
     // ~8 s of 1s bars, then a graceful stop flushes everything.
     eventually(Duration::from_secs(20), || async {
-        let (_, b) = app.get_json("/api/v1/indicators/moving-average?symbol=AAPL&window=5&kind=ema&interval=1s").await;
+        let (_, b) = app
+            .get_json("/api/v1/indicators/moving-average?symbol=AAPL&window=5&kind=ema&interval=1s")
+            .await;
         (b["count"].as_u64().unwrap_or(0) >= 3).then_some(())
     })
     .await;
-    let (_, api_bars) = app.get_json("/api/v1/bars?symbol=AAPL&interval=1s&limit=1000").await;
+    let (_, api_bars) = app
+        .get_json("/api/v1/bars?symbol=AAPL&interval=1s&limit=1000")
+        .await;
     assert!(api_bars["count"].as_u64().unwrap() >= 7);
     let db = app.db_url();
     let _tmp = app.stop().await.expect("tempdir kept");
@@ -59,9 +68,20 @@ async fn bars_and_moving_averages_match_a_recomputation_from_ticks() {
         assert!(rows.len() > 100, "{symbol}: {} ticks", rows.len());
         let mut expected: BTreeMap<i64, Ohlcv> = BTreeMap::new();
         for r in rows {
-            let (p, s, ts) = (dec(r.get("p")), dec(r.get("s")), r.get::<i64, _>("ts_event"));
+            let (p, s, ts) = (
+                dec(r.get("p")),
+                dec(r.get("s")),
+                r.get::<i64, _>("ts_event"),
+            );
             let start = ts.div_euclid(SEC) * SEC;
-            let b = expected.entry(start).or_insert(Ohlcv { open: p, high: p, low: p, close: p, volume: Decimal::ZERO, trades: 0 });
+            let b = expected.entry(start).or_insert(Ohlcv {
+                open: p,
+                high: p,
+                low: p,
+                close: p,
+                volume: Decimal::ZERO,
+                trades: 0,
+            });
             b.high = b.high.max(p);
             b.low = b.low.min(p);
             b.close = p;
@@ -73,24 +93,50 @@ async fn bars_and_moving_averages_match_a_recomputation_from_ticks() {
             .fetch_all(&pool)
             .await
             .unwrap();
-        assert_eq!(stored.len(), expected.len(), "{symbol}: one bar per second with ticks");
+        assert_eq!(
+            stored.len(),
+            expected.len(),
+            "{symbol}: one bar per second with ticks"
+        );
         let mut closed_closes = Vec::new();
         for r in &stored {
             let start: i64 = r.get("start");
-            let got = Ohlcv { open: dec(r.get("o")), high: dec(r.get("h")), low: dec(r.get("l")), close: dec(r.get("c")), volume: dec(r.get("v")), trades: r.get("trades") };
-            assert_eq!(&got, expected.get(&start).unwrap(), "{symbol} bar at {start}");
+            let got = Ohlcv {
+                open: dec(r.get("o")),
+                high: dec(r.get("h")),
+                low: dec(r.get("l")),
+                close: dec(r.get("c")),
+                volume: dec(r.get("v")),
+                trades: r.get("trades"),
+            };
+            assert_eq!(
+                &got,
+                expected.get(&start).unwrap(),
+                "{symbol} bar at {start}"
+            );
             if r.get::<i64, _>("closed") == 1 {
                 closed_closes.push((start, got.close));
             }
         }
-        assert!(closed_closes.len() >= 6, "{symbol}: closed bars {}", closed_closes.len());
+        assert!(
+            closed_closes.len() >= 6,
+            "{symbol}: closed bars {}",
+            closed_closes.len()
+        );
         // The 1m bar (all in one or two minutes) must agree too.
         let minute: Vec<(i64, i64)> = sqlx::query_as("SELECT start, trades FROM bars WHERE symbol = ? AND source = 'simulated' AND interval = '1m' ORDER BY start").bind(symbol).fetch_all(&pool).await.unwrap();
         let total: i64 = expected.values().map(|b| b.trades).sum();
-        assert_eq!(minute.iter().map(|m| m.1).sum::<i64>(), total, "{symbol}: 1m bars hold every tick");
+        assert_eq!(
+            minute.iter().map(|m| m.1).sum::<i64>(),
+            total,
+            "{symbol}: 1m bars hold every tick"
+        );
 
         // Independent SMA/EMA over closed 1s bar closes.
-        let closes: Vec<f64> = closed_closes.iter().map(|(_, c)| c.to_string().parse().unwrap()).collect();
+        let closes: Vec<f64> = closed_closes
+            .iter()
+            .map(|(_, c)| c.to_string().parse().unwrap())
+            .collect();
         for w in [3usize, 5] {
             let mut ema: Option<f64> = None;
             let mut want = Vec::new();
@@ -119,7 +165,12 @@ async fn bars_and_moving_averages_match_a_recomputation_from_ticks() {
                 for (g, e) in got.iter().zip(&want) {
                     let expect = if idx == 1 { e.1 } else { e.2 };
                     assert_eq!(g.0, e.0);
-                    assert!((g.1 - expect).abs() <= 1e-9 * expect.abs(), "{symbol} {kind}{w} at {}: {} vs {expect}", g.0, g.1);
+                    assert!(
+                        (g.1 - expect).abs() <= 1e-9 * expect.abs(),
+                        "{symbol} {kind}{w} at {}: {} vs {expect}",
+                        g.0,
+                        g.1
+                    );
                 }
             }
         }
@@ -132,7 +183,12 @@ async fn polling_jobs_and_ticks_survive_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let app = TestApp::spawn_in(dir.clone(), |c| c.feeds.simulated.enabled = false).await;
-    let (s, b) = app.post_json("/api/v1/prices/poll", &json!({"symbols": ["IBM"], "interval": 1})).await;
+    let (s, b) = app
+        .post_json(
+            "/api/v1/prices/poll",
+            &json!({"symbols": ["IBM"], "interval": 1}),
+        )
+        .await;
     assert_eq!(s, 202, "{b}");
     let id = b["job_ids"][0].as_str().unwrap().to_string();
     eventually(Duration::from_secs(6), || async {
@@ -141,15 +197,29 @@ async fn polling_jobs_and_ticks_survive_a_restart() {
     })
     .await;
     app.stop().await;
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("marketd.db").display())).await.unwrap();
-    let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE symbol = 'IBM'").fetch_one(&pool).await.unwrap();
-    let runs_before: i64 = sqlx::query_scalar("SELECT run_count FROM polling_jobs WHERE id = ?").bind(&id).fetch_one(&pool).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("marketd.db").display()))
+        .await
+        .unwrap();
+    let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE symbol = 'IBM'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let runs_before: i64 = sqlx::query_scalar("SELECT run_count FROM polling_jobs WHERE id = ?")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     pool.close().await;
     assert!(before >= 2, "ticks stored before the restart: {before}");
 
     let app = TestApp::spawn_in(dir.clone(), |c| c.feeds.simulated.enabled = false).await;
-    let (_, h) = app.get_json("/api/v1/prices/history?symbol=IBM&limit=1000").await;
-    assert!(h["count"].as_i64().unwrap() >= before, "stored ticks survive: {h}");
+    let (_, h) = app
+        .get_json("/api/v1/prices/history?symbol=IBM&limit=1000")
+        .await;
+    assert!(
+        h["count"].as_i64().unwrap() >= before,
+        "stored ticks survive: {h}"
+    );
     let job = eventually(Duration::from_secs(6), || async {
         let (_, j) = app.get_json(&format!("/api/v1/polling-jobs/{id}")).await;
         (j["run_count"].as_i64().unwrap_or(0) >= runs_before + 2).then_some(j)
@@ -158,7 +228,9 @@ async fn polling_jobs_and_ticks_survive_a_restart() {
     assert_eq!(job["status"], "active");
     // The resumed job keeps storing ticks.
     eventually(Duration::from_secs(3), || async {
-        let (_, h) = app.get_json("/api/v1/prices/history?symbol=IBM&limit=1000").await;
+        let (_, h) = app
+            .get_json("/api/v1/prices/history?symbol=IBM&limit=1000")
+            .await;
         (h["count"].as_i64().unwrap_or(0) >= before + 2).then_some(())
     })
     .await;

@@ -7,13 +7,19 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn ingested(metrics: &str) -> f64 {
     metrics
         .lines()
-        .filter(|l| l.starts_with("marketd_ticks_ingested_total") && l.contains("source=\"simulated\""))
+        .filter(|l| {
+            l.starts_with("marketd_ticks_ingested_total") && l.contains("source=\"simulated\"")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -24,7 +30,12 @@ async fn serve_starts_fast_and_stops_cleanly_on_sigterm() {
     let port = free_port();
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_marketd"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env("MARKETD__FEEDS__SIMULATED__TICKS_PER_SECOND", "100")
         .env("MARKETD__WRITER__FLUSH_INTERVAL_MS", "1000")
@@ -43,7 +54,11 @@ async fn serve_starts_fast_and_stops_cleanly_on_sigterm() {
     let base = format!("http://127.0.0.1:{port}");
     let mut ready = false;
     while started.elapsed() < Duration::from_secs(10) {
-        if let Ok(r) = client.get(format!("{base}/api/v1/prices/latest?symbol=AAPL")).send().await {
+        if let Ok(r) = client
+            .get(format!("{base}/api/v1/prices/latest?symbol=AAPL"))
+            .send()
+            .await
+        {
             assert_eq!(r.status(), 200);
             ready = true;
             break;
@@ -52,32 +67,71 @@ async fn serve_starts_fast_and_stops_cleanly_on_sigterm() {
     }
     assert!(ready, "serve did not answer");
     let startup = started.elapsed();
-    assert!(startup < Duration::from_secs(3), "serve took {startup:?} to answer");
+    assert!(
+        startup < Duration::from_secs(3),
+        "serve took {startup:?} to answer"
+    );
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let acknowledged = ingested(&metrics);
-    assert!(acknowledged > 50.0, "ticks ingested before the signal: {acknowledged}");
+    assert!(
+        acknowledged > 50.0,
+        "ticks ingested before the signal: {acknowledged}"
+    );
 
     let stop = Instant::now();
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(stop.elapsed() < Duration::from_secs(10), "did not exit within 10 s");
+        assert!(
+            stop.elapsed() < Duration::from_secs(10),
+            "did not exit within 10 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let logs: Vec<String> = rx.try_iter().collect();
-    assert!(exit.success(), "exit status {exit:?}; logs:\n{}", logs.join("\n"));
-    assert!(logs.iter().any(|l| l.contains("all received events written")), "logs:\n{}", logs.join("\n"));
+    assert!(
+        exit.success(),
+        "exit status {exit:?}; logs:\n{}",
+        logs.join("\n")
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("all received events written")),
+        "logs:\n{}",
+        logs.join("\n")
+    );
 
     // The writer flushes every second here, so ticks acknowledged just before
     // the signal were still buffered: they must have been written on the way out.
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("marketd.db").display())).await.unwrap();
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE source = 'simulated'").fetch_one(&pool).await.unwrap();
-    assert!(stored as f64 >= acknowledged, "stored {stored} < acknowledged {acknowledged}");
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("marketd.db").display()
+    ))
+    .await
+    .unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE source = 'simulated'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        stored as f64 >= acknowledged,
+        "stored {stored} < acknowledged {acknowledged}"
+    );
     pool.close().await;
 }
 
@@ -96,7 +150,12 @@ fn unknown_config_keys_fail_at_start_naming_the_key() {
 
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[bus]\nbuffer = \"lots\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_marketd")).arg("--config").arg(&cfg).args(["serve", "--addr", "127.0.0.1:0"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_marketd"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("buffer"), "{err}");
@@ -105,7 +164,15 @@ fn unknown_config_keys_fail_at_start_naming_the_key() {
 #[test]
 fn migrate_creates_the_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_marketd")).args(["migrate", "--data-dir"]).arg(dir.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_marketd"))
+        .args(["migrate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(dir.path().join("marketd.db").exists());
 }

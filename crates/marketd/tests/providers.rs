@@ -16,8 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn fixture(name: &str) -> serde_json::Value {
-    let path = format!("{}/../../../shared/fixtures/formats/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap()
+    let path = format!(
+        "{}/../../../shared/fixtures/formats/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .unwrap()
 }
 
 #[derive(Default)]
@@ -28,12 +32,19 @@ struct Mock {
     total: AtomicUsize,
 }
 
-async fn finnhub_quote(State(m): State<Arc<Mock>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
+async fn finnhub_quote(
+    State(m): State<Arc<Mock>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
     let symbol = q.get("symbol").cloned().unwrap_or_default();
     *m.hits.lock().unwrap().entry(symbol.clone()).or_default() += 1;
     m.total.fetch_add(1, Ordering::SeqCst);
     if let Some(t) = headers.get("x-finnhub-token") {
-        m.tokens.lock().unwrap().push(t.to_str().unwrap().to_string());
+        m.tokens
+            .lock()
+            .unwrap()
+            .push(t.to_str().unwrap().to_string());
     }
     if m.failing.load(Ordering::SeqCst) || symbol == "DOWN" {
         return (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response();
@@ -60,7 +71,10 @@ async fn yahoo_chart(Path(symbol): Path<String>) -> impl IntoResponse {
 
 async fn start_mock() -> (String, Arc<Mock>) {
     let mock = Arc::new(Mock::default());
-    let app = axum::Router::new().route("/api/v1/quote", get(finnhub_quote)).route("/v8/finance/chart/{symbol}", get(yahoo_chart)).with_state(mock.clone());
+    let app = axum::Router::new()
+        .route("/api/v1/quote", get(finnhub_quote))
+        .route("/v8/finance/chart/{symbol}", get(yahoo_chart))
+        .with_state(mock.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -90,16 +104,37 @@ async fn app_with_mock(ttl_ms: u64) -> (TestApp, Arc<Mock>) {
 #[tokio::test]
 async fn provider_then_cache_and_every_miss_is_logged() {
     let (app, mock) = app_with_mock(60_000).await;
-    let (s, b) = app.get_json("/api/v1/prices/latest?symbol=aapl&provider=finnhub").await;
+    let (s, b) = app
+        .get_json("/api/v1/prices/latest?symbol=aapl&provider=finnhub")
+        .await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!((b["source"].as_str(), b["symbol"].as_str(), b["provider"].as_str()), (Some("provider"), Some("AAPL"), Some("finnhub")));
+    assert_eq!(
+        (
+            b["source"].as_str(),
+            b["symbol"].as_str(),
+            b["provider"].as_str()
+        ),
+        (Some("provider"), Some("AAPL"), Some("finnhub"))
+    );
     assert_eq!(b["price"], serde_json::json!(261.74));
     assert_eq!(b["ts_event"], 1_582_641_000_000_000_000_i64);
     assert_eq!(b["stale"], false);
-    let (_, b) = app.get_json("/api/v1/prices/latest?symbol=AAPL&provider=finnhub").await;
+    let (_, b) = app
+        .get_json("/api/v1/prices/latest?symbol=AAPL&provider=finnhub")
+        .await;
     assert_eq!(b["source"], "cache");
-    assert_eq!(mock.hits.lock().unwrap()["AAPL"], 1, "the second request is a cache hit");
-    assert!(mock.tokens.lock().unwrap().iter().all(|t| t == "test-token-123"));
+    assert_eq!(
+        mock.hits.lock().unwrap()["AAPL"],
+        1,
+        "the second request is a cache hit"
+    );
+    assert!(
+        mock.tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|t| t == "test-token-123")
+    );
 
     // The miss was logged on price-requests and stored; the fetched price was published as a tick.
     let pool = sqlx::SqlitePool::connect(&app.db_url()).await.unwrap();
@@ -115,26 +150,44 @@ async fn provider_then_cache_and_every_miss_is_logged() {
     assert_eq!((requests, ticks), (1, 1));
     pool.close().await;
 
-    let (s, b) = app.get_json("/api/v1/prices/latest?symbol=AAPL&provider=yahoo").await;
+    let (s, b) = app
+        .get_json("/api/v1/prices/latest?symbol=AAPL&provider=yahoo")
+        .await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!((b["source"].as_str(), b["price"].as_f64()), (Some("provider"), Some(244.87)));
+    assert_eq!(
+        (b["source"].as_str(), b["price"].as_f64()),
+        (Some("provider"), Some(244.87))
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn unknown_symbols_are_404_not_a_zero_price() {
     let (app, _mock) = app_with_mock(60_000).await;
-    let (s, b) = app.get_json("/api/v1/prices/latest?symbol=ZZZZ&provider=finnhub").await;
-    assert_eq!((s, assert_error_shape(&b).as_str()), (404, "SYMBOL_NOT_FOUND"), "{b}");
-    let (s, b) = app.get_json("/api/v1/prices/latest?symbol=NOPE&provider=yahoo").await;
-    assert_eq!((s, assert_error_shape(&b).as_str()), (404, "SYMBOL_NOT_FOUND"), "{b}");
+    let (s, b) = app
+        .get_json("/api/v1/prices/latest?symbol=ZZZZ&provider=finnhub")
+        .await;
+    assert_eq!(
+        (s, assert_error_shape(&b).as_str()),
+        (404, "SYMBOL_NOT_FOUND"),
+        "{b}"
+    );
+    let (s, b) = app
+        .get_json("/api/v1/prices/latest?symbol=NOPE&provider=yahoo")
+        .await;
+    assert_eq!(
+        (s, assert_error_shape(&b).as_str()),
+        (404, "SYMBOL_NOT_FOUND"),
+        "{b}"
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn concurrent_misses_make_one_upstream_call() {
     let (app, mock) = app_with_mock(60_000).await;
-    let requests = (0..20).map(|_| app.get_json("/api/v1/prices/latest?symbol=SLOW1&provider=finnhub"));
+    let requests =
+        (0..20).map(|_| app.get_json("/api/v1/prices/latest?symbol=SLOW1&provider=finnhub"));
     let answers = futures::future::join_all(requests).await;
     for (s, b) in &answers {
         assert_eq!(*s, 200, "{b}");
@@ -147,27 +200,42 @@ async fn concurrent_misses_make_one_upstream_call() {
 #[tokio::test]
 async fn provider_failure_falls_back_to_the_stored_tick_or_502() {
     let (app, mock) = app_with_mock(100).await;
-    let (s, b) = app.get_json("/api/v1/prices/latest?symbol=MSFT&provider=finnhub").await;
+    let (s, b) = app
+        .get_json("/api/v1/prices/latest?symbol=MSFT&provider=finnhub")
+        .await;
     assert_eq!((s, b["source"].as_str()), (200, Some("provider")), "{b}");
     // Let the writer store the tick and the cache entry expire.
     let pool = sqlx::SqlitePool::connect(&app.db_url()).await.unwrap();
     eventually(Duration::from_secs(3), || {
         let pool = pool.clone();
         async move {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE symbol = 'MSFT'").fetch_one(&pool).await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE symbol = 'MSFT'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
             (n == 1).then_some(())
         }
     })
     .await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     mock.failing.store(true, Ordering::SeqCst);
-    let (s, b) = app.get_json("/api/v1/prices/latest?symbol=MSFT&provider=finnhub").await;
+    let (s, b) = app
+        .get_json("/api/v1/prices/latest?symbol=MSFT&provider=finnhub")
+        .await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!((b["source"].as_str(), b["stale"].as_bool()), (Some("store"), Some(true)));
+    assert_eq!(
+        (b["source"].as_str(), b["stale"].as_bool()),
+        (Some("store"), Some(true))
+    );
     assert_eq!(b["price"], serde_json::json!(261.74));
     // Nothing stored for this one: 502 in the error shape, no internals leaked.
-    let (s, b) = app.get_json("/api/v1/prices/latest?symbol=DOWN&provider=finnhub").await;
-    assert_eq!((s, assert_error_shape(&b).as_str()), (502, "UPSTREAM_ERROR"));
+    let (s, b) = app
+        .get_json("/api/v1/prices/latest?symbol=DOWN&provider=finnhub")
+        .await;
+    assert_eq!(
+        (s, assert_error_shape(&b).as_str()),
+        (502, "UPSTREAM_ERROR")
+    );
     assert!(!b["detail"].as_str().unwrap().contains("exploded"));
     // Both misses were logged with their outcome.
     eventually(Duration::from_secs(3), || {

@@ -18,5 +18,11 @@ pub async fn redoc_page() -> Html<&'static str> {
 }
 
 pub async fn redoc_js() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")], REDOC_JS)
+    (
+        [
+            (header::CONTENT_TYPE, "application/javascript"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        REDOC_JS,
+    )
 }

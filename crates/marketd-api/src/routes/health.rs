@@ -23,7 +23,11 @@ pub struct Live {
 /// The process is up.
 #[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, body = Live)))]
 pub async fn live(State(state): State<AppState>) -> Json<Live> {
-    Json(Live { status: "ok".into(), uptime_s: state.started.elapsed().as_secs(), version: env!("CARGO_PKG_VERSION").into() })
+    Json(Live {
+        status: "ok".into(),
+        uptime_s: state.started.elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,9 +60,24 @@ where
     let res = tokio::time::timeout(Duration::from_secs(2), f).await;
     let latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
     match res {
-        Ok(Ok(())) => Check { status: "ok".into(), backend: backend.into(), error: None, latency_ms },
-        Ok(Err(e)) => Check { status: "error".into(), backend: backend.into(), error: Some(e.to_string()), latency_ms },
-        Err(_) => Check { status: "error".into(), backend: backend.into(), error: Some("timed out after 2s".into()), latency_ms },
+        Ok(Ok(())) => Check {
+            status: "ok".into(),
+            backend: backend.into(),
+            error: None,
+            latency_ms,
+        },
+        Ok(Err(e)) => Check {
+            status: "error".into(),
+            backend: backend.into(),
+            error: Some(e.to_string()),
+            latency_ms,
+        },
+        Err(_) => Check {
+            status: "error".into(),
+            backend: backend.into(),
+            error: Some("timed out after 2s".into()),
+            latency_ms,
+        },
     }
 }
 
@@ -68,13 +87,38 @@ where
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let b = &state.engine.backends;
     let mut checks = BTreeMap::new();
-    checks.insert("store".to_string(), probe(b.store.backend_name(), b.store.ping()).await);
-    checks.insert("bus".to_string(), probe(b.bus.backend_name(), b.bus.ping()).await);
-    checks.insert("cache".to_string(), probe(b.cache.backend_name(), b.cache.ping()).await);
-    let providers = b.providers.health().into_iter().map(|h| (h.provider.clone(), h)).collect();
+    checks.insert(
+        "store".to_string(),
+        probe(b.store.backend_name(), b.store.ping()).await,
+    );
+    checks.insert(
+        "bus".to_string(),
+        probe(b.bus.backend_name(), b.bus.ping()).await,
+    );
+    checks.insert(
+        "cache".to_string(),
+        probe(b.cache.backend_name(), b.cache.ping()).await,
+    );
+    let providers = b
+        .providers
+        .health()
+        .into_iter()
+        .map(|h| (h.provider.clone(), h))
+        .collect();
     let ok = checks.values().all(|c| c.status == "ok");
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Ready { status: if ok { "ready" } else { "unavailable" }.into(), checks, providers }))
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Ready {
+            status: if ok { "ready" } else { "unavailable" }.into(),
+            checks,
+            providers,
+        }),
+    )
 }
 
 /// Prometheus text exposition.
@@ -83,5 +127,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     for (topic, depth) in state.engine.backends.bus.depth() {
         metrics::gauge!("marketd_bus_buffer_depth", "topic" => topic.name()).set(depth as f64);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }

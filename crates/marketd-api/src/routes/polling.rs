@@ -82,13 +82,20 @@ pub struct JobList {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Invalid symbols, interval or provider", body = ErrorBody),
     ))]
-pub async fn create(State(state): State<AppState>, ApiJson(req): ApiJson<PollRequest>) -> ApiResult<(StatusCode, Json<PollAccepted>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<PollRequest>,
+) -> ApiResult<(StatusCode, Json<PollAccepted>)> {
     let limits = &state.cfg.polling;
     if req.symbols.is_empty() {
         return Err(ApiError::validation("symbols must not be empty"));
     }
     if req.symbols.len() > limits.max_symbols {
-        return Err(ApiError::validation(format!("at most {} symbols per request, got {}", limits.max_symbols, req.symbols.len())));
+        return Err(ApiError::validation(format!(
+            "at most {} symbols per request, got {}",
+            limits.max_symbols,
+            req.symbols.len()
+        )));
     }
     let mut symbols: Vec<Symbol> = Vec::with_capacity(req.symbols.len());
     let mut invalid = Vec::new();
@@ -100,18 +107,28 @@ pub async fn create(State(state): State<AppState>, ApiJson(req): ApiJson<PollReq
         }
     }
     if !invalid.is_empty() {
-        return Err(ApiError::validation(format!("invalid symbols: {invalid:?}")));
+        return Err(ApiError::validation(format!(
+            "invalid symbols: {invalid:?}"
+        )));
     }
-    if !req.interval.is_finite() || req.interval * 1000.0 < limits.min_interval_ms as f64 || req.interval * 1000.0 > limits.max_interval_ms as f64 {
+    if !req.interval.is_finite()
+        || req.interval * 1000.0 < limits.min_interval_ms as f64
+        || req.interval * 1000.0 > limits.max_interval_ms as f64
+    {
         return Err(ApiError::validation(format!(
             "interval must be between {} and {} seconds",
             limits.min_interval_ms as f64 / 1000.0,
             limits.max_interval_ms as f64 / 1000.0
         )));
     }
-    let provider = req.provider.unwrap_or_else(|| state.engine.prices.default_provider().to_string());
+    let provider = req
+        .provider
+        .unwrap_or_else(|| state.engine.prices.default_provider().to_string());
     if state.engine.backends.providers.get(&provider).is_none() {
-        return Err(ApiError::validation(format!("unknown provider {provider:?}; available: {}", state.engine.backends.providers.names().join(", "))));
+        return Err(ApiError::validation(format!(
+            "unknown provider {provider:?}; available: {}",
+            state.engine.backends.providers.names().join(", ")
+        )));
     }
     let interval_ms = (req.interval * 1000.0).round() as u64;
     let now = now_ns();
@@ -139,34 +156,70 @@ pub async fn create(State(state): State<AppState>, ApiJson(req): ApiJson<PollReq
             .map_err(|e| ApiError { internal: Some(e.to_string()), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", "the job was stored but could not be scheduled now; it starts on the next restart") })?;
         jobs.push(JobView::from(job));
     }
-    Ok((StatusCode::ACCEPTED, Json(PollAccepted { status: "accepted".into(), job_ids: jobs.iter().map(|j| j.id).collect(), jobs })))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(PollAccepted {
+            status: "accepted".into(),
+            job_ids: jobs.iter().map(|j| j.id).collect(),
+            jobs,
+        }),
+    ))
 }
 
 /// Lists the active polling jobs.
 #[utoipa::path(get, path = "/api/v1/polling-jobs", tag = "polling", responses((status = 200, body = JobList)))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<JobList>> {
-    let jobs: Vec<JobView> = state.engine.backends.store.polling_jobs(false).await?.into_iter().map(JobView::from).collect();
-    Ok(Json(JobList { count: jobs.len(), jobs }))
+    let jobs: Vec<JobView> = state
+        .engine
+        .backends
+        .store
+        .polling_jobs(false)
+        .await?
+        .into_iter()
+        .map(JobView::from)
+        .collect();
+    Ok(Json(JobList {
+        count: jobs.len(),
+        jobs,
+    }))
 }
 
 /// One polling job with its run statistics.
 #[utoipa::path(get, path = "/api/v1/polling-jobs/{id}", tag = "polling", params(("id" = Uuid, Path, description = "Job id")),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<JobView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<JobView>> {
     match state.engine.backends.store.polling_job(id).await? {
         Some(job) => Ok(Json(job.into())),
-        None => Err(ApiError::not_found("JOB_NOT_FOUND", format!("polling job {id} not found"))),
+        None => Err(ApiError::not_found(
+            "JOB_NOT_FOUND",
+            format!("polling job {id} not found"),
+        )),
     }
 }
 
 /// Stops and deletes a polling job.
 #[utoipa::path(delete, path = "/api/v1/polling-jobs/{id}", tag = "polling", params(("id" = Uuid, Path, description = "Job id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
     if !state.engine.backends.store.delete_polling_job(id).await? {
-        return Err(ApiError::not_found("JOB_NOT_FOUND", format!("polling job {id} not found")));
+        return Err(ApiError::not_found(
+            "JOB_NOT_FOUND",
+            format!("polling job {id} not found"),
+        ));
     }
-    if let Err(e) = state.engine.backends.bus.publish(Event::PollingJob(PollingJobCommand::Delete { id })).await {
+    if let Err(e) = state
+        .engine
+        .backends
+        .bus
+        .publish(Event::PollingJob(PollingJobCommand::Delete { id }))
+        .await
+    {
         tracing::warn!(job = %id, error = %e, "job deleted in the store but the stop command was not published");
     }
     Ok(StatusCode::NO_CONTENT)

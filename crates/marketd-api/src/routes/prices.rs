@@ -8,7 +8,9 @@ use axum::Json;
 use axum::extract::{Extension, State};
 use marketd_engine::PriceError;
 use marketd_model::time::{parse_ts, to_rfc3339};
-use marketd_model::{Bar, Decimal, Interval, MaKind, Symbol, Tick, decimal_number, option_decimal_number};
+use marketd_model::{
+    Bar, Decimal, Interval, MaKind, Symbol, Tick, decimal_number, option_decimal_number,
+};
 use marketd_store::{BarQuery, IndicatorQuery, Store, TickQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -33,10 +35,16 @@ pub struct LatestPriceResponse {
     #[serde(with = "decimal_number")]
     #[schema(value_type = f64)]
     pub size: Decimal,
-    #[serde(with = "option_decimal_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "option_decimal_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<f64>)]
     pub bid: Option<Decimal>,
-    #[serde(with = "option_decimal_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "option_decimal_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<f64>)]
     pub ask: Option<Decimal>,
     /// Event time of the price, nanoseconds since the epoch.
@@ -59,13 +67,33 @@ pub struct LatestPriceResponse {
         (status = 422, description = "Invalid symbol or unknown provider", body = ErrorBody),
         (status = 502, description = "Provider failed and no stored price exists", body = ErrorBody),
     ))]
-pub async fn latest(State(state): State<AppState>, Extension(rid): Extension<RequestId>, ApiQuery(p): ApiQuery<LatestParams>) -> ApiResult<Json<LatestPriceResponse>> {
+pub async fn latest(
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    ApiQuery(p): ApiQuery<LatestParams>,
+) -> ApiResult<Json<LatestPriceResponse>> {
     let symbol = Symbol::parse(&p.symbol)?;
-    let got = state.engine.prices.latest(&symbol, p.provider.as_deref(), Some(&rid.0)).await.map_err(|e| match e {
-        PriceError::UnknownProvider(name) => ApiError::validation(format!("unknown provider {name:?}; available: {}", state.engine.prices.providers().names().join(", "))),
-        PriceError::SymbolNotFound(s) => ApiError::not_found("SYMBOL_NOT_FOUND", format!("symbol {s} not found at the provider")),
-        PriceError::Upstream { provider, reason } => ApiError { internal: Some(reason), ..ApiError::bad_gateway(format!("provider {provider} is unavailable and no stored price exists")) },
-    })?;
+    let got = state
+        .engine
+        .prices
+        .latest(&symbol, p.provider.as_deref(), Some(&rid.0))
+        .await
+        .map_err(|e| match e {
+            PriceError::UnknownProvider(name) => ApiError::validation(format!(
+                "unknown provider {name:?}; available: {}",
+                state.engine.prices.providers().names().join(", ")
+            )),
+            PriceError::SymbolNotFound(s) => ApiError::not_found(
+                "SYMBOL_NOT_FOUND",
+                format!("symbol {s} not found at the provider"),
+            ),
+            PriceError::Upstream { provider, reason } => ApiError {
+                internal: Some(reason),
+                ..ApiError::bad_gateway(format!(
+                    "provider {provider} is unavailable and no stored price exists"
+                ))
+            },
+        })?;
     let t = got.tick;
     Ok(Json(LatestPriceResponse {
         symbol: t.symbol,
@@ -110,13 +138,20 @@ pub struct HistoryResponse {
 
 fn parse_range(from: Option<&str>, to: Option<&str>) -> ApiResult<(Option<i64>, Option<i64>)> {
     let conv = |name: &str, v: Option<&str>| -> ApiResult<Option<i64>> {
-        v.map(|s| parse_ts(s).ok_or_else(|| ApiError::validation(format!("{name}: expected RFC 3339 or an epoch number, got {s:?}")))).transpose()
+        v.map(|s| {
+            parse_ts(s).ok_or_else(|| {
+                ApiError::validation(format!(
+                    "{name}: expected RFC 3339 or an epoch number, got {s:?}"
+                ))
+            })
+        })
+        .transpose()
     };
     let (f, t) = (conv("from", from)?, conv("to", to)?);
-    if let (Some(f), Some(t)) = (f, t) {
-        if f >= t {
-            return Err(ApiError::validation("from must be before to"));
-        }
+    if let (Some(f), Some(t)) = (f, t)
+        && f >= t
+    {
+        return Err(ApiError::validation("from must be before to"));
     }
     Ok((f, t))
 }
@@ -133,12 +168,27 @@ fn limit(v: Option<u32>, default: u32, max: u32) -> ApiResult<u32> {
 /// Stored ticks of a symbol in event-time order, cursor-paginated.
 #[utoipa::path(get, path = "/api/v1/prices/history", tag = "prices", params(HistoryParams),
     responses((status = 200, body = HistoryResponse), (status = 422, body = ErrorBody)))]
-pub async fn history(State(state): State<AppState>, ApiQuery(p): ApiQuery<HistoryParams>) -> ApiResult<Json<HistoryResponse>> {
+pub async fn history(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<HistoryParams>,
+) -> ApiResult<Json<HistoryResponse>> {
     let symbol = Symbol::parse(&p.symbol)?;
     let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
-    let q = TickQuery { symbol: symbol.clone(), source: p.source, from, to, limit: limit(p.limit, 1000, state.cfg.max_page)?, cursor: p.cursor };
+    let q = TickQuery {
+        symbol: symbol.clone(),
+        source: p.source,
+        from,
+        to,
+        limit: limit(p.limit, 1000, state.cfg.max_page)?,
+        cursor: p.cursor,
+    };
     let page = state.engine.backends.store.tick_history(&q).await?;
-    Ok(Json(HistoryResponse { symbol, count: page.ticks.len(), ticks: page.ticks, next_cursor: page.next_cursor }))
+    Ok(Json(HistoryResponse {
+        symbol,
+        count: page.ticks.len(),
+        ticks: page.ticks,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -165,13 +215,28 @@ pub struct BarsResponse {
 /// OHLCV bars on UTC bucket boundaries.
 #[utoipa::path(get, path = "/api/v1/bars", tag = "prices", params(BarsParams),
     responses((status = 200, body = BarsResponse), (status = 422, body = ErrorBody)))]
-pub async fn bars(State(state): State<AppState>, ApiQuery(p): ApiQuery<BarsParams>) -> ApiResult<Json<BarsResponse>> {
+pub async fn bars(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<BarsParams>,
+) -> ApiResult<Json<BarsResponse>> {
     let symbol = Symbol::parse(&p.symbol)?;
     let interval: Interval = p.interval.as_deref().unwrap_or("1m").parse()?;
     let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
-    let q = BarQuery { symbol: symbol.clone(), source: p.source, interval, from, to, limit: limit(p.limit, 500, state.cfg.max_page)? };
+    let q = BarQuery {
+        symbol: symbol.clone(),
+        source: p.source,
+        interval,
+        from,
+        to,
+        limit: limit(p.limit, 500, state.cfg.max_page)?,
+    };
     let bars = state.engine.backends.store.bars(&q).await?;
-    Ok(Json(BarsResponse { symbol, interval, count: bars.len(), bars }))
+    Ok(Json(BarsResponse {
+        symbol,
+        interval,
+        count: bars.len(),
+        bars,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -212,20 +277,47 @@ pub struct MaResponse {
 /// Simple or exponential moving average of bar closes.
 #[utoipa::path(get, path = "/api/v1/indicators/moving-average", tag = "prices", params(MaParams),
     responses((status = 200, body = MaResponse), (status = 422, body = ErrorBody)))]
-pub async fn moving_average(State(state): State<AppState>, ApiQuery(p): ApiQuery<MaParams>) -> ApiResult<Json<MaResponse>> {
+pub async fn moving_average(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<MaParams>,
+) -> ApiResult<Json<MaResponse>> {
     let symbol = Symbol::parse(&p.symbol)?;
     let kind: MaKind = p.kind.as_deref().unwrap_or("sma").parse()?;
     let interval: Interval = p.interval.as_deref().unwrap_or("1s").parse()?;
     let agg = &state.cfg.aggregator;
-    let window = p.window.unwrap_or_else(|| if agg.ma_windows.contains(&20) { 20 } else { agg.ma_windows.first().copied().unwrap_or(20) });
+    let window = p.window.unwrap_or_else(|| {
+        if agg.ma_windows.contains(&20) {
+            20
+        } else {
+            agg.ma_windows.first().copied().unwrap_or(20)
+        }
+    });
     if !agg.ma_windows.contains(&window) {
-        return Err(ApiError::validation(format!("window {window} is not computed; configured windows: {:?}", agg.ma_windows)));
+        return Err(ApiError::validation(format!(
+            "window {window} is not computed; configured windows: {:?}",
+            agg.ma_windows
+        )));
     }
     if !agg.ma_intervals.contains(&interval) {
-        return Err(ApiError::validation(format!("moving averages are computed for intervals {:?}, not {interval}", agg.ma_intervals.iter().map(|i| i.as_str()).collect::<Vec<_>>())));
+        return Err(ApiError::validation(format!(
+            "moving averages are computed for intervals {:?}, not {interval}",
+            agg.ma_intervals
+                .iter()
+                .map(|i| i.as_str())
+                .collect::<Vec<_>>()
+        )));
     }
     let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
-    let q = IndicatorQuery { symbol: symbol.clone(), source: p.source, interval, kind, window, from, to, limit: limit(p.limit, 500, state.cfg.max_page)? };
+    let q = IndicatorQuery {
+        symbol: symbol.clone(),
+        source: p.source,
+        interval,
+        kind,
+        window,
+        from,
+        to,
+        limit: limit(p.limit, 500, state.cfg.max_page)?,
+    };
     let values: Vec<MaPoint> = state
         .engine
         .backends
@@ -233,7 +325,19 @@ pub async fn moving_average(State(state): State<AppState>, ApiQuery(p): ApiQuery
         .indicators(&q)
         .await?
         .into_iter()
-        .map(|i| MaPoint { ts: i.ts, timestamp: to_rfc3339(i.ts), value: i.value, source: i.source.to_string() })
+        .map(|i| MaPoint {
+            ts: i.ts,
+            timestamp: to_rfc3339(i.ts),
+            value: i.value,
+            source: i.source.to_string(),
+        })
         .collect();
-    Ok(Json(MaResponse { symbol, kind, window, interval, count: values.len(), values }))
+    Ok(Json(MaResponse {
+        symbol,
+        kind,
+        window,
+        interval,
+        count: values.len(),
+        values,
+    }))
 }

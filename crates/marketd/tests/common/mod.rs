@@ -19,8 +19,10 @@ pub struct TestApp {
 }
 
 pub fn base_config(data_dir: &std::path::Path) -> Config {
-    let mut cfg = Config::default();
-    cfg.data_dir = data_dir.to_path_buf();
+    let mut cfg = Config {
+        data_dir: data_dir.to_path_buf(),
+        ..Default::default()
+    };
     cfg.server.addr = "127.0.0.1:0".into();
     cfg
 }
@@ -46,7 +48,10 @@ impl TestApp {
         }));
         TestApp {
             addr,
-            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
             data_dir,
             stop: Some(tx),
             handle: Some(handle),
@@ -59,7 +64,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
@@ -68,8 +77,18 @@ impl TestApp {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
-    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-        let r = self.client.post(self.url(path)).json(body).send().await.expect("request");
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
@@ -80,7 +99,11 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(h) = self.handle.take() {
-            tokio::time::timeout(Duration::from_secs(10), h).await.expect("shutdown within 10 s").expect("join").expect("clean shutdown");
+            tokio::time::timeout(Duration::from_secs(10), h)
+                .await
+                .expect("shutdown within 10 s")
+                .expect("join")
+                .expect("clean shutdown");
         }
         self._tmp.take()
     }
@@ -93,7 +116,12 @@ impl TestApp {
 /// Asserts the error shape of DESIGN.md and returns the error code.
 pub fn assert_error_shape(body: &serde_json::Value) -> String {
     for key in ["detail", "error_code", "timestamp", "request_id"] {
-        assert!(body.get(key).and_then(|v| v.as_str()).is_some_and(|s| !s.is_empty()), "missing {key} in {body}");
+        assert!(
+            body.get(key)
+                .and_then(|v| v.as_str())
+                .is_some_and(|s| !s.is_empty()),
+            "missing {key} in {body}"
+        );
     }
     body["error_code"].as_str().unwrap().to_string()
 }
@@ -109,7 +137,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within {timeout:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
