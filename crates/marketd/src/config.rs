@@ -295,3 +295,37 @@ mod tests {
         });
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    fn keys(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                keys(&path, v, out);
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn example_documents_every_key_with_its_default() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../marketd.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let example: toml::Value = toml::from_str(&text).unwrap();
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let (mut want, mut have) = (Vec::new(), Vec::new());
+        keys("", &defaults, &mut want);
+        keys("", &example, &mut have);
+        for k in &want {
+            assert!(have.contains(k), "marketd.example.toml lacks {k}");
+        }
+        for k in &have {
+            assert!(want.contains(k), "marketd.example.toml has unknown key {k}");
+        }
+        assert_eq!(example, defaults, "the example's values are the defaults");
+        Config::load(Some(Path::new(path)), &Overrides::default()).unwrap();
+    }
+}
