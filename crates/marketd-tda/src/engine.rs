@@ -6,7 +6,7 @@
 //! reduced in the reverse order (cohomology), and the pivot of a coboundary column is its entry
 //! of smallest diameter, ties by largest index.
 
-use std::collections::BinaryHeap;
+use crate::heap::QuadHeap as BinaryHeap;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
@@ -131,7 +131,7 @@ pub(crate) struct RawBarcode {
 }
 
 struct Work {
-    cob: BinaryHeap<Entry>,
+    cob: BinaryHeap,
     red: Vec<Entry>,
     pivot: Option<Entry>,
     emergent: bool,
@@ -399,7 +399,7 @@ impl<'a, M: Metric> Engine<'a, M> {
 
     /// Pops the pivot (combining equal entries); None if the column is zero.
     #[inline]
-    fn pop_pivot(&self, cob: &mut BinaryHeap<Entry>) -> Option<Entry> {
+    fn pop_pivot(&self, cob: &mut BinaryHeap) -> Option<Entry> {
         let p = self.p();
         if p == 2 {
             while let Some(e) = cob.pop() {

@@ -19,6 +19,7 @@
 pub mod barcode;
 pub mod cli;
 mod engine;
+mod heap;
 pub mod input;
 mod matrix;
 pub mod summaries;
