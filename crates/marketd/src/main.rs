@@ -29,6 +29,9 @@ enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(DataArgs),
+    /// Vietoris-Rips persistence barcodes of a point cloud or distance matrix
+    /// (Ripser-compatible input formats and output).
+    Tda(marketd_tda::cli::TdaArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,15 +66,18 @@ fn load(cli: &Cli, addr: Option<String>, data_dir: Option<PathBuf>) -> anyhow::R
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    // Only the async commands need a runtime (`tda` is plain threads).
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")
+    };
     match &cli.command {
         Command::Serve(args) => {
             let cfg = load(&cli, args.addr.clone(), args.data_dir.clone())?;
             telemetry::init(&cfg.log);
-            rt.block_on(async {
+            runtime()?.block_on(async {
                 let app = Application::build(cfg).await?;
                 tracing::info!(addr = %app.local_addr(), "marketd ready: dashboard at http://{}/", app.local_addr());
                 app.run_until_stopped(shutdown_signal()).await?;
@@ -79,10 +85,17 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::Tda(args) => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            marketd_tda::cli::run(args, &mut out).map_err(|e| anyhow::anyhow!("{e}"))?;
+            std::io::Write::flush(&mut out)?;
+            Ok(())
+        }
         Command::Migrate(args) => {
             let cfg = load(&cli, None, args.data_dir.clone())?;
             telemetry::init(&cfg.log);
-            rt.block_on(async {
+            runtime()?.block_on(async {
                 open_store(&cfg).await?;
                 println!("migrations applied to {}", cfg.storage_url());
                 Ok(())

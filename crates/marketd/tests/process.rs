@@ -176,3 +176,31 @@ fn migrate_creates_the_schema() {
     );
     assert!(dir.path().join("marketd.db").exists());
 }
+
+#[test]
+fn tda_subcommand_prints_ripser_barcodes() {
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/data/tda/examples/random16.lower_distance_matrix"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_marketd"))
+        .args(["tda", data, "--format", "lower-distance", "--dim", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    // Ripser's own output for this case has H0=16 H1=14 H2=6 (expected/INDEX.md).
+    let mut counts = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("persistence intervals in dim") {
+            counts.push(0);
+        } else if line.starts_with(" [") {
+            *counts.last_mut().unwrap() += 1;
+        }
+    }
+    assert_eq!(counts, vec![16, 14, 6], "{text}");
+}
