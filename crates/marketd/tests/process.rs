@@ -31,6 +31,7 @@ async fn serve_starts_fast_and_stops_cleanly_on_sigterm() {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_marketd"))
         .args([
+            "--json-logs",
             "serve",
             "--addr",
             &format!("127.0.0.1:{port}"),
@@ -115,6 +116,14 @@ async fn serve_starts_fast_and_stops_cleanly_on_sigterm() {
         "logs:\n{}",
         logs.join("\n")
     );
+    for line in &logs {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("--json-logs wrote a non-JSON line ({e}): {line}"));
+        assert!(
+            v.get("level").is_some() && v.get("timestamp").is_some(),
+            "{line}"
+        );
+    }
 
     // The writer flushes every second here, so ticks acknowledged just before
     // the signal were still buffered: they must have been written on the way out.
