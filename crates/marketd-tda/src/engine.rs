@@ -720,6 +720,10 @@ impl<'a, M: Metric> Engine<'a, M> {
                 let threads = pool.current_num_threads();
                 let mut start = 0usize;
                 let mut chunk = 64 * threads;
+                // columns of a chunk keep their working coboundaries (up to n entries each)
+                // until committed: bound that memory to about 256 MB
+                let max_chunk =
+                    (4096 * threads).min(((1usize << 24) / self.n.max(1)).max(64 * threads));
                 let stats = std::env::var_os("MARKETD_TDA_STATS").is_some();
                 let (mut t_par, mut t_commit, mut rounds) = (0f64, 0f64, 0usize);
                 while start < cols.len() {
@@ -780,7 +784,7 @@ impl<'a, M: Metric> Engine<'a, M> {
                         t_par += clock.elapsed().as_secs_f64();
                     }
                     start = end;
-                    chunk = (chunk * 2).min(4096 * threads);
+                    chunk = (chunk * 2).min(max_chunk);
                 }
                 if stats {
                     eprintln!(
@@ -858,8 +862,7 @@ impl<'a, M: Metric> Engine<'a, M> {
 
     /// H0 by union-find; returns the edges (all) and the dimension-1 columns to reduce.
     fn dim0(&self, parallel: bool, out: &mut RawBarcode) -> (Vec<Entry>, Vec<Entry>) {
-        let raw = self.m.edges(self.cfg.threshold, parallel);
-        let mut edges: Vec<Entry> = raw.into_iter().map(|(d, i)| Entry::new(d, i, 1)).collect();
+        let mut edges: Vec<Entry> = self.m.edges(self.cfg.threshold, parallel);
         // filtration order: diameter ascending, index descending == Entry descending
         if parallel {
             edges.par_sort_unstable_by(|a, b| b.cmp(a));
@@ -908,11 +911,19 @@ impl<'a, M: Metric> Engine<'a, M> {
             self.vertices(e.idx(), 1, &mut vs);
             !self.has_apparent_cofacet(&vs, e.diam())
         };
-        let mut cols: Vec<Entry> = if parallel {
-            candidates.into_par_iter().filter(keep).collect()
+        // the edges are only needed to assemble the columns of dimension 2
+        if self.cfg.max_dim < 2 {
+            edges = Vec::new();
+        }
+        let mut cols = candidates;
+        if parallel {
+            let flags: Vec<bool> = cols.par_iter().map(keep).collect();
+            let mut it = flags.into_iter();
+            cols.retain(|_| it.next().unwrap_or(false));
         } else {
-            candidates.into_iter().filter(keep).collect()
-        };
+            cols.retain(keep);
+        }
+        cols.shrink_to_fit();
         cols.reverse();
         (edges, cols)
     }

@@ -4,6 +4,8 @@
 
 use rayon::prelude::*;
 
+use crate::engine::Entry;
+
 /// Access to pairwise distances and cofacet candidates.
 pub(crate) trait Metric: Sync {
     fn n(&self) -> usize;
@@ -21,7 +23,7 @@ pub(crate) trait Metric: Sync {
         f: F,
     );
     /// All edges `(diameter, index)` with diameter `<= threshold`; index = C(i,2)+j for i>j.
-    fn edges(&self, threshold: f32, parallel: bool) -> Vec<(f32, u64)>;
+    fn edges(&self, threshold: f32, parallel: bool) -> Vec<Entry>;
 
     /// The largest vertex `v` not in `vs` whose distances to all of `vs` are `<= diam`.
     #[inline]
@@ -238,14 +240,14 @@ impl Metric for DenseMatrix {
         }
     }
 
-    fn edges(&self, threshold: f32, parallel: bool) -> Vec<(f32, u64)> {
-        let row_edges = |i: usize| -> Vec<(f32, u64)> {
+    fn edges(&self, threshold: f32, parallel: bool) -> Vec<Entry> {
+        let row_edges = |i: usize| -> Vec<Entry> {
             let base = (i as u64) * (i as u64).saturating_sub(1) / 2;
             self.row(i)[..i]
                 .iter()
                 .enumerate()
                 .filter(|&(_, &d)| d <= threshold)
-                .map(|(j, &d)| (d, base + j as u64))
+                .map(|(j, &d)| Entry::new(d, base + j as u64, 1))
                 .collect()
         };
         if parallel {
@@ -388,7 +390,7 @@ impl Metric for SparseMatrix {
         }
     }
 
-    fn edges(&self, threshold: f32, _parallel: bool) -> Vec<(f32, u64)> {
+    fn edges(&self, threshold: f32, _parallel: bool) -> Vec<Entry> {
         let mut out = Vec::with_capacity(self.num_entries());
         for i in 0..self.n() as u32 {
             let (ix, dx) = self.list(i);
@@ -398,7 +400,7 @@ impl Metric for SparseMatrix {
                     break;
                 }
                 if d <= threshold {
-                    out.push((d, base + j as u64));
+                    out.push(Entry::new(d, base + j as u64, 1));
                 }
             }
         }
