@@ -1,4 +1,4 @@
-//! The in-process bus: one bounded channel per (topic, consumer group).
+//! The in-process bus: one bounded stream per (topic, consumer group).
 //!
 //! Semantics follow the Kafka backend where they matter to the engine:
 //! every group sees every message published after it joined, in publish
@@ -7,12 +7,18 @@
 //! (backpressure, never an unbounded queue). It keeps no history: a message
 //! published before any group joined is not delivered to it, and committed
 //! offsets are only tracked, since nothing survives the process.
+//!
+//! A published batch travels as one channel item per group, so a batch of a
+//! thousand ticks costs one wake-up of each consumer, not a thousand. The
+//! bound is in messages: producers take one permit per message from the
+//! group's semaphore, and consumers give them back as they take messages.
 
 use crate::{AnyConsumer, Bus, BusOptions, Consumer, Delivery, Error, Result};
 use marketd_model::{Envelope, Event, Topic};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, Semaphore, mpsc};
 
 #[derive(Debug, Clone)]
 pub struct MemoryBus {
@@ -32,12 +38,51 @@ struct TopicState {
     groups: RwLock<Vec<Group>>,
 }
 
+/// The producer side of one group's stream.
+#[derive(Debug, Clone)]
+struct GroupTx {
+    tx: mpsc::UnboundedSender<Vec<Delivery>>,
+    permits: Arc<Semaphore>,
+}
+
 #[derive(Debug)]
 struct Group {
     name: String,
-    tx: Option<mpsc::Sender<Delivery>>,
-    rx: Arc<Mutex<mpsc::Receiver<Delivery>>>,
+    tx: Option<GroupTx>,
+    permits: Arc<Semaphore>,
+    shared: Arc<Mutex<GroupRx>>,
     committed: Arc<AtomicU64>,
+}
+
+/// The consumer side, shared by the group's members.
+#[derive(Debug)]
+struct GroupRx {
+    rx: mpsc::UnboundedReceiver<Vec<Delivery>>,
+    pending: VecDeque<Delivery>,
+    permits: Arc<Semaphore>,
+}
+
+impl GroupRx {
+    /// Moves up to `max` messages into `out`, waiting for the first.
+    async fn take(&mut self, out: &mut Vec<Delivery>, max: usize) -> usize {
+        if self.pending.is_empty() {
+            match self.rx.recv().await {
+                Some(batch) => self.pending.extend(batch),
+                None => return 0,
+            }
+        }
+        // Take what else is already queued, without waiting.
+        while self.pending.len() < max {
+            match self.rx.try_recv() {
+                Ok(batch) => self.pending.extend(batch),
+                Err(_) => break,
+            }
+        }
+        let n = self.pending.len().min(max);
+        out.extend(self.pending.drain(..n));
+        self.permits.add_permits(n);
+        n
+    }
 }
 
 fn topic_index(topic: Topic) -> usize {
@@ -56,7 +101,7 @@ impl MemoryBus {
         &self.inner.topics[topic_index(topic)]
     }
 
-    fn senders(&self, topic: Topic) -> Result<Vec<mpsc::Sender<Delivery>>> {
+    fn senders(&self, topic: Topic) -> Result<Vec<GroupTx>> {
         let state = self.state(topic);
         if state.closed.load(Ordering::Acquire) {
             return Err(Error::Closed(topic));
@@ -65,26 +110,36 @@ impl MemoryBus {
         Ok(groups.iter().filter_map(|g| g.tx.clone()).collect())
     }
 
-    async fn deliver(
-        &self,
-        senders: &[mpsc::Sender<Delivery>],
-        topic: Topic,
-        envelope: Arc<Envelope>,
-    ) -> Result<()> {
-        let offset = self
-            .state(topic)
+    /// Delivers envelopes of one topic to every group, in order, waiting
+    /// for buffer room (in chunks no larger than the buffer).
+    async fn deliver(&self, topic: Topic, envelopes: Vec<Arc<Envelope>>) -> Result<()> {
+        let senders = self.senders(topic)?;
+        let state = self.state(topic);
+        let first = state
             .next_offset
-            .fetch_add(1, Ordering::Relaxed);
-        let delivery = Delivery {
-            envelope,
-            topic,
-            partition: 0,
-            offset,
-        };
-        for tx in senders {
-            // A send fails only when the topic was closed meanwhile.
-            if tx.send(delivery.clone()).await.is_err() {
-                return Err(Error::Closed(topic));
+            .fetch_add(envelopes.len() as u64, Ordering::Relaxed);
+        let deliveries: Vec<Delivery> = envelopes
+            .into_iter()
+            .enumerate()
+            .map(|(i, envelope)| Delivery {
+                envelope,
+                topic,
+                partition: 0,
+                offset: first + i as u64,
+            })
+            .collect();
+        let chunk = self.inner.opts.buffer.max(1);
+        for part in deliveries.chunks(chunk) {
+            for g in &senders {
+                let permits = g
+                    .permits
+                    .acquire_many(part.len() as u32)
+                    .await
+                    .map_err(|_| Error::Closed(topic))?;
+                permits.forget();
+                if g.tx.send(part.to_vec()).is_err() {
+                    return Err(Error::Closed(topic));
+                }
             }
         }
         Ok(())
@@ -94,21 +149,25 @@ impl MemoryBus {
 impl Bus for MemoryBus {
     async fn publish(&self, event: Event) -> Result<()> {
         let topic = event.topic();
-        let senders = self.senders(topic)?;
-        self.deliver(&senders, topic, Arc::new(Envelope::new(event)))
+        self.deliver(topic, vec![Arc::new(Envelope::new(event))])
             .await
     }
 
     async fn publish_batch(&self, events: Vec<Event>) -> Result<()> {
-        let mut current: Option<(Topic, Vec<mpsc::Sender<Delivery>>)> = None;
+        // Consecutive events of one topic travel together; order is kept.
+        let mut run: Vec<Arc<Envelope>> = Vec::new();
+        let mut run_topic: Option<Topic> = None;
         for event in events {
             let topic = event.topic();
-            if current.as_ref().is_none_or(|(t, _)| *t != topic) {
-                current = Some((topic, self.senders(topic)?));
+            if run_topic.is_some_and(|t| t != topic) {
+                let t = run_topic.take().expect("checked");
+                self.deliver(t, std::mem::take(&mut run)).await?;
             }
-            let (_, senders) = current.as_ref().expect("set above");
-            self.deliver(senders, topic, Arc::new(Envelope::new(event)))
-                .await?;
+            run_topic = Some(topic);
+            run.push(Arc::new(Envelope::new(event)));
+        }
+        if let Some(t) = run_topic {
+            self.deliver(t, run).await?;
         }
         Ok(())
     }
@@ -119,23 +178,32 @@ impl Bus for MemoryBus {
             return Err(Error::Closed(topic));
         }
         let mut groups = state.groups.write().unwrap_or_else(|e| e.into_inner());
-        let existing = groups.iter().find(|g| g.name == group);
-        let (rx, committed) = match existing {
-            Some(g) => (g.rx.clone(), g.committed.clone()),
+        let g = match groups.iter().position(|g| g.name == group) {
+            Some(i) => &groups[i],
             None => {
-                let (tx, rx) = mpsc::channel(self.inner.opts.buffer.max(1));
-                let g = Group {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let permits = Arc::new(Semaphore::new(self.inner.opts.buffer.max(1)));
+                groups.push(Group {
                     name: group.to_string(),
-                    tx: Some(tx),
-                    rx: Arc::new(Mutex::new(rx)),
+                    tx: Some(GroupTx {
+                        tx,
+                        permits: permits.clone(),
+                    }),
+                    permits: permits.clone(),
+                    shared: Arc::new(Mutex::new(GroupRx {
+                        rx,
+                        pending: VecDeque::new(),
+                        permits,
+                    })),
                     committed: Arc::new(AtomicU64::new(0)),
-                };
-                let out = (g.rx.clone(), g.committed.clone());
-                groups.push(g);
-                out
+                });
+                groups.last().expect("just pushed")
             }
         };
-        Ok(AnyConsumer::Memory(MemoryConsumer { rx, committed }))
+        Ok(AnyConsumer::Memory(MemoryConsumer {
+            shared: g.shared.clone(),
+            committed: g.committed.clone(),
+        }))
     }
 
     fn close_topic(&self, topic: Topic) {
@@ -152,6 +220,7 @@ impl Bus for MemoryBus {
     }
 
     fn depth(&self) -> Vec<(Topic, usize)> {
+        let buffer = self.inner.opts.buffer.max(1);
         Topic::ALL
             .iter()
             .map(|&t| {
@@ -162,8 +231,7 @@ impl Bus for MemoryBus {
                     .unwrap_or_else(|e| e.into_inner());
                 let depth = groups
                     .iter()
-                    .filter_map(|g| g.tx.as_ref())
-                    .map(|tx| tx.max_capacity() - tx.capacity())
+                    .map(|g| buffer.saturating_sub(g.permits.available_permits()))
                     .sum();
                 (t, depth)
             })
@@ -178,17 +246,19 @@ impl Bus for MemoryBus {
 /// A member of a consumer group on the memory bus.
 #[derive(Debug)]
 pub struct MemoryConsumer {
-    rx: Arc<Mutex<mpsc::Receiver<Delivery>>>,
+    shared: Arc<Mutex<GroupRx>>,
     committed: Arc<AtomicU64>,
 }
 
 impl Consumer for MemoryConsumer {
     async fn recv(&mut self) -> Result<Option<Delivery>> {
-        Ok(self.rx.lock().await.recv().await)
+        let mut one = Vec::with_capacity(1);
+        let n = self.shared.lock().await.take(&mut one, 1).await;
+        Ok((n > 0).then(|| one.pop()).flatten())
     }
 
     async fn recv_batch(&mut self, out: &mut Vec<Delivery>, max: usize) -> Result<usize> {
-        Ok(self.rx.lock().await.recv_many(out, max.max(1)).await)
+        Ok(self.shared.lock().await.take(out, max.max(1)).await)
     }
 
     async fn commit(&mut self, delivery: &Delivery) -> Result<()> {
