@@ -65,15 +65,19 @@ async fn forward(mut rx: mpsc::Receiver<Vec<Tick>>, bus: marketd_bus::AnyBus) {
     }
 }
 
-/// Validates and publishes ticks on the bus, counting them per source.
+/// Validates and publishes ticks on the bus, counting them per source
+/// (once per batch and source, not per tick: this is the ingest hot path).
 pub async fn publish_ticks(bus: &marketd_bus::AnyBus, batch: Vec<Tick>) {
     let now = now_ns();
     let mut events = Vec::with_capacity(batch.len());
+    let mut counts: Vec<(std::sync::Arc<str>, u64)> = Vec::new();
     for t in batch {
         match t.validate(now) {
             Ok(()) => {
-                metrics::counter!("marketd_ticks_ingested_total", "source" => t.source.to_string())
-                    .increment(1);
+                match counts.iter_mut().find(|(s, _)| *s == t.source) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((t.source.clone(), 1)),
+                }
                 events.push(Event::Tick(t));
             }
             Err(e) => {
@@ -82,6 +86,10 @@ pub async fn publish_ticks(bus: &marketd_bus::AnyBus, batch: Vec<Tick>) {
                 tracing::warn!(source = %t.source, symbol = %t.symbol, error = %e, "tick rejected");
             }
         }
+    }
+    for (source, n) in counts {
+        metrics::counter!("marketd_ticks_ingested_total", "source" => source.to_string())
+            .increment(n);
     }
     if let Err(e) = bus.publish_batch(events).await {
         tracing::warn!(error = %e, "could not publish feed ticks");
