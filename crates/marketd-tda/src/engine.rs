@@ -136,6 +136,9 @@ struct Work {
     pivot: Option<Entry>,
     emergent: bool,
     limit: usize,
+    /// The working coboundary was released while waiting for commit (it was the plain
+    /// coboundary of the column, cheap to rebuild).
+    dropped: bool,
 }
 
 const COMPACT_MIN: usize = 1 << 23;
@@ -152,6 +155,15 @@ impl Work {
             pivot: None,
             emergent: false,
             limit: COMPACT_MIN,
+            dropped: false,
+        }
+    }
+
+    /// Releases the working coboundary of a column that needed no addition yet.
+    fn release_if_plain(&mut self) {
+        if self.red.is_empty() && !self.emergent && self.cob.len() > 0 {
+            self.cob = BinaryHeap::new();
+            self.dropped = true;
         }
     }
 
@@ -162,6 +174,7 @@ impl Work {
             pivot: None,
             emergent: false,
             limit: COMPACT_MIN,
+            dropped: false,
         }
     }
 }
@@ -446,6 +459,7 @@ impl<'a, M: Metric> Engine<'a, M> {
     fn init_column(&self, col: Entry, dim: usize, map: &PivotMap, work: &mut Work, shortcut: bool) {
         work.red.clear();
         work.emergent = false;
+        work.dropped = false;
         work.limit = COMPACT_MIN;
         let mut buf = std::mem::take(&mut work.cob).into_vec();
         buf.clear();
@@ -737,6 +751,7 @@ impl<'a, M: Metric> Engine<'a, M> {
                                 let mut w = Work::new();
                                 self.init_column(col, dim, &map, &mut w, true);
                                 let o = self.reduce(col, cols, dim, &map, &vmat, &mut w);
+                                w.release_if_plain();
                                 (w, o)
                             })
                             .collect()
@@ -777,7 +792,11 @@ impl<'a, M: Metric> Engine<'a, M> {
                                         && map_r.contains_key(&pv.idx())
                                     {
                                         let col = cols[next + k];
+                                        if w.dropped {
+                                            self.init_column(col, dim, map_r, w, false);
+                                        }
                                         *o = self.reduce(col, cols, dim, map_r, vmat_r, w);
+                                        w.release_if_plain();
                                     }
                                 });
                         });
