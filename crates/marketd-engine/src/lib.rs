@@ -22,7 +22,7 @@ pub mod writer;
 pub use aggregator::{Aggregator, AggregatorConfig};
 pub use feeds::FeedsConfig;
 pub use polling::{PollingConfig, PollingScheduler};
-pub use price::{LatestPrice, PriceError, PriceService, PriceSource};
+pub use price::{LatestPrice, PriceError, PriceService, PriceSource, PricesConfig};
 pub use writer::{SinkKind, WriterConfig};
 
 use marketd_bus::{AnyBus, Bus};
@@ -98,7 +98,7 @@ impl Engine {
         backends: Backends,
         cfg: &EngineConfig,
         feeds: &FeedsConfig,
-        default_provider: String,
+        prices: &PricesConfig,
         roles: Roles,
     ) -> Result<Engine> {
         let prices = Arc::new(PriceService::new(
@@ -106,7 +106,7 @@ impl Engine {
             backends.cache.clone(),
             backends.store.clone(),
             backends.bus.clone(),
-            default_provider,
+            prices,
         ));
         let producers_cancel = CancellationToken::new();
         let (producers, derivers, sinks) =

@@ -14,6 +14,27 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
+/// `[prices]`: the latest-price service.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PricesConfig {
+    /// Provider used when a request names none.
+    pub default_provider: String,
+    /// Time a cache miss may spend on the provider (all retries included)
+    /// before the last stored tick is served instead, in milliseconds. Keep it
+    /// below `http.request_timeout_ms`.
+    pub upstream_timeout_ms: u64,
+}
+
+impl Default for PricesConfig {
+    fn default() -> Self {
+        PricesConfig {
+            default_provider: "simulated".into(),
+            upstream_timeout_ms: 4_000,
+        }
+    }
+}
+
 /// Where a latest price came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PriceSource {
@@ -63,6 +84,7 @@ pub struct PriceService {
     store: Arc<AnyStore>,
     bus: AnyBus,
     default_provider: String,
+    upstream_timeout: std::time::Duration,
     inflight: Mutex<HashMap<String, Fetch>>,
 }
 
@@ -80,14 +102,15 @@ impl PriceService {
         cache: AnyCache,
         store: Arc<AnyStore>,
         bus: AnyBus,
-        default_provider: String,
+        cfg: &PricesConfig,
     ) -> Self {
         PriceService {
             providers,
             cache,
             store,
             bus,
-            default_provider,
+            default_provider: cfg.default_provider.clone(),
+            upstream_timeout: std::time::Duration::from_millis(cfg.upstream_timeout_ms.max(1)),
             inflight: Mutex::new(HashMap::new()),
         }
     }
@@ -128,7 +151,19 @@ impl PriceService {
         }
         metrics::counter!("marketd_cache_misses_total").increment(1);
         let started = std::time::Instant::now();
-        let fetched = self.fetch_shared(&provider, symbol, key).await;
+        // A slow upstream must not eat the request's whole time budget: past
+        // `upstream_timeout` the stored tick is served instead.
+        let fetched = match tokio::time::timeout(
+            self.upstream_timeout,
+            self.fetch_shared(&provider, symbol, key),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(Arc::new(marketd_sources::Error::Timeout(
+                self.upstream_timeout,
+            ))),
+        };
         let (result, outcome, error) = match fetched {
             Ok(tick) => (
                 Ok(LatestPrice {

@@ -6,7 +6,9 @@
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use marketd_api::HttpConfig;
-use marketd_engine::{AggregatorConfig, EngineConfig, FeedsConfig, PollingConfig, WriterConfig};
+use marketd_engine::{
+    AggregatorConfig, EngineConfig, FeedsConfig, PollingConfig, PricesConfig, WriterConfig,
+};
 use marketd_sources::ProvidersConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -153,21 +155,6 @@ impl Default for CacheConfig {
             url: "memory://".into(),
             latest_ttl_ms: 5_000,
             max_entries: 100_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PricesConfig {
-    /// Provider used when a request names none.
-    pub default_provider: String,
-}
-
-impl Default for PricesConfig {
-    fn default() -> Self {
-        PricesConfig {
-            default_provider: "simulated".into(),
         }
     }
 }

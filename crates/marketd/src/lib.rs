@@ -97,15 +97,9 @@ impl Application {
     pub async fn build(cfg: Config) -> anyhow::Result<Application> {
         cfg.validate().map_err(anyhow::Error::msg)?;
         let backends = connect_backends(&cfg).await?;
-        let engine = Engine::start(
-            backends,
-            &cfg.engine(),
-            &cfg.feeds,
-            cfg.prices.default_provider.clone(),
-            Roles::ALL,
-        )
-        .await
-        .context("starting the engine")?;
+        let engine = Engine::start(backends, &cfg.engine(), &cfg.feeds, &cfg.prices, Roles::ALL)
+            .await
+            .context("starting the engine")?;
         let engine = Arc::new(engine);
         let listener = TcpListener::bind(&cfg.server.addr)
             .await

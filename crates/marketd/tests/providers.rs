@@ -50,6 +50,10 @@ async fn finnhub_quote(
         return (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response();
     }
     match symbol.as_str() {
+        "HANG" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            axum::Json(fixture("finnhub_quote.json")["response_docs_sample"].clone()).into_response()
+        }
         "ZZZZ" => axum::Json(serde_json::json!({"c": 0, "d": null, "dp": null, "h": 0, "l": 0, "o": 0, "pc": 0, "t": 0})).into_response(),
         "SLOW1" => {
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -92,6 +96,7 @@ async fn app_with_mock(ttl_ms: u64) -> (TestApp, Arc<Mock>) {
         c.providers.finnhub.api_key = Some(Secret::new("test-token-123"));
         c.providers.finnhub.max_retries = 1;
         c.providers.finnhub.timeout_ms = 1_000;
+        c.prices.upstream_timeout_ms = 400;
         c.providers.finnhub.rate_limit_per_minute = 6_000;
         c.providers.yahoo.enabled = true;
         c.providers.yahoo.base_url = base.clone();
@@ -237,6 +242,21 @@ async fn provider_failure_falls_back_to_the_stored_tick_or_502() {
         (502, "UPSTREAM_ERROR")
     );
     assert!(!b["detail"].as_str().unwrap().contains("exploded"));
+    // A hanging upstream is cut at prices.upstream_timeout_ms (400 ms here),
+    // well before the provider's own 1 s timeout and the request timeout.
+    let started = std::time::Instant::now();
+    let (s, b) = app
+        .get_json("/api/v1/prices/latest?symbol=HANG&provider=finnhub")
+        .await;
+    assert_eq!(
+        (s, assert_error_shape(&b).as_str()),
+        (502, "UPSTREAM_ERROR")
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "took {:?}",
+        started.elapsed()
+    );
     // Both misses were logged with their outcome.
     eventually(Duration::from_secs(3), || {
         let pool = pool.clone();
