@@ -236,3 +236,59 @@ async fn polling_jobs_and_ticks_survive_a_restart() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_replayed_csv_lands_exactly_once_and_bad_rows_are_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("ticks.csv");
+    let base = marketd_model::time::now_ns() / SEC * SEC - 600 * SEC;
+    let mut text = String::from("symbol,ts,price,size\n");
+    let mut good = 0;
+    for i in 0..3_000i64 {
+        let symbol = if i % 3 == 0 { "BTC-USDT" } else { "AAPL" };
+        text.push_str(&format!(
+            "{symbol},{},{}.{:02},{}\n",
+            base + i * 37_000_000,
+            100 + i % 7,
+            i % 100,
+            1 + i % 5
+        ));
+        good += 1;
+    }
+    // Rejected rows: bad price, negative size, bad symbol, bad timestamp.
+    text.push_str("AAPL,2026-01-01T00:00:00Z,abc,1\nAAPL,2026-01-01T00:00:00Z,1.5,-2\nBAD SYM,2026-01-01T00:00:00Z,1,1\nAAPL,yesterday,1,1\n");
+    std::fs::write(&csv, text).unwrap();
+    let app = TestApp::spawn(move |c| {
+        c.feeds.simulated.enabled = false;
+        c.feeds.replay.enabled = true;
+        c.feeds.replay.path = Some(csv.clone());
+        c.feeds.replay.speed = 0.0;
+        c.writer.flush_interval_ms = 20;
+    })
+    .await;
+    let pool = sqlx::SqlitePool::connect(&app.db_url()).await.unwrap();
+    let stored = eventually(Duration::from_secs(15), || {
+        let pool = pool.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE source = 'replay'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            (n >= good).then_some(n)
+        }
+    })
+    .await;
+    assert_eq!(stored, good, "every valid row once");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let rejected: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("marketd_feed_rejected_total") && l.contains("replay"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(rejected, 4.0, "{metrics}");
+    // An exact price made it through unchanged.
+    let p: String = sqlx::query_scalar("SELECT CAST(price AS TEXT) FROM ticks WHERE source = 'replay' AND symbol = 'AAPL' ORDER BY ts_event LIMIT 1").fetch_one(&pool).await.unwrap();
+    assert_eq!(dec(p), Decimal::from_str("101.01").unwrap());
+    pool.close().await;
+    app.stop().await;
+}
