@@ -41,7 +41,7 @@ async fn run_once(ticks: Vec<Vec<marketd_model::Tick>>) -> Duration {
         backends.clone(),
         &EngineConfig::default(),
         &feeds,
-        "simulated".into(),
+        &marketd_engine::PricesConfig::default(),
         Roles {
             consumers: true,
             producers: false,
