@@ -36,7 +36,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .map(|p| intern(p.as_str()))
         .unwrap_or("unmatched");
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let uri = req.uri().clone();
     req.extensions_mut().insert(RequestId(id.clone()));
 
     let mut res = next.run(req).await;
@@ -54,9 +54,9 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     metrics::counter!("marketd_http_requests_total", "method" => method_label, "route" => route, "status" => static_status(status)).increment(1);
     metrics::histogram!("marketd_http_request_duration_seconds", "method" => method_label, "route" => route).record(elapsed.as_secs_f64());
     if status.is_server_error() {
-        tracing::error!(request_id = %id, %method, path, status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "request failed");
+        tracing::error!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "request failed");
     } else {
-        tracing::debug!(request_id = %id, %method, path, status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "request");
+        tracing::debug!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "request");
     }
     res
 }
