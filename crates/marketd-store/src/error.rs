@@ -10,6 +10,9 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the SQLite backend's dedicated tick writer (rusqlite).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("invalid cursor")]
     InvalidCursor,
     #[error("corrupt row in {table}: {detail}")]

@@ -1,5 +1,7 @@
 //! The SQLite backend: one file (or `sqlite::memory:` for tests), WAL
-//! journal, one writer connection and a small pool of readers.
+//! journal, one writer connection and a small pool of readers (sqlx), plus a
+//! dedicated rusqlite connection that inserts ticks (the ingest hot path, see
+//! `TickWriter`); the writers take turns through one async gate.
 //!
 //! Every SQL statement of this dialect lives in this module and in
 //! `migrations/sqlite/`.
@@ -23,9 +25,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -39,6 +42,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Page cache of the writer connection (negative: KiB), so index pages
 /// touched by consecutive batches stay in memory.
 const WRITER_CACHE_KIB: &str = "-32768";
+
+/// Page cache of the tick writer (negative: KiB): the tick indexes are the
+/// largest structures written.
+const TICK_WRITER_CACHE_KIB: i64 = -65_536;
 
 /// SQLite's default limit on bound parameters per statement (3.32+).
 const MAX_PARAMS: usize = 32_766;
@@ -56,6 +63,14 @@ pub struct SqliteStore {
     /// Readers (WAL lets them run beside the writer). The same pool as
     /// `write` for in-memory databases, which exist per connection.
     read: SqlitePool,
+    /// File databases: a second writer connection (rusqlite, on a blocking
+    /// thread) for `insert_ticks`, the hot path. `None` for in-memory
+    /// databases, whose ticks go through `write`.
+    ticks: Option<Arc<TickWriter>>,
+    /// Held for every write transaction (on `write` or `ticks`), so the two
+    /// writer connections take turns instead of sleeping in SQLite's busy
+    /// handler.
+    gate: Arc<tokio::sync::Mutex<()>>,
     location: Location,
 }
 
@@ -100,6 +115,13 @@ impl SqliteStore {
             .connect_with(base.clone().pragma("cache_size", WRITER_CACHE_KIB))
             .await
             .map_err(connect_err)?;
+        let ticks = {
+            let path = path.to_path_buf();
+            tokio::task::spawn_blocking(move || TickWriter::open(&path))
+                .await
+                .map_err(|e| connect_err(sqlx::Error::Io(std::io::Error::other(e))))?
+                .map_err(|e| connect_err(sqlx::Error::Io(std::io::Error::other(e))))?
+        };
         let read = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
@@ -109,6 +131,8 @@ impl SqliteStore {
         Ok(SqliteStore {
             write,
             read,
+            ticks: Some(Arc::new(ticks)),
+            gate: Arc::default(),
             location: Location::File(path.to_path_buf()),
         })
     }
@@ -136,6 +160,8 @@ impl SqliteStore {
         Ok(SqliteStore {
             write: pool.clone(),
             read: pool,
+            ticks: None,
+            gate: Arc::default(),
             location: Location::Memory,
         })
     }
@@ -150,6 +176,13 @@ impl SqliteStore {
 
     /// Closes every connection (checkpointing the WAL); later calls fail.
     pub async fn close(&self) {
+        if let Some(w) = &self.ticks {
+            let _gate = self.gate.lock().await;
+            let w = w.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || w.close()).await {
+                tracing::warn!(error = %e, "closing the tick writer failed");
+            }
+        }
         self.read.close().await;
         self.write.close().await;
     }
@@ -326,22 +359,6 @@ impl InsertSql {
     }
 }
 
-const TICK_COLS: usize = 17;
-
-fn tick_insert_sql() -> &'static InsertSql {
-    static SQL: OnceLock<InsertSql> = OnceLock::new();
-    SQL.get_or_init(|| {
-        InsertSql::new(
-            "INSERT INTO ticks (symbol, source, kind, price, price_exact, size, size_exact, bid, bid_exact, ask, ask_exact, \
-             trade_id, sequence, venue_symbol, ts_event, ts_received, tick_key)",
-            TICK_COLS,
-            // No conflict target: either identity index may fire (see the migration).
-            "ON CONFLICT DO NOTHING",
-            1024,
-        )
-    })
-}
-
 const BAR_COLS: usize = 18;
 
 fn bar_upsert_sql() -> &'static InsertSql {
@@ -391,31 +408,6 @@ fn price_request_insert_sql() -> &'static InsertSql {
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
-fn bind_tick<'q>(q: SqliteQuery<'q>, t: &'q Tick) -> SqliteQuery<'q> {
-    let (price, price_exact) = dec_pair(&t.price);
-    let (size, size_exact) = dec_pair(&t.size);
-    let (bid, bid_exact) = t.bid.as_ref().map(dec_pair).unzip();
-    let (ask, ask_exact) = t.ask.as_ref().map(dec_pair).unzip();
-    q.bind(t.symbol.as_str())
-        .bind(&*t.source)
-        .bind(t.kind.as_str())
-        .bind(price)
-        .bind(price_exact)
-        .bind(size)
-        .bind(size_exact)
-        .bind(bid)
-        .bind(bid_exact.flatten())
-        .bind(ask)
-        .bind(ask_exact.flatten())
-        .bind(t.trade_id.as_deref())
-        // Bit-preserving: sequences above i64::MAX come back unchanged.
-        .bind(t.sequence.map(|s| s as i64))
-        .bind(t.venue_symbol.as_deref())
-        .bind(t.ts_event)
-        .bind(t.ts_received)
-        .bind(t.identity())
-}
-
 fn bind_bar<'q>(q: SqliteQuery<'q>, b: &'q Bar) -> SqliteQuery<'q> {
     let mut q = q
         .bind(&*b.source)
@@ -454,6 +446,50 @@ fn bind_price_request<'q>(q: SqliteQuery<'q>, x: &'q PriceRequest) -> SqliteQuer
 }
 
 impl SqliteStore {
+    /// `insert_ticks` of in-memory databases (tests), which live in the one
+    /// sqlx connection: the tick writer's statements, row by row.
+    async fn insert_ticks_sqlx(&self, rows: &EncodedTicks) -> Result<u64> {
+        fn num<'q>(q: SqliteQuery<'q>, rows: &'q EncodedTicks, n: Num) -> SqliteQuery<'q> {
+            match n {
+                Num::Null => q.bind(None::<i64>),
+                Num::Int(i) => q.bind(i),
+                Num::Real(r) => q.bind(r),
+                Num::Text(s) => q.bind(rows.str(s)),
+            }
+        }
+        let _gate = self.gate.lock().await;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let first: i64 = sqlx::query_scalar(TICK_IDS_NEXT)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut inserted = 0;
+        for (id, r) in (first..).zip(&rows.rows) {
+            let q = sqlx::query(TICK_INSERT_ONE)
+                .bind(rows.str(r.symbol))
+                .bind(rows.str(r.source))
+                .bind(r.kind);
+            let q = num(q, rows, r.price).bind(rows.opt(r.price_exact));
+            let q = num(q, rows, r.size).bind(rows.opt(r.size_exact));
+            let q = num(q, rows, r.bid).bind(rows.opt(r.bid_exact));
+            let q = num(q, rows, r.ask).bind(rows.opt(r.ask_exact));
+            let q = q
+                .bind(rows.opt(r.trade_id))
+                .bind(r.sequence)
+                .bind(rows.opt(r.venue_symbol))
+                .bind(r.ts_event)
+                .bind(r.ts_received)
+                .bind(r.tick_key)
+                .bind(id);
+            inserted += q.execute(&mut *tx).await?.rows_affected();
+        }
+        sqlx::query(TICK_IDS_ADVANCE)
+            .bind(rows.rows.len() as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
     /// Runs `items` through the chunked statements of `sql` in one write
     /// transaction; returns the total of `rows_affected`.
     ///
@@ -483,6 +519,7 @@ impl SqliteStore {
             rest = tail;
         }
         let mut chunks = chunks.into_iter();
+        let _gate = self.gate.lock().await;
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let mut affected = 0;
         let mut next = chunks.next().map(build);
@@ -498,12 +535,292 @@ impl SqliteStore {
 }
 
 // ---------------------------------------------------------------------------
+// The tick writer (file databases)
+//
+// `insert_ticks` is the ingest hot path. Through sqlx every bound value is an
+// owned, boxed argument and every statement a round trip to sqlx's worker
+// thread; here one rusqlite connection (the same bundled SQLite: sqlx-sqlite
+// and rusqlite share libsqlite3-sys) runs a cached single-row statement per
+// tick inside one transaction per batch, on a blocking thread. Rows are first
+// encoded into one owned buffer, decimals as the INTEGER or REAL SQLite would
+// have made of their text anyway (see `encode_decimal`).
+
+/// One row of `ticks`. No conflict target: either identity index may fire
+/// (see the migration).
+const TICK_INSERT_ONE: &str = "INSERT INTO ticks (symbol, source, kind, price, price_exact, size, size_exact, \
+     bid, bid_exact, ask, ask_exact, trade_id, sequence, venue_symbol, ts_event, ts_received, tick_key, id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
+     ON CONFLICT DO NOTHING";
+
+/// The first id of a batch; the batch then takes `next .. next + len`.
+const TICK_IDS_NEXT: &str = "SELECT next FROM tick_ids";
+const TICK_IDS_ADVANCE: &str = "UPDATE tick_ids SET next = next + ?";
+
+/// The `tick_key` of `t`: `None` with a trade id (`ticks_trade_identity`
+/// dedupes those on `trade_id`), else the first 64 bits of the hash in its
+/// identity (`h:<hex>`).
+fn tick_key(t: &Tick) -> Option<i64> {
+    if t.trade_id.is_some() {
+        return None;
+    }
+    let identity = t.identity();
+    let key = identity
+        .strip_prefix("h:")
+        .and_then(|h| h.get(..16))
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or_else(|| {
+            // Any other identity format: FNV-1a of the whole text.
+            identity.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            })
+        });
+    Some(key as i64)
+}
+
+/// A byte range of [`EncodedTicks::text`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Span(u32, u32);
+
+/// A decimal as bound into a NUMERIC column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Num {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(Span),
+}
+
+#[derive(Debug)]
+struct TickRow {
+    symbol: Span,
+    source: Span,
+    kind: &'static str,
+    price: Num,
+    price_exact: Option<Span>,
+    size: Num,
+    size_exact: Option<Span>,
+    bid: Num,
+    bid_exact: Option<Span>,
+    ask: Num,
+    ask_exact: Option<Span>,
+    trade_id: Option<Span>,
+    sequence: Option<i64>,
+    venue_symbol: Option<Span>,
+    ts_event: i64,
+    ts_received: i64,
+    tick_key: Option<i64>,
+}
+
+/// A batch of ticks encoded for the tick writer: every text in one buffer.
+#[derive(Debug, Default)]
+struct EncodedTicks {
+    text: String,
+    rows: Vec<TickRow>,
+}
+
+/// `10^k` for `k <= 22`: exact in an f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+impl EncodedTicks {
+    fn new(ticks: &[Tick]) -> Self {
+        let mut e = EncodedTicks {
+            text: String::with_capacity(ticks.len() * 64),
+            rows: Vec::with_capacity(ticks.len()),
+        };
+        for t in ticks {
+            let (price, price_exact) = e.decimal(&t.price);
+            let (size, size_exact) = e.decimal(&t.size);
+            let (bid, bid_exact) = t.bid.as_ref().map_or((Num::Null, None), |d| e.decimal(d));
+            let (ask, ask_exact) = t.ask.as_ref().map_or((Num::Null, None), |d| e.decimal(d));
+            let row = TickRow {
+                symbol: e.push(t.symbol.as_str()),
+                source: e.push(&t.source),
+                kind: t.kind.as_str(),
+                price,
+                price_exact,
+                size,
+                size_exact,
+                bid,
+                bid_exact,
+                ask,
+                ask_exact,
+                trade_id: t.trade_id.as_deref().map(|s| e.push(s)),
+                // Bit-preserving: sequences above i64::MAX come back unchanged.
+                sequence: t.sequence.map(|s| s as i64),
+                venue_symbol: t.venue_symbol.as_deref().map(|s| e.push(s)),
+                ts_event: t.ts_event,
+                ts_received: t.ts_received,
+                tick_key: tick_key(t),
+            };
+            e.rows.push(row);
+        }
+        e
+    }
+
+    fn span_from(&self, start: usize) -> Span {
+        Span(start as u32, self.text.len() as u32)
+    }
+
+    fn push(&mut self, s: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(s);
+        self.span_from(start)
+    }
+
+    /// What to bind for `d` in its NUMERIC column, and the exact text for
+    /// its `_exact` companion (see [`dec_pair`], whose rows this stores the
+    /// same): values SQLite's REAL holds (at most 15 significant digits) are
+    /// bound as the INTEGER or REAL that NUMERIC affinity would have made of
+    /// their text, which saves formatting and SQLite's parsing; the rest as
+    /// text, kept exactly beside.
+    fn decimal(&mut self, d: &Decimal) -> (Num, Option<Span>) {
+        let n = d.normalize();
+        let mantissa = n.mantissa();
+        let digits = mantissa
+            .unsigned_abs()
+            .checked_ilog10()
+            .map_or(1, |l| l + 1);
+        if digits <= REAL_SAFE_DIGITS {
+            // |mantissa| < 10^15 < 2^53: exact as i64 and f64.
+            let scale = n.scale() as usize;
+            if scale == 0 {
+                return (Num::Int(mantissa as i64), None);
+            }
+            if let Some(p) = POW10.get(scale) {
+                // One correctly rounded division of exact operands: the
+                // nearest double, as SQLite's text conversion yields.
+                return (Num::Real(mantissa as f64 / p), None);
+            }
+        }
+        let start = self.text.len();
+        let _ = write!(self.text, "{d}");
+        let span = self.span_from(start);
+        let exact = (digits > REAL_SAFE_DIGITS).then_some(span);
+        (Num::Text(span), exact)
+    }
+
+    fn str(&self, s: Span) -> &str {
+        &self.text[s.0 as usize..s.1 as usize]
+    }
+
+    fn num(&self, n: Num) -> rusqlite::types::ToSqlOutput<'_> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        ToSqlOutput::Borrowed(match n {
+            Num::Null => ValueRef::Null,
+            Num::Int(i) => ValueRef::Integer(i),
+            Num::Real(r) => ValueRef::Real(r),
+            Num::Text(s) => ValueRef::Text(self.str(s).as_bytes()),
+        })
+    }
+
+    fn opt(&self, s: Option<Span>) -> Option<&str> {
+        s.map(|s| self.str(s))
+    }
+}
+
+/// The dedicated rusqlite connection that inserts ticks into a file
+/// database; `None` once closed.
+struct TickWriter {
+    conn: Mutex<Option<rusqlite::Connection>>,
+}
+
+impl std::fmt::Debug for TickWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TickWriter").finish_non_exhaustive()
+    }
+}
+
+impl TickWriter {
+    /// Opens the (existing, WAL) database file with the same settings as
+    /// the sqlx connections, and a bigger page cache.
+    fn open(path: &Path) -> rusqlite::Result<TickWriter> {
+        use rusqlite::OpenFlags;
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        debug_assert_eq!(mode, "wal");
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "cache_size", TICK_WRITER_CACHE_KIB)?;
+        conn.query_row("PRAGMA wal_autocheckpoint = 4000", [], |_| Ok(()))?;
+        Ok(TickWriter {
+            conn: Mutex::new(Some(conn)),
+        })
+    }
+
+    fn close(&self) {
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(Err((_, e))) = conn.map(rusqlite::Connection::close) {
+            tracing::warn!(error = %e, "closing the tick writer failed");
+        }
+    }
+
+    /// Inserts `rows` in one transaction; returns how many were new.
+    fn insert(&self, rows: &EncodedTicks) -> Result<u64> {
+        let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = guard
+            .as_mut()
+            .ok_or(Error::Database(sqlx::Error::PoolClosed))?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let first: i64 = tx
+            .prepare_cached(TICK_IDS_NEXT)?
+            .query_row([], |r| r.get(0))?;
+        let mut inserted = 0u64;
+        {
+            let mut stmt = tx.prepare_cached(TICK_INSERT_ONE)?;
+            for (id, r) in (first..).zip(&rows.rows) {
+                stmt.raw_bind_parameter(1, rows.str(r.symbol))?;
+                stmt.raw_bind_parameter(2, rows.str(r.source))?;
+                stmt.raw_bind_parameter(3, r.kind)?;
+                stmt.raw_bind_parameter(4, rows.num(r.price))?;
+                stmt.raw_bind_parameter(5, rows.opt(r.price_exact))?;
+                stmt.raw_bind_parameter(6, rows.num(r.size))?;
+                stmt.raw_bind_parameter(7, rows.opt(r.size_exact))?;
+                stmt.raw_bind_parameter(8, rows.num(r.bid))?;
+                stmt.raw_bind_parameter(9, rows.opt(r.bid_exact))?;
+                stmt.raw_bind_parameter(10, rows.num(r.ask))?;
+                stmt.raw_bind_parameter(11, rows.opt(r.ask_exact))?;
+                stmt.raw_bind_parameter(12, rows.opt(r.trade_id))?;
+                stmt.raw_bind_parameter(13, r.sequence)?;
+                stmt.raw_bind_parameter(14, rows.opt(r.venue_symbol))?;
+                stmt.raw_bind_parameter(15, r.ts_event)?;
+                stmt.raw_bind_parameter(16, r.ts_received)?;
+                stmt.raw_bind_parameter(17, r.tick_key)?;
+                stmt.raw_bind_parameter(18, id)?;
+                inserted += stmt.raw_execute()? as u64;
+            }
+        }
+        tx.prepare_cached(TICK_IDS_ADVANCE)?
+            .execute([rows.rows.len() as i64])?;
+        tx.commit()?;
+        Ok(inserted)
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Reads
 
 const TICK_SELECT: &str = "SELECT id, symbol, source, kind, \
      COALESCE(price_exact, CAST(price AS TEXT)), COALESCE(size_exact, CAST(size AS TEXT)), \
      COALESCE(bid_exact, CAST(bid AS TEXT)), COALESCE(ask_exact, CAST(ask AS TEXT)), \
      trade_id, sequence, venue_symbol, ts_event, ts_received FROM ticks";
+
+/// Appended to [`TICK_SELECT`] when a source is given: without statistics
+/// the planner would rather walk the symbol's rows of every source in the
+/// primary key (already in (ts_event, id) order) than seek the source's rows
+/// and sort ties of one ts_event.
+const BY_SOURCE: &str = " INDEXED BY ticks_source_symbol_ts";
 
 fn tick_from_row(row: &SqliteRow, sources: &mut Sources) -> Result<(i64, Tick)> {
     const T: &str = "ticks";
@@ -654,6 +971,7 @@ fn push_window(
 
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
+        let _gate = self.gate.lock().await;
         MIGRATOR.run(&self.write).await?;
         Ok(())
     }
@@ -664,12 +982,35 @@ impl Store for SqliteStore {
     }
 
     async fn insert_ticks(&self, ticks: &[Tick]) -> Result<u64> {
-        self.write_chunked(tick_insert_sql(), ticks, bind_tick)
-            .await
+        if ticks.is_empty() {
+            return Ok(0);
+        }
+        // Encoded here (owned, so it can move to the blocking thread) before
+        // waiting for the gate, then inserted on a blocking thread.
+        let rows = EncodedTicks::new(ticks);
+        let Some(writer) = &self.ticks else {
+            return self.insert_ticks_sqlx(&rows).await;
+        };
+        let writer = writer.clone();
+        let gate = self.gate.clone().lock_owned().await;
+        let res = tokio::task::spawn_blocking(move || {
+            let res = writer.insert(&rows);
+            drop(gate);
+            res
+        })
+        .await;
+        match res {
+            Ok(res) => res,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(Error::Database(sqlx::Error::PoolClosed)),
+        }
     }
 
     async fn latest_tick(&self, symbol: &Symbol, source: Option<&str>) -> Result<Option<Tick>> {
         let mut qb = QueryBuilder::<Sqlite>::new(TICK_SELECT);
+        if source.is_some() {
+            qb.push(BY_SOURCE);
+        }
         qb.push(" WHERE symbol = ").push_bind(symbol.as_str());
         if let Some(source) = source {
             qb.push(" AND source = ").push_bind(source);
@@ -686,6 +1027,9 @@ impl Store for SqliteStore {
             return Ok(TickPage::default());
         }
         let mut qb = QueryBuilder::<Sqlite>::new(TICK_SELECT);
+        if q.source.is_some() {
+            qb.push(BY_SOURCE);
+        }
         qb.push(" WHERE symbol = ").push_bind(q.symbol.as_str());
         if let Some(source) = &q.source {
             qb.push(" AND source = ").push_bind(source.as_str());
@@ -837,6 +1181,7 @@ impl Store for SqliteStore {
     /// counts keep the larger value and the last run the later one, so a
     /// replayed (older) copy of the job cannot erase runs already recorded.
     async fn upsert_polling_job(&self, job: &PollingJob) -> Result<()> {
+        let _gate = self.gate.lock().await;
         sqlx::query(
             "INSERT INTO polling_jobs (id, symbol, provider, interval_ms, status, created_at, run_count, error_count, \
              last_run_at, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -882,6 +1227,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_job_run(&self, id: Uuid, at: i64, error: Option<&str>) -> Result<()> {
+        let _gate = self.gate.lock().await;
         sqlx::query(
             "UPDATE polling_jobs SET run_count = run_count + 1, error_count = error_count + (?1 IS NOT NULL), \
              last_run_at = ?2, last_error = ?1 WHERE id = ?3",
@@ -895,6 +1241,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_polling_job(&self, id: Uuid) -> Result<bool> {
+        let _gate = self.gate.lock().await;
         let done = sqlx::query(
             "UPDATE polling_jobs SET status = 'deleted' WHERE id = ? AND status = 'active'",
         )
@@ -942,6 +1289,140 @@ mod tests {
         assert!(dec_pair(&d("100000000000000000000")).1.is_some());
     }
 
+    /// The tick writer binds decimals as numbers where the old path bound
+    /// text: SQLite must store exactly the same values either way.
+    #[test]
+    fn bound_decimals_store_like_their_text() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (a NUMERIC, a_exact TEXT, b NUMERIC, b_exact TEXT)")
+            .unwrap();
+        let mut values: Vec<Decimal> = [
+            "0",
+            "-0",
+            "0.00",
+            "7",
+            "-7",
+            "65432.10",
+            "0.1",
+            "0.0000001",
+            "1e-22",
+            "99999.99999999999",
+            "123456789012345.6",
+            "123456789012345",
+            "-123456789012345",
+            "999999999999999",
+            "0.000000000000000000000001",
+            "1.5e-20",
+            "3000.50",
+            "100.00",
+            "-0.5",
+        ]
+        .iter()
+        .map(|s| {
+            Decimal::from_str(s)
+                .or_else(|_| Decimal::from_scientific(s))
+                .unwrap()
+        })
+        .collect();
+        // Pseudo-random mantissas of every length at every scale.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for scale in 0..=28u32 {
+            for digits in 1..=18u32 {
+                for _ in 0..6 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let m = (x % 10u64.pow(digits)) as i64;
+                    let m = if x & 1 == 0 { m } else { -m };
+                    values.push(Decimal::new(m, scale));
+                }
+            }
+        }
+        let mut enc = EncodedTicks::default();
+        for d in &values {
+            let (text, exact) = dec_pair(d);
+            let (num, num_exact) = enc.decimal(d);
+            conn.execute(
+                "INSERT INTO t VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![text, exact, enc.num(num), enc.opt(num_exact)],
+            )
+            .unwrap();
+        }
+        let mut stmt = conn
+            .prepare("SELECT quote(a), quote(a_exact), quote(b), quote(b_exact), typeof(a), typeof(b) FROM t")
+            .unwrap();
+        let rows: Vec<[String; 6]> = stmt
+            .query_map([], |r| Ok(std::array::from_fn(|i| r.get(i).unwrap())))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows.len(), values.len());
+        for (row, d) in rows.iter().zip(&values) {
+            assert_eq!(
+                (&row[0], &row[1], &row[4]),
+                (&row[2], &row[3], &row[5]),
+                "{d}"
+            );
+        }
+    }
+
+    /// Every tick read of the Store trait seeks an index (the clustered
+    /// primary key or ticks_source_symbol_ts), never scans the table.
+    #[test]
+    fn tick_reads_are_indexed() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../migrations/sqlite/0001_init.sql"))
+            .unwrap();
+        let cursor = " AND (ts_event, id) > (?, ?)";
+        for (by_source, rest) in [
+            (
+                false,
+                " AND ts_event >= ? ORDER BY ts_event DESC, id DESC LIMIT 1",
+            ),
+            (
+                true,
+                " AND source = ? ORDER BY ts_event DESC, id DESC LIMIT 1",
+            ),
+            (
+                false,
+                " AND ts_event >= ? AND ts_event < ? {c} ORDER BY ts_event ASC, id ASC LIMIT ?",
+            ),
+            (
+                true,
+                " AND source = ? AND ts_event >= ? {c} ORDER BY ts_event ASC, id ASC LIMIT ?",
+            ),
+            (
+                true,
+                " AND source = ? {c} ORDER BY ts_event ASC, id ASC LIMIT ?",
+            ),
+        ] {
+            let from = if by_source {
+                format!("{TICK_SELECT}{BY_SOURCE}")
+            } else {
+                TICK_SELECT.to_string()
+            };
+            let sql = format!(
+                "EXPLAIN QUERY PLAN {from} WHERE symbol = ?{}",
+                rest.replace("{c}", cursor)
+            );
+            let mut stmt = conn.prepare(&sql).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(
+                    rusqlite::params_from_iter(std::iter::repeat_n(1, stmt.parameter_count())),
+                    |r| r.get(3),
+                )
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let want = if by_source {
+                "SEARCH ticks USING INDEX ticks_source_symbol_ts (source=? AND symbol=?"
+            } else {
+                "SEARCH ticks USING PRIMARY KEY (symbol=?"
+            };
+            assert!(plan[0].starts_with(want), "{sql}: {plan:?}");
+        }
+    }
+
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         for (ts, id) in [(0, 1), (1_700_000_000_123_456_789, 42), (-5, i64::MAX)] {
@@ -964,14 +1445,14 @@ mod tests {
 
     #[test]
     fn chunks_are_powers_of_two_covering_the_batch() {
-        let sql = tick_insert_sql();
+        let sql = bar_upsert_sql();
         assert_eq!(sql.max_rows(), 1024);
-        assert!(sql.max_rows() * TICK_COLS <= MAX_PARAMS);
+        assert!(sql.max_rows() * BAR_COLS <= MAX_PARAMS);
         for n in [0, 1, 2, 3, 1023, 1024, 1025, 5000, 12_345] {
             let chunks = sql.chunks(n);
             assert_eq!(chunks.iter().sum::<usize>(), n);
             assert!(chunks.iter().all(|c| c.is_power_of_two() && *c <= 1024));
         }
-        assert_eq!(sql.sql(4).matches('?').count(), 4 * TICK_COLS);
+        assert_eq!(sql.sql(4).matches('?').count(), 4 * BAR_COLS);
     }
 }

@@ -7,8 +7,14 @@
 -- text when the value has more than 15 significant digits (NULL otherwise).
 -- Readers use COALESCE(<name>_exact, CAST(<name> AS TEXT)).
 
+-- Ticks are clustered on (symbol, ts_event, id) (WITHOUT ROWID): the table
+-- itself is the (symbol, ts_event) access path (SQLite walks it either way,
+-- so it serves ts_event DESC too), and `id` orders ticks of one event time by
+-- insertion, which keeps history cursors (ts_event, id) stable and exact.
+-- `id` is assigned by the writer from tick_ids (one row), increasing with
+-- every batch; ids of ticks skipped as duplicates are never reused.
 CREATE TABLE ticks (
-    id            INTEGER PRIMARY KEY,
+    id            INTEGER NOT NULL,
     symbol        TEXT    NOT NULL,
     source        TEXT    NOT NULL,
     kind          TEXT    NOT NULL,
@@ -25,21 +31,26 @@ CREATE TABLE ticks (
     venue_symbol  TEXT,
     ts_event      INTEGER NOT NULL,
     ts_received   INTEGER NOT NULL,
-    tick_key      TEXT    NOT NULL
-);
--- Idempotency: (source, symbol, tick_key) is unique, tick_key being
--- Tick::identity(): 't:<trade id>' or 'h:<hash of source, symbol, ts_event,
--- price, size>'. Enforced without a hash-ordered index (which made every
--- batch rewrite thousands of scattered index pages):
+    -- Ticks without a trade id: 64 bits of their Tick::identity() hash of
+    -- (source, symbol, ts_event, price, size). NULL for ticks with one.
+    tick_key      INTEGER,
+    PRIMARY KEY (symbol, ts_event, id)
+) WITHOUT ROWID;
+-- Idempotency: Tick::identity() is unique per (source, symbol):
 -- - ticks_source_symbol_ts is unique on (source, symbol, ts_event, tick_key).
---   A hash covers ts_event, so for hashed keys this is exactly uniqueness of
---   (source, symbol, tick_key); for trade ids it is implied by the next
---   index. It doubles as the (source, symbol, ts_event DESC) query index.
--- - ticks_trade_identity: trade ids (mostly increasing per venue) are unique
---   per (source, symbol) whatever their event time.
-CREATE UNIQUE INDEX ticks_source_symbol_ts ON ticks (source, symbol, ts_event DESC, tick_key);
-CREATE UNIQUE INDEX ticks_trade_identity ON ticks (source, symbol, tick_key) WHERE trade_id IS NOT NULL;
-CREATE INDEX ticks_symbol_ts ON ticks (symbol, ts_event DESC);
+--   The hash covers ts_event, so for hashed ticks this is exactly
+--   uniqueness of their identity (a 64-bit key only has to tell apart ticks
+--   of one source, symbol and nanosecond). It doubles as the
+--   (source, symbol, ts_event) query index.
+-- - ticks_trade_identity: trade ids (identity 't:<trade id>') are unique per
+--   (source, symbol) whatever their event time.
+CREATE UNIQUE INDEX ticks_source_symbol_ts ON ticks (source, symbol, ts_event, tick_key);
+CREATE UNIQUE INDEX ticks_trade_identity ON ticks (source, symbol, trade_id) WHERE trade_id IS NOT NULL;
+
+CREATE TABLE tick_ids (
+    next          INTEGER NOT NULL
+);
+INSERT INTO tick_ids (next) VALUES (1);
 
 CREATE TABLE bars (
     source        TEXT    NOT NULL,
