@@ -145,22 +145,41 @@ impl Tick {
         if let Some(id) = &self.trade_id {
             return format!("t:{id}");
         }
+        let digest = self.content_hash();
+        let mut out = String::with_capacity(2 + 32);
+        out.push_str("h:");
+        for b in digest {
+            use fmt::Write;
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    }
+
+    /// The first 16 bytes of SHA-256 over (source, symbol, ts_event, price,
+    /// size), decimals in normalized form so `1.50` and `1.5` agree. This is
+    /// the `h:` identity in binary; stores may keep a prefix of it.
+    pub fn content_hash(&self) -> [u8; 16] {
+        /// Feeds `Display` output straight into the hasher (no allocation).
+        struct HashWriter<'a>(&'a mut Sha256);
+        impl fmt::Write for HashWriter<'_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                self.0.update(s.as_bytes());
+                Ok(())
+            }
+        }
+        use fmt::Write;
         let mut h = Sha256::new();
         h.update(self.source.as_bytes());
         h.update([0]);
         h.update(self.symbol.as_str().as_bytes());
         h.update([0]);
         h.update(self.ts_event.to_be_bytes());
-        h.update(self.price.normalize().to_string().as_bytes());
+        let _ = write!(HashWriter(&mut h), "{}", self.price.normalize());
         h.update([0]);
-        h.update(self.size.normalize().to_string().as_bytes());
+        let _ = write!(HashWriter(&mut h), "{}", self.size.normalize());
         let digest = h.finalize();
-        let mut out = String::with_capacity(2 + 32);
-        out.push_str("h:");
-        for b in &digest[..16] {
-            use fmt::Write;
-            let _ = write!(out, "{b:02x}");
-        }
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&digest[..16]);
         out
     }
 }
@@ -402,6 +421,16 @@ mod tests {
         let b = tick(1_700_000_000_000_000_000, "1.5");
         assert_eq!(a.identity(), b.identity(), "scale must not change identity");
         assert!(a.identity().starts_with("h:"));
+        let hex: String = a
+            .content_hash()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            a.identity(),
+            format!("h:{hex}"),
+            "content_hash is the identity in binary"
+        );
         assert_ne!(
             a.identity(),
             tick(1_700_000_000_000_000_001, "1.5").identity()

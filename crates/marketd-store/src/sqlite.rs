@@ -557,24 +557,16 @@ const TICK_IDS_NEXT: &str = "SELECT next FROM tick_ids";
 const TICK_IDS_ADVANCE: &str = "UPDATE tick_ids SET next = next + ?";
 
 /// The `tick_key` of `t`: `None` with a trade id (`ticks_trade_identity`
-/// dedupes those on `trade_id`), else the first 64 bits of the hash in its
-/// identity (`h:<hex>`).
+/// dedupes those on `trade_id`), else the first 64 bits of its content hash
+/// (the hash of its `h:<hex>` identity).
 fn tick_key(t: &Tick) -> Option<i64> {
     if t.trade_id.is_some() {
         return None;
     }
-    let identity = t.identity();
-    let key = identity
-        .strip_prefix("h:")
-        .and_then(|h| h.get(..16))
-        .and_then(|h| u64::from_str_radix(h, 16).ok())
-        .unwrap_or_else(|| {
-            // Any other identity format: FNV-1a of the whole text.
-            identity.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            })
-        });
-    Some(key as i64)
+    let h = t.content_hash();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&h[..8]);
+    Some(u64::from_be_bytes(first) as i64)
 }
 
 /// A byte range of [`EncodedTicks::text`].
