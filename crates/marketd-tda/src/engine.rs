@@ -144,6 +144,8 @@ struct Work {
 const COMPACT_MIN: usize = 1 << 23;
 /// Entries of cached reduced columns per dimension (16 bytes each).
 const REDUCED_BUDGET: usize = 1 << 23;
+/// Waiting columns with larger working coboundaries are compacted.
+const PARK_COMPACT: usize = 1 << 12;
 /// Only columns with at least this many V entries get their reduced column cached.
 const REDUCED_MIN_V: usize = 1;
 
@@ -161,7 +163,10 @@ impl Work {
 
     /// Releases the working coboundary of a column that needed no addition yet.
     fn release_if_plain(&mut self) {
-        if self.red.is_empty() && !self.emergent && self.cob.len() > 0 {
+        if self.emergent {
+            // empty, but may hold the capacity of a coboundary buffer
+            self.cob = BinaryHeap::new();
+        } else if self.red.is_empty() && self.cob.len() > 0 {
             self.cob = BinaryHeap::new();
             self.dropped = true;
         }
@@ -272,6 +277,19 @@ impl<'a, M: Metric> Engine<'a, M> {
         }
     }
 
+    /// Vertices (i > j) of the edge with index C(i,2) + j.
+    #[inline]
+    fn edge_vertices(&self, idx: u64) -> [u32; 2] {
+        let mut i = ((1.0 + (1.0 + 8.0 * idx as f64).sqrt()) / 2.0) as u64;
+        while i * (i - 1) / 2 > idx {
+            i -= 1;
+        }
+        while (i + 1) * i / 2 <= idx {
+            i += 1;
+        }
+        [i as u32, (idx - i * (i - 1) / 2) as u32]
+    }
+
     #[inline]
     fn index_of(&self, vs: &[u32]) -> u64 {
         let k = vs.len();
@@ -379,6 +397,21 @@ impl<'a, M: Metric> Engine<'a, M> {
             cob.push(c);
             true
         });
+    }
+
+    /// Makes a column waiting for commit (parallel reduction) hold as little memory as possible.
+    fn park(&self, work: &mut Work) {
+        work.release_if_plain();
+        if work.cob.len() > PARK_COMPACT {
+            let limit = work.limit;
+            work.limit = 0;
+            self.maybe_compact(work);
+            work.limit = limit;
+            let mut v = std::mem::take(&mut work.cob).into_vec();
+            v.shrink_to_fit();
+            work.cob = BinaryHeap::from(v);
+        }
+        work.red.shrink_to_fit();
     }
 
     fn maybe_compact(&self, work: &mut Work) {
@@ -735,9 +768,9 @@ impl<'a, M: Metric> Engine<'a, M> {
                 let mut start = 0usize;
                 let mut chunk = 64 * threads;
                 // columns of a chunk keep their working coboundaries (up to n entries each)
-                // until committed: bound that memory to about 256 MB
+                // until committed: bound that memory (about 16 MB of plain coboundaries)
                 let max_chunk =
-                    (4096 * threads).min(((1usize << 24) / self.n.max(1)).max(64 * threads));
+                    (4096 * threads).min(((1usize << 20) / self.n.max(1)).max(64 * threads));
                 let stats = std::env::var_os("MARKETD_TDA_STATS").is_some();
                 let (mut t_par, mut t_commit, mut rounds) = (0f64, 0f64, 0usize);
                 while start < cols.len() {
@@ -751,7 +784,7 @@ impl<'a, M: Metric> Engine<'a, M> {
                                 let mut w = Work::new();
                                 self.init_column(col, dim, &map, &mut w, true);
                                 let o = self.reduce(col, cols, dim, &map, &vmat, &mut w);
-                                w.release_if_plain();
+                                self.park(&mut w);
                                 (w, o)
                             })
                             .collect()
@@ -796,7 +829,7 @@ impl<'a, M: Metric> Engine<'a, M> {
                                             self.init_column(col, dim, map_r, w, false);
                                         }
                                         *o = self.reduce(col, cols, dim, map_r, vmat_r, w);
-                                        w.release_if_plain();
+                                        self.park(w);
                                     }
                                 });
                         });
@@ -900,9 +933,8 @@ impl<'a, M: Metric> Engine<'a, M> {
             x
         }
         let mut candidates = Vec::new();
-        let mut vs = [0u32; 2];
         for e in &edges {
-            self.vertices(e.idx(), 1, &mut vs);
+            let vs = self.edge_vertices(e.idx());
             let (a, b) = (find(&mut parent, vs[0]), find(&mut parent, vs[1]));
             if a != b {
                 if e.diam() != 0.0 {
@@ -926,8 +958,7 @@ impl<'a, M: Metric> Engine<'a, M> {
             }
         }
         let keep = |e: &Entry| {
-            let mut vs = [0u32; 2];
-            self.vertices(e.idx(), 1, &mut vs);
+            let vs = self.edge_vertices(e.idx());
             !self.has_apparent_cofacet(&vs, e.diam())
         };
         // the edges are only needed to assemble the columns of dimension 2
