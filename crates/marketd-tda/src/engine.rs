@@ -144,8 +144,6 @@ struct Work {
 const COMPACT_MIN: usize = 1 << 23;
 /// Entries of cached reduced columns per dimension (16 bytes each).
 const REDUCED_BUDGET: usize = 1 << 23;
-/// Waiting columns with larger working coboundaries are compacted.
-const PARK_COMPACT: usize = 1 << 12;
 /// Only columns with at least this many V entries get their reduced column cached.
 const REDUCED_MIN_V: usize = 1;
 
@@ -399,19 +397,10 @@ impl<'a, M: Metric> Engine<'a, M> {
         });
     }
 
-    /// Makes a column waiting for commit (parallel reduction) hold as little memory as possible.
+    /// Makes a column waiting for commit (parallel reduction) hold less memory: plain
+    /// coboundaries are released (rebuilt if the column has to continue).
     fn park(&self, work: &mut Work) {
         work.release_if_plain();
-        if work.cob.len() > PARK_COMPACT {
-            let limit = work.limit;
-            work.limit = 0;
-            self.maybe_compact(work);
-            work.limit = limit;
-            let mut v = std::mem::take(&mut work.cob).into_vec();
-            v.shrink_to_fit();
-            work.cob = BinaryHeap::from(v);
-        }
-        work.red.shrink_to_fit();
     }
 
     fn maybe_compact(&self, work: &mut Work) {
