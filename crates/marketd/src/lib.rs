@@ -160,16 +160,25 @@ impl Application {
             let _ = stop_tx.send(true);
         });
         let mut stopping = stop_rx.clone();
-        let server = tokio::spawn(async move { server.await });
-        // Wait for the signal, then give connections a bounded time to close.
-        let _ = stopping.wait_for(|s| *s).await;
+        let mut server = tokio::spawn(async move { server.await });
+        // Wait for the signal (or a fatal server error), then give
+        // connections a bounded time to close.
+        let finished = tokio::select! {
+            _ = stopping.wait_for(|s| *s) => None,
+            r = &mut server => Some(r),
+        };
         tracing::info!("shutting down: no new connections");
         let deadline = tokio::time::Instant::now() + shutdown_timeout;
         let http_grace = shutdown_timeout / 3;
-        match tokio::time::timeout(http_grace, server).await {
+        let result = match finished {
+            Some(r) => Ok(r),
+            None => tokio::time::timeout(http_grace, server).await,
+        };
+        let mut server_error = None;
+        match result {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error"),
-            Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+            Ok(Ok(Err(e))) => server_error = Some(anyhow::anyhow!("HTTP server failed: {e}")),
+            Ok(Err(e)) => server_error = Some(anyhow::anyhow!("HTTP server task failed: {e}")),
             Err(_) => tracing::warn!(
                 "open connections did not finish within {http_grace:?}; closing them"
             ),
@@ -179,6 +188,9 @@ impl Application {
             .is_err()
         {
             anyhow::bail!("engine did not drain within {shutdown_timeout:?}");
+        }
+        if let Some(e) = server_error {
+            return Err(e);
         }
         Ok(())
     }
