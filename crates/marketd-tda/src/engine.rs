@@ -141,7 +141,7 @@ struct Work {
     dropped: bool,
 }
 
-const COMPACT_MIN: usize = 1 << 23;
+const COMPACT_MIN: usize = 1 << 21;
 /// Entries of cached reduced columns per dimension (16 bytes each).
 const REDUCED_BUDGET: usize = 1 << 23;
 /// Only columns with at least this many V entries get their reduced column cached.
