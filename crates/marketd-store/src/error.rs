@@ -2,7 +2,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("unsupported storage URL {0:?}: expected sqlite://PATH (or sqlite::memory:)")]
+    #[error(
+        "unsupported storage URL {0:?}: expected sqlite://PATH, sqlite::memory: or postgres://…"
+    )]
     UnsupportedUrl(String),
     #[error("cannot open storage at {url}: {source}")]
     Connect { url: String, source: sqlx::Error },

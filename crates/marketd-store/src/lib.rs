@@ -1,6 +1,6 @@
 //! Durable storage of marketd: the [`Store`] trait every backend implements,
 //! the [`AnyStore`] container that picks a backend by URL (`sqlite://path`,
-//! later `postgres://…`), and the schema migrations of each dialect.
+//! `postgres://…`), and the schema migrations of each dialect.
 //!
 //! Handlers and consumers see only the trait; backend-specific SQL stays in
 //! its module.
@@ -10,9 +10,11 @@ use std::future::Future;
 use uuid::Uuid;
 
 mod error;
+pub mod postgres;
 pub mod sqlite;
 
 pub use error::{Error, Result};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Filters of `GET /prices/history`: ticks of one symbol in `[from, to)` in
@@ -135,6 +137,7 @@ impl Default for StoreOptions {
 #[non_exhaustive]
 pub enum AnyStore {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
 }
 
 impl AnyStore {
@@ -143,7 +146,9 @@ impl AnyStore {
     ///   working directory, `sqlite:///var/lib/marketd.db` absolute; also
     ///   `sqlite:PATH`): a database file, created with its parent
     ///   directories when missing;
-    /// - `sqlite::memory:`: a private in-memory database (tests).
+    /// - `sqlite::memory:`: a private in-memory database (tests);
+    /// - `postgres://…` or `postgresql://…`: a PostgreSQL database (sqlx
+    ///   URL syntax), pooled with `opts.max_connections` connections.
     ///
     /// Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str, opts: &StoreOptions) -> Result<AnyStore> {
@@ -160,6 +165,11 @@ impl AnyStore {
                 sqlite::SqliteStore::open(std::path::Path::new(path), opts).await?,
             ));
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(AnyStore::Postgres(
+                postgres::PostgresStore::connect(url, opts).await?,
+            ));
+        }
         Err(Error::UnsupportedUrl(scheme_of(url)))
     }
 
@@ -167,6 +177,7 @@ impl AnyStore {
     pub fn backend_name(&self) -> &'static str {
         match self {
             AnyStore::Sqlite(_) => "sqlite",
+            AnyStore::Postgres(_) => "postgres",
         }
     }
 
@@ -175,13 +186,14 @@ impl AnyStore {
     pub async fn close(&self) {
         match self {
             AnyStore::Sqlite(s) => s.close().await,
+            AnyStore::Postgres(s) => s.close().await,
         }
     }
 }
 
 /// The scheme of `url` (`postgres://…`) for error messages, so credentials
 /// in the rest of the URL are never printed.
-fn scheme_of(url: &str) -> String {
+pub(crate) fn scheme_of(url: &str) -> String {
     match url.split_once(':') {
         Some((scheme, _)) => format!("{scheme}://…"),
         None => url.chars().take(64).collect(),
@@ -192,6 +204,7 @@ macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             AnyStore::Sqlite($s) => $e,
+            AnyStore::Postgres($s) => $e,
         }
     };
 }

@@ -1,7 +1,8 @@
 //! Backend-generic behaviour of [`Store`]: every body below is a plain
 //! `async fn` taking the store (or its URL, for the reopening tests), so a
 //! runner for another backend (PostgreSQL) only has to call the same bodies
-//! with its own fresh database; see `sqlite_runner` at the end.
+//! with its own fresh database; see `sqlite_runner` and `postgres_runner` at
+//! the end.
 
 use marketd_model::{
     Bar, Decimal, Indicator, Interval, JobStatus, MaKind, PollingJob, PriceRequest, RequestOutcome,
@@ -753,5 +754,190 @@ mod sqlite_runner {
         let o: StoreOptions = serde_json::from_str(r#"{"max_connections": 3}"#).unwrap();
         assert_eq!(o.max_connections, 3);
         assert!(serde_json::from_str::<StoreOptions>(r#"{"max_conns": 3}"#).is_err());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL runner: a fresh database per test, created through the server
+// named by MARKETD_TEST_POSTGRES_URL (scripts/test starts a private one).
+// Unset: every test prints a skip notice and passes, unless
+// MARKETD_REQUIRE_SERVICES=1, where it fails.
+
+mod postgres_runner {
+    use super::*;
+    use sqlx::Connection;
+
+    const URL_VAR: &str = "MARKETD_TEST_POSTGRES_URL";
+
+    /// The server's URL, or `None` (after a notice) when the suite is skipped.
+    fn server_url(test: &str) -> Option<String> {
+        match std::env::var(URL_VAR) {
+            Ok(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
+            _ => {
+                if std::env::var("MARKETD_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                    panic!(
+                        "PostgreSQL service missing: {URL_VAR} is not set and \
+                         MARKETD_REQUIRE_SERVICES=1 (run scripts/test, which provisions it)"
+                    );
+                }
+                eprintln!(
+                    "skipping postgres test {test}: {URL_VAR} is not set (PostgreSQL unavailable)"
+                );
+                None
+            }
+        }
+    }
+
+    /// `url` naming database `db` instead of its own (query kept).
+    fn with_database(url: &str, db: &str) -> String {
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (url, None),
+        };
+        let (scheme, rest) = base.split_once("://").expect("URL with a scheme");
+        let authority = rest.split_once('/').map_or(rest, |(a, _)| a);
+        match query {
+            Some(q) => format!("{scheme}://{authority}/{db}?{q}"),
+            None => format!("{scheme}://{authority}/{db}"),
+        }
+    }
+
+    /// A fresh, empty database on the server; dropped by [`FreshDb::drop_db`].
+    struct FreshDb {
+        server: String,
+        name: String,
+        url: String,
+    }
+
+    impl FreshDb {
+        async fn create(server: &str) -> FreshDb {
+            let name = format!("marketd_test_{}", Uuid::new_v4().simple());
+            let mut admin = sqlx::PgConnection::connect(server)
+                .await
+                .expect("connect to the PostgreSQL test server");
+            sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+                .execute(&mut admin)
+                .await
+                .expect("create a test database");
+            admin.close().await.ok();
+            FreshDb {
+                server: server.to_string(),
+                url: with_database(server, &name),
+                name,
+            }
+        }
+
+        async fn drop_db(self) {
+            if let Ok(mut admin) = sqlx::PgConnection::connect(&self.server).await {
+                let _ = sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                ))
+                .execute(&mut admin)
+                .await;
+                admin.close().await.ok();
+            }
+        }
+    }
+
+    async fn fresh(server: &str) -> (FreshDb, AnyStore) {
+        let db = FreshDb::create(server).await;
+        let store = AnyStore::connect(&db.url, &StoreOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(store.backend_name(), "postgres");
+        store.migrate().await.unwrap();
+        (db, store)
+    }
+
+    macro_rules! postgres_tests {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                let Some(server) = server_url(stringify!($name)) else { return };
+                let (db, store) = fresh(&server).await;
+                super::$name(&store).await;
+                store.close().await;
+                db.drop_db().await;
+            }
+        )*};
+    }
+
+    postgres_tests!(
+        idempotent_inserts,
+        large_batches_are_chunked,
+        exact_decimals_round_trip,
+        latest_tick_by_event_time_and_source,
+        history_pages_with_cursor,
+        history_range_bounds,
+        invalid_cursor_is_rejected,
+        bars_upsert_and_window,
+        indicators_upsert_and_window,
+        price_requests_newest_first,
+        polling_jobs_lifecycle,
+        migrate_twice_is_harmless,
+    );
+
+    #[tokio::test]
+    async fn data_survives_reopening() {
+        let Some(server) = server_url("data_survives_reopening") else {
+            return;
+        };
+        let db = FreshDb::create(&server).await;
+        super::data_survives_reopening(&db.url).await;
+        db.drop_db().await;
+    }
+
+    /// `postgresql://` is the same backend; databases are isolated.
+    #[tokio::test]
+    async fn postgresql_scheme_and_isolated_databases() {
+        let Some(server) = server_url("postgresql_scheme_and_isolated_databases") else {
+            return;
+        };
+        let (db_a, a) = fresh(&server).await;
+        let db_b = FreshDb::create(&server).await;
+        let url_b = db_b.url.replacen("postgres://", "postgresql://", 1);
+        let b = AnyStore::connect(&url_b, &StoreOptions { max_connections: 2 })
+            .await
+            .unwrap();
+        assert_eq!(b.backend_name(), "postgres");
+        b.migrate().await.unwrap();
+        a.insert_ticks(&[tick("AAPL", "sim", T0, "1")])
+            .await
+            .unwrap();
+        assert_eq!(a.count_ticks(None).await.unwrap(), 1);
+        assert_eq!(b.count_ticks(None).await.unwrap(), 0);
+        a.close().await;
+        b.close().await;
+        db_a.drop_db().await;
+        db_b.drop_db().await;
+    }
+
+    /// Needs no server: a refused connection's error hides the password.
+    #[tokio::test]
+    async fn connect_errors_hide_the_password() {
+        for url in [
+            "postgres://marketd:hunter2@127.0.0.1:1/x",
+            "postgresql://marketd:hunter2@127.0.0.1:1/x?sslmode=disable",
+        ] {
+            let err = AnyStore::connect(url, &StoreOptions::default())
+                .await
+                .unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("hunter2"), "credentials leaked: {shown}");
+            assert!(matches!(err, Error::Connect { .. }), "{shown}");
+        }
+    }
+
+    #[test]
+    fn database_is_replaced_in_urls() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h:1?sslmode=disable", "t1"),
+            "postgres://u:p@h:1/t1?sslmode=disable"
+        );
     }
 }
