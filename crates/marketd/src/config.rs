@@ -98,7 +98,7 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// `sqlite://PATH`; empty means `sqlite://<data_dir>/marketd.db`.
+    /// `sqlite://PATH` or `postgres://…`; empty means `sqlite://<data_dir>/marketd.db`.
     pub url: String,
     /// Connection pool size.
     pub max_connections: u32,
