@@ -647,6 +647,27 @@ pub async fn data_survives_reopening(url: &str) {
 // ---------------------------------------------------------------------------
 // SQLite runner: a fresh temp-file database per test.
 
+/// The suite's bodies, listed once: every backend's runner instantiates the
+/// same list, so a new body cannot be forgotten by one backend.
+macro_rules! for_each_suite_test {
+    ($runner:ident) => {
+        $runner!(
+            idempotent_inserts,
+            large_batches_are_chunked,
+            exact_decimals_round_trip,
+            latest_tick_by_event_time_and_source,
+            history_pages_with_cursor,
+            history_range_bounds,
+            invalid_cursor_is_rejected,
+            bars_upsert_and_window,
+            indicators_upsert_and_window,
+            price_requests_newest_first,
+            polling_jobs_lifecycle,
+            migrate_twice_is_harmless,
+        );
+    };
+}
+
 mod sqlite_runner {
     use super::*;
     use tempfile::TempDir;
@@ -674,20 +695,7 @@ mod sqlite_runner {
         )*};
     }
 
-    sqlite_tests!(
-        idempotent_inserts,
-        large_batches_are_chunked,
-        exact_decimals_round_trip,
-        latest_tick_by_event_time_and_source,
-        history_pages_with_cursor,
-        history_range_bounds,
-        invalid_cursor_is_rejected,
-        bars_upsert_and_window,
-        indicators_upsert_and_window,
-        price_requests_newest_first,
-        polling_jobs_lifecycle,
-        migrate_twice_is_harmless,
-    );
+    for_each_suite_test!(sqlite_tests);
 
     #[tokio::test]
     async fn data_survives_reopening() {
@@ -863,20 +871,7 @@ mod postgres_runner {
         )*};
     }
 
-    postgres_tests!(
-        idempotent_inserts,
-        large_batches_are_chunked,
-        exact_decimals_round_trip,
-        latest_tick_by_event_time_and_source,
-        history_pages_with_cursor,
-        history_range_bounds,
-        invalid_cursor_is_rejected,
-        bars_upsert_and_window,
-        indicators_upsert_and_window,
-        price_requests_newest_first,
-        polling_jobs_lifecycle,
-        migrate_twice_is_harmless,
-    );
+    for_each_suite_test!(postgres_tests);
 
     #[tokio::test]
     async fn data_survives_reopening() {
