@@ -246,12 +246,14 @@ impl PriceService {
                 f
             }
         };
-        let out = fut.await;
-        // Whoever finishes first clears the slot; later misses start afresh.
-        self.inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
+        let out = fut.clone().await;
+        // Whoever finishes first clears the slot, but only if it still holds
+        // this fetch: a newer fetch started after ours completed stays.
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if inflight.get(&key).is_some_and(|f| f.ptr_eq(&fut)) {
+            inflight.remove(&key);
+        }
+        drop(inflight);
         out
     }
 
