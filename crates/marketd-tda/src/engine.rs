@@ -192,8 +192,49 @@ pub(crate) struct Engine<'a, M: Metric> {
     m: &'a M,
     n: usize,
     cfg: EngineConfig,
-    binom: Binomial,
+    binom: &'a Binomial,
+    inv: &'a [u32],
+}
+
+/// Binomial coefficients and inverses mod p, kept between computations of the same size.
+#[derive(Default)]
+pub(crate) struct Tables {
+    binom: Option<((usize, usize), Binomial)>,
     inv: Vec<u32>,
+    p: u32,
+}
+
+impl Tables {
+    /// Makes the tables fit `n` points, simplices up to `kmax` vertices and Z/p; false if the
+    /// simplex indices overflow.
+    pub(crate) fn prepare(&mut self, n: usize, kmax: usize, p: u32) -> bool {
+        let key = (n.max(1), kmax);
+        if self.binom.as_ref().map(|b| b.0) != Some(key) {
+            self.binom = Binomial::new(key.0, key.1).map(|b| (key, b));
+        }
+        if self.p != p || self.inv.is_empty() {
+            self.inv = multiplicative_inverses(p);
+            self.p = p;
+        }
+        self.binom.is_some()
+    }
+}
+
+/// Buffers of the sequential engine, reused between computations of small problems (the
+/// streaming use: many tiny problems) so that they run without allocating.
+#[derive(Default)]
+pub(crate) struct Buffers {
+    /// Keep the pivot map and V matrix of one dimension for the next (small problems only: for
+    /// large ones they are released as soon as possible to keep the peak memory down).
+    pub(crate) recycle: bool,
+    keys: Vec<u64>,
+    tree: Vec<u64>,
+    parent: Vec<u32>,
+    rank: Vec<u8>,
+    cols: Vec<Entry>,
+    map: PivotMap,
+    vmat: Option<VMatrix>,
+    work: Option<Work>,
 }
 
 /// Column storage for the V matrix (reduction coefficients), one column per reduced column.
@@ -218,6 +259,14 @@ impl VMatrix {
             budget: AtomicUsize::new(REDUCED_BUDGET),
         }
     }
+    fn clear(&mut self) {
+        self.offsets.clear();
+        self.offsets.push(0);
+        self.entries.clear();
+        self.reduced.clear();
+        self.uses.clear();
+        self.budget = AtomicUsize::new(REDUCED_BUDGET);
+    }
     fn col(&self, j: usize) -> &[Entry] {
         &self.entries[self.offsets[j]..self.offsets[j + 1]]
     }
@@ -227,6 +276,40 @@ impl VMatrix {
         self.reduced.push(OnceLock::new());
         self.uses.push(AtomicU32::new(0));
     }
+}
+
+/// Sequential problems of at most this many points get H0 by Prim's algorithm.
+const SMALL_DIM0: usize = 256;
+
+/// Edge keys ([`edge_key`]) hold vertices in 16 bits each.
+pub(crate) const EDGE_KEY_MAX_N: usize = 1 << 16;
+
+/// A u64 key of the edge {i, j} (i > j, both below 2^16) of diameter `d`: ascending keys are the
+/// filtration order (diameter ascending, index descending).
+#[inline]
+pub(crate) fn edge_key(d: f32, i: u32, j: u32) -> u64 {
+    ((d.to_bits() as u64) << 32) | (u32::MAX - ((i << 16) | j)) as u64
+}
+
+/// Diameter and vertices (i > j) of an edge key.
+#[inline]
+fn edge_of_key(key: u64) -> (f32, u32, u32) {
+    let v = u32::MAX - key as u32;
+    (f32::from_bits((key >> 32) as u32), v >> 16, v & 0xffff)
+}
+
+#[inline]
+fn edge_index(i: u32, j: u32) -> u64 {
+    (i as u64) * (i as u64).saturating_sub(1) / 2 + j as u64
+}
+
+fn uf_find(parent: &mut [u32], mut x: u32) -> u32 {
+    while parent[x as usize] != x {
+        let g = parent[parent[x as usize] as usize];
+        parent[x as usize] = g;
+        x = g;
+    }
+    x
 }
 
 pub(crate) fn multiplicative_inverses(p: u32) -> Vec<u32> {
@@ -242,10 +325,17 @@ pub(crate) fn multiplicative_inverses(p: u32) -> Vec<u32> {
 }
 
 impl<'a, M: Metric> Engine<'a, M> {
-    pub(crate) fn new(m: &'a M, cfg: EngineConfig) -> Option<Self> {
+    /// `tables` must have been prepared for `m.n()`, `cfg.max_dim + 2` and `cfg.modulus`.
+    pub(crate) fn new(m: &'a M, cfg: EngineConfig, tables: &'a Tables) -> Option<Self> {
         let n = m.n();
-        let binom = Binomial::new(n.max(1), cfg.max_dim + 2)?;
-        let inv = multiplicative_inverses(cfg.modulus);
+        let binom = match &tables.binom {
+            Some((key, b)) if *key == (n.max(1), cfg.max_dim + 2) => b,
+            _ => return None,
+        };
+        let inv = &tables.inv[..];
+        if tables.p != cfg.modulus {
+            return None;
+        }
         Some(Engine {
             m,
             n,
@@ -344,6 +434,23 @@ impl<'a, M: Metric> Engine<'a, M> {
         cv[j] = v;
         cv[j + 1..vs.len() + 1].copy_from_slice(&vs[j..]);
         self.zero_pivot_facet(&cv[..vs.len() + 1], diam) == Some(j)
+    }
+
+    /// [`Self::has_apparent_cofacet`] of the edge {i, j} (i > j) of diameter `d`.
+    #[inline]
+    fn edge_has_apparent_cofacet(&self, i: u32, j: u32, d: f32) -> bool {
+        let Some(v) = self.m.first_cofacet_within(&[i, j], d) else {
+            return false;
+        };
+        // the zero-pivot facet of the cofacet (the first facet, removing its vertices from the
+        // largest, keeping an edge of length d) must be {i, j}, i.e. removing v
+        if v > i {
+            true
+        } else if v > j {
+            self.m.dist(v, j) != d
+        } else {
+            self.m.dist(j, v) != d && self.m.dist(i, v) != d
+        }
     }
 
     /// If the simplex `vs` is the upper element of an apparent pair, the position of the vertex
@@ -728,25 +835,34 @@ impl<'a, M: Metric> Engine<'a, M> {
         }
     }
 
+    /// Reduces the columns `cols` of dimension `dim`; fills `map` (empty on entry) with the
+    /// pivots.
     fn compute_pairs(
         &self,
         cols: &[Entry],
         dim: usize,
         pool: Option<&rayon::ThreadPool>,
         out: &mut RawBarcode,
-    ) -> PivotMap {
-        let mut map = PivotMap::with_capacity_and_hasher(cols.len(), Default::default());
-        let mut vmat = VMatrix::new();
+        map: &mut PivotMap,
+        bufs: &mut Buffers,
+    ) {
         match pool {
             None => {
-                let mut work = Work::new();
+                let mut vmat = bufs.vmat.take().unwrap_or_else(VMatrix::new);
+                vmat.clear();
+                let mut work = bufs.work.take().unwrap_or_else(Work::new);
                 for (ci, &col) in cols.iter().enumerate() {
-                    self.init_column(col, dim, &map, &mut work, true);
-                    let o = self.reduce(col, cols, dim, &map, &vmat, &mut work);
-                    self.finish(ci, col, o, dim, &mut work, &mut map, &mut vmat, out);
+                    self.init_column(col, dim, map, &mut work, true);
+                    let o = self.reduce(col, cols, dim, map, &vmat, &mut work);
+                    self.finish(ci, col, o, dim, &mut work, map, &mut vmat, out);
+                }
+                if bufs.recycle {
+                    bufs.vmat = Some(vmat);
+                    bufs.work = Some(work);
                 }
             }
             Some(pool) => {
+                let mut vmat = VMatrix::new();
                 // Chunks of columns. Within a chunk, rounds: every column whose current pivot
                 // is owned by an already committed column keeps reducing (in parallel); then
                 // columns are committed in order while their pivot is new. The first
@@ -771,8 +887,8 @@ impl<'a, M: Metric> Engine<'a, M> {
                             .with_min_len(4)
                             .map(|&col| {
                                 let mut w = Work::new();
-                                self.init_column(col, dim, &map, &mut w, true);
-                                let o = self.reduce(col, cols, dim, &map, &vmat, &mut w);
+                                self.init_column(col, dim, map, &mut w, true);
+                                let o = self.reduce(col, cols, dim, map, &vmat, &mut w);
                                 self.park(&mut w);
                                 (w, o)
                             })
@@ -792,7 +908,7 @@ impl<'a, M: Metric> Engine<'a, M> {
                                 break;
                             }
                             let col = cols[next];
-                            self.finish(next, col, *o, dim, w, &mut map, &mut vmat, out);
+                            self.finish(next, col, *o, dim, w, map, &mut vmat, out);
                             *w = Work::empty();
                             next += 1;
                         }
@@ -803,7 +919,7 @@ impl<'a, M: Metric> Engine<'a, M> {
                         rounds += 1;
                         let clock = std::time::Instant::now();
                         let window_end = (next + 1024 * threads).min(end);
-                        let (map_r, vmat_r) = (&map, &vmat);
+                        let (map_r, vmat_r) = (&*map, &vmat);
                         pool.install(|| {
                             states[next - start..window_end - start]
                                 .par_iter_mut()
@@ -835,7 +951,6 @@ impl<'a, M: Metric> Engine<'a, M> {
                 }
             }
         }
-        map
     }
 
     /// Columns of dimension `dim + 1` to reduce, from the simplices of dimension `dim`; also
@@ -901,8 +1016,197 @@ impl<'a, M: Metric> Engine<'a, M> {
         (next, cols)
     }
 
-    /// H0 by union-find; returns the edges (all) and the dimension-1 columns to reduce.
-    fn dim0(&self, parallel: bool, out: &mut RawBarcode) -> (Vec<Entry>, Vec<Entry>) {
+    /// H0 by union-find; returns the edges (all, when `max_dim >= 2`) and the dimension-1
+    /// columns to reduce.
+    fn dim0(
+        &self,
+        parallel: bool,
+        out: &mut RawBarcode,
+        bufs: &mut Buffers,
+    ) -> (Vec<Entry>, Vec<Entry>) {
+        let n = self.n;
+        if n > EDGE_KEY_MAX_N {
+            return self.dim0_entries(parallel, out);
+        }
+        if !parallel && n <= SMALL_DIM0 && self.m.is_dense() {
+            return self.dim0_small(out, bufs);
+        }
+        // edges as u64 keys (diameter, then vertices): sorting them is cheaper than sorting
+        // entries, and the union-find needs no index-to-vertex conversion
+        let mut keys = std::mem::take(&mut bufs.keys);
+        keys.clear();
+        self.m.edge_keys(self.cfg.threshold, parallel, &mut keys);
+        if parallel {
+            keys.par_sort_unstable();
+        } else {
+            keys.sort_unstable();
+        }
+        let mut parent = std::mem::take(&mut bufs.parent);
+        parent.clear();
+        parent.extend(0..n as u32);
+        let mut rank = std::mem::take(&mut bufs.rank);
+        rank.clear();
+        rank.resize(n, 0);
+        let mut cols = std::mem::take(&mut bufs.cols);
+        cols.clear();
+        // sequentially, non-tree edges are filtered right away; in parallel, afterwards
+        let filter_now = !parallel;
+        for &key in &keys {
+            let (d, i, j) = edge_of_key(key);
+            let (a, b) = (uf_find(&mut parent, i), uf_find(&mut parent, j));
+            if a != b {
+                if d != 0.0 {
+                    out.bars[0].push((0.0, d));
+                }
+                if rank[a as usize] < rank[b as usize] {
+                    parent[a as usize] = b;
+                } else {
+                    parent[b as usize] = a;
+                    if rank[a as usize] == rank[b as usize] {
+                        rank[a as usize] += 1;
+                    }
+                }
+            } else if self.cfg.max_dim >= 1
+                && !(filter_now && self.edge_has_apparent_cofacet(i, j, d))
+            {
+                cols.push(Entry::new(d, edge_index(i, j), 1));
+            }
+        }
+        for i in 0..n as u32 {
+            if uf_find(&mut parent, i) == i {
+                out.bars[0].push((0.0, f32::INFINITY));
+            }
+        }
+        if !filter_now {
+            let keep = |e: &Entry| {
+                let [i, j] = self.edge_vertices(e.idx());
+                !self.edge_has_apparent_cofacet(i, j, e.diam())
+            };
+            let flags: Vec<bool> = cols.par_iter().map(keep).collect();
+            let mut it = flags.into_iter();
+            cols.retain(|_| it.next().unwrap_or(false));
+        }
+        // the edges are only needed to assemble the columns of dimension 2
+        let edges = if self.cfg.max_dim >= 2 {
+            keys.iter()
+                .map(|&k| {
+                    let (d, i, j) = edge_of_key(k);
+                    Entry::new(d, edge_index(i, j), 1)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if bufs.recycle {
+            bufs.keys = keys;
+            bufs.parent = parent;
+            bufs.rank = rank;
+        } else {
+            cols.shrink_to_fit();
+        }
+        cols.reverse();
+        (edges, cols)
+    }
+
+    /// [`Self::dim0`] for small dense problems: the minimum spanning forest by Prim's algorithm on
+    /// the complete graph (O(n^2), no sorting of all edges). Edge weights are edge keys, a
+    /// strict total order (the filtration order), so the forest is unique and equals the one
+    /// Kruskal's algorithm finds in filtration order: the H0 bars, and the non-tree edges that
+    /// become the dimension-1 columns, are those of the union-find path.
+    fn dim0_small(&self, out: &mut RawBarcode, bufs: &mut Buffers) -> (Vec<Entry>, Vec<Entry>) {
+        let n = self.n;
+        let t = self.cfg.threshold;
+        // best[v]: smallest key of an edge from the tree to v (u64::MAX: none); from[v]: its
+        // tree end (u32::MAX for roots and vertices not reached)
+        let mut best = std::mem::take(&mut bufs.keys);
+        best.clear();
+        best.resize(n, u64::MAX);
+        let mut from = std::mem::take(&mut bufs.parent);
+        from.clear();
+        from.resize(n, u32::MAX);
+        let mut done = std::mem::take(&mut bufs.rank);
+        done.clear();
+        done.resize(n, 0);
+        let mut tree = std::mem::take(&mut bufs.tree);
+        tree.clear();
+        let mut components = 0usize;
+        for root in 0..n {
+            if done[root] != 0 {
+                continue;
+            }
+            components += 1;
+            let mut u = root;
+            loop {
+                done[u] = 1;
+                let mut next = usize::MAX;
+                let mut next_key = u64::MAX;
+                for w in 0..n {
+                    if done[w] != 0 {
+                        continue;
+                    }
+                    let d = self.m.dist(u as u32, w as u32);
+                    if d <= t {
+                        let (a, b) = if u > w { (u, w) } else { (w, u) };
+                        let k = edge_key(d, a as u32, b as u32);
+                        if k < best[w] {
+                            best[w] = k;
+                            from[w] = u as u32;
+                        }
+                    }
+                    if best[w] < next_key {
+                        next_key = best[w];
+                        next = w;
+                    }
+                }
+                if next == usize::MAX {
+                    break;
+                }
+                tree.push(next_key);
+                u = next;
+            }
+        }
+        tree.sort_unstable();
+        for &k in &tree {
+            let d = edge_of_key(k).0;
+            if d != 0.0 {
+                out.bars[0].push((0.0, d));
+            }
+        }
+        out.bars[0].extend(std::iter::repeat_n((0.0, f32::INFINITY), components));
+        let mut cols = std::mem::take(&mut bufs.cols);
+        cols.clear();
+        let mut edges = Vec::new();
+        let keep_edges = self.cfg.max_dim >= 2;
+        if self.cfg.max_dim >= 1 {
+            for i in 1..n as u32 {
+                for j in 0..i {
+                    let d = self.m.dist(i, j);
+                    if d > t {
+                        continue;
+                    }
+                    if keep_edges {
+                        edges.push(Entry::new(d, edge_index(i, j), 1));
+                    }
+                    if from[i as usize] != j
+                        && from[j as usize] != i
+                        && !self.edge_has_apparent_cofacet(i, j, d)
+                    {
+                        cols.push(Entry::new(d, edge_index(i, j), 1));
+                    }
+                }
+            }
+        }
+        // columns in order: diameter descending, index ascending
+        cols.sort_unstable();
+        bufs.keys = best;
+        bufs.parent = from;
+        bufs.rank = done;
+        bufs.tree = tree;
+        (edges, cols)
+    }
+
+    /// [`Self::dim0`] for more than [`EDGE_KEY_MAX_N`] points: edges as entries.
+    fn dim0_entries(&self, parallel: bool, out: &mut RawBarcode) -> (Vec<Entry>, Vec<Entry>) {
         let mut edges: Vec<Entry> = self.m.edges(self.cfg.threshold, parallel);
         // filtration order: diameter ascending, index descending == Entry descending
         if parallel {
@@ -913,18 +1217,10 @@ impl<'a, M: Metric> Engine<'a, M> {
         let n = self.n;
         let mut parent: Vec<u32> = (0..n as u32).collect();
         let mut rank = vec![0u8; n];
-        fn find(parent: &mut [u32], mut x: u32) -> u32 {
-            while parent[x as usize] != x {
-                let g = parent[parent[x as usize] as usize];
-                parent[x as usize] = g;
-                x = g;
-            }
-            x
-        }
         let mut candidates = Vec::new();
         for e in &edges {
             let vs = self.edge_vertices(e.idx());
-            let (a, b) = (find(&mut parent, vs[0]), find(&mut parent, vs[1]));
+            let (a, b) = (uf_find(&mut parent, vs[0]), uf_find(&mut parent, vs[1]));
             if a != b {
                 if e.diam() != 0.0 {
                     out.bars[0].push((0.0, e.diam()));
@@ -942,13 +1238,13 @@ impl<'a, M: Metric> Engine<'a, M> {
             }
         }
         for i in 0..n as u32 {
-            if find(&mut parent, i) == i {
+            if uf_find(&mut parent, i) == i {
                 out.bars[0].push((0.0, f32::INFINITY));
             }
         }
         let keep = |e: &Entry| {
-            let vs = self.edge_vertices(e.idx());
-            !self.has_apparent_cofacet(&vs, e.diam())
+            let [i, j] = self.edge_vertices(e.idx());
+            !self.edge_has_apparent_cofacet(i, j, e.diam())
         };
         // the edges are only needed to assemble the columns of dimension 2
         if self.cfg.max_dim < 2 {
@@ -967,7 +1263,7 @@ impl<'a, M: Metric> Engine<'a, M> {
         (edges, cols)
     }
 
-    pub(crate) fn run(&self) -> RawBarcode {
+    pub(crate) fn run(&self, bufs: &mut Buffers) -> RawBarcode {
         let mut out = RawBarcode {
             bars: vec![Vec::new(); self.cfg.max_dim + 1],
             cocycles: Vec::new(),
@@ -981,22 +1277,33 @@ impl<'a, M: Metric> Engine<'a, M> {
             None
         };
         let parallel = pool.is_some();
-        let run = |out: &mut RawBarcode| {
-            let (mut simplices, mut cols) = self.dim0(parallel, out);
+        let run = |out: &mut RawBarcode, bufs: &mut Buffers| {
+            let (mut simplices, mut cols) = self.dim0(parallel, out, bufs);
+            let mut map = std::mem::take(&mut bufs.map);
             for dim in 1..=self.cfg.max_dim {
-                let map = self.compute_pairs(&cols, dim, pool.as_deref(), out);
+                map.clear();
+                map.reserve(cols.len());
+                self.compute_pairs(&cols, dim, pool.as_deref(), out, &mut map, bufs);
                 if dim < self.cfg.max_dim {
                     let keep_next = dim + 1 < self.cfg.max_dim;
                     let (next, c) = self.assemble(&simplices, dim, &map, keep_next, parallel);
-                    drop(map);
+                    if !bufs.recycle {
+                        map = PivotMap::default();
+                    }
                     cols = c;
                     simplices = next;
                 }
             }
+            if bufs.recycle {
+                map.clear();
+                bufs.map = map;
+                cols.clear();
+                bufs.cols = cols;
+            }
         };
         match &pool {
-            Some(p) => p.install(|| run(&mut out)),
-            None => run(&mut out),
+            Some(p) => p.install(|| run(&mut out, bufs)),
+            None => run(&mut out, bufs),
         }
         out
     }

@@ -114,14 +114,30 @@ fn is_prime(p: u32) -> bool {
             .all(|d| !p.is_multiple_of(d))
 }
 
-/// Euclidean distances of a point cloud as a full matrix, computed in f32 like Ripser.
-fn point_distances_dense(n: usize, dim: usize, coords: &[f32], parallel: bool) -> DenseMatrix {
-    let mut data = vec![0f32; n * n];
-    let row = |i: usize, out: &mut [f32]| {
-        let a = &coords[i * dim..(i + 1) * dim];
-        for (j, o) in out[..i].iter_mut().enumerate() {
-            let b = &coords[j * dim..(j + 1) * dim];
-            *o = euclid(a, b);
+/// Euclidean distances of a point cloud as a full matrix, computed in f32 like Ripser, in the
+/// allocation of `data`.
+fn point_distances_dense(
+    n: usize,
+    dim: usize,
+    coords: &[f32],
+    parallel: bool,
+    mut data: Vec<f32>,
+) -> DenseMatrix {
+    data.clear();
+    data.resize(n * n, 0.0);
+    let row = |i: usize, out: &mut [f32]| match dim {
+        1 => row_distances::<1>(coords, i, &mut out[..i]),
+        2 => row_distances::<2>(coords, i, &mut out[..i]),
+        3 => row_distances::<3>(coords, i, &mut out[..i]),
+        4 => row_distances::<4>(coords, i, &mut out[..i]),
+        5 => row_distances::<5>(coords, i, &mut out[..i]),
+        6 => row_distances::<6>(coords, i, &mut out[..i]),
+        8 => row_distances::<8>(coords, i, &mut out[..i]),
+        _ => {
+            let a = &coords[i * dim..(i + 1) * dim];
+            for (o, b) in out[..i].iter_mut().zip(coords.chunks_exact(dim.max(1))) {
+                *o = euclid(a, b);
+            }
         }
     };
     if parallel {
@@ -139,6 +155,26 @@ fn point_distances_dense(n: usize, dim: usize, coords: &[f32], parallel: bool) -
         }
     }
     DenseMatrix::from_full(n, data)
+}
+
+/// Distances from point `i` to the points before it, for points of dimension `D` (the same
+/// arithmetic, in the same order, as [`euclid`]).
+#[inline]
+fn row_distances<const D: usize>(coords: &[f32], i: usize, out: &mut [f32]) {
+    let Ok(a) = <&[f32; D]>::try_from(&coords[i * D..(i + 1) * D]) else {
+        return;
+    };
+    for (o, b) in out.iter_mut().zip(coords.chunks_exact(D)) {
+        let Ok(b) = <&[f32; D]>::try_from(b) else {
+            return;
+        };
+        let mut s = 0f32;
+        for t in 0..D {
+            let d = a[t] - b[t];
+            s += d * d;
+        }
+        *o = s.sqrt();
+    }
 }
 
 #[inline]
@@ -180,6 +216,7 @@ fn run_engine<M: Metric>(
     m: &M,
     opts: &Options,
     threshold: f32,
+    ws: &mut Workspace,
 ) -> Result<engine::RawBarcode, Error> {
     let cfg = engine::EngineConfig {
         max_dim: opts.max_dim,
@@ -189,14 +226,65 @@ fn run_engine<M: Metric>(
         threads: opts.threads.max(1),
         cocycles: opts.cocycles,
     };
-    let e = engine::Engine::new(m, cfg).ok_or_else(|| {
+    let too_large = || {
         Error::TooLarge(format!(
             "simplex indices of dimension {} on {} points overflow 64 bits",
             opts.max_dim + 1,
             m.n()
         ))
-    })?;
-    Ok(e.run())
+    };
+    if !ws.tables.prepare(m.n(), opts.max_dim + 2, opts.modulus) {
+        return Err(too_large());
+    }
+    let e = engine::Engine::new(m, cfg, &ws.tables).ok_or_else(too_large)?;
+    Ok(e.run(&mut ws.bufs))
+}
+
+/// Problems of at most this many points run on one thread whatever `Options::threads` says
+/// (the parallel machinery costs more than it saves), and keep their buffers between calls.
+pub const SMALL_PROBLEM: usize = 128;
+
+/// Tables and buffers of the engine.
+#[derive(Default)]
+struct Workspace {
+    tables: engine::Tables,
+    bufs: engine::Buffers,
+    /// Storage of the dense distance matrix.
+    dist: Vec<f32>,
+}
+
+/// A reusable computer: keeps the engine's tables and buffers between calls, so that many small
+/// problems (sliding windows of a stream) run without allocating. [`compute`] uses one per
+/// thread for problems of at most [`SMALL_PROBLEM`] points; larger problems release their
+/// buffers when done, so a `Computer` does not hold on to the memory of a large computation.
+#[derive(Default)]
+pub struct Computer {
+    ws: Workspace,
+}
+
+impl Computer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Computes the Vietoris–Rips barcode of `data` (as [`compute`]).
+    pub fn compute(&mut self, data: &Data, opts: &Options) -> Result<Computation, Error> {
+        let small = data.len() <= SMALL_PROBLEM;
+        self.ws.bufs.recycle = small;
+        let res = if small {
+            let single = Options {
+                threads: 1,
+                ..opts.clone()
+            };
+            compute_in(data, &single, &mut self.ws)
+        } else {
+            compute_in(data, opts, &mut self.ws)
+        };
+        if !small {
+            self.ws = Workspace::default();
+        }
+        res
+    }
 }
 
 fn fmt(x: f32) -> String {
@@ -205,6 +293,20 @@ fn fmt(x: f32) -> String {
 
 /// Computes the Vietoris–Rips barcode of `data`.
 pub fn compute(data: &Data, opts: &Options) -> Result<Computation, Error> {
+    if data.len() <= SMALL_PROBLEM {
+        thread_local! {
+            static COMPUTER: std::cell::RefCell<Computer> = std::cell::RefCell::default();
+        }
+        COMPUTER.with(|c| match c.try_borrow_mut() {
+            Ok(mut c) => c.compute(data, opts),
+            Err(_) => Computer::new().compute(data, opts),
+        })
+    } else {
+        Computer::new().compute(data, opts)
+    }
+}
+
+fn compute_in(data: &Data, opts: &Options, ws: &mut Workspace) -> Result<Computation, Error> {
     if !is_prime(opts.modulus) {
         return Err(Error::invalid(format!(
             "modulus {} is not a prime",
@@ -242,11 +344,12 @@ pub fn compute(data: &Data, opts: &Options) -> Result<Computation, Error> {
             match opts.threshold {
                 Some(t) => {
                     let m = point_distances_sparse(*n, *dim, coords, t, parallel);
-                    run_engine(&m, opts, t)?
+                    run_engine(&m, opts, t, ws)?
                 }
                 None => {
-                    let m = point_distances_dense(*n, *dim, coords, parallel);
-                    dense_path(m, opts, &mut header)?
+                    let buf = std::mem::take(&mut ws.dist);
+                    let m = point_distances_dense(*n, *dim, coords, parallel, buf);
+                    dense_path(m, opts, &mut header, ws)?
                 }
             }
         }
@@ -254,8 +357,9 @@ pub fn compute(data: &Data, opts: &Options) -> Result<Computation, Error> {
             if values.len() != n * n.saturating_sub(1) / 2 {
                 return Err(Error::invalid("lower triangle has the wrong length".into()));
             }
-            let m = DenseMatrix::from_lower(*n, values);
-            dense_path(m, opts, &mut header)?
+            let buf = std::mem::take(&mut ws.dist);
+            let m = DenseMatrix::from_lower_in(*n, values, buf);
+            dense_path(m, opts, &mut header, ws)?
         }
         Data::Sparse { n, edges } => {
             let t = opts.threshold.unwrap_or(f32::INFINITY);
@@ -264,7 +368,7 @@ pub fn compute(data: &Data, opts: &Options) -> Result<Computation, Error> {
                 "sparse distance matrix with {n} points and {} entries",
                 m.num_entries()
             ));
-            run_engine(&m, opts, t)?
+            run_engine(&m, opts, t, ws)?
         }
     };
     let barcode = Barcode::from_raw(&raw.bars);
@@ -321,9 +425,10 @@ fn dense_path(
     m: DenseMatrix,
     opts: &Options,
     header: &mut Vec<String>,
+    ws: &mut Workspace,
 ) -> Result<engine::RawBarcode, Error> {
     let n = m.n();
-    let (lo, _hi, hf) = m.value_range();
+    let (lo, hf) = m.value_range();
     if n >= 2 {
         header.push(format!("value range: [{},{}]", fmt(lo), fmt(hf)));
     }
@@ -334,7 +439,11 @@ fn dense_path(
                 "distance matrix with {n} points, using threshold at enclosing radius {}",
                 fmt(r)
             ));
-            run_engine(&m, opts, r)
+            let res = run_engine(&m, opts, r, ws);
+            if ws.bufs.recycle {
+                ws.dist = m.into_data();
+            }
+            res
         }
         Some(t) => {
             let s = m.to_sparse(t);
@@ -343,8 +452,12 @@ fn dense_path(
                 s.num_entries(),
                 n * n.saturating_sub(1) / 2
             ));
-            drop(m);
-            run_engine(&s, opts, t)
+            if ws.bufs.recycle {
+                ws.dist = m.into_data();
+            } else {
+                drop(m);
+            }
+            run_engine(&s, opts, t, ws)
         }
     }
 }

@@ -6,6 +6,14 @@ use rayon::prelude::*;
 
 use crate::engine::Entry;
 
+/// The larger of two distances. Distances are never NaN (the parsers reject NaN and Euclidean
+/// distances of finite points are not NaN), so this is `f32::max` without its NaN handling,
+/// which costs several instructions per call in the cofacet loops.
+#[inline(always)]
+fn fmax(a: f32, b: f32) -> f32 {
+    if a > b { a } else { b }
+}
+
 /// Access to pairwise distances and cofacet candidates.
 pub(crate) trait Metric: Sync {
     fn n(&self) -> usize;
@@ -24,6 +32,28 @@ pub(crate) trait Metric: Sync {
     );
     /// All edges `(diameter, index)` with diameter `<= threshold`; index = C(i,2)+j for i>j.
     fn edges(&self, threshold: f32, parallel: bool) -> Vec<Entry>;
+
+    /// Whether every pair of vertices is an edge (of its distance, possibly infinite).
+    fn is_dense(&self) -> bool {
+        false
+    }
+
+    /// Appends the keys ([`crate::engine::edge_key`]) of all edges with diameter `<= threshold`
+    /// to `out` (at most 2^16 vertices).
+    fn edge_keys(&self, threshold: f32, parallel: bool, out: &mut Vec<u64>) {
+        out.extend(self.edges(threshold, parallel).into_iter().map(|e| {
+            let idx = e.idx();
+            let mut i = ((1.0 + (1.0 + 8.0 * idx as f64).sqrt()) / 2.0) as u64;
+            while i * (i - 1) / 2 > idx {
+                i -= 1;
+            }
+            while (i + 1) * i / 2 <= idx {
+                i += 1;
+            }
+            let j = idx - i * (i - 1) / 2;
+            crate::engine::edge_key(e.diam(), i as u32, j as u32)
+        }));
+    }
 
     /// The largest vertex `v` not in `vs` whose distances to all of `vs` are `<= diam`.
     #[inline]
@@ -45,9 +75,10 @@ pub(crate) struct DenseMatrix {
 }
 
 impl DenseMatrix {
-    /// From a compressed lower triangle: row i holds d(i,0..i).
-    pub(crate) fn from_lower(n: usize, lower: &[f32]) -> Self {
-        let mut data = vec![0.0f32; n * n];
+    /// From a compressed lower triangle (row i holds d(i,0..i)), in the allocation of `data`.
+    pub(crate) fn from_lower_in(n: usize, lower: &[f32], mut data: Vec<f32>) -> Self {
+        data.clear();
+        data.resize(n * n, 0.0);
         for i in 1..n {
             let base = i * (i - 1) / 2;
             for j in 0..i {
@@ -64,6 +95,11 @@ impl DenseMatrix {
         DenseMatrix { n, data }
     }
 
+    /// The storage, for reuse.
+    pub(crate) fn into_data(self) -> Vec<f32> {
+        self.data
+    }
+
     #[inline]
     pub(crate) fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.n..(i + 1) * self.n]
@@ -73,25 +109,29 @@ impl DenseMatrix {
     pub(crate) fn enclosing_radius(&self) -> f32 {
         let mut r = f32::INFINITY;
         for i in 0..self.n {
-            let m = self.row(i).iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let m = self
+                .row(i)
+                .iter()
+                .fold(f32::NEG_INFINITY, |a, &b| fmax(a, b));
             r = r.min(m);
         }
         r
     }
 
-    /// (min, max, max finite) over off-diagonal entries.
-    pub(crate) fn value_range(&self) -> (f32, f32, f32) {
-        let (mut lo, mut hi, mut hf) = (f32::INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY);
+    /// (min, max finite) over off-diagonal entries.
+    pub(crate) fn value_range(&self) -> (f32, f32) {
+        let (mut lo, mut hf) = (f32::INFINITY, f32::NEG_INFINITY);
         for i in 1..self.n {
             for &d in &self.row(i)[..i] {
-                lo = lo.min(d);
-                hi = hi.max(d);
-                if d.is_finite() {
-                    hf = hf.max(d);
+                if d < lo {
+                    lo = d;
+                }
+                if d > hf && d != f32::INFINITY {
+                    hf = d;
                 }
             }
         }
-        (lo, hi, hf)
+        (lo, hf)
     }
 
     pub(crate) fn to_sparse(&self, threshold: f32) -> SparseMatrix {
@@ -115,6 +155,10 @@ impl Metric for DenseMatrix {
     #[inline]
     fn n(&self) -> usize {
         self.n
+    }
+
+    fn is_dense(&self) -> bool {
+        true
     }
 
     #[inline]
@@ -141,7 +185,7 @@ impl Metric for DenseMatrix {
                     if v == s0 {
                         continue;
                     }
-                    let d = diam.max(r0[v]);
+                    let d = fmax(diam, r0[v]);
                     if d <= threshold && !f(v as u32, d) {
                         return;
                     }
@@ -156,7 +200,7 @@ impl Metric for DenseMatrix {
                         j += 1;
                         continue;
                     }
-                    let d = diam.max(r0[v]).max(r1[v]);
+                    let d = fmax(fmax(diam, r0[v]), r1[v]);
                     if d <= threshold && !f(v as u32, d) {
                         return;
                     }
@@ -172,7 +216,7 @@ impl Metric for DenseMatrix {
                         j += 1;
                         continue;
                     }
-                    let d = diam.max(r0[v]).max(r1[v]).max(r2[v]);
+                    let d = fmax(fmax(fmax(diam, r0[v]), r1[v]), r2[v]);
                     if d <= threshold && !f(v as u32, d) {
                         return;
                     }
@@ -187,7 +231,7 @@ impl Metric for DenseMatrix {
                     }
                     let mut d = diam;
                     for &w in vs {
-                        d = d.max(self.data[w as usize * n + v]);
+                        d = fmax(d, self.data[w as usize * n + v]);
                     }
                     if d <= threshold && !f(v as u32, d) {
                         return;
@@ -202,14 +246,30 @@ impl Metric for DenseMatrix {
         let n = self.n;
         match vs.len() {
             2 => {
-                let (r0, r1) = (self.row(vs[0] as usize), self.row(vs[1] as usize));
-                // vertices of the simplex have distance 0 to themselves but are excluded
-                (0..n)
-                    .rev()
-                    .find(|&v| {
-                        r0[v] <= diam && r1[v] <= diam && v != vs[0] as usize && v != vs[1] as usize
-                    })
-                    .map(|v| v as u32)
+                let (a, b) = (vs[0] as usize, vs[1] as usize);
+                let (r0, r1) = (self.row(a), self.row(b));
+                // blocks of 32 vertices from the top, each tested without branches into a bit
+                // mask (vectorised); the vertices of the simplex (distance 0 to themselves) are
+                // masked out
+                let mut end = n;
+                while end > 0 {
+                    let start = end.saturating_sub(32);
+                    let mut mask = 0u32;
+                    for (t, (&x, &y)) in r0[start..end].iter().zip(&r1[start..end]).enumerate() {
+                        mask |= (((x <= diam) & (y <= diam)) as u32) << t;
+                    }
+                    if (start..end).contains(&a) {
+                        mask &= !(1u32 << (a - start));
+                    }
+                    if (start..end).contains(&b) {
+                        mask &= !(1u32 << (b - start));
+                    }
+                    if mask != 0 {
+                        return Some((start + 31 - mask.leading_zeros() as usize) as u32);
+                    }
+                    end = start;
+                }
+                None
             }
             3 => {
                 let (r0, r1, r2) = (
@@ -257,6 +317,23 @@ impl Metric for DenseMatrix {
                 .collect()
         } else {
             (1..self.n).flat_map(row_edges).collect()
+        }
+    }
+
+    fn edge_keys(&self, threshold: f32, parallel: bool, out: &mut Vec<u64>) {
+        let row_keys = |i: usize| {
+            self.row(i)[..i]
+                .iter()
+                .enumerate()
+                .filter(move |&(_, &d)| d <= threshold)
+                .map(move |(j, &d)| crate::engine::edge_key(d, i as u32, j as u32))
+        };
+        if parallel {
+            out.par_extend((1..self.n).into_par_iter().flat_map_iter(row_keys));
+        } else {
+            for i in 1..self.n {
+                out.extend(row_keys(i));
+            }
         }
     }
 }
@@ -365,7 +442,7 @@ impl Metric for SparseMatrix {
             if only_above && v < floor {
                 break;
             }
-            let mut d = diam.max(d0[p]);
+            let mut d = fmax(diam, d0[p]);
             if d > threshold {
                 continue;
             }
@@ -382,7 +459,7 @@ impl Metric for SparseMatrix {
                 if q == lo || self.idx[q - 1] != v {
                     continue 'outer;
                 }
-                d = d.max(self.d[q - 1]);
+                d = fmax(d, self.d[q - 1]);
             }
             if d <= threshold && !f(v, d) {
                 return;
