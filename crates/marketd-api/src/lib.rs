@@ -6,12 +6,14 @@
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod ratelimit;
 pub mod routes;
 
 use axum::Router;
 use axum::routing::get;
 use marketd_engine::{AggregatorConfig, Engine, PollingConfig};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+pub use ratelimit::RateLimitConfig;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -47,6 +49,7 @@ pub struct ApiConfig {
     pub max_page: u32,
     pub polling: PollingConfig,
     pub aggregator: AggregatorConfig,
+    pub rate_limit: RateLimitConfig,
 }
 
 /// Shared state of the handlers (cheap to clone).
@@ -124,7 +127,11 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route(
             "/polling-jobs/{id}",
             get(polling::get).delete(polling::delete),
-        );
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit,
+        ));
     Router::new()
         .nest("/api/v1", api)
         .route("/health/live", get(health::live))
@@ -136,6 +143,22 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(http.request_timeout_ms),
+        ))
+        .layer(axum::middleware::from_fn(middleware::request_context))
+}
+
+/// The operations router of a `marketd worker` (its admin port): health and
+/// metrics only.
+pub fn admin_router(state: AppState, http: &HttpConfig) -> Router {
+    use routes::health;
+    Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(http.request_timeout_ms),

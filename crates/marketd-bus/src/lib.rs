@@ -1,18 +1,47 @@
 //! The event log of marketd. Producers publish [`Event`]s wrapped in
 //! [`Envelope`]s onto [`Topic`]s; consumers read them in consumer groups and
 //! commit what they have made durable. The [`Bus`] trait is what the engine
-//! sees; [`AnyBus`] holds the backend chosen by URL (`memory://` now, `kafka://`
-//! when scaled out), so the engine's code is the same on both.
+//! sees; [`AnyBus`] holds the backend chosen by URL (`memory://` in-process,
+//! `kafka://host:port,...` when scaled out), so the engine's code is the same
+//! on both.
+//!
+//! Both backends partition by key with the same function as Kafka's Java
+//! client ([`partition_of`], murmur2), so a job id or symbol lands on the same
+//! partition whoever produced it, and a consumer's [`Assignment`] says which
+//! keys it owns.
 
 use marketd_model::{Envelope, Event, Topic};
 use std::future::Future;
 use std::sync::Arc;
 
 mod error;
+pub mod kafka;
 pub mod memory;
+mod partition;
 
 pub use error::{Error, Result};
+pub use kafka::{KafkaBus, KafkaConsumer};
 pub use memory::{MemoryBus, MemoryConsumer};
+pub use partition::{murmur2, partition_of};
+use tokio::sync::watch;
+
+/// The partitions of one topic currently assigned to a consumer group member.
+/// Changes on every rebalance (empty while a rebalance is in progress).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assignment {
+    pub partitions: Vec<u32>,
+}
+
+impl Assignment {
+    pub fn contains(&self, partition: u32) -> bool {
+        self.partitions.contains(&partition)
+    }
+}
+
+/// Position of a topic in [`Topic::ALL`] (per-topic state lives in arrays).
+pub(crate) fn topic_index(topic: Topic) -> usize {
+    Topic::ALL.iter().position(|t| *t == topic).unwrap_or(0)
+}
 
 /// One message as a consumer sees it.
 #[derive(Debug, Clone)]
@@ -33,6 +62,11 @@ pub struct BusOptions {
     pub partitions: u32,
     /// Prefix of topic names on the wire (`marketd.` → `marketd.ticks`).
     pub topic_prefix: String,
+    /// Replication factor of topics Kafka creates.
+    pub replication_factor: i32,
+    /// Kafka consumer session timeout: how long a silent group member keeps
+    /// its partitions before the group rebalances.
+    pub session_timeout_ms: u64,
 }
 
 impl Default for BusOptions {
@@ -41,6 +75,8 @@ impl Default for BusOptions {
             buffer: 65_536,
             partitions: 6,
             topic_prefix: "marketd.".into(),
+            replication_factor: 1,
+            session_timeout_ms: 10_000,
         }
     }
 }
@@ -66,6 +102,8 @@ pub trait Bus: Send + Sync {
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
     /// Messages waiting in consumer buffers, per topic (for `/metrics`).
     fn depth(&self) -> Vec<(Topic, usize)>;
+    /// The partition `key` is published to on `topic`.
+    fn partition_for(&self, topic: Topic, key: &str) -> u32;
     fn backend_name(&self) -> &'static str;
 }
 
@@ -80,24 +118,39 @@ pub trait Consumer: Send {
         out: &mut Vec<Delivery>,
         max: usize,
     ) -> impl Future<Output = Result<usize>> + Send;
-    /// Marks everything up to and including `delivery` as processed. Call it
-    /// only after the work is durable (at-least-once).
-    fn commit(&mut self, delivery: &Delivery) -> impl Future<Output = Result<()>> + Send;
+    /// Marks every message of `batch` (and all before it in each partition)
+    /// as processed. Call it only after the work is durable (at-least-once).
+    fn commit(&mut self, batch: &[Delivery]) -> impl Future<Output = Result<()>> + Send;
+    /// This member's partitions of the topic, updated on every rebalance.
+    fn assignment(&self) -> watch::Receiver<Assignment>;
 }
 
 /// The configured bus backend.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum AnyBus {
     Memory(MemoryBus),
+    Kafka(KafkaBus),
 }
 
 impl AnyBus {
-    /// Picks the backend by URL: `memory://` (in-process).
+    /// Picks the backend by URL: `memory://` (in-process) or
+    /// `kafka://host:port[,host:port...]` (creates the topics when absent).
     pub async fn connect(url: &str, opts: BusOptions) -> Result<AnyBus> {
         let scheme = url.split("://").next().unwrap_or_default();
         match scheme {
             "memory" => Ok(AnyBus::Memory(MemoryBus::new(opts))),
+            "kafka" => Ok(AnyBus::Kafka(KafkaBus::connect(url, opts).await?)),
             _ => Err(Error::UnsupportedUrl(url.to_string())),
+        }
+    }
+
+    /// Waits until everything published has been acknowledged (Kafka) or
+    /// handed to the consumers (memory).
+    pub async fn flush(&self) -> Result<()> {
+        match self {
+            AnyBus::Memory(_) => Ok(()),
+            AnyBus::Kafka(b) => b.flush().await,
         }
     }
 }
@@ -106,36 +159,49 @@ impl Bus for AnyBus {
     async fn publish(&self, event: Event) -> Result<()> {
         match self {
             AnyBus::Memory(b) => b.publish(event).await,
+            AnyBus::Kafka(b) => b.publish(event).await,
         }
     }
     async fn publish_batch(&self, events: Vec<Event>) -> Result<()> {
         match self {
             AnyBus::Memory(b) => b.publish_batch(events).await,
+            AnyBus::Kafka(b) => b.publish_batch(events).await,
         }
     }
     async fn subscribe(&self, topic: Topic, group: &str) -> Result<AnyConsumer> {
         match self {
             AnyBus::Memory(b) => b.subscribe(topic, group).await,
+            AnyBus::Kafka(b) => b.subscribe(topic, group).await,
         }
     }
     fn close_topic(&self, topic: Topic) {
         match self {
             AnyBus::Memory(b) => b.close_topic(topic),
+            AnyBus::Kafka(b) => b.close_topic(topic),
         }
     }
     async fn ping(&self) -> Result<()> {
         match self {
             AnyBus::Memory(b) => b.ping().await,
+            AnyBus::Kafka(b) => b.ping().await,
         }
     }
     fn depth(&self) -> Vec<(Topic, usize)> {
         match self {
             AnyBus::Memory(b) => b.depth(),
+            AnyBus::Kafka(b) => b.depth(),
+        }
+    }
+    fn partition_for(&self, topic: Topic, key: &str) -> u32 {
+        match self {
+            AnyBus::Memory(b) => b.partition_for(topic, key),
+            AnyBus::Kafka(b) => b.partition_for(topic, key),
         }
     }
     fn backend_name(&self) -> &'static str {
         match self {
             AnyBus::Memory(b) => b.backend_name(),
+            AnyBus::Kafka(b) => b.backend_name(),
         }
     }
 }
@@ -144,22 +210,32 @@ impl Bus for AnyBus {
 #[derive(Debug)]
 pub enum AnyConsumer {
     Memory(MemoryConsumer),
+    Kafka(KafkaConsumer),
 }
 
 impl Consumer for AnyConsumer {
     async fn recv(&mut self) -> Result<Option<Delivery>> {
         match self {
             AnyConsumer::Memory(c) => c.recv().await,
+            AnyConsumer::Kafka(c) => c.recv().await,
         }
     }
     async fn recv_batch(&mut self, out: &mut Vec<Delivery>, max: usize) -> Result<usize> {
         match self {
             AnyConsumer::Memory(c) => c.recv_batch(out, max).await,
+            AnyConsumer::Kafka(c) => c.recv_batch(out, max).await,
         }
     }
-    async fn commit(&mut self, delivery: &Delivery) -> Result<()> {
+    async fn commit(&mut self, batch: &[Delivery]) -> Result<()> {
         match self {
-            AnyConsumer::Memory(c) => c.commit(delivery).await,
+            AnyConsumer::Memory(c) => c.commit(batch).await,
+            AnyConsumer::Kafka(c) => c.commit(batch).await,
+        }
+    }
+    fn assignment(&self) -> watch::Receiver<Assignment> {
+        match self {
+            AnyConsumer::Memory(c) => c.assignment(),
+            AnyConsumer::Kafka(c) => c.assignment(),
         }
     }
 }

@@ -13,12 +13,14 @@
 //! bound is in messages: producers take one permit per message from the
 //! group's semaphore, and consumers give them back as they take messages.
 
-use crate::{AnyConsumer, Bus, BusOptions, Consumer, Delivery, Error, Result};
+use crate::{
+    AnyConsumer, Assignment, Bus, BusOptions, Consumer, Delivery, Error, Result, topic_index,
+};
 use marketd_model::{Envelope, Event, Topic};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use tokio::sync::{Mutex, Semaphore, mpsc};
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 
 #[derive(Debug, Clone)]
 pub struct MemoryBus {
@@ -83,10 +85,6 @@ impl GroupRx {
         self.permits.add_permits(n);
         n
     }
-}
-
-fn topic_index(topic: Topic) -> usize {
-    Topic::ALL.iter().position(|t| *t == topic).unwrap_or(0)
 }
 
 impl MemoryBus {
@@ -203,6 +201,11 @@ impl Bus for MemoryBus {
         Ok(AnyConsumer::Memory(MemoryConsumer {
             shared: g.shared.clone(),
             committed: g.committed.clone(),
+            // One partition per topic, always this member's.
+            assignment: watch::channel(Assignment {
+                partitions: vec![0],
+            })
+            .0,
         }))
     }
 
@@ -238,6 +241,10 @@ impl Bus for MemoryBus {
             .collect()
     }
 
+    fn partition_for(&self, _topic: Topic, _key: &str) -> u32 {
+        0
+    }
+
     fn backend_name(&self) -> &'static str {
         "memory"
     }
@@ -248,6 +255,7 @@ impl Bus for MemoryBus {
 pub struct MemoryConsumer {
     shared: Arc<Mutex<GroupRx>>,
     committed: Arc<AtomicU64>,
+    assignment: watch::Sender<Assignment>,
 }
 
 impl Consumer for MemoryConsumer {
@@ -261,10 +269,15 @@ impl Consumer for MemoryConsumer {
         Ok(self.shared.lock().await.take(out, max.max(1)).await)
     }
 
-    async fn commit(&mut self, delivery: &Delivery) -> Result<()> {
-        self.committed
-            .fetch_max(delivery.offset + 1, Ordering::Relaxed);
+    async fn commit(&mut self, batch: &[Delivery]) -> Result<()> {
+        if let Some(last) = batch.iter().map(|d| d.offset).max() {
+            self.committed.fetch_max(last + 1, Ordering::Relaxed);
+        }
         Ok(())
+    }
+
+    fn assignment(&self) -> watch::Receiver<Assignment> {
+        self.assignment.subscribe()
     }
 }
 
@@ -363,7 +376,7 @@ mod tests {
             Err(Error::Closed(Topic::Ticks))
         ));
         let d = c.recv().await.unwrap().unwrap();
-        c.commit(&d).await.unwrap();
+        c.commit(std::slice::from_ref(&d)).await.unwrap();
         assert!(c.recv().await.unwrap().is_none());
     }
 

@@ -1,20 +1,41 @@
-//! The latest-price cache of marketd (cache-aside under `GET /prices/latest`).
-//! [`Cache`] is what the engine sees; [`AnyCache`] holds the backend chosen by
-//! URL: `memory://` (in-process, TTL, bounded size) now, `redis://` when
-//! several API instances must share it.
+//! The shared fast state of marketd: the latest-price cache (cache-aside
+//! under `GET /prices/latest`) and the rate limiter of the API. [`Cache`] and
+//! [`RateLimit`] are what the engine and the API see; [`AnyCache`] holds the
+//! backend chosen by URL: `memory://` (in-process: TTL, bounded size) or
+//! `redis://host:port[/db]` when several API instances must share prices and
+//! limits.
+//!
+//! The limiter is GCRA (the generic cell rate algorithm, as redis-cell and
+//! most API gateways use): per key one number, the theoretical arrival time
+//! of the next request. On Redis it runs as one Lua script on the server's
+//! clock, so the limit holds across every API instance and no instance's
+//! clock skew matters.
 
 use marketd_model::Tick;
 use std::future::Future;
 use std::time::Duration;
 
+mod gcra;
 mod memory;
+mod redis;
 
 pub use memory::MemoryCache;
+pub use redis::RedisCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unsupported cache URL {0:?}: expected memory://")]
+    #[error("unsupported cache URL {0:?}: expected memory:// or redis://host:port[/db]")]
     UnsupportedUrl(String),
+    #[error("redis at {url}: {action}: {source}")]
+    Redis {
+        /// The URL without its password.
+        url: String,
+        action: &'static str,
+        #[source]
+        source: ::redis::RedisError,
+    },
+    #[error("redis at {url}: malformed cached value: {message}")]
+    Corrupt { url: String, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -63,17 +84,65 @@ pub trait Cache: Send + Sync {
     fn backend_name(&self) -> &'static str;
 }
 
+/// How many requests a client may make: `per_second` on average, up to
+/// `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quota {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl Quota {
+    /// Time between requests at the sustained rate, in microseconds (at least 1).
+    pub(crate) fn interval_us(&self) -> i64 {
+        if self.per_second <= 0.0 {
+            return i64::MAX / 4;
+        }
+        ((1_000_000.0 / self.per_second).round() as i64).max(1)
+    }
+}
+
+/// A rate limiter's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    pub allowed: bool,
+    /// Requests still allowed right now after this one.
+    pub remaining: u32,
+    /// When refused: how long until the next request would be allowed.
+    pub retry_after: Duration,
+}
+
+/// A rate limiter shared by every instance that uses the same backend.
+pub trait RateLimit: Send + Sync {
+    /// Counts one request of `key` against `quota`.
+    fn check(&self, key: &str, quota: Quota) -> impl Future<Output = Result<RateDecision>> + Send;
+}
+
 /// The configured cache backend.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum AnyCache {
     Memory(MemoryCache),
+    Redis(RedisCache),
 }
 
 impl AnyCache {
+    /// `memory://` or `redis://[:password@]host:port[/db]`. Fails, naming the
+    /// URL (without its password), when Redis does not answer.
     pub async fn connect(url: &str, opts: CacheOptions) -> Result<AnyCache> {
         match url.split("://").next().unwrap_or_default() {
             "memory" => Ok(AnyCache::Memory(MemoryCache::new(opts))),
+            "redis" | "rediss" => Ok(AnyCache::Redis(RedisCache::connect(url, opts).await?)),
             _ => Err(Error::UnsupportedUrl(url.to_string())),
+        }
+    }
+}
+
+impl RateLimit for AnyCache {
+    async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision> {
+        match self {
+            AnyCache::Memory(c) => c.check(key, quota).await,
+            AnyCache::Redis(c) => c.check(key, quota).await,
         }
     }
 }
@@ -82,21 +151,25 @@ impl Cache for AnyCache {
     async fn get_latest(&self, key: &str) -> Result<Option<CachedPrice>> {
         match self {
             AnyCache::Memory(c) => c.get_latest(key).await,
+            AnyCache::Redis(c) => c.get_latest(key).await,
         }
     }
     async fn put_latest(&self, key: &str, price: CachedPrice) -> Result<()> {
         match self {
             AnyCache::Memory(c) => c.put_latest(key, price).await,
+            AnyCache::Redis(c) => c.put_latest(key, price).await,
         }
     }
     async fn ping(&self) -> Result<()> {
         match self {
             AnyCache::Memory(c) => c.ping().await,
+            AnyCache::Redis(c) => c.ping().await,
         }
     }
     fn backend_name(&self) -> &'static str {
         match self {
             AnyCache::Memory(c) => c.backend_name(),
+            AnyCache::Redis(c) => c.backend_name(),
         }
     }
 }

@@ -1,12 +1,16 @@
-use crate::{Cache, CacheOptions, CachedPrice, Result};
+use crate::{Cache, CacheOptions, CachedPrice, Quota, RateDecision, RateLimit, Result, gcra};
+use moka::ops::compute::Op;
 use moka::sync::Cache as Moka;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// In-process cache on moka: entries expire `ttl` after they were written and
-/// the least useful are evicted beyond `max_entries`.
+/// the least useful are evicted beyond `max_entries`. Its rate limiter holds
+/// one GCRA state per key, for this process only.
 #[derive(Debug, Clone)]
 pub struct MemoryCache {
     inner: Moka<String, Arc<CachedPrice>>,
+    limits: Moka<String, i64>,
 }
 
 impl MemoryCache {
@@ -16,10 +20,30 @@ impl MemoryCache {
                 .max_capacity(opts.max_entries)
                 .time_to_live(opts.ttl)
                 .build(),
+            // A key idle for an hour has refilled any sane burst.
+            limits: Moka::builder()
+                .max_capacity(1_000_000)
+                .time_to_idle(Duration::from_secs(3_600))
+                .build(),
         }
     }
 }
 
+impl RateLimit for MemoryCache {
+    async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision> {
+        let now = marketd_model::time::now_ns() / 1_000;
+        let mut decision = None;
+        self.limits.entry_by_ref(key).and_compute_with(|entry| {
+            let (d, tat) = gcra::step(entry.map(|e| e.into_value()), now, quota);
+            decision = Some(d);
+            match tat {
+                Some(t) => Op::Put(t),
+                None => Op::Nop,
+            }
+        });
+        Ok(decision.expect("the compute closure always runs"))
+    }
+}
 impl Cache for MemoryCache {
     async fn get_latest(&self, key: &str) -> Result<Option<CachedPrice>> {
         Ok(self.inner.get(key).map(|p| (*p).clone()))

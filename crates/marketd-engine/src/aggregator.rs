@@ -289,8 +289,8 @@ pub async fn run(
         {
             tracing::error!(error = %e, "could not publish bars/indicators");
         }
-        if let Some(last) = batch.last() {
-            let _ = consumer.commit(last).await;
+        if !batch.is_empty() {
+            let _ = consumer.commit(&batch).await;
         }
         if ended {
             return;

@@ -45,8 +45,6 @@ pub(crate) async fn run(mut consumer: AnyConsumer, cache: AnyCache) {
                 tracing::warn!(error = %e, "cache write failed");
             }
         }
-        if let Some(last) = batch.last() {
-            let _ = consumer.commit(last).await;
-        }
+        let _ = consumer.commit(&batch).await;
     }
 }

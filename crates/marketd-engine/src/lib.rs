@@ -141,6 +141,7 @@ impl Engine {
             let scheduler = PollingScheduler::new(
                 backends.store.clone(),
                 prices.clone(),
+                backends.bus.clone(),
                 producers_cancel.child_token(),
             );
             let commands = bus

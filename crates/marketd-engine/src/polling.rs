@@ -1,12 +1,22 @@
 //! Polling jobs: each active job fetches its symbol from its provider on a
 //! fixed grid (`created_at + k·interval`), so runs never drift and a restart
 //! resumes on the same grid. Jobs live in the store (they survive restarts)
-//! and changes arrive as commands on the `polling-jobs` topic.
+//! and changes arrive as commands on the `polling-jobs` topic, keyed by job
+//! id.
+//!
+//! Ownership follows the bus: a scheduler runs exactly the jobs whose key
+//! falls in the `polling-jobs` partitions assigned to its consumer. With
+//! Kafka, the workers of one consumer group split the partitions, so each job
+//! runs on one worker at a time, and when a worker dies or joins, the next
+//! rebalance moves its jobs (the new owner reloads them from the store and
+//! resumes their grid). The memory bus has one partition: every job runs in
+//! the one process. A periodic reconcile with the store repairs anything a
+//! lost command or a failed store read left behind.
 
 use crate::price::PriceService;
-use marketd_bus::{AnyConsumer, Consumer};
+use marketd_bus::{AnyBus, AnyConsumer, Assignment, Bus, Consumer};
 use marketd_model::time::{NANOS_PER_MILLI, now_ns};
-use marketd_model::{Event, JobStatus, PollingJob, PollingJobCommand};
+use marketd_model::{Event, JobStatus, PollingJob, PollingJobCommand, Topic};
 use marketd_store::{AnyStore, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -39,10 +49,14 @@ impl Default for PollingConfig {
     }
 }
 
-/// Runs the active polling jobs of this process.
+/// How often the scheduler re-reads the active jobs it owns from the store.
+const RECONCILE_EVERY: Duration = Duration::from_secs(15);
+
+/// Runs the active polling jobs this process owns.
 pub struct PollingScheduler {
     store: Arc<AnyStore>,
     prices: Arc<PriceService>,
+    bus: AnyBus,
     running: Mutex<HashMap<Uuid, (CancellationToken, JoinHandle<()>)>>,
     cancel: CancellationToken,
 }
@@ -57,11 +71,13 @@ impl PollingScheduler {
     pub fn new(
         store: Arc<AnyStore>,
         prices: Arc<PriceService>,
+        bus: AnyBus,
         cancel: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(PollingScheduler {
             store,
             prices,
+            bus,
             running: Mutex::new(HashMap::new()),
             cancel,
         })
@@ -72,21 +88,84 @@ impl PollingScheduler {
         self.running.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Starts every active job in the store, then follows the command topic
-    /// until it closes or the scheduler is cancelled.
-    pub async fn run(self: Arc<Self>, mut commands: AnyConsumer) {
-        match self.store.polling_jobs(false).await {
-            Ok(jobs) => {
-                tracing::info!(jobs = jobs.len(), "resuming polling jobs");
-                for job in jobs {
-                    self.start_job(job);
-                }
+    /// Ids of the jobs running in this process.
+    pub fn running_ids(&self) -> Vec<Uuid> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.keys().copied().collect()
+    }
+
+    fn owns(&self, assignment: &Assignment, id: Uuid) -> bool {
+        assignment.contains(self.bus.partition_for(Topic::PollingJobs, &id.to_string()))
+    }
+
+    /// Makes the running set equal to the active jobs of the store that this
+    /// process owns under `assignment`.
+    async fn reconcile(self: &Arc<Self>, assignment: &Assignment) {
+        let jobs = match self.store.polling_jobs(false).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                // Keep what runs; the next reconcile retries.
+                tracing::error!(error = %e, "could not load polling jobs");
+                return;
             }
-            Err(e) => tracing::error!(error = %e, "could not load polling jobs"),
+        };
+        let owned: HashMap<Uuid, PollingJob> = jobs
+            .into_iter()
+            .filter(|j| j.status == JobStatus::Active && self.owns(assignment, j.id))
+            .map(|j| (j.id, j))
+            .collect();
+        let stale: Vec<Uuid> = self
+            .running_ids()
+            .into_iter()
+            .filter(|id| !owned.contains_key(id))
+            .collect();
+        let (before, stopped) = (self.running(), stale.len());
+        for id in stale {
+            self.stop_job(id);
         }
+        for job in owned.into_values() {
+            self.start_job(job);
+        }
+        let now = self.running();
+        if stopped > 0 || now != before - stopped {
+            tracing::info!(
+                partitions = ?assignment.partitions,
+                running = now,
+                stopped,
+                "polling jobs reconciled"
+            );
+        }
+        metrics::gauge!("marketd_polling_jobs_running").set(now as f64);
+    }
+
+    /// Runs the jobs this process owns, follows the command topic and the
+    /// consumer's partition assignment until the topic closes or the
+    /// scheduler is cancelled.
+    pub async fn run(self: Arc<Self>, mut commands: AnyConsumer) {
+        let mut assignment_rx = commands.assignment();
+        let mut assignment = assignment_rx.borrow_and_update().clone();
+        let mut follow_assignment = true;
+        self.reconcile(&assignment).await;
+        let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+        reconcile.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        reconcile.tick().await;
         loop {
             let next = tokio::select! {
                 _ = self.cancel.cancelled() => break,
+                changed = assignment_rx.changed(), if follow_assignment => {
+                    match changed {
+                        Ok(()) => {
+                            assignment = assignment_rx.borrow_and_update().clone();
+                            self.reconcile(&assignment).await;
+                        }
+                        Err(_) => follow_assignment = false,
+                    }
+                    continue;
+                }
+                _ = reconcile.tick() => {
+                    self.reconcile(&assignment).await;
+                    continue;
+                }
                 d = commands.recv() => d,
             };
             match next {
@@ -94,7 +173,8 @@ impl PollingScheduler {
                     if let Event::PollingJob(cmd) = &d.envelope.event {
                         match cmd {
                             PollingJobCommand::Upsert { job }
-                                if job.status == JobStatus::Active =>
+                                if job.status == JobStatus::Active
+                                    && self.owns(&assignment, job.id) =>
                             {
                                 self.start_job(job.clone())
                             }
@@ -102,7 +182,7 @@ impl PollingScheduler {
                             PollingJobCommand::Delete { id } => self.stop_job(*id),
                         }
                     }
-                    let _ = commands.commit(&d).await;
+                    let _ = commands.commit(std::slice::from_ref(&d)).await;
                 }
                 Ok(None) => break,
                 Err(e) => {

@@ -88,9 +88,7 @@ pub async fn run_sink(
         };
         if flush_now && !pending.is_empty() {
             write_until_durable(kind, &store, &pending).await;
-            if let Some(last) = pending.last()
-                && let Err(e) = consumer.commit(last).await
-            {
+            if let Err(e) = consumer.commit(&pending).await {
                 tracing::warn!(sink = kind.name(), error = %e, "commit failed; batch may be redelivered");
             }
             pending.clear();

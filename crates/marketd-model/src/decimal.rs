@@ -4,6 +4,12 @@
 //! numbers carrying the exact decimal digits (never through `f64`), and read
 //! from either numbers or strings, since venues use both (Finnhub sends
 //! numbers, Binance and OKX strings).
+//!
+//! Reading a JSON number exactly needs its text, not serde's `f64`: the
+//! deserializer asks serde_json for the raw value (the protocol of
+//! `serde_json::value::RawValue`), and falls back to the plain value with
+//! every other deserializer (query strings, configuration, buffered content),
+//! where `f64`'s shortest round-trip text is used.
 
 use rust_decimal::Decimal;
 use serde::de::{self, Visitor};
@@ -24,9 +30,14 @@ pub mod decimal_number {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        d.deserialize_any(DecimalVisitor)
+        d.deserialize_newtype_struct(RAW_VALUE_TOKEN, DecimalVisitor)
     }
 }
+
+/// The newtype name by which serde_json hands out a value's raw text (as a
+/// one-entry map whose value is the text); other deserializers see a plain
+/// newtype. A test below fails if serde_json ever changes it.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
 /// `#[serde(with = "option_decimal_number")]` for `Option<Decimal>` fields.
 pub mod option_decimal_number {
@@ -84,6 +95,26 @@ impl<'de> Visitor<'de> for DecimalVisitor {
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Decimal, E> {
         Ok(Decimal::from(v))
     }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Decimal, D::Error> {
+        d.deserialize_any(DecimalVisitor)
+    }
+    /// serde_json's raw value: `{TOKEN: "<the JSON text>"}`.
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Decimal, A::Error> {
+        let Some(_key) = map.next_key::<de::IgnoredAny>()? else {
+            return Err(de::Error::custom(
+                "expected a decimal, found an empty object",
+            ));
+        };
+        let raw: std::borrow::Cow<'de, str> = map.next_value()?;
+        let text = raw.trim();
+        match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(quoted) => self.visit_str(quoted),
+            None if text.starts_with(['{', '[', 'n', 't', 'f']) => Err(de::Error::custom(format!(
+                "expected a decimal number or string, found {text}"
+            ))),
+            None => self.visit_str(text),
+        }
+    }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Decimal, E> {
         Ok(Decimal::from(v))
     }
@@ -118,5 +149,29 @@ mod tests {
         assert_eq!(b.p, a.p);
         assert_eq!(b.q, Some(Decimal::from_str("0.1").unwrap()));
         assert!(serde_json::from_str::<P>(r#"{"p":"abc"}"#).is_err());
+        assert!(serde_json::from_str::<P>(r#"{"p":{"x":1}}"#).is_err());
+        assert!(serde_json::from_str::<P>(r#"{"p":null}"#).is_err());
+    }
+
+    #[test]
+    fn json_numbers_keep_every_digit() {
+        for text in [
+            "187.123456789012345678",
+            "0.000000000000000001",
+            "79228162514264337593543950335",
+            "-12.5e3",
+        ] {
+            let p: P = serde_json::from_str(&format!(r#"{{"p":{text},"q":{text}}}"#)).unwrap();
+            let want = Decimal::from_str(text)
+                .or_else(|_| Decimal::from_scientific(text))
+                .unwrap();
+            assert_eq!(p.p, want, "{text}");
+            assert_eq!(p.q, Some(want), "{text}");
+            let again: P = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+            assert_eq!(again, p);
+        }
+        // From bytes and from a reader too.
+        let p: P = serde_json::from_slice(br#"{"p":1.000000000000000000001}"#).unwrap();
+        assert_eq!(p.p, Decimal::from_str("1.000000000000000000001").unwrap());
     }
 }

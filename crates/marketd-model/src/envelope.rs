@@ -117,7 +117,10 @@ impl Event {
 /// {"schema_version":1,"id":"0190...","key":"AAPL","produced_at":1700000000000000000,
 ///  "kind":"tick","payload":{"symbol":"AAPL","source":"simulated",...}}
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Reading an envelope decodes the payload directly from its JSON text (no
+/// buffering through serde's generic content), so decimals keep every digit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Envelope {
     pub schema_version: u16,
     pub id: Uuid,
@@ -126,6 +129,38 @@ pub struct Envelope {
     pub produced_at: i64,
     #[serde(flatten)]
     pub event: Event,
+}
+
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(Deserialize)]
+        struct Wire {
+            schema_version: u16,
+            id: Uuid,
+            key: String,
+            produced_at: i64,
+            kind: EventKind,
+            payload: Box<serde_json::value::RawValue>,
+        }
+        let w = Wire::deserialize(d)?;
+        let text = w.payload.get();
+        let event = match w.kind {
+            EventKind::Tick => serde_json::from_str(text).map(Event::Tick),
+            EventKind::Bar => serde_json::from_str(text).map(Event::Bar),
+            EventKind::Indicator => serde_json::from_str(text).map(Event::Indicator),
+            EventKind::PriceRequest => serde_json::from_str(text).map(Event::PriceRequest),
+            EventKind::PollingJob => serde_json::from_str(text).map(Event::PollingJob),
+        }
+        .map_err(|e| D::Error::custom(format!("invalid {:?} payload: {e}", w.kind)))?;
+        Ok(Envelope {
+            schema_version: w.schema_version,
+            id: w.id,
+            key: w.key,
+            produced_at: w.produced_at,
+            event,
+        })
+    }
 }
 
 impl Envelope {
@@ -172,5 +207,31 @@ mod tests {
         assert_eq!(json["payload"]["ts_event"], 1_700_000_000_000_000_000_i64);
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, env);
+    }
+
+    #[test]
+    fn decimals_cross_the_wire_exactly() {
+        let t = Tick::new(
+            Symbol::parse("BTC-USDT").unwrap(),
+            "okx",
+            TickKind::Trade,
+            "97123.123456789012345678".parse().unwrap(),
+            "0.000000000000000001".parse().unwrap(),
+            1_700_000_000_000_000_001,
+            1_700_000_000_000_000_002,
+        );
+        let env = Envelope::new(Event::Tick(t));
+        let bytes = serde_json::to_vec(&env).unwrap();
+        let back: Envelope = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, env);
+        // Field order on the wire does not matter.
+        let reordered = r#"{"payload":{"symbol":"AAPL","source":"x","kind":"last","price":1.10,"size":1,"ts_event":1,"ts_received":2},"kind":"tick","key":"AAPL","produced_at":3,"id":"0190a1b2-0000-7000-8000-000000000000","schema_version":1}"#;
+        let e: Envelope = serde_json::from_str(reordered).unwrap();
+        assert_eq!(e.key, "AAPL");
+        let bad = reordered.replace(r#""price":1.10"#, r#""price":"x""#);
+        let err = serde_json::from_str::<Envelope>(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid Tick payload"), "{err}");
     }
 }

@@ -5,7 +5,7 @@
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use marketd_api::HttpConfig;
+use marketd_api::{HttpConfig, RateLimitConfig};
 use marketd_engine::{
     AggregatorConfig, EngineConfig, FeedsConfig, PollingConfig, PricesConfig, WriterConfig,
 };
@@ -30,6 +30,7 @@ pub struct Config {
     pub writer: WriterConfig,
     pub aggregator: AggregatorConfig,
     pub polling: PollingConfig,
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for Config {
@@ -48,6 +49,7 @@ impl Default for Config {
             writer: WriterConfig::default(),
             aggregator: AggregatorConfig::default(),
             polling: PollingConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -55,8 +57,10 @@ impl Default for Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Address the HTTP server listens on.
+    /// Address the HTTP server listens on (`serve`, `api`).
     pub addr: String,
+    /// Address of a worker's operations endpoints (`/health/*`, `/metrics`).
+    pub admin_addr: String,
     /// Upper bound on graceful shutdown, in milliseconds.
     pub shutdown_timeout_ms: u64,
 }
@@ -65,6 +69,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             addr: "127.0.0.1:8080".into(),
+            admin_addr: "127.0.0.1:9090".into(),
             shutdown_timeout_ms: 9_000,
         }
     }
@@ -116,14 +121,18 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BusConfig {
-    /// `memory://` (in-process).
+    /// `memory://` (in-process) or `kafka://host:port[,host:port...]`.
     pub url: String,
-    /// Messages buffered per consumer group and topic before producers wait.
+    /// Messages buffered per consumer group and topic before producers wait (memory).
     pub buffer: usize,
-    /// Partitions per topic.
+    /// Partitions of the topics marketd creates (Kafka).
     pub partitions: u32,
-    /// Prefix of topic names (`marketd.ticks`).
+    /// Prefix of topic names and consumer groups (`marketd.ticks`).
     pub topic_prefix: String,
+    /// Replication factor of the topics marketd creates (Kafka).
+    pub replication_factor: i32,
+    /// How long a silent worker keeps its partitions before the group rebalances, ms (Kafka).
+    pub session_timeout_ms: u64,
 }
 
 impl Default for BusConfig {
@@ -134,6 +143,8 @@ impl Default for BusConfig {
             buffer: d.buffer,
             partitions: d.partitions,
             topic_prefix: d.topic_prefix,
+            replication_factor: d.replication_factor,
+            session_timeout_ms: d.session_timeout_ms,
         }
     }
 }
@@ -141,7 +152,8 @@ impl Default for BusConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// `memory://` (in-process).
+    /// `memory://` (in-process) or `redis://[:password@]host:port[/db]`
+    /// (shared by every instance; also holds the rate limits).
     pub url: String,
     /// How long a latest price is served from the cache, milliseconds.
     pub latest_ttl_ms: u64,
@@ -163,6 +175,7 @@ impl Default for CacheConfig {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub addr: Option<String>,
+    pub admin_addr: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub json_logs: bool,
 }
@@ -181,6 +194,9 @@ impl Config {
         f = f.merge(Env::prefixed("MARKETD__").split("__"));
         if let Some(addr) = &overrides.addr {
             f = f.merge(Serialized::default("server.addr", addr));
+        }
+        if let Some(addr) = &overrides.admin_addr {
+            f = f.merge(Serialized::default("server.admin_addr", addr));
         }
         if let Some(dir) = &overrides.data_dir {
             f = f.merge(Serialized::default("data_dir", dir));
@@ -230,6 +246,16 @@ impl Config {
         if self.cache.latest_ttl_ms == 0 {
             return Err("cache.latest_ttl_ms must be at least 1".into());
         }
+        if self.bus.partitions == 0 {
+            return Err("bus.partitions must be at least 1".into());
+        }
+        if self.bus.replication_factor < 1 {
+            return Err("bus.replication_factor must be at least 1".into());
+        }
+        if self.bus.session_timeout_ms < 1_000 {
+            return Err("bus.session_timeout_ms must be at least 1000".into());
+        }
+        self.rate_limit.validate()?;
         Ok(())
     }
 }

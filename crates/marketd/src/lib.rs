@@ -1,13 +1,18 @@
 //! The marketd application: configuration, wiring of the backends chosen by
 //! URL, the engine and the HTTP server, and graceful shutdown. `main.rs` is
 //! only the CLI; tests build an [`Application`] on port 0 the same way.
+//!
+//! One binary, three roles ([`Role`]): `serve` runs everything in one
+//! process; `api` is a stateless HTTP instance (no consumers, no feeds, no
+//! pollers); `worker` runs the consumers, feeds and polling jobs, with only
+//! `/health/*` and `/metrics` on its admin port.
 
 pub mod config;
 pub mod telemetry;
 
 use anyhow::Context;
 use config::Config;
-use marketd_api::{ApiConfig, AppState, router};
+use marketd_api::{ApiConfig, AppState, admin_router, router};
 use marketd_bus::{AnyBus, BusOptions};
 use marketd_cache::{AnyCache, CacheOptions};
 use marketd_engine::{Backends, Engine, Roles};
@@ -46,6 +51,8 @@ pub async fn connect_backends(cfg: &Config) -> anyhow::Result<Backends> {
             buffer: cfg.bus.buffer,
             partitions: cfg.bus.partitions,
             topic_prefix: cfg.bus.topic_prefix.clone(),
+            replication_factor: cfg.bus.replication_factor,
+            session_timeout_ms: cfg.bus.session_timeout_ms,
         },
     )
     .await
@@ -75,6 +82,37 @@ pub async fn connect_backends(cfg: &Config) -> anyhow::Result<Backends> {
     })
 }
 
+/// What a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything: HTTP API, consumers, feeds, pollers.
+    Serve,
+    /// HTTP API only (stateless; scale behind a load balancer).
+    Api,
+    /// Consumers, feeds and pollers; `/health` and `/metrics` on the admin port.
+    Worker,
+}
+
+impl Role {
+    fn engine_roles(self) -> Roles {
+        match self {
+            Role::Serve | Role::Worker => Roles::ALL,
+            Role::Api => Roles {
+                consumers: false,
+                producers: false,
+            },
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Serve => "serve",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+}
+
 /// A running marketd: HTTP server plus engine.
 pub struct Application {
     listener: TcpListener,
@@ -93,28 +131,48 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     /// Connects backends, starts the engine and binds the listener (port 0
-    /// picks a free port).
+    /// picks a free port): everything in one process.
     pub async fn build(cfg: Config) -> anyhow::Result<Application> {
+        Self::build_role(cfg, Role::Serve).await
+    }
+
+    /// Like [`Application::build`] for one [`Role`]: a worker listens on
+    /// `server.admin_addr` with the operations routes only.
+    pub async fn build_role(cfg: Config, role: Role) -> anyhow::Result<Application> {
         cfg.validate().map_err(anyhow::Error::msg)?;
         let backends = connect_backends(&cfg).await?;
-        let engine = Engine::start(backends, &cfg.engine(), &cfg.feeds, &cfg.prices, Roles::ALL)
-            .await
-            .context("starting the engine")?;
+        let engine = Engine::start(
+            backends,
+            &cfg.engine(),
+            &cfg.feeds,
+            &cfg.prices,
+            role.engine_roles(),
+        )
+        .await
+        .context("starting the engine")?;
         let engine = Arc::new(engine);
-        let listener = TcpListener::bind(&cfg.server.addr)
+        let (addr, key) = match role {
+            Role::Worker => (&cfg.server.admin_addr, "server.admin_addr"),
+            Role::Serve | Role::Api => (&cfg.server.addr, "server.addr"),
+        };
+        let listener = TcpListener::bind(addr)
             .await
-            .with_context(|| format!("server.addr {:?}: cannot listen", cfg.server.addr))?;
+            .with_context(|| format!("{key} {addr:?}: cannot listen"))?;
         let state = AppState {
             engine: engine.clone(),
             cfg: Arc::new(ApiConfig {
                 max_page: cfg.http.max_page,
                 polling: cfg.polling.clone(),
                 aggregator: cfg.aggregator.clone(),
+                rate_limit: cfg.rate_limit.clone(),
             }),
             metrics: marketd_api::metrics_handle(),
             started: Instant::now(),
         };
-        let app = router(state, &cfg.http);
+        let app = match role {
+            Role::Worker => admin_router(state, &cfg.http),
+            Role::Serve | Role::Api => router(state, &cfg.http),
+        };
         Ok(Application {
             listener,
             app,

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use marketd::config::{Config, Overrides};
-use marketd::{Application, open_store, shutdown_signal, telemetry};
+use marketd::{Application, Role, open_store, shutdown_signal, telemetry};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -27,6 +27,11 @@ struct Cli {
 enum Command {
     /// Run everything in one process: HTTP API, feeds, pollers, consumers.
     Serve(ServeArgs),
+    /// Run a stateless HTTP API instance (no consumers, feeds or pollers).
+    Api(ServeArgs),
+    /// Run consumers, feeds and polling jobs; only /health and /metrics on
+    /// the admin address.
+    Worker(WorkerArgs),
     /// Apply database migrations and exit.
     Migrate(DataArgs),
     /// Vietoris-Rips persistence barcodes of a point cloud or distance matrix
@@ -45,17 +50,26 @@ struct ServeArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct WorkerArgs {
+    /// Address of /health/* and /metrics (overrides server.admin_addr).
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_addr: Option<String>,
+    /// Data directory (overrides data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
 struct DataArgs {
     /// Data directory (overrides data_dir).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 }
 
-fn load(cli: &Cli, addr: Option<String>, data_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+fn load(cli: &Cli, overrides: Overrides) -> anyhow::Result<Config> {
     let overrides = Overrides {
-        addr,
-        data_dir,
         json_logs: cli.json_logs,
+        ..overrides
     };
     let cfg = Config::load(cli.config.as_deref(), &overrides)
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -74,16 +88,25 @@ fn main() -> anyhow::Result<()> {
             .context("starting the runtime")
     };
     match &cli.command {
-        Command::Serve(args) => {
-            let cfg = load(&cli, args.addr.clone(), args.data_dir.clone())?;
-            telemetry::init(&cfg.log);
-            runtime()?.block_on(async {
-                let app = Application::build(cfg).await?;
-                tracing::info!(addr = %app.local_addr(), "marketd ready: dashboard at http://{}/", app.local_addr());
-                app.run_until_stopped(shutdown_signal()).await?;
-                tracing::info!("marketd stopped");
-                Ok(())
-            })
+        Command::Serve(args) | Command::Api(args) => {
+            let role = match &cli.command {
+                Command::Api(_) => Role::Api,
+                _ => Role::Serve,
+            };
+            let overrides = Overrides {
+                addr: args.addr.clone(),
+                data_dir: args.data_dir.clone(),
+                ..Overrides::default()
+            };
+            run_role(&cli, overrides, role, runtime()?)
+        }
+        Command::Worker(args) => {
+            let overrides = Overrides {
+                admin_addr: args.admin_addr.clone(),
+                data_dir: args.data_dir.clone(),
+                ..Overrides::default()
+            };
+            run_role(&cli, overrides, Role::Worker, runtime()?)
         }
         Command::Tda(args) => {
             let stdout = std::io::stdout();
@@ -93,7 +116,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate(args) => {
-            let cfg = load(&cli, None, args.data_dir.clone())?;
+            let overrides = Overrides {
+                data_dir: args.data_dir.clone(),
+                ..Overrides::default()
+            };
+            let cfg = load(&cli, overrides)?;
             telemetry::init(&cfg.log);
             runtime()?.block_on(async {
                 open_store(&cfg).await?;
@@ -102,4 +129,29 @@ fn main() -> anyhow::Result<()> {
             })
         }
     }
+}
+
+fn run_role(
+    cli: &Cli,
+    overrides: Overrides,
+    role: Role,
+    runtime: tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let cfg = load(cli, overrides)?;
+    telemetry::init(&cfg.log);
+    runtime.block_on(async {
+        let app = Application::build_role(cfg, role).await?;
+        let addr = app.local_addr();
+        match role {
+            Role::Worker => {
+                tracing::info!(%addr, role = role.name(), "marketd worker ready: health at http://{addr}/health/ready")
+            }
+            Role::Serve | Role::Api => {
+                tracing::info!(%addr, role = role.name(), "marketd ready: dashboard at http://{addr}/")
+            }
+        }
+        app.run_until_stopped(shutdown_signal()).await?;
+        tracing::info!(role = role.name(), "marketd stopped");
+        Ok(())
+    })
 }

@@ -1,0 +1,267 @@
+//! Rate limits of the REST API (`[rate_limit]`): per client, on the shared
+//! limiter of the cache backend, so with `cache.url = "redis://…"` a client
+//! is limited as one across every API instance.
+//!
+//! A client is its API key when the request carries a valid one (the auth
+//! layer puts a [`ClientKey`] in the request's extensions), otherwise its
+//! address: the peer address, or the last hop of `X-Forwarded-For` when
+//! `trust_forwarded_for` is set (behind a load balancer that appends it).
+//! Routes fall in groups (`read`, `write`, `admin`); a group with its own
+//! limits in `[rate_limit.groups.<group>]` has its own budget, the others
+//! share the default one. Health, metrics, docs and the dashboard are not
+//! limited (probes and scrapes must never be refused).
+//!
+//! Refusals are 429 in the error shape with `Retry-After` (seconds, rounded
+//! up), counted in `marketd_rate_limited_total`. When the limiter's backend
+//! fails the request is let through and the failure logged and counted
+//! (`marketd_rate_limiter_errors_total`): a Redis outage must not take the
+//! API down with it.
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use marketd_cache::{Quota, RateLimit};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// `[rate_limit]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Whether `/api/v1` requests are limited at all.
+    pub enabled: bool,
+    /// Sustained requests per second of a client without an API key (per address).
+    pub anonymous_per_second: f64,
+    /// Requests a client without a key may make at once.
+    pub anonymous_burst: u32,
+    /// Sustained requests per second of one API key.
+    pub key_per_second: f64,
+    /// Requests one API key may make at once.
+    pub key_burst: u32,
+    /// Take the client address from the last `X-Forwarded-For` hop (only
+    /// behind a proxy that sets it; otherwise clients could pick their own).
+    pub trust_forwarded_for: bool,
+    /// Limits of a route group (`read`, `write`, `admin`) with its own budget.
+    pub groups: BTreeMap<String, GroupLimits>,
+}
+
+/// Limits of one route group (`[rate_limit.groups.write]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupLimits {
+    pub anonymous_per_second: f64,
+    pub anonymous_burst: u32,
+    pub key_per_second: f64,
+    pub key_burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            enabled: true,
+            anonymous_per_second: 100.0,
+            anonymous_burst: 200,
+            key_per_second: 1_000.0,
+            key_burst: 2_000,
+            trust_forwarded_for: false,
+            groups: BTreeMap::new(),
+        }
+    }
+}
+
+/// Route groups a limit can be set for.
+pub const GROUPS: [&str; 3] = ["read", "write", "admin"];
+
+impl RateLimitConfig {
+    /// Checks values a limiter cannot work with.
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |name: &str, per_second: f64, burst: u32| {
+            if !per_second.is_finite() || per_second <= 0.0 || per_second > 1_000_000.0 {
+                return Err(format!("{name}_per_second must be in (0, 1000000]"));
+            }
+            if burst == 0 {
+                return Err(format!("{name}_burst must be at least 1"));
+            }
+            Ok(())
+        };
+        check(
+            "rate_limit.anonymous",
+            self.anonymous_per_second,
+            self.anonymous_burst,
+        )?;
+        check("rate_limit.key", self.key_per_second, self.key_burst)?;
+        for (group, g) in &self.groups {
+            if !GROUPS.contains(&group.as_str()) {
+                return Err(format!(
+                    "rate_limit.groups.{group}: unknown route group (expected one of {})",
+                    GROUPS.join(", ")
+                ));
+            }
+            check(
+                &format!("rate_limit.groups.{group}.anonymous"),
+                g.anonymous_per_second,
+                g.anonymous_burst,
+            )?;
+            check(
+                &format!("rate_limit.groups.{group}.key"),
+                g.key_per_second,
+                g.key_burst,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn quota(&self, group: &str, keyed: bool) -> (Quota, bool) {
+        let (per_second, burst, own) = match self.groups.get(group) {
+            Some(g) if keyed => (g.key_per_second, g.key_burst, true),
+            Some(g) => (g.anonymous_per_second, g.anonymous_burst, true),
+            None if keyed => (self.key_per_second, self.key_burst, false),
+            None => (self.anonymous_per_second, self.anonymous_burst, false),
+        };
+        (Quota { per_second, burst }, own)
+    }
+}
+
+/// The authenticated client of a request, put in the request's extensions
+/// by the auth layer: the stable id of its API key or token subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKey(pub String);
+
+/// The route group of a request under `/api/v1`.
+fn group_of(method: &Method, path: &str) -> &'static str {
+    if path.starts_with("/api/v1/api-keys") {
+        "admin"
+    } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        "read"
+    } else {
+        "write"
+    }
+}
+
+/// The client address of a request.
+fn client_addr(req: &Request, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for
+        && let Some(last) = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|s| !s.is_empty())
+        && let Ok(ip) = last.parse::<std::net::IpAddr>()
+    {
+        return ip.to_string();
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Middleware on `/api/v1`.
+pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let cfg = &state.cfg.rate_limit;
+    if !cfg.enabled {
+        return next.run(req).await;
+    }
+    let group = group_of(req.method(), req.uri().path());
+    let (client, keyed) = match req.extensions().get::<ClientKey>() {
+        Some(k) => (format!("key:{}", k.0), true),
+        None => (
+            format!("ip:{}", client_addr(&req, cfg.trust_forwarded_for)),
+            false,
+        ),
+    };
+    let (quota, own_budget) = cfg.quota(group, keyed);
+    let bucket = if own_budget {
+        format!("{group}:{client}")
+    } else {
+        client
+    };
+    match state.engine.backends.cache.check(&bucket, quota).await {
+        Ok(d) if d.allowed => {
+            let mut res = next.run(req).await;
+            res.headers_mut()
+                .insert("ratelimit-limit", HeaderValue::from(quota.burst));
+            res.headers_mut()
+                .insert("ratelimit-remaining", HeaderValue::from(d.remaining));
+            res
+        }
+        Ok(d) => {
+            metrics::counter!("marketd_rate_limited_total", "group" => group).increment(1);
+            let secs = d.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            let mut err = ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                format!(
+                    "rate limit of {} requests/s (burst {}) exceeded; retry after {secs} s",
+                    quota.per_second, quota.burst
+                ),
+            );
+            err.retry_after = Some(secs);
+            let mut res = err.into_response();
+            res.headers_mut()
+                .insert("ratelimit-limit", HeaderValue::from(quota.burst));
+            res.headers_mut()
+                .insert("ratelimit-remaining", HeaderValue::from(0u32));
+            res
+        }
+        Err(e) => {
+            metrics::counter!("marketd_rate_limiter_errors_total").increment(1);
+            tracing::warn!(error = %e, "rate limiter unavailable; request let through");
+            next.run(req).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_by_method_and_path() {
+        assert_eq!(group_of(&Method::GET, "/api/v1/prices/latest"), "read");
+        assert_eq!(group_of(&Method::POST, "/api/v1/prices/poll"), "write");
+        assert_eq!(group_of(&Method::DELETE, "/api/v1/polling-jobs/x"), "write");
+        assert_eq!(group_of(&Method::GET, "/api/v1/api-keys"), "admin");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c = RateLimitConfig::default();
+        assert!(c.validate().is_ok());
+        c.anonymous_burst = 0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .contains("rate_limit.anonymous_burst")
+        );
+        let mut c = RateLimitConfig::default();
+        c.groups.insert(
+            "bulk".into(),
+            GroupLimits {
+                anonymous_per_second: 1.0,
+                anonymous_burst: 1,
+                key_per_second: 1.0,
+                key_burst: 1,
+            },
+        );
+        assert!(c.validate().unwrap_err().contains("rate_limit.groups.bulk"));
+    }
+
+    #[test]
+    fn forwarded_for_only_when_trusted() {
+        let mut req = Request::new(axum::body::Body::empty());
+        req.headers_mut()
+            .append("x-forwarded-for", "1.2.3.4, 10.0.0.7".parse().unwrap());
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
+        assert_eq!(client_addr(&req, true), "10.0.0.7");
+        assert_eq!(client_addr(&req, false), "127.0.0.1");
+    }
+}

@@ -1,0 +1,536 @@
+//! The Kafka backend (librdkafka through `rdkafka`), for marketd scaled out
+//! over several processes.
+//!
+//! - Topics: `<prefix><topic>` for every [`Topic`], created on connect when
+//!   absent with the configured partitions and replication; `polling-jobs` is
+//!   compacted (the latest command per job id is its state).
+//! - Producing: one JSON [`Envelope`] per message (`docs/events.md`), the
+//!   envelope key as the Kafka key, the partition chosen by [`partition_of`]
+//!   (Kafka's Java default partitioner), idempotent producer with
+//!   `acks=all`. `publish*` returns once the broker acknowledged every message,
+//!   so an acknowledged tick is in the replicated log.
+//! - Consuming: one librdkafka consumer per (topic, group) member, group id
+//!   `<prefix><group>`, offsets committed only by [`Consumer::commit`] (after
+//!   the caller made the work durable: at-least-once, and the idempotent
+//!   sinks make it exactly-once in the store). A new group starts at the
+//!   earliest offset, so nothing published before a worker first started is
+//!   skipped. Rebalances update the member's [`Assignment`].
+//! - A message that is not a valid envelope is logged, counted
+//!   (`marketd_bus_rejected_total`) and skipped, never fatal.
+
+use crate::{
+    AnyConsumer, Assignment, Bus, BusOptions, Consumer, Delivery, Error, Result, partition_of,
+    topic_index,
+};
+use futures::FutureExt;
+use marketd_model::{Envelope, Event, Topic};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// How long connect waits for the broker before failing start-up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a readiness probe waits for the broker.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Clone)]
+pub struct KafkaBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    brokers: String,
+    opts: BusOptions,
+    producer: FutureProducer,
+    /// Wire name per topic, indexed like [`Topic::ALL`].
+    names: Vec<String>,
+    /// Partition count per topic as the broker reports it.
+    partitions: Vec<u32>,
+    /// Closed topics (ordered shutdown), indexed like [`Topic::ALL`].
+    closed: Vec<CancellationToken>,
+}
+
+impl std::fmt::Debug for KafkaBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBus")
+            .field("brokers", &self.inner.brokers)
+            .field("partitions", &self.inner.partitions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings every client of this bus shares.
+fn base_config(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("client.id", "marketd")
+        .set("socket.keepalive.enable", "true")
+        // A restarted broker is found again within seconds.
+        .set("reconnect.backoff.ms", "100")
+        .set("reconnect.backoff.max.ms", "2000");
+    c
+}
+
+impl KafkaBus {
+    /// Connects to `kafka://host:port[,host:port...]`, creates the topics
+    /// that are absent and reads their partition counts. Fails (naming the
+    /// brokers) when no broker answers within 10 s.
+    pub async fn connect(url: &str, opts: BusOptions) -> Result<KafkaBus> {
+        let brokers = url
+            .strip_prefix("kafka://")
+            .unwrap_or(url)
+            .trim_end_matches('/')
+            .to_string();
+        if brokers.is_empty() || brokers.contains('/') {
+            return Err(Error::UnsupportedUrl(url.to_string()));
+        }
+        let base = base_config(&brokers);
+        let names: Vec<String> = Topic::ALL
+            .iter()
+            .map(|t| format!("{}{}", opts.topic_prefix, t.name()))
+            .collect();
+        create_topics(&base, &brokers, &names, &opts).await?;
+
+        let producer: FutureProducer = base
+            .clone()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("batch.num.messages", "10000")
+            .set("queue.buffering.max.messages", "500000")
+            .set("queue.buffering.max.kbytes", "524288")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .map_err(|e| Error::kafka(&brokers, "creating the producer", e))?;
+
+        let client = producer.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            client.client().fetch_metadata(None, CONNECT_TIMEOUT)
+        })
+        .await
+        .map_err(|e| Error::KafkaOther {
+            brokers: brokers.clone(),
+            message: format!("metadata task failed: {e}"),
+        })?
+        .map_err(|e| Error::kafka(&brokers, "reading topic metadata", e))?;
+        let mut partitions = Vec::with_capacity(names.len());
+        for name in &names {
+            let n = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == name)
+                .map(|t| t.partitions().len() as u32)
+                .unwrap_or(0);
+            if n == 0 {
+                return Err(Error::KafkaOther {
+                    brokers: brokers.clone(),
+                    message: format!("topic {name} has no partitions after creation"),
+                });
+            }
+            partitions.push(n);
+        }
+        tracing::info!(%brokers, ?partitions, "kafka bus connected");
+        Ok(KafkaBus {
+            inner: Arc::new(Inner {
+                brokers,
+                opts,
+                producer,
+                names,
+                partitions,
+                closed: Topic::ALL
+                    .iter()
+                    .map(|_| CancellationToken::new())
+                    .collect(),
+            }),
+        })
+    }
+
+    /// Waits until every message handed to the producer is acknowledged.
+    pub async fn flush(&self) -> Result<()> {
+        let producer = self.inner.producer.clone();
+        let brokers = self.inner.brokers.clone();
+        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30)))
+            .await
+            .map_err(|e| Error::KafkaOther {
+                brokers: brokers.clone(),
+                message: format!("flush task failed: {e}"),
+            })?
+            .map_err(|e| Error::kafka(&brokers, "flushing the producer", e))
+    }
+
+    /// The brokers this bus talks to (`host:port,...`).
+    pub fn brokers(&self) -> &str {
+        &self.inner.brokers
+    }
+
+    /// The wire name of `topic` (`marketd.ticks`).
+    pub fn topic_name(&self, topic: Topic) -> &str {
+        &self.inner.names[topic_index(topic)]
+    }
+
+    /// Hands `envelopes` to the producer in order and waits for every
+    /// acknowledgement. A full local queue makes the caller wait
+    /// (backpressure), it does not drop messages.
+    async fn produce(&self, envelopes: Vec<Envelope>) -> Result<()> {
+        let inner = &*self.inner;
+        let mut acks = Vec::with_capacity(envelopes.len());
+        for env in &envelopes {
+            let topic = env.event.topic();
+            let i = topic_index(topic);
+            if inner.closed[i].is_cancelled() {
+                return Err(Error::Closed(topic));
+            }
+            let payload = serde_json::to_vec(env).map_err(|e| Error::KafkaOther {
+                brokers: inner.brokers.clone(),
+                message: format!("encoding an envelope: {e}"),
+            })?;
+            let partition = partition_of(&env.key, inner.partitions[i]) as i32;
+            let mut record = FutureRecord::to(&inner.names[i])
+                .key(env.key.as_str())
+                .payload(payload.as_slice())
+                .partition(partition);
+            loop {
+                match inner.producer.send_result(record) {
+                    Ok(ack) => {
+                        acks.push(ack);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    Err((e, _)) => return Err(Error::kafka(&inner.brokers, "producing", e)),
+                }
+            }
+        }
+        for ack in acks {
+            match ack.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => {
+                    metrics::counter!("marketd_bus_produce_errors_total").increment(1);
+                    return Err(Error::kafka(&inner.brokers, "delivering", e));
+                }
+                Err(_) => {
+                    return Err(Error::KafkaOther {
+                        brokers: inner.brokers.clone(),
+                        message: "producer stopped before acknowledging".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn create_topics(
+    base: &ClientConfig,
+    brokers: &str,
+    names: &[String],
+    opts: &BusOptions,
+) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = base
+        .create()
+        .map_err(|e| Error::kafka(brokers, "creating the admin client", e))?;
+    let partitions = i32::try_from(opts.partitions.max(1)).unwrap_or(i32::MAX);
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .zip(Topic::ALL)
+        .map(|(name, topic)| {
+            let t = NewTopic::new(
+                name,
+                partitions,
+                TopicReplication::Fixed(opts.replication_factor.max(1)),
+            );
+            if topic == Topic::PollingJobs {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
+        })
+        .collect();
+    let admin_opts = AdminOptions::new()
+        .request_timeout(Some(CONNECT_TIMEOUT))
+        .operation_timeout(Some(CONNECT_TIMEOUT));
+    let results = admin
+        .create_topics(&topics, &admin_opts)
+        .await
+        .map_err(|e| Error::kafka(brokers, "creating topics", e))?;
+    for r in results {
+        match r {
+            Ok(name) => tracing::info!(topic = %name, partitions, "kafka topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(Error::KafkaOther {
+                    brokers: brokers.to_string(),
+                    message: format!("creating topic {name}: {code}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Bus for KafkaBus {
+    async fn publish(&self, event: Event) -> Result<()> {
+        self.produce(vec![Envelope::new(event)]).await
+    }
+
+    async fn publish_batch(&self, events: Vec<Event>) -> Result<()> {
+        self.produce(events.into_iter().map(Envelope::new).collect())
+            .await
+    }
+
+    async fn subscribe(&self, topic: Topic, group: &str) -> Result<AnyConsumer> {
+        let inner = &*self.inner;
+        let i = topic_index(topic);
+        if inner.closed[i].is_cancelled() {
+            return Err(Error::Closed(topic));
+        }
+        let session = inner.opts.session_timeout_ms.max(1_000);
+        let (tx, rx) = watch::channel(Assignment::default());
+        let context = GroupContext {
+            topic: inner.names[i].clone(),
+            group: group.to_string(),
+            assignment: tx,
+        };
+        let consumer: StreamConsumer<GroupContext> = base_config(&inner.brokers)
+            .set("group.id", format!("{}{group}", inner.opts.topic_prefix))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", session.to_string())
+            .set("heartbeat.interval.ms", (session / 5).max(100).to_string())
+            .set("fetch.wait.max.ms", "100")
+            .create_with_context(context)
+            .map_err(|e| Error::kafka(&inner.brokers, "creating a consumer", e))?;
+        consumer
+            .subscribe(&[&inner.names[i]])
+            .map_err(|e| Error::kafka(&inner.brokers, "subscribing", e))?;
+        Ok(AnyConsumer::Kafka(KafkaConsumer {
+            consumer,
+            brokers: inner.brokers.clone(),
+            topic,
+            topic_name: inner.names[i].clone(),
+            closed: inner.closed[i].clone(),
+            assignment: rx,
+        }))
+    }
+
+    fn close_topic(&self, topic: Topic) {
+        self.inner.closed[topic_index(topic)].cancel();
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let producer = self.inner.producer.clone();
+        let brokers = self.inner.brokers.clone();
+        let topic = self.inner.names[topic_index(Topic::Ticks)].clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), PING_TIMEOUT)
+                .map(|_| ())
+        })
+        .await
+        .map_err(|e| Error::KafkaOther {
+            brokers: brokers.clone(),
+            message: format!("ping task failed: {e}"),
+        })?
+        .map_err(|e| Error::kafka(&brokers, "ping", e))
+    }
+
+    /// Kafka keeps the backlog in the broker; consumer lag is the broker's
+    /// figure (committed offsets vs. high watermarks), not a local buffer.
+    fn depth(&self) -> Vec<(Topic, usize)> {
+        Vec::new()
+    }
+
+    fn partition_for(&self, topic: Topic, key: &str) -> u32 {
+        partition_of(key, self.inner.partitions[topic_index(topic)])
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "kafka"
+    }
+}
+
+/// Follows rebalances of one consumer into its [`Assignment`].
+struct GroupContext {
+    topic: String,
+    group: String,
+    assignment: watch::Sender<Assignment>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let mut partitions: Vec<u32> = list
+                    .elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|e| e.partition() as u32)
+                    .collect();
+                partitions.sort_unstable();
+                tracing::info!(topic = %self.topic, group = %self.group, ?partitions, "partitions assigned");
+                self.assignment.send_replace(Assignment { partitions });
+            }
+            Rebalance::Revoke(_) => {
+                tracing::info!(topic = %self.topic, group = %self.group, "partitions revoked");
+                self.assignment.send_replace(Assignment::default());
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(topic = %self.topic, group = %self.group, error = %e, "rebalance failed");
+            }
+        }
+    }
+
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
+        if let Err(e) = result {
+            // At-least-once: the messages are redelivered, and the sinks are idempotent.
+            tracing::debug!(topic = %self.topic, group = %self.group, error = %e, "offset commit failed");
+        }
+    }
+}
+
+/// A member of a consumer group on Kafka.
+pub struct KafkaConsumer {
+    consumer: StreamConsumer<GroupContext>,
+    brokers: String,
+    topic: Topic,
+    topic_name: String,
+    closed: CancellationToken,
+    assignment: watch::Receiver<Assignment>,
+}
+
+impl std::fmt::Debug for KafkaConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConsumer")
+            .field("topic", &self.topic_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaConsumer {
+    /// Decodes one message into `out`; a message that is not an envelope is
+    /// logged, counted and skipped.
+    fn push(&self, m: &BorrowedMessage<'_>, out: &mut Vec<Delivery>) {
+        let decoded = m
+            .payload()
+            .ok_or_else(|| "empty payload".to_string())
+            .and_then(|p| serde_json::from_slice::<Envelope>(p).map_err(|e| e.to_string()));
+        match decoded {
+            Ok(envelope) => out.push(Delivery {
+                envelope: Arc::new(envelope),
+                topic: self.topic,
+                partition: m.partition() as u32,
+                offset: m.offset() as u64,
+            }),
+            Err(error) => {
+                metrics::counter!("marketd_bus_rejected_total", "topic" => self.topic.name())
+                    .increment(1);
+                tracing::warn!(
+                    topic = %self.topic_name,
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    %error,
+                    "skipping a message that is not a marketd envelope"
+                );
+            }
+        }
+    }
+
+    /// Takes messages librdkafka already fetched, without waiting.
+    fn take_ready(&self, out: &mut Vec<Delivery>, start: usize, max: usize) {
+        while out.len() - start < max {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(m)) => self.push(&m, out),
+                _ => break,
+            }
+        }
+    }
+}
+
+impl Consumer for KafkaConsumer {
+    async fn recv(&mut self) -> Result<Option<Delivery>> {
+        let mut one = Vec::with_capacity(1);
+        let n = self.recv_batch(&mut one, 1).await?;
+        Ok((n > 0).then(|| one.pop()).flatten())
+    }
+
+    async fn recv_batch(&mut self, out: &mut Vec<Delivery>, max: usize) -> Result<usize> {
+        let start = out.len();
+        let max = max.max(1);
+        loop {
+            if self.closed.is_cancelled() {
+                // Closed: hand over what is already fetched, then end.
+                self.take_ready(out, start, max);
+                return Ok(out.len() - start);
+            }
+            let next = tokio::select! {
+                biased;
+                _ = self.closed.cancelled() => continue,
+                m = self.consumer.recv() => m,
+            };
+            match next {
+                Ok(m) => self.push(&m, out),
+                Err(e) => {
+                    // Transport errors are reported here while librdkafka
+                    // reconnects by itself; they are not the end of the stream.
+                    metrics::counter!("marketd_bus_consumer_errors_total", "topic" => self.topic.name())
+                        .increment(1);
+                    tracing::warn!(topic = %self.topic_name, brokers = %self.brokers, error = %e, "kafka consumer error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+            self.take_ready(out, start, max);
+            if out.len() > start {
+                return Ok(out.len() - start);
+            }
+        }
+    }
+
+    async fn commit(&mut self, batch: &[Delivery]) -> Result<()> {
+        let mut next: BTreeMap<u32, u64> = BTreeMap::new();
+        for d in batch {
+            let e = next.entry(d.partition).or_insert(0);
+            *e = (*e).max(d.offset + 1);
+        }
+        if next.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for (partition, offset) in next {
+            list.add_partition_offset(
+                &self.topic_name,
+                partition as i32,
+                Offset::Offset(offset as i64),
+            )
+            .map_err(|e| Error::kafka(&self.brokers, "committing", e))?;
+        }
+        self.consumer
+            .commit(&list, CommitMode::Async)
+            .map_err(|e| Error::kafka(&self.brokers, "committing", e))
+    }
+
+    fn assignment(&self) -> watch::Receiver<Assignment> {
+        self.assignment.clone()
+    }
+}

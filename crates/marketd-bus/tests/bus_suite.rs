@@ -1,0 +1,362 @@
+//! One suite of event-log behaviour, run against every backend: `memory://`
+//! always, Kafka when `MARKETD_TEST_KAFKA_BROKERS` names a broker
+//! (scripts/test starts a private tansu broker). Without it the Kafka runs are
+//! skipped, unless `MARKETD_REQUIRE_SERVICES=1`, where they fail. Every Kafka
+//! test uses its own topic prefix, so tests never see each other's messages.
+
+use marketd_bus::{AnyBus, AnyConsumer, Bus, BusOptions, Consumer, Delivery};
+use marketd_model::{Decimal, Event, Symbol, Tick, TickKind, Topic};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn tick(sym: &str, n: i64) -> Event {
+    Event::Tick(Tick::new(
+        Symbol::parse(sym).unwrap(),
+        "test",
+        TickKind::Trade,
+        Decimal::from(100 + n),
+        Decimal::ONE,
+        n,
+        n,
+    ))
+}
+
+fn ts(d: &Delivery) -> i64 {
+    match &d.envelope.event {
+        Event::Tick(t) => t.ts_event,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Receives until `n` messages arrived (or fails after 30 s).
+async fn take(c: &mut AnyConsumer, n: usize) -> Vec<Delivery> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let want = n - got.len();
+        match tokio::time::timeout(left, c.recv_batch(&mut got, want)).await {
+            Ok(r) => assert!(r.unwrap() > 0, "stream ended after {} of {n}", got.len()),
+            Err(_) => panic!("only {} of {n} messages within 30 s", got.len()),
+        }
+    }
+    got
+}
+
+/// Asserts nothing more arrives within `wait`.
+async fn nothing_more(c: &mut AnyConsumer, wait: Duration) {
+    let mut extra = Vec::new();
+    if let Ok(r) = tokio::time::timeout(wait, c.recv_batch(&mut extra, 100)).await {
+        let n = r.unwrap();
+        assert_eq!(
+            n,
+            0,
+            "unexpected messages: {:?}",
+            extra.iter().map(ts).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Per key, the event times in arrival order.
+fn per_key(got: &[Delivery]) -> BTreeMap<String, Vec<i64>> {
+    let mut m: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for d in got {
+        m.entry(d.envelope.key.clone()).or_default().push(ts(d));
+    }
+    m
+}
+
+async fn every_group_gets_every_message_in_key_order(bus: &AnyBus) {
+    let mut a = bus.subscribe(Topic::Ticks, "a").await.unwrap();
+    let mut b = bus.subscribe(Topic::Ticks, "b").await.unwrap();
+    let events: Vec<Event> = (0..60)
+        .map(|i| tick(["AAPL", "MSFT", "BTC-USDT"][i as usize % 3], i))
+        .collect();
+    bus.publish_batch(events).await.unwrap();
+    for c in [&mut a, &mut b] {
+        let got = take(c, 60).await;
+        let keys = per_key(&got);
+        assert_eq!(keys.len(), 3);
+        for (key, times) in keys {
+            assert_eq!(times.len(), 20, "{key}");
+            assert!(
+                times.windows(2).all(|w| w[0] < w[1]),
+                "{key} out of order: {times:?}"
+            );
+        }
+        nothing_more(c, Duration::from_millis(300)).await;
+    }
+}
+
+async fn messages_land_on_the_partition_of_their_key(bus: &AnyBus) {
+    let mut c = bus.subscribe(Topic::Ticks, "p").await.unwrap();
+    let keys = ["AAPL", "MSFT", "GOOG", "BTC-USDT", "ETH-USDT", "EURUSD"];
+    bus.publish_batch(
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| tick(k, i as i64))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    for d in take(&mut c, keys.len()).await {
+        assert_eq!(
+            d.partition,
+            bus.partition_for(Topic::Ticks, &d.envelope.key)
+        );
+        assert_eq!(d.topic, Topic::Ticks);
+    }
+}
+
+async fn topics_are_separate(bus: &AnyBus) {
+    let mut bars = bus.subscribe(Topic::Bars, "g").await.unwrap();
+    bus.publish(tick("AAPL", 1)).await.unwrap();
+    nothing_more(&mut bars, Duration::from_millis(500)).await;
+}
+
+async fn a_new_member_resumes_after_the_committed_offset(bus: &AnyBus) {
+    let mut c = bus.subscribe(Topic::Ticks, "resume").await.unwrap();
+    bus.publish_batch((0..10).map(|i| tick("AAPL", i)).collect())
+        .await
+        .unwrap();
+    let first = take(&mut c, 5).await;
+    assert_eq!(
+        first.iter().map(ts).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    c.commit(&first).await.unwrap();
+    // Let an asynchronous commit reach the broker before the member leaves.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(c);
+    let mut next = bus.subscribe(Topic::Ticks, "resume").await.unwrap();
+    let rest = take(&mut next, 5).await;
+    assert_eq!(rest.iter().map(ts).collect::<Vec<_>>(), vec![5, 6, 7, 8, 9]);
+}
+
+async fn close_hands_over_then_ends(bus: &AnyBus) {
+    let mut c = bus.subscribe(Topic::Ticks, "close").await.unwrap();
+    bus.publish(tick("AAPL", 1)).await.unwrap();
+    let got = take(&mut c, 1).await;
+    c.commit(&got).await.unwrap();
+    bus.close_topic(Topic::Ticks);
+    assert!(matches!(
+        bus.publish(tick("AAPL", 2)).await,
+        Err(marketd_bus::Error::Closed(Topic::Ticks))
+    ));
+    let end = tokio::time::timeout(Duration::from_secs(5), c.recv())
+        .await
+        .expect("a closed topic ends the stream");
+    assert!(end.unwrap().is_none());
+}
+
+async fn decimals_and_ids_survive_the_wire(bus: &AnyBus) {
+    let mut c = bus.subscribe(Topic::Ticks, "exact").await.unwrap();
+    let t = Tick::new(
+        Symbol::parse("BTC-USDT").unwrap(),
+        "okx",
+        TickKind::Trade,
+        "97123.123456789012345678".parse().unwrap(),
+        "0.00000001".parse().unwrap(),
+        1_700_000_000_000_000_001,
+        1_700_000_000_000_000_002,
+    );
+    bus.publish(Event::Tick(t.clone())).await.unwrap();
+    let got = take(&mut c, 1).await;
+    assert_eq!(got[0].envelope.event, Event::Tick(t));
+    assert_eq!(got[0].envelope.key, "BTC-USDT");
+    assert_eq!(
+        got[0].envelope.schema_version,
+        marketd_model::SCHEMA_VERSION
+    );
+}
+
+macro_rules! for_each_suite_test {
+    ($runner:ident) => {
+        $runner!(
+            every_group_gets_every_message_in_key_order,
+            messages_land_on_the_partition_of_their_key,
+            topics_are_separate,
+            a_new_member_resumes_after_the_committed_offset,
+            close_hands_over_then_ends,
+            decimals_and_ids_survive_the_wire,
+        );
+    };
+}
+
+mod memory {
+    use super::*;
+
+    macro_rules! memory_tests {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                let bus = AnyBus::connect("memory://", BusOptions::default()).await.unwrap();
+                assert_eq!(bus.backend_name(), "memory");
+                super::$name(&bus).await;
+            }
+        )*};
+    }
+    for_each_suite_test!(memory_tests);
+}
+
+mod kafka {
+    use super::*;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    const VAR: &str = "MARKETD_TEST_KAFKA_BROKERS";
+
+    fn brokers(test: &str) -> Option<String> {
+        match std::env::var(VAR) {
+            Ok(b) if !b.trim().is_empty() => Some(b.trim().to_string()),
+            _ => {
+                if std::env::var("MARKETD_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                    panic!(
+                        "Kafka service missing: {VAR} is not set and MARKETD_REQUIRE_SERVICES=1 \
+                         (run scripts/test, which provisions a broker)"
+                    );
+                }
+                eprintln!("skipping kafka test {test}: {VAR} is not set (no broker)");
+                None
+            }
+        }
+    }
+
+    /// A bus on its own topics.
+    pub(super) async fn fresh(brokers: &str, partitions: u32) -> AnyBus {
+        let prefix = format!(
+            "test{}-{}.",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        );
+        AnyBus::connect(
+            &format!("kafka://{brokers}"),
+            BusOptions {
+                partitions,
+                topic_prefix: prefix,
+                session_timeout_ms: 6_000,
+                ..BusOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    macro_rules! kafka_tests {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(brokers) = brokers(stringify!($name)) else { return };
+                let bus = fresh(&brokers, 3).await;
+                assert_eq!(bus.backend_name(), "kafka");
+                super::$name(&bus).await;
+            }
+        )*};
+    }
+    for_each_suite_test!(kafka_tests);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_members_split_the_partitions() {
+        let Some(brokers) = brokers("two_members_split_the_partitions") else {
+            return;
+        };
+        let bus = fresh(&brokers, 4).await;
+        let mut a = bus.subscribe(Topic::PollingJobs, "split").await.unwrap();
+        let mut b = bus.subscribe(Topic::PollingJobs, "split").await.unwrap();
+        let (mut ra, mut rb) = (a.assignment(), b.assignment());
+        // Rebalances happen while the members poll.
+        async fn poll(c: &mut AnyConsumer) {
+            let mut sink = Vec::new();
+            let _ =
+                tokio::time::timeout(Duration::from_millis(200), c.recv_batch(&mut sink, 1)).await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            poll(&mut a).await;
+            poll(&mut b).await;
+            let (pa, pb) = (
+                ra.borrow_and_update().clone(),
+                rb.borrow_and_update().clone(),
+            );
+            let mut all: Vec<u32> = pa
+                .partitions
+                .iter()
+                .chain(&pb.partitions)
+                .copied()
+                .collect();
+            all.sort_unstable();
+            if all == vec![0, 1, 2, 3] && !pa.partitions.is_empty() && !pb.partitions.is_empty() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no disjoint split of 4 partitions within 60 s: {pa:?} / {pb:?}"
+            );
+        }
+        // When one member leaves, the other takes every partition.
+        drop(b);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            poll(&mut a).await;
+            if ra.borrow_and_update().partitions == vec![0, 1, 2, 3] {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "partitions did not move within 60 s"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn malformed_messages_are_skipped_not_fatal() {
+        let Some(brokers) = brokers("malformed_messages_are_skipped_not_fatal") else {
+            return;
+        };
+        let bus = fresh(&brokers, 1).await;
+        let marketd_bus::AnyBus::Kafka(k) = &bus else {
+            unreachable!()
+        };
+        let topic = k.topic_name(Topic::Ticks).to_string();
+        let mut c = bus.subscribe(Topic::Ticks, "strict").await.unwrap();
+        let raw: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .unwrap();
+        for payload in [&b"not json"[..], br#"{"schema_version":1}"#] {
+            raw.send(
+                FutureRecord::to(&topic).key("AAPL").payload(payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        }
+        bus.publish(tick("AAPL", 7)).await.unwrap();
+        let got = take(&mut c, 1).await;
+        assert_eq!(
+            ts(&got[0]),
+            7,
+            "the valid message after two bad ones arrives"
+        );
+        assert_eq!(got[0].offset, 2, "the bad ones were skipped, not delivered");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_broker_fails_naming_it() {
+        let err = AnyBus::connect("kafka://127.0.0.1:1", BusOptions::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("127.0.0.1:1"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn bad_urls_are_refused() {
+        for url in ["kafka://", "nats://x:1", "kafka://host:1/path"] {
+            assert!(
+                AnyBus::connect(url, BusOptions::default()).await.is_err(),
+                "{url}"
+            );
+        }
+    }
+}

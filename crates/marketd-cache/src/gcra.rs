@@ -1,0 +1,100 @@
+//! GCRA, the generic cell rate algorithm: the state of a key is one number,
+//! the theoretical arrival time (TAT) of its next request. A request at `now`
+//! is allowed when `now >= TAT - burst·interval`; then TAT moves on by one
+//! interval. The Redis backend runs the same step as a Lua script
+//! ([`REDIS_SCRIPT`]) on the server's clock.
+
+use crate::{Quota, RateDecision};
+use std::time::Duration;
+
+/// One step for a key whose stored TAT is `tat` (µs). Returns the decision
+/// and, when allowed, the TAT to store.
+pub(crate) fn step(tat: Option<i64>, now: i64, quota: Quota) -> (RateDecision, Option<i64>) {
+    let interval = quota.interval_us();
+    let burst = i64::from(quota.burst.max(1));
+    let tat = tat.unwrap_or(now).max(now);
+    let new_tat = tat.saturating_add(interval);
+    let allow_at = new_tat.saturating_sub(burst.saturating_mul(interval));
+    if now < allow_at {
+        let wait = u64::try_from(allow_at - now).unwrap_or(0);
+        return (
+            RateDecision {
+                allowed: false,
+                remaining: 0,
+                retry_after: Duration::from_micros(wait),
+            },
+            None,
+        );
+    }
+    let remaining = u32::try_from((now - allow_at) / interval).unwrap_or(u32::MAX);
+    (
+        RateDecision {
+            allowed: true,
+            remaining,
+            retry_after: Duration::ZERO,
+        },
+        Some(new_tat),
+    )
+}
+
+/// [`step`] as a Redis script: KEYS[1] the limiter key, ARGV[1] the interval
+/// in µs, ARGV[2] the burst. Returns `{allowed, remaining, retry_after_us}`.
+/// `TIME` is the server's clock, so every API instance shares one clock; the
+/// key expires when its TAT has passed.
+pub(crate) const REDIS_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - burst * interval
+if now < allow_at then
+  return {0, 0, allow_at - now}
+end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
+return {1, math.floor((now - allow_at) / interval), 0}
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_sustained_rate() {
+        let q = Quota {
+            per_second: 10.0,
+            burst: 3,
+        };
+        let mut tat = None;
+        let now = 1_000_000_000;
+        for want_remaining in [2, 1, 0] {
+            let (d, t) = step(tat, now, q);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, want_remaining);
+            tat = t;
+        }
+        let (d, t) = step(tat, now, q);
+        assert!(!d.allowed);
+        assert!(t.is_none());
+        assert_eq!(d.retry_after, Duration::from_millis(100));
+        // One interval later exactly one more request fits.
+        let (d, t) = step(tat, now + 100_000, q);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 0);
+        assert!(!step(t, now + 100_000, q).0.allowed);
+    }
+
+    #[test]
+    fn idle_keys_refill_to_the_burst_only() {
+        let q = Quota {
+            per_second: 1.0,
+            burst: 2,
+        };
+        let (_, tat) = step(None, 0, q);
+        let (d, _) = step(tat, 3_600_000_000, q);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 1);
+    }
+}

@@ -1,0 +1,224 @@
+//! One suite of cache and rate-limiter behaviour, run against every backend:
+//! `memory://` always, Redis when `MARKETD_TEST_REDIS_URL` names a server
+//! (scripts/test starts a private one). Without it the Redis runs are skipped,
+//! unless `MARKETD_REQUIRE_SERVICES=1`, where they fail.
+
+use marketd_cache::{AnyCache, Cache, CacheOptions, CachedPrice, Quota, RateLimit, latest_key};
+use marketd_model::{Decimal, Symbol, Tick, TickKind};
+use std::str::FromStr;
+use std::time::Duration;
+
+fn price(symbol: &str, ts: i64, p: &str) -> CachedPrice {
+    CachedPrice {
+        tick: Tick::new(
+            Symbol::parse(symbol).unwrap(),
+            "sim",
+            TickKind::Last,
+            Decimal::from_str(p).unwrap(),
+            Decimal::ONE,
+            ts,
+            ts,
+        ),
+        cached_at: ts + 1,
+    }
+}
+
+/// A key no other run of the suite uses (Redis is shared by the test run).
+fn unique(name: &str) -> String {
+    format!("{name}-{}", uuid_like())
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        marketd_model::time::now_ns(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn round_trip_is_exact(c: &AnyCache) {
+    let k = latest_key("sim", &unique("EXACT"));
+    assert!(c.get_latest(&k).await.unwrap().is_none());
+    // 1_700_000_000_123_456_789 ns: beyond f64's exact integers.
+    let p = price("AAPL", 1_700_000_000_123_456_789, "187.123456789012345678");
+    c.put_latest(&k, p.clone()).await.unwrap();
+    assert_eq!(c.get_latest(&k).await.unwrap(), Some(p));
+}
+
+async fn newest_event_time_wins(c: &AnyCache) {
+    let k = latest_key("sim", &unique("NEWEST"));
+    let base = 1_700_000_000_000_000_000;
+    c.put_latest(&k, price("AAPL", base + 10, "1"))
+        .await
+        .unwrap();
+    c.put_latest(&k, price("AAPL", base + 9, "2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get_latest(&k).await.unwrap().unwrap().tick.price,
+        Decimal::from(1),
+        "an older tick must not replace a newer one"
+    );
+    // Same length, lexicographically later: newer.
+    c.put_latest(&k, price("AAPL", base + 11, "3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get_latest(&k).await.unwrap().unwrap().tick.price,
+        Decimal::from(3)
+    );
+    // Shorter timestamp (earlier epoch): older.
+    c.put_latest(&k, price("AAPL", 999, "4")).await.unwrap();
+    assert_eq!(
+        c.get_latest(&k).await.unwrap().unwrap().tick.price,
+        Decimal::from(3)
+    );
+}
+
+async fn entries_expire(c: &AnyCache) {
+    let k = latest_key("sim", &unique("TTL"));
+    c.put_latest(&k, price("AAPL", 5, "1")).await.unwrap();
+    assert!(c.get_latest(&k).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        c.get_latest(&k).await.unwrap().is_none(),
+        "entry must expire after the TTL (300 ms)"
+    );
+}
+
+async fn limiter_allows_the_burst_then_refuses(c: &AnyCache) {
+    let key = unique("client");
+    let q = Quota {
+        per_second: 2.0,
+        burst: 3,
+    };
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let d = c.check(&key, q).await.unwrap();
+        assert!(d.allowed);
+        remaining.push(d.remaining);
+    }
+    assert_eq!(remaining, vec![2, 1, 0]);
+    let refused = c.check(&key, q).await.unwrap();
+    assert!(!refused.allowed);
+    assert!(
+        refused.retry_after > Duration::from_millis(300)
+            && refused.retry_after <= Duration::from_millis(500),
+        "retry after one interval (500 ms), got {:?}",
+        refused.retry_after
+    );
+    // Another key has its own budget.
+    assert!(c.check(&unique("other"), q).await.unwrap().allowed);
+    tokio::time::sleep(refused.retry_after + Duration::from_millis(20)).await;
+    assert!(
+        c.check(&key, q).await.unwrap().allowed,
+        "refilled after retry_after"
+    );
+    assert!(!c.check(&key, q).await.unwrap().allowed);
+}
+
+async fn limiter_counts_concurrent_requests_once_each(c: &AnyCache) {
+    let key = unique("concurrent");
+    let q = Quota {
+        per_second: 0.1,
+        burst: 10,
+    };
+    let checks = (0..40).map(|_| {
+        let c = c.clone();
+        let key = key.clone();
+        tokio::spawn(async move { c.check(&key, q).await.unwrap().allowed })
+    });
+    let mut allowed = 0;
+    for h in checks {
+        allowed += usize::from(h.await.unwrap());
+    }
+    assert_eq!(
+        allowed, 10,
+        "exactly the burst passes, whatever the interleaving"
+    );
+}
+
+macro_rules! for_each_suite_test {
+    ($runner:ident) => {
+        $runner!(
+            round_trip_is_exact,
+            newest_event_time_wins,
+            entries_expire,
+            limiter_allows_the_burst_then_refuses,
+            limiter_counts_concurrent_requests_once_each,
+        );
+    };
+}
+
+fn options() -> CacheOptions {
+    CacheOptions {
+        ttl: Duration::from_millis(300),
+        max_entries: 1_000,
+    }
+}
+
+mod memory {
+    use super::*;
+
+    macro_rules! memory_tests {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                let c = AnyCache::connect("memory://", options()).await.unwrap();
+                super::$name(&c).await;
+            }
+        )*};
+    }
+    for_each_suite_test!(memory_tests);
+}
+
+mod redis_runner {
+    use super::*;
+
+    const URL_VAR: &str = "MARKETD_TEST_REDIS_URL";
+
+    async fn connect(test: &str) -> Option<AnyCache> {
+        match std::env::var(URL_VAR) {
+            Ok(url) if !url.trim().is_empty() => Some(
+                AnyCache::connect(url.trim(), options())
+                    .await
+                    .unwrap_or_else(|e| panic!("{URL_VAR} is set but Redis fails: {e}")),
+            ),
+            _ => {
+                if std::env::var("MARKETD_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                    panic!(
+                        "Redis service missing: {URL_VAR} is not set and \
+                         MARKETD_REQUIRE_SERVICES=1 (run scripts/test, which provisions it)"
+                    );
+                }
+                eprintln!("skipping redis test {test}: {URL_VAR} is not set (Redis unavailable)");
+                None
+            }
+        }
+    }
+
+    macro_rules! redis_tests {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                let Some(c) = connect(stringify!($name)).await else { return };
+                assert_eq!(c.backend_name(), "redis");
+                super::$name(&c).await;
+            }
+        )*};
+    }
+    for_each_suite_test!(redis_tests);
+
+    #[tokio::test]
+    async fn unreachable_redis_fails_naming_the_url_without_password() {
+        let err = AnyCache::connect("redis://:hunter2@127.0.0.1:1/0", options())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("redis://:***@127.0.0.1:1/0"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
