@@ -313,6 +313,43 @@ mod tests {
 mod example_file {
     use super::*;
 
+    /// docker-compose.yml and the Dockerfile configure marketd through
+    /// environment variables: every one must be a key this binary knows.
+    #[test]
+    fn deployment_files_use_only_known_keys() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let mut vars: Vec<(String, String)> = Vec::new();
+        for file in ["docker-compose.yml", "Dockerfile"] {
+            let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+            for line in text.lines() {
+                for part in line.split_whitespace() {
+                    let part = part.trim_end_matches('\\');
+                    if let Some(rest) = part.strip_prefix("MARKETD__") {
+                        let (key, value) = rest
+                            .split_once(':')
+                            .or_else(|| rest.split_once('='))
+                            .unwrap_or((rest, ""));
+                        let value = line
+                            .split_once(':')
+                            .filter(|_| file == "docker-compose.yml")
+                            .map(|(_, v)| v.trim().trim_matches('"').to_string())
+                            .unwrap_or_else(|| value.trim_matches('"').to_string());
+                        vars.push((format!("MARKETD__{key}"), value));
+                    }
+                }
+            }
+        }
+        assert!(vars.len() >= 8, "found only {vars:?}");
+        figment::Jail::expect_with(|jail| {
+            for (k, v) in &vars {
+                jail.set_env(k, v);
+            }
+            let cfg = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            cfg.validate()?;
+            Ok(())
+        });
+    }
+
     fn keys(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
         if let toml::Value::Table(t) = v {
             for (k, v) in t {

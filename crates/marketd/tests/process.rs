@@ -213,3 +213,41 @@ fn tda_subcommand_prints_ripser_barcodes() {
     }
     assert_eq!(counts, vec![16, 14, 6], "{text}");
 }
+
+/// The commands of docker-compose.yml and the Dockerfile's CMD are accepted
+/// by this binary's command line (flags kept in step with the deployment).
+#[test]
+fn deployment_commands_parse() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let mut commands: Vec<Vec<String>> = Vec::new();
+    for (file, marker) in [("docker-compose.yml", "command:"), ("Dockerfile", "CMD ")] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        for line in text.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix(marker)
+                && let Some(list) = rest.trim().strip_prefix('[')
+                && !line.contains("redis-server")
+            {
+                let args: Vec<String> = list
+                    .trim_end_matches(']')
+                    .split(',')
+                    .map(|a| a.trim().trim_matches('"').to_string())
+                    .filter(|a| !a.is_empty())
+                    .collect();
+                commands.push(args);
+            }
+        }
+    }
+    assert!(commands.len() >= 5, "{commands:?}");
+    for args in commands {
+        let out = Command::new(env!("CARGO_BIN_EXE_marketd"))
+            .args(&args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "marketd {args:?} is not a valid command line: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

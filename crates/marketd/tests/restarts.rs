@@ -1,0 +1,331 @@
+//! Backends restarting under a running marketd: PostgreSQL and Redis are
+//! stopped and started again during ingest. Readiness turns red, then green
+//! again without restarting marketd; requests that do not need the missing
+//! backend keep working; every tick of the replayed stream ends up stored.
+//!
+//! The test runs its own PostgreSQL and Redis (it must restart them), from the
+//! system's packages (scripts/test installs them). Without them it is skipped,
+//! unless `MARKETD_REQUIRE_SERVICES=1`, where it fails.
+
+mod common;
+
+use common::TestApp;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn require(what: &str) {
+    if std::env::var("MARKETD_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("{what} missing and MARKETD_REQUIRE_SERVICES=1 (run scripts/test)");
+    }
+    eprintln!("skipping: {what} missing");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn pg_bin() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.path().join("bin")))
+        .filter(|d| d.join("initdb").exists() && d.join("pg_ctl").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// A private PostgreSQL the test can stop and start.
+struct Postgres {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl Postgres {
+    fn command(&self, tool: &str) -> Command {
+        let path = self.bin.join(tool);
+        if self.as_postgres {
+            // initdb and postgres refuse to run as root.
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn init() -> Option<Postgres> {
+        let bin = pg_bin()?;
+        let as_postgres = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("marketd-restart-pg")
+            .tempdir()
+            .ok()?;
+        if as_postgres {
+            Command::new("chown")
+                .args(["postgres:", dir.path().to_str()?])
+                .status()
+                .ok()?;
+        }
+        let pg = Postgres {
+            bin,
+            dir,
+            port: free_port(),
+            as_postgres,
+        };
+        let ok = pg
+            .command("initdb")
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(pg.data())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?
+            .success();
+        ok.then_some(pg)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn start(&self) {
+        let status = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self.port,
+                self.dir.path().display()
+            ))
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-w", "start"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl start failed");
+    }
+
+    fn stop(&self) {
+        let status = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl stop failed");
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A private Redis the test can stop and start on the same port.
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start(port: u16) -> Option<Redis> {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Redis {
+            port,
+            child: Some(child),
+        })
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `ready` with the names of the failing checks.
+async fn readiness(app: &TestApp) -> (u16, Vec<String>) {
+    let (status, body) = app.get_json("/health/ready").await;
+    let failing = body["checks"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, c)| c["status"] != "ok")
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    (status, failing)
+}
+
+async fn wait_readiness(app: &TestApp, want: u16, why: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, failing) = readiness(app).await;
+        if status == want {
+            return failing;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{why}: readiness stayed {status} ({failing:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn write_csv(path: &Path, n: usize) {
+    let start = 1_700_000_000_000_i64;
+    let mut text = String::from("symbol,ts,price,size\n");
+    for i in 0..n {
+        let sym = ["AAPL", "MSFT", "NVDA"][i % 3];
+        text.push_str(&format!(
+            "{sym},{},{}.{:02},1\n",
+            start + i as i64 * 4,
+            100 + i % 50,
+            i % 100
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_and_redis_restarts_turn_readiness_red_then_green_and_lose_nothing() {
+    let Some(pg) = Postgres::init() else {
+        return require("PostgreSQL (initdb/pg_ctl)");
+    };
+    pg.start();
+    let Some(mut redis) = Redis::start(free_port()) else {
+        return require("redis-server");
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("stream.csv");
+    // 3,000 ticks, 4 ms apart: 12 s of stream at real time.
+    let n = 3_000;
+    write_csv(&csv, n);
+    let (pg_url, redis_url) = (pg.url(), redis.url());
+    let app = TestApp::spawn_in(dir.path().join("data"), move |c| {
+        c.storage.url = pg_url;
+        c.cache.url = redis_url;
+        c.feeds.simulated.enabled = false;
+        c.feeds.replay.enabled = true;
+        c.feeds.replay.path = Some(csv);
+        c.feeds.replay.speed = 1.0;
+        c.writer.flush_interval_ms = 100;
+    })
+    .await;
+    assert_eq!(
+        wait_readiness(&app, 200, "start").await,
+        Vec::<String>::new()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // PostgreSQL goes away mid-stream.
+    pg.stop();
+    let failing = wait_readiness(&app, 503, "PostgreSQL stopped").await;
+    assert_eq!(failing, vec!["store".to_string()]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pg.start();
+    wait_readiness(&app, 200, "PostgreSQL back").await;
+
+    // Redis goes away: readiness names the cache, stored data is still served.
+    redis.stop();
+    let failing = wait_readiness(&app, 503, "Redis stopped").await;
+    assert_eq!(failing, vec!["cache".to_string()]);
+    let (status, body) = app
+        .get_json("/api/v1/prices/history?symbol=AAPL&limit=5")
+        .await;
+    assert_eq!(status, 200, "history does not need Redis: {body}");
+    assert_eq!(body["ticks"].as_array().map(Vec::len), Some(5), "{body}");
+    let (status, _) = app.get_json("/health/live").await;
+    assert_eq!(status, 200);
+    let port = redis.port;
+    drop(redis);
+    let _redis = Redis::start(port).expect("Redis restarts on its port");
+    wait_readiness(&app, 200, "Redis back").await;
+
+    // The whole stream lands, each tick once.
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stored = loop {
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE source = 'replay'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if stored >= n as i64 || Instant::now() > deadline {
+            break stored;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(stored, n as i64, "every replayed tick stored exactly once");
+    let distinct: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT symbol, ts_event FROM ticks WHERE source = 'replay') d",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(distinct, n as i64);
+    app.stop().await;
+}

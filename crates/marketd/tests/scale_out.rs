@@ -1,0 +1,518 @@
+//! Scale-out end to end, with real processes on real engines: a Kafka broker,
+//! PostgreSQL and Redis (from `MARKETD_TEST_KAFKA_BROKERS`,
+//! `MARKETD_TEST_POSTGRES_URL`, `MARKETD_TEST_REDIS_URL`, which scripts/test
+//! provides), two `marketd worker` and two `marketd api` processes of the real
+//! binary. Skipped without the services, failed under
+//! `MARKETD_REQUIRE_SERVICES=1`.
+
+use marketd_bus::{AnyBus, Bus, BusOptions, Consumer};
+use marketd_model::{Decimal, Event, Topic};
+use serde_json::{Value, json};
+use sqlx::{Connection, Row};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn service(var: &str, test: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        _ => {
+            if std::env::var("MARKETD_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("{var} is not set and MARKETD_REQUIRE_SERVICES=1 (run scripts/test)");
+            }
+            eprintln!("skipping {test}: {var} is not set");
+            None
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One marketd process; killed when dropped.
+struct Proc {
+    name: String,
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(name: &str, args: &[&str], env: &[(String, String)], dir: &std::path::Path) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_marketd"));
+        cmd.arg("--json-logs")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.join(name))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Proc {
+            name: name.to_string(),
+            child,
+            logs,
+        }
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM; the exit status within 15 s.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                self.kill9();
+                panic!("{} did not stop within 15 s:\n{}", self.name, self.tail());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn tail(&self) -> String {
+        let logs = self.logs.lock().unwrap();
+        logs[logs.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill9();
+        }
+    }
+}
+
+async fn wait_ready(client: &reqwest::Client, proc: &Proc, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/health/ready")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} not ready within 60 s:\n{}",
+            proc.name,
+            proc.tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The value of an unlabelled gauge in a Prometheus text page.
+fn gauge(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+async fn running_jobs(client: &reqwest::Client, admin: &str) -> Option<f64> {
+    let page = client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    gauge(&page, "marketd_polling_jobs_running")
+}
+
+/// A database of its own on the test server.
+async fn fresh_database(server: &str) -> String {
+    let name = format!("e2e_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(server).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
+    format!("{base}/{name}")
+}
+
+/// The identity of a tick as the test compares it across Kafka and PostgreSQL.
+type TickKey = (String, String, i64, Decimal);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_jobs_survive_kill_9_and_store_each_tick_once() {
+    const TEST: &str = "two_workers_share_jobs_survive_kill_9_and_store_each_tick_once";
+    let (Some(brokers), Some(pg), Some(redis)) = (
+        service("MARKETD_TEST_KAFKA_BROKERS", TEST),
+        service("MARKETD_TEST_POSTGRES_URL", TEST),
+        service("MARKETD_TEST_REDIS_URL", TEST),
+    ) else {
+        return;
+    };
+    let db = fresh_database(&pg).await;
+    let prefix = format!("e2e{}.", uuid::Uuid::now_v7().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let session_ms = 6_000u64;
+    let env: Vec<(String, String)> = [
+        ("MARKETD__STORAGE__URL", db.clone()),
+        ("MARKETD__BUS__URL", format!("kafka://{brokers}")),
+        ("MARKETD__CACHE__URL", redis.clone()),
+        ("MARKETD__BUS__TOPIC_PREFIX", prefix.clone()),
+        ("MARKETD__BUS__PARTITIONS", "6".into()),
+        ("MARKETD__BUS__SESSION_TIMEOUT_MS", session_ms.to_string()),
+        ("MARKETD__FEEDS__SIMULATED__ENABLED", "false".into()),
+        ("MARKETD__WRITER__FLUSH_INTERVAL_MS", "200".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+
+    let client = reqwest::Client::new();
+    let (w1_port, w2_port, a1_port, a2_port) = (free_port(), free_port(), free_port(), free_port());
+    let addr = |p: u16| format!("127.0.0.1:{p}");
+    let url = |p: u16| format!("http://127.0.0.1:{p}");
+    // The first worker creates the topics; the others find them.
+    let mut w1 = Proc::spawn(
+        "worker1",
+        &["worker", "--admin-addr", &addr(w1_port)],
+        &env,
+        dir.path(),
+    );
+    wait_ready(&client, &w1, &url(w1_port)).await;
+    let mut w2 = Proc::spawn(
+        "worker2",
+        &["worker", "--admin-addr", &addr(w2_port)],
+        &env,
+        dir.path(),
+    );
+    let mut a1 = Proc::spawn("api1", &["api", "--addr", &addr(a1_port)], &env, dir.path());
+    let mut a2 = Proc::spawn("api2", &["api", "--addr", &addr(a2_port)], &env, dir.path());
+    wait_ready(&client, &w2, &url(w2_port)).await;
+    wait_ready(&client, &a1, &url(a1_port)).await;
+    wait_ready(&client, &a2, &url(a2_port)).await;
+
+    // An api process serves no operations on the worker side.
+    let workers_have_no_api = client
+        .get(format!("{}/api/v1/polling-jobs", url(w1_port)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(workers_have_no_api.status(), 404);
+
+    let symbols: Vec<String> = [
+        "AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META", "TSLA", "NFLX", "IBM", "ORCL", "INTC",
+        "AMD",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let res = client
+        .post(format!("{}/api/v1/prices/poll", url(a1_port)))
+        .json(&json!({"symbols": symbols, "interval": 1.0, "provider": "simulated"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    let accepted: Value = res.json().await.unwrap();
+    let job_ids: Vec<String> = accepted["job_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(job_ids.len(), symbols.len());
+
+    // Jobs spread over both workers, each job on exactly one.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (n1, n2) = loop {
+        let n1 = running_jobs(&client, &url(w1_port)).await.unwrap_or(0.0);
+        let n2 = running_jobs(&client, &url(w2_port)).await.unwrap_or(0.0);
+        if n1 > 0.0 && n2 > 0.0 && n1 + n2 == symbols.len() as f64 {
+            break (n1, n2);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs not spread over both workers within 60 s: {n1} + {n2}\n{}\n{}",
+            w1.tail(),
+            w2.tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("jobs spread: worker1 {n1}, worker2 {n2}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // kill -9 one worker mid-stream: its jobs move to the other.
+    w1.kill9();
+    let killed_at = Instant::now();
+    let killed_wall = marketd_model::time::now_ns();
+    let deadline = killed_at + Duration::from_secs(60);
+    loop {
+        let n2 = running_jobs(&client, &url(w2_port)).await.unwrap_or(0.0);
+        if n2 == symbols.len() as f64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker2 runs {n2} of {} jobs 60 s after the kill\n{}",
+            symbols.len(),
+            w2.tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let moved_after = killed_at.elapsed();
+    eprintln!("jobs moved {moved_after:?} after kill -9 (session timeout {session_ms} ms)");
+    assert!(
+        moved_after < Duration::from_millis(session_ms) + Duration::from_secs(15),
+        "jobs took {moved_after:?} to move: more than one rebalance"
+    );
+
+    // Every job runs again on the survivor (seen through the other api).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let list: Value = client
+        .get(format!("{}/api/v1/polling-jobs", url(a2_port)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jobs = list["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), symbols.len());
+    for job in jobs {
+        let last = job["last_run_at"].as_str().expect("every job has run");
+        let last_ns = marketd_model::time::parse_ts(last).unwrap();
+        assert!(
+            last_ns > killed_wall,
+            "job {} last ran at {last}, before the kill",
+            job["symbol"]
+        );
+    }
+
+    // Stop production, let the survivor drain.
+    for id in &job_ids {
+        let r = client
+            .delete(format!("{}/api/v1/polling-jobs/{id}", url(a2_port)))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "delete {id}: {}", r.status());
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running_jobs(&client, &url(w2_port)).await.unwrap_or(1.0) > 0.0 {
+        assert!(Instant::now() < deadline, "jobs still running after delete");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Everything published on the ticks topic, read back by an audit group.
+    let bus = AnyBus::connect(
+        &format!("kafka://{brokers}"),
+        BusOptions {
+            topic_prefix: prefix.clone(),
+            partitions: 6,
+            ..BusOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut audit = bus.subscribe(Topic::Ticks, "audit").await.unwrap();
+    let mut published: Vec<TickKey> = Vec::new();
+    let mut batch = Vec::new();
+    loop {
+        batch.clear();
+        match tokio::time::timeout(Duration::from_secs(5), audit.recv_batch(&mut batch, 10_000))
+            .await
+        {
+            Ok(r) => assert!(r.unwrap() > 0),
+            Err(_) => break,
+        }
+        for d in &batch {
+            if let Event::Tick(t) = &d.envelope.event {
+                published.push((
+                    t.source.to_string(),
+                    t.symbol.to_string(),
+                    t.ts_event,
+                    t.price.normalize(),
+                ));
+            }
+        }
+    }
+    let distinct: BTreeSet<TickKey> = published.iter().cloned().collect();
+    assert!(
+        distinct.len() >= symbols.len() * 5,
+        "too few ticks published: {}",
+        distinct.len()
+    );
+    let per_symbol: BTreeMap<&str, usize> = distinct.iter().fold(BTreeMap::new(), |mut m, k| {
+        *m.entry(k.1.as_str()).or_default() += 1;
+        m
+    });
+    assert_eq!(per_symbol.len(), symbols.len(), "every symbol published");
+
+    // PostgreSQL holds each of them exactly once.
+    let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stored: Vec<TickKey> = loop {
+        let rows = sqlx::query("SELECT source, symbol, ts_event, price::text AS price FROM ticks")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        let stored: Vec<TickKey> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>("source"),
+                    r.get::<String, _>("symbol"),
+                    r.get::<i64, _>("ts_event"),
+                    Decimal::from_str(&r.get::<String, _>("price"))
+                        .unwrap()
+                        .normalize(),
+                )
+            })
+            .collect();
+        if stored.len() >= distinct.len() || Instant::now() > deadline {
+            break stored;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let stored_set: BTreeSet<TickKey> = stored.iter().cloned().collect();
+    assert_eq!(stored.len(), stored_set.len(), "a tick is stored twice");
+    let missing: Vec<_> = distinct.difference(&stored_set).take(5).collect();
+    assert!(missing.is_empty(), "published but not stored: {missing:?}");
+    let extra: Vec<_> = stored_set.difference(&distinct).take(5).collect();
+    assert!(extra.is_empty(), "stored but never published: {extra:?}");
+    eprintln!(
+        "{} messages on {prefix}ticks, {} distinct ticks, {} rows in PostgreSQL",
+        published.len(),
+        distinct.len(),
+        stored.len()
+    );
+
+    for p in [&mut w2, &mut a1, &mut a2] {
+        let status = p.terminate();
+        assert!(
+            status.success(),
+            "{} exited {status}:\n{}",
+            p.name,
+            p.tail()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_holds_across_api_instances() {
+    const TEST: &str = "the_rate_limit_holds_across_api_instances";
+    let Some(redis) = service("MARKETD_TEST_REDIS_URL", TEST) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(String, String)> = [
+        ("MARKETD__CACHE__URL", redis),
+        ("MARKETD__RATE_LIMIT__ANONYMOUS_BURST", "5".to_string()),
+        (
+            "MARKETD__RATE_LIMIT__ANONYMOUS_PER_SECOND",
+            "0.2".to_string(),
+        ),
+        // Each test run limits a client address of its own.
+        (
+            "MARKETD__RATE_LIMIT__TRUST_FORWARDED_FOR",
+            "true".to_string(),
+        ),
+        ("MARKETD__FEEDS__SIMULATED__ENABLED", "false".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let client = reqwest::Client::new();
+    let (p1, p2) = (free_port(), free_port());
+    let a1 = Proc::spawn(
+        "api1",
+        &["api", "--addr", &format!("127.0.0.1:{p1}")],
+        &env,
+        dir.path(),
+    );
+    let a2 = Proc::spawn(
+        "api2",
+        &["api", "--addr", &format!("127.0.0.1:{p2}")],
+        &env,
+        dir.path(),
+    );
+    let bases = [
+        format!("http://127.0.0.1:{p1}"),
+        format!("http://127.0.0.1:{p2}"),
+    ];
+    wait_ready(&client, &a1, &bases[0]).await;
+    wait_ready(&client, &a2, &bases[1]).await;
+    let me = format!("198.51.100.{}", std::process::id() % 250 + 1);
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for i in 0..8 {
+        let r = client
+            .get(format!(
+                "{}/api/v1/prices/latest?symbol=AAPL&provider=simulated",
+                bases[i % 2]
+            ))
+            .header("x-forwarded-for", &me)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 && refused.is_none() {
+            let retry: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let body: Value = r.json().await.unwrap();
+            refused = Some((retry, body));
+        }
+    }
+    assert_eq!(
+        statuses,
+        vec![200, 200, 200, 200, 200, 429, 429, 429],
+        "five requests alternating over two instances use up one budget"
+    );
+    let (retry, body) = refused.unwrap();
+    assert!((1..=5).contains(&retry), "Retry-After {retry}");
+    assert_eq!(body["error_code"], "RATE_LIMITED");
+    assert!(body["request_id"].as_str().is_some_and(|s| !s.is_empty()));
+    // Another client is not affected; health is never limited.
+    let other = client
+        .get(format!("{}/api/v1/prices/latest?symbol=AAPL", bases[0]))
+        .header("x-forwarded-for", "192.0.2.200")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    for _ in 0..10 {
+        let h = client
+            .get(format!("{}/health/live", bases[1]))
+            .header("x-forwarded-for", &me)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(h.status(), 200);
+    }
+}
