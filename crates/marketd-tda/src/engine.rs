@@ -139,13 +139,24 @@ struct Work {
     /// The working coboundary was released while waiting for commit (it was the plain
     /// coboundary of the column, cheap to rebuild).
     dropped: bool,
+    /// Entries of the parked-coboundary budget this column holds while waiting for commit.
+    parked: usize,
 }
 
 const COMPACT_MIN: usize = 1 << 21;
+/// Entries (16 bytes each) of working coboundaries (over 4n entries) that the columns waiting for commit in the
+/// parallel reduction may keep in total: beyond it they are released and rebuilt if needed
+/// (rarely: most columns commit with the pivot they parked with), so that the parallel
+/// reduction does not hold large columns besides the ones it is working on. On o3_2048 dim 1
+/// this takes the peak memory at 2 threads from ~1.1 GB (about Ripser's) to ~1.0 GB at the
+/// same speed.
+const PARK_BUDGET: usize = 1 << 20;
 /// Entries of cached reduced columns per dimension (16 bytes each).
 const REDUCED_BUDGET: usize = 1 << 23;
 /// Only columns with at least this many V entries get their reduced column cached.
 const REDUCED_MIN_V: usize = 1;
+/// `VMatrix::uses` of a column whose reduced column is never cached (it did not fit).
+const NO_CACHE: u32 = 1 << 31;
 
 impl Work {
     fn empty() -> Self {
@@ -156,6 +167,7 @@ impl Work {
             emergent: false,
             limit: COMPACT_MIN,
             dropped: false,
+            parked: 0,
         }
     }
 
@@ -178,6 +190,7 @@ impl Work {
             emergent: false,
             limit: COMPACT_MIN,
             dropped: false,
+            parked: 0,
         }
     }
 }
@@ -505,9 +518,32 @@ impl<'a, M: Metric> Engine<'a, M> {
     }
 
     /// Makes a column waiting for commit (parallel reduction) hold less memory: plain
-    /// coboundaries are released (rebuilt if the column has to continue).
-    fn park(&self, work: &mut Work) {
+    /// coboundaries are released (rebuilt if the column has to continue), and so are working
+    /// coboundaries that do not fit in what is left of `budget` (the column then restarts from
+    /// scratch if it has to continue; its V column is kept for the commit).
+    fn park(&self, work: &mut Work, budget: &AtomicUsize) {
         work.release_if_plain();
+        let len = work.cob.len();
+        // small ones (a few coboundaries' worth) are kept in any case
+        if len <= 4 * self.n {
+            return;
+        }
+        let fits = budget
+            .fetch_update(AtomicOrdering::Relaxed, AtomicOrdering::Relaxed, |b| {
+                b.checked_sub(len)
+            })
+            .is_ok();
+        if fits {
+            work.parked = len;
+        } else {
+            work.cob = BinaryHeap::new();
+            work.dropped = true;
+        }
+    }
+
+    /// Returns the budget a parked column held.
+    fn unpark(&self, work: &mut Work, budget: &AtomicUsize) {
+        budget.fetch_add(std::mem::take(&mut work.parked), AtomicOrdering::Relaxed);
     }
 
     fn maybe_compact(&self, work: &mut Work) {
@@ -635,24 +671,36 @@ impl<'a, M: Metric> Engine<'a, M> {
         let s = cols[j].with_coef(factor);
         work.red.push(s);
         let mut cached = vmat.reduced[j].get();
-        if cached.is_none()
-            && vmat.col(j).len() >= REDUCED_MIN_V
-            && vmat.uses[j].fetch_add(1, AtomicOrdering::Relaxed) >= 1
-        {
-            // second use of a column with a non-trivial V: build and keep its reduced column
-            let r = self.reduced_column(cols[j], vmat.col(j), dim);
-            let fits = vmat
-                .budget
-                .fetch_update(AtomicOrdering::Relaxed, AtomicOrdering::Relaxed, |b| {
-                    b.checked_sub(r.len())
-                })
-                .is_ok();
-            if fits {
-                let _ = vmat.reduced[j].set(r.into_boxed_slice());
-                cached = vmat.reduced[j].get();
+        let mut temp = None;
+        if cached.is_none() && vmat.col(j).len() >= REDUCED_MIN_V {
+            let uses = vmat.uses[j].fetch_add(1, AtomicOrdering::Relaxed);
+            let room = vmat.budget.load(AtomicOrdering::Relaxed);
+            if (1..NO_CACHE).contains(&uses) {
+                // second use of a column with a non-trivial V: build and keep its reduced
+                // column, if it fits in what is left of the budget (the build stops early
+                // when it clearly does not: a column that does not fit is never tried again)
+                match self.reduced_column(cols[j], vmat.col(j), dim, room.saturating_mul(2)) {
+                    Some(r) => {
+                        let fits = vmat
+                            .budget
+                            .fetch_update(AtomicOrdering::Relaxed, AtomicOrdering::Relaxed, |b| {
+                                b.checked_sub(r.len())
+                            })
+                            .is_ok();
+                        if fits {
+                            let _ = vmat.reduced[j].set(r.into_boxed_slice());
+                            cached = vmat.reduced[j].get();
+                        } else {
+                            vmat.uses[j].store(NO_CACHE, AtomicOrdering::Relaxed);
+                            // built anyway: use it for this addition
+                            temp = Some(r);
+                        }
+                    }
+                    None => vmat.uses[j].store(NO_CACHE, AtomicOrdering::Relaxed),
+                }
             }
         }
-        if let Some(r) = cached {
+        if let Some(r) = cached.map(|b| &b[..]).or(temp.as_deref()) {
             for &e in vmat.col(j) {
                 work.red
                     .push(e.with_coef(((e.coef() as u64 * factor as u64) % p) as u32));
@@ -729,8 +777,15 @@ impl<'a, M: Metric> Engine<'a, M> {
         }
     }
 
-    /// The reduced coboundary δ(s + V) sorted in pivot order, duplicate-free.
-    fn reduced_column(&self, s: Entry, v: &[Entry], dim: usize) -> Vec<Entry> {
+    /// The reduced coboundary δ(s + V) sorted in pivot order, duplicate-free; None if more than
+    /// `limit` entries (duplicates included) would have to be gathered.
+    fn reduced_column(
+        &self,
+        s: Entry,
+        v: &[Entry],
+        dim: usize,
+        limit: usize,
+    ) -> Option<Vec<Entry>> {
         let p = self.p() as u64;
         let mut out_v = Vec::new();
         let mut vs = [0u32; MAX_VERTICES];
@@ -740,6 +795,9 @@ impl<'a, M: Metric> Engine<'a, M> {
                 out_v.push(c);
                 true
             });
+            if out_v.len() > limit {
+                return None;
+            }
         }
         let mut v = out_v;
         v.sort_unstable_by(|a, b| b.cmp(a));
@@ -761,7 +819,7 @@ impl<'a, M: Metric> Engine<'a, M> {
             }
         }
         v.truncate(out);
-        v
+        Some(v)
     }
 
     fn merge_red(&self, red: &mut Vec<Entry>) {
@@ -877,6 +935,12 @@ impl<'a, M: Metric> Engine<'a, M> {
                 let max_chunk =
                     (4096 * threads).min(((1usize << 20) / self.n.max(1)).max(64 * threads));
                 let stats = std::env::var_os("MARKETD_TDA_STATS").is_some();
+                let park_budget = std::env::var("MARKETD_TDA_PARK_BUDGET")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(PARK_BUDGET);
+                let budget = AtomicUsize::new(park_budget);
+                let mut min_budget = park_budget;
                 let (mut t_par, mut t_commit, mut rounds) = (0f64, 0f64, 0usize);
                 while start < cols.len() {
                     let end = (start + chunk).min(cols.len());
@@ -889,12 +953,13 @@ impl<'a, M: Metric> Engine<'a, M> {
                                 let mut w = Work::new();
                                 self.init_column(col, dim, map, &mut w, true);
                                 let o = self.reduce(col, cols, dim, map, &vmat, &mut w);
-                                self.park(&mut w);
+                                self.park(&mut w, &budget);
                                 (w, o)
                             })
                             .collect()
                     });
                     t_par += clock.elapsed().as_secs_f64();
+                    min_budget = min_budget.min(budget.load(AtomicOrdering::Relaxed));
                     let mut next = start;
                     loop {
                         let clock = std::time::Instant::now();
@@ -909,6 +974,7 @@ impl<'a, M: Metric> Engine<'a, M> {
                             }
                             let col = cols[next];
                             self.finish(next, col, *o, dim, w, map, &mut vmat, out);
+                            self.unpark(w, &budget);
                             *w = Work::empty();
                             next += 1;
                         }
@@ -919,7 +985,7 @@ impl<'a, M: Metric> Engine<'a, M> {
                         rounds += 1;
                         let clock = std::time::Instant::now();
                         let window_end = (next + 1024 * threads).min(end);
-                        let (map_r, vmat_r) = (&*map, &vmat);
+                        let (map_r, vmat_r, budget_r) = (&*map, &vmat, &budget);
                         pool.install(|| {
                             states[next - start..window_end - start]
                                 .par_iter_mut()
@@ -930,23 +996,29 @@ impl<'a, M: Metric> Engine<'a, M> {
                                         && map_r.contains_key(&pv.idx())
                                     {
                                         let col = cols[next + k];
+                                        self.unpark(w, budget_r);
                                         if w.dropped {
                                             self.init_column(col, dim, map_r, w, false);
                                         }
                                         *o = self.reduce(col, cols, dim, map_r, vmat_r, w);
-                                        self.park(w);
+                                        self.park(w, budget_r);
                                     }
                                 });
                         });
                         t_par += clock.elapsed().as_secs_f64();
+                        min_budget = min_budget.min(budget.load(AtomicOrdering::Relaxed));
                     }
                     start = end;
                     chunk = (chunk * 2).min(max_chunk);
                 }
                 if stats {
                     eprintln!(
-                        "dim {dim}: {} columns, parallel {t_par:.3}s, commit {t_commit:.3}s, {rounds} rounds",
-                        cols.len()
+                        "dim {dim}: {} columns, parallel {t_par:.3}s, commit {t_commit:.3}s, {rounds} rounds, V {} entries (capacity {}), cached reduced columns {} entries, parked coboundaries at most {} entries",
+                        cols.len(),
+                        vmat.entries.len(),
+                        vmat.entries.capacity(),
+                        REDUCED_BUDGET - vmat.budget.load(AtomicOrdering::Relaxed),
+                        park_budget - min_budget,
                     );
                 }
             }
