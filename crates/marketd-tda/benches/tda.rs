@@ -96,6 +96,14 @@ fn streaming(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("h1_50pts_r4_x64_computer", |b| {
+        let mut computer = marketd_tda::Computer::new();
+        b.iter(|| {
+            for w in &windows {
+                std::hint::black_box(computer.compute(w, &opts).unwrap());
+            }
+        })
+    });
     let opts2 = Options {
         max_dim: 1,
         threads: 2,

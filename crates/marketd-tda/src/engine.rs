@@ -294,6 +294,12 @@ impl VMatrix {
 /// Sequential problems of at most this many points get H0 by Prim's algorithm.
 const SMALL_DIM0: usize = 256;
 
+/// The larger of two distances (never NaN, see `matrix::fmax`).
+#[inline(always)]
+fn dmax(a: f32, b: f32) -> f32 {
+    if a > b { a } else { b }
+}
+
 /// Edge keys ([`edge_key`]) hold vertices in 16 bits each.
 pub(crate) const EDGE_KEY_MAX_N: usize = 1 << 16;
 
@@ -492,6 +498,34 @@ impl<'a, M: Metric> Engine<'a, M> {
         let k = vs.len();
         let p = self.p();
         let neg = (p - coef) % p;
+        if k == 2
+            && let (Some(ra), Some(rb)) = (self.m.row(vs[0]), self.m.row(vs[1]))
+        {
+            // an edge {a, b} (a > b) of a dense matrix: the cofacets {v, a, b} in three runs of
+            // v (above a, between, below b), each with a fixed part of the index and sign
+            let (a, b) = (vs[0] as usize, vs[1] as usize);
+            let t = self.cfg.threshold;
+            let runs = [
+                (a + 1..self.n, idx, coef, 3),
+                (b + 1..a, self.binom.get(vs[0], 3) + b as u64, neg, 2),
+                (
+                    0..b,
+                    self.binom.get(vs[0], 3) + self.binom.get(vs[1], 2),
+                    coef,
+                    1,
+                ),
+            ];
+            for (range, base, c, kk) in runs {
+                let table = &self.binom.table[kk * self.binom.stride..][..self.n];
+                for v in range.rev() {
+                    let d = dmax(dmax(diam, ra[v]), rb[v]);
+                    if d <= t && !f(Entry::new(d, base + table[v], c)) {
+                        return;
+                    }
+                }
+            }
+            return;
+        }
         let mut j = 0usize;
         let mut above = 0u64;
         let mut below = idx;

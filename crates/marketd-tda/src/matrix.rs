@@ -38,6 +38,12 @@ pub(crate) trait Metric: Sync {
         false
     }
 
+    /// The distances from vertex `i` to all vertices, if stored as a row.
+    #[inline]
+    fn row(&self, _i: u32) -> Option<&[f32]> {
+        None
+    }
+
     /// Appends the keys ([`crate::engine::edge_key`]) of all edges with diameter `<= threshold`
     /// to `out` (at most 2^16 vertices).
     fn edge_keys(&self, threshold: f32, parallel: bool, out: &mut Vec<u64>) {
@@ -159,6 +165,11 @@ impl Metric for DenseMatrix {
 
     fn is_dense(&self) -> bool {
         true
+    }
+
+    #[inline]
+    fn row(&self, i: u32) -> Option<&[f32]> {
+        Some(DenseMatrix::row(self, i as usize))
     }
 
     #[inline]
