@@ -13,6 +13,9 @@ use std::time::Instant;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// Longest error detail returned (details may quote the caller's input).
+const MAX_DETAIL_BYTES: usize = 512;
+
 /// The request id, in request extensions for handlers.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub Arc<str>);
@@ -146,8 +149,18 @@ async fn render_error(res: Response, id: &str) -> Response {
     if let Some(internal) = &err.internal {
         tracing::error!(request_id = %id, error_code = err.code, cause = %internal, "internal error");
     }
+    // Details may quote the caller's input: bound them.
+    let mut detail = err.detail;
+    if detail.len() > MAX_DETAIL_BYTES {
+        let mut cut = MAX_DETAIL_BYTES;
+        while !detail.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        detail.truncate(cut);
+        detail.push('…');
+    }
     let body = ErrorBody {
-        detail: err.detail,
+        detail,
         error_code: err.code.to_string(),
         timestamp: marketd_model::time::to_rfc3339(marketd_model::time::now_ns()),
         request_id: id.to_string(),
