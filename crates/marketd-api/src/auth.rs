@@ -405,12 +405,17 @@ impl Authenticator {
     }
 }
 
-/// The access policy: operations routes, the dashboard and docs are open;
-/// under `/api/v1`, `GET`/`HEAD`/`OPTIONS` are reads (open unless
+/// The access policy: reads of operations routes, the dashboard and docs are
+/// open; under `/api/v1`, `GET`/`HEAD` are reads (open unless
 /// `require_read_key`), key and credential management needs `admin`, and
-/// every other method is a write.
+/// every other method is a write, as is any unsafe method elsewhere (fail
+/// closed: a new write route is protected without being listed).
 pub fn required_role(method: &Method, path: &str, require_read_key: bool) -> Option<Role> {
-    let rest = path.strip_prefix("/api/v1")?;
+    let safe = *method == Method::GET || *method == Method::HEAD || *method == Method::OPTIONS;
+    let Some(rest) = path.strip_prefix("/api/v1") else {
+        // Outside the API only reads exist; anything else fails closed.
+        return (!safe).then_some(Role::Write);
+    };
     let admin = ["/api-keys", "/credentials"]
         .iter()
         .any(|p| rest == *p || rest.starts_with(&format!("{p}/")));
@@ -514,6 +519,11 @@ mod tests {
         let d = Method::DELETE;
         assert_eq!(required_role(&g, "/health/ready", true), None);
         assert_eq!(required_role(&g, "/", true), None);
+        assert_eq!(required_role(&p, "/health/live", false), Some(Role::Write));
+        assert_eq!(
+            required_role(&p, "//api/v1/prices/poll", false),
+            Some(Role::Write)
+        );
         assert_eq!(required_role(&g, "/api/v1/prices/latest", false), None);
         assert_eq!(
             required_role(&g, "/api/v1/prices/latest", true),
