@@ -486,10 +486,14 @@ pub async fn authenticate(
             Some(_) => {}
         }
     }
-    if let Some(p) = principal {
-        req.extensions_mut().insert(p);
-    }
-    next.run(req).await
+    let Some(p) = principal else {
+        return next.run(req).await;
+    };
+    req.extensions_mut().insert(p.clone());
+    let mut res = next.run(req).await;
+    // For the request log line (who did it), written by request_context.
+    res.extensions_mut().insert(p);
+    res
 }
 
 #[cfg(test)]

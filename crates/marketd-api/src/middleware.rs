@@ -53,13 +53,21 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
 
     let elapsed = started.elapsed();
     let status = res.status();
+    let caller = res
+        .extensions()
+        .get::<crate::auth::Principal>()
+        .map(|p| p.rate_limit_identity());
+    let caller = caller.as_deref().unwrap_or("anonymous");
     let method_label = static_method(&method);
     metrics::counter!("marketd_http_requests_total", "method" => method_label, "route" => route, "status" => static_status(status)).increment(1);
     metrics::histogram!("marketd_http_request_duration_seconds", "method" => method_label, "route" => route).record(elapsed.as_secs_f64());
     if status.is_server_error() {
-        tracing::error!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "request failed");
+        tracing::error!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, caller, "request failed");
+    } else if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        // Changes are logged at info with the caller: an audit trail.
+        tracing::info!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, caller, "request");
     } else {
-        tracing::debug!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "request");
+        tracing::debug!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, caller, "request");
     }
     res
 }

@@ -1009,6 +1009,13 @@ async fn no_secret_of_keys_tokens_or_credentials_reaches_the_logs() {
     ];
     app.stop().await;
     assert_no_secret_in_logs(&secrets);
+    // Changes are logged with the caller's identity (never its secret).
+    let text = String::from_utf8_lossy(&logs().0.lock().unwrap()).to_string();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("POST") && l.contains("caller=") && l.contains("key:")),
+        "no audit line with the caller"
+    );
 }
 
 #[tokio::test]
