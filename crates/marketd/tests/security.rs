@@ -697,6 +697,14 @@ async fn security_headers_on_dashboard_docs_and_api_and_cors_by_config() {
     assert!(allowed.contains("x-api-key"), "{allowed}");
     let r = pre("https://evil.example").await.unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    // The OpenAPI document declares the schemes and which routes need them.
+    let (_, doc) = app.get_json("/openapi.json").await;
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["api_key"]["name"], "X-API-Key", "{schemes}");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert!(doc["paths"]["/api/v1/prices/poll"]["post"]["security"].is_array());
+    assert!(doc["paths"]["/api/v1/api-keys"]["post"]["security"].is_array());
     app.stop().await;
 
     let app = TestApp::spawn(quiet).await;
