@@ -623,6 +623,16 @@ async fn oversized_deep_and_mistyped_bodies_are_refused_in_the_error_shape() {
     let b: serde_json::Value = r.json().await.unwrap();
     assert_error_shape(&b);
 
+    // Filters are bounded too.
+    let (s, b) = app
+        .get_json(&format!(
+            "/api/v1/prices/history?symbol=AAPL&source={}",
+            "s".repeat(65)
+        ))
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert_error_shape(&b);
+
     // Details quoting the input are bounded.
     let long = "A".repeat(5000);
     let (s, b) = app
