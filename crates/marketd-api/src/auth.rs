@@ -162,6 +162,7 @@ pub fn new_api_key(name: &str, role: Role) -> (ApiKey, Secret) {
         prefix: text.chars().take(SHOWN_PREFIX_CHARS).collect(),
         created_at: now_ns(),
         revoked_at: None,
+        expires_at: None,
     };
     (record, Secret::new(text))
 }
@@ -184,7 +185,26 @@ pub async fn create_api_key(
     name: &str,
     role: Role,
 ) -> Result<(ApiKey, Secret), marketd_store::Error> {
-    let (record, key) = new_api_key(name, role);
+    create_expiring_api_key(store, name, role, None).await
+}
+
+/// Longest key lifetime accepted, days.
+pub const MAX_KEY_DAYS: u32 = 3650;
+
+/// As [`create_api_key`], the key expiring after `days` (1 to
+/// [`MAX_KEY_DAYS`]) when given.
+pub async fn create_expiring_api_key(
+    store: &AnyStore,
+    name: &str,
+    role: Role,
+    days: Option<u32>,
+) -> Result<(ApiKey, Secret), marketd_store::Error> {
+    let (mut record, key) = new_api_key(name, role);
+    record.expires_at = days.map(|d| {
+        record
+            .created_at
+            .saturating_add(i64::from(d.clamp(1, MAX_KEY_DAYS)) * 86_400 * 1_000_000_000)
+    });
     store
         .insert_api_key(&record, &hash_key(key.expose()))
         .await?;

@@ -75,11 +75,20 @@ pub struct ApiKey {
     /// Set once the key is revoked; a revoked key is refused at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<i64>,
+    /// When the key stops working (ns since the epoch); `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 impl ApiKey {
+    /// Neither revoked nor expired at `now` (ns).
+    pub fn is_active_at(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+    }
+
+    /// Neither revoked nor expired now.
     pub fn is_active(&self) -> bool {
-        self.revoked_at.is_none()
+        self.is_active_at(crate::time::now_ns())
     }
 }
 
@@ -125,5 +134,29 @@ mod tests {
         assert_eq!(Role::parse(" WRITE "), Some(Role::Write));
         assert_eq!(Role::parse("root"), None);
         assert_eq!(serde_json::to_string(&Role::Admin).unwrap(), "\"admin\"");
+    }
+
+    #[test]
+    fn keys_are_active_until_revoked_or_expired() {
+        let k = ApiKey {
+            id: Uuid::nil(),
+            name: "n".into(),
+            role: Role::Read,
+            prefix: "mkd_x".into(),
+            created_at: 0,
+            revoked_at: None,
+            expires_at: Some(100),
+        };
+        assert!(k.is_active_at(99) && !k.is_active_at(100));
+        let forever = ApiKey {
+            expires_at: None,
+            ..k.clone()
+        };
+        assert!(forever.is_active_at(i64::MAX));
+        let revoked = ApiKey {
+            revoked_at: Some(5),
+            ..forever
+        };
+        assert!(!revoked.is_active_at(0));
     }
 }

@@ -506,7 +506,8 @@ impl PostgresStore {
     }
 }
 
-const API_KEY_SELECT: &str = "SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys";
+const API_KEY_SELECT: &str =
+    "SELECT id, name, role, prefix, created_at, revoked_at, expires_at FROM api_keys";
 
 fn api_key_from_row(row: &PgRow) -> Result<ApiKey> {
     const T: &str = "api_keys";
@@ -518,6 +519,7 @@ fn api_key_from_row(row: &PgRow) -> Result<ApiKey> {
         prefix: row.try_get(3)?,
         created_at: row.try_get(4)?,
         revoked_at: row.try_get(5)?,
+        expires_at: row.try_get(6)?,
     })
 }
 
@@ -809,8 +811,8 @@ impl Store for PostgresStore {
 
     async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()> {
         sqlx::query(
-            "INSERT INTO api_keys (id, name, role, key_hash, prefix, created_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_keys (id, name, role, key_hash, prefix, created_at, revoked_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(key.id.to_string())
         .bind(&key.name)
@@ -819,6 +821,7 @@ impl Store for PostgresStore {
         .bind(&key.prefix)
         .bind(key.created_at)
         .bind(key.revoked_at)
+        .bind(key.expires_at)
         .execute(&self.pool)
         .await
         .map_err(|e| conflict(e, "api key"))?;
@@ -833,8 +836,8 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         let done = sqlx::query(
-            "INSERT INTO api_keys (id, name, role, key_hash, prefix, created_at, revoked_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS (SELECT 1 FROM api_keys)",
+            "INSERT INTO api_keys (id, name, role, key_hash, prefix, created_at, revoked_at, expires_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM api_keys)",
         )
         .bind(key.id.to_string())
         .bind(&key.name)
@@ -843,6 +846,7 @@ impl Store for PostgresStore {
         .bind(&key.prefix)
         .bind(key.created_at)
         .bind(key.revoked_at)
+        .bind(key.expires_at)
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict(e, "api key"))?;

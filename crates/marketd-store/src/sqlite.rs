@@ -961,7 +961,8 @@ fn push_window(
     newest
 }
 
-const API_KEY_SELECT: &str = "SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys";
+const API_KEY_SELECT: &str =
+    "SELECT id, name, role, prefix, created_at, revoked_at, expires_at FROM api_keys";
 
 fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey> {
     const T: &str = "api_keys";
@@ -973,6 +974,7 @@ fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey> {
         prefix: row.try_get(3)?,
         created_at: row.try_get(4)?,
         revoked_at: row.try_get(5)?,
+        expires_at: row.try_get(6)?,
     })
 }
 
@@ -1285,8 +1287,8 @@ impl Store for SqliteStore {
     async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()> {
         let _gate = self.gate.lock().await;
         sqlx::query(
-            "INSERT INTO api_keys (id, name, role, key_hash, prefix, created_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO api_keys (id, name, role, key_hash, prefix, created_at, revoked_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(key.id.to_string())
         .bind(&key.name)
@@ -1295,6 +1297,7 @@ impl Store for SqliteStore {
         .bind(&key.prefix)
         .bind(key.created_at)
         .bind(key.revoked_at)
+        .bind(key.expires_at)
         .execute(&self.write)
         .await
         .map_err(|e| conflict(e, "api key"))?;
@@ -1306,8 +1309,8 @@ impl Store for SqliteStore {
         // are one statement, so no second first key can slip in.
         let _gate = self.gate.lock().await;
         let done = sqlx::query(
-            "INSERT INTO api_keys (id, name, role, key_hash, prefix, created_at, revoked_at) \
-             SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM api_keys)",
+            "INSERT INTO api_keys (id, name, role, key_hash, prefix, created_at, revoked_at, expires_at) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM api_keys)",
         )
         .bind(key.id.to_string())
         .bind(&key.name)
@@ -1316,6 +1319,7 @@ impl Store for SqliteStore {
         .bind(&key.prefix)
         .bind(key.created_at)
         .bind(key.revoked_at)
+        .bind(key.expires_at)
         .execute(&self.write)
         .await
         .map_err(|e| conflict(e, "api key"))?;

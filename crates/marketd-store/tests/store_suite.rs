@@ -658,6 +658,7 @@ fn api_key(name: &str, role: Role, created_at: i64) -> ApiKey {
         prefix: format!("mkd_{name}"),
         created_at,
         revoked_at: None,
+        expires_at: None,
     }
 }
 
@@ -678,7 +679,10 @@ async fn api_keys_lifecycle(store: &AnyStore) {
             .unwrap(),
         "a first key only once"
     );
-    let reader = api_key("reader", Role::Read, T0 + 2);
+    let reader = ApiKey {
+        expires_at: Some(T0 + 3_600 * SEC),
+        ..api_key("reader", Role::Read, T0 + 2)
+    };
     store
         .insert_api_key(&reader, &"c".repeat(64))
         .await

@@ -67,6 +67,9 @@ enum KeysCommand {
         /// Who holds the key.
         #[arg(long)]
         name: String,
+        /// Days until the key stops working (1-3650); default: never.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -194,11 +197,21 @@ async fn keys(cmd: &KeysCommand, cfg: &Config) -> anyhow::Result<()> {
     use marketd_store::Store;
     let store = open_store(cfg).await?;
     match cmd {
-        KeysCommand::Create { role, name, .. } => {
+        KeysCommand::Create {
+            role,
+            name,
+            expires_in_days,
+            ..
+        } => {
             marketd_api::auth::validate_key_name(name).map_err(anyhow::Error::msg)?;
-            let (record, key) = marketd_api::auth::create_api_key(&store, name.trim(), *role)
-                .await
-                .context("storing the key")?;
+            let (record, key) = marketd_api::auth::create_expiring_api_key(
+                &store,
+                name.trim(),
+                *role,
+                *expires_in_days,
+            )
+            .await
+            .context("storing the key")?;
             println!(
                 "created API key {} (name {:?}, role {}); it is shown only now:",
                 record.id, record.name, record.role
@@ -216,7 +229,13 @@ async fn keys(cmd: &KeysCommand, cfg: &Config) -> anyhow::Result<()> {
                     "{:<36}  {:<6}  {:<8}  {:<12}  {:<20}  {}",
                     k.id,
                     k.role,
-                    if k.is_active() { "active" } else { "revoked" },
+                    if k.revoked_at.is_some() {
+                        "revoked"
+                    } else if k.is_active() {
+                        "active"
+                    } else {
+                        "expired"
+                    },
                     k.prefix,
                     marketd_model::time::to_rfc3339(k.created_at)
                         .chars()

@@ -337,6 +337,35 @@ async fn keys_cli_creates_lists_and_revokes_against_the_store_of_a_running_serve
         .status
         .success()
     );
+    let out = marketd(
+        &[
+            "keys",
+            "create",
+            "--role",
+            "read",
+            "--name",
+            "temp",
+            "--expires-in-days",
+            "30",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zero = [
+        "keys",
+        "create",
+        "--role",
+        "read",
+        "--name",
+        "x",
+        "--expires-in-days",
+        "0",
+    ];
+    assert!(!marketd(&zero, dir.path()).status.success());
 
     // A key already exists: serve prints none, and the CLI's key works.
     let (child, base, out, err) = serve(dir.path()).await;

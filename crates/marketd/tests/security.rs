@@ -276,10 +276,44 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
         .await;
     assert_eq!(s, 404, "{body}");
 
+    // Expiring keys: shown with their end; past it, refused.
+    let (s, expiring, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(&a.admin_key),
+            Some(&json!({"name": "temp", "role": "write", "expires_in_days": 7})),
+        )
+        .await;
+    assert_eq!(s, 201, "{expiring}");
+    assert!(
+        expiring["expires_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with('2'))
+    );
+    let (mut old, old_key) = marketd_api::auth::new_api_key("old", marketd_model::Role::Write);
+    old.expires_at = Some(marketd_model::time::now_ns() - 1);
+    use marketd_store::Store as _;
+    a.store
+        .insert_api_key(&old, &marketd_api::auth::hash_key(old_key.expose()))
+        .await
+        .unwrap();
+    let (s, body, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/prices/poll",
+            Some(old_key.expose()),
+            Some(&poll_body()),
+        )
+        .await;
+    assert_eq!(s, 401, "an expired key: {body}");
+
     // Bad input.
     for bad in [
         json!({"name": "", "role": "read"}),
         json!({"name": "x", "role": "root"}),
+        json!({"name": "x", "role": "read", "expires_in_days": 0}),
+        json!({"name": "x", "role": "read", "expires_in_days": 100000}),
     ] {
         let (s, body, _) = a
             .call(

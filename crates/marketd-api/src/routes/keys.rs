@@ -3,7 +3,7 @@
 //! at once on every instance: keys are looked up per request).
 
 use crate::AppState;
-use crate::auth::{create_api_key, validate_key_name};
+use crate::auth::{MAX_KEY_DAYS, create_expiring_api_key, validate_key_name};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use axum::Json;
@@ -23,6 +23,9 @@ pub struct CreateKey {
     /// Who holds the key (1-64 characters).
     pub name: String,
     pub role: Role,
+    /// Days until the key stops working (1-3650); absent: it never expires.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
 }
 
 /// A key as listed: never the key itself nor its hash.
@@ -35,6 +38,8 @@ pub struct KeyView {
     pub prefix: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    pub expires_at: Option<String>,
+    /// Neither revoked nor expired.
     pub active: bool,
 }
 
@@ -48,6 +53,7 @@ impl From<ApiKey> for KeyView {
             prefix: k.prefix,
             created_at: to_rfc3339(k.created_at),
             revoked_at: k.revoked_at.map(to_rfc3339),
+            expires_at: k.expires_at.map(to_rfc3339),
         }
     }
 }
@@ -79,9 +85,22 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     validate_key_name(&req.name).map_err(ApiError::validation)?;
-    let (record, key) = create_api_key(&state.engine.backends.store, req.name.trim(), req.role)
-        .await
-        .map_err(ApiError::from)?;
+    if req
+        .expires_in_days
+        .is_some_and(|d| d == 0 || d > MAX_KEY_DAYS)
+    {
+        return Err(ApiError::validation(format!(
+            "expires_in_days must be between 1 and {MAX_KEY_DAYS}"
+        )));
+    }
+    let (record, key) = create_expiring_api_key(
+        &state.engine.backends.store,
+        req.name.trim(),
+        req.role,
+        req.expires_in_days,
+    )
+    .await
+    .map_err(ApiError::from)?;
     tracing::info!(key_id = %record.id, role = %record.role, "API key created");
     Ok((
         StatusCode::CREATED,
@@ -123,7 +142,7 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     let store = &state.engine.backends.store;
     let keys = store.api_keys().await?;
-    let Some(target) = keys.iter().find(|k| k.id == id && k.is_active()) else {
+    let Some(target) = keys.iter().find(|k| k.id == id && k.revoked_at.is_none()) else {
         return Err(ApiError::not_found(
             "KEY_NOT_FOUND",
             format!("no active API key {id}"),

@@ -10,7 +10,9 @@ CREATE TABLE api_keys (
     key_hash      TEXT    COLLATE "C" NOT NULL UNIQUE,
     prefix        TEXT    NOT NULL,
     created_at    BIGINT  NOT NULL,
-    revoked_at    BIGINT
+    revoked_at    BIGINT,
+    -- NULL: the key never expires.
+    expires_at    BIGINT
 );
 CREATE INDEX api_keys_created ON api_keys (created_at, id);
 

@@ -10,7 +10,9 @@ CREATE TABLE api_keys (
     key_hash      TEXT    NOT NULL UNIQUE,
     prefix        TEXT    NOT NULL,
     created_at    INTEGER NOT NULL,
-    revoked_at    INTEGER
+    revoked_at    INTEGER,
+    -- NULL: the key never expires.
+    expires_at    INTEGER
 );
 CREATE INDEX api_keys_created ON api_keys (created_at, id);
 

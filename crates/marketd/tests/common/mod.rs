@@ -24,6 +24,8 @@ pub struct TestApp {
     pub admin_key: String,
     /// The admin key printed by a first start (None after a restart).
     pub bootstrap_key: Option<String>,
+    /// The app's store (for tests that arrange rows directly).
+    pub store: std::sync::Arc<marketd_store::AnyStore>,
     pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -88,6 +90,7 @@ impl TestApp {
             write_key: keys[1].clone(),
             admin_key: keys[2].clone(),
             bootstrap_key,
+            store,
             data_dir,
             stop: Some(tx),
             handle: Some(handle),
