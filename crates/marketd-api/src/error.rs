@@ -114,6 +114,11 @@ impl From<marketd_store::Error> for ApiError {
     fn from(e: marketd_store::Error) -> Self {
         match e {
             marketd_store::Error::InvalidCursor => ApiError::validation("invalid cursor"),
+            marketd_store::Error::Conflict(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "CONFLICT",
+                format!("{what} already exists"),
+            ),
             other => ApiError::internal(other),
         }
     }

@@ -3,11 +3,13 @@
 //! (`/openapi.json`, `/docs`, `/redoc`) and the dashboard (`/`). Every error
 //! leaves in one shape ([`error::ErrorBody`]) carrying the request id.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod ratelimit;
 pub mod routes;
+pub mod security;
 
 use axum::Router;
 use axum::routing::get;
@@ -31,6 +33,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Largest page size of list routes.
     pub max_page: u32,
+    /// Origins allowed to call the API from a browser (CORS), e.g.
+    /// `https://grafana.example.com`; `*` allows any origin; empty sends no
+    /// CORS headers (same-origin only).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -39,6 +45,7 @@ impl Default for HttpConfig {
             request_timeout_ms: 10_000,
             max_body_bytes: 1 << 20,
             max_page: 10_000,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -59,6 +66,10 @@ pub struct AppState {
     pub cfg: Arc<ApiConfig>,
     pub metrics: PrometheusHandle,
     pub started: Instant,
+    /// Verifies API keys and tokens (see [`auth`]).
+    pub auth: Arc<auth::Authenticator>,
+    /// Seals and opens stored credentials.
+    pub keyring: Arc<marketd_store::crypto::Keyring>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -104,19 +115,59 @@ pub fn metrics_handle() -> PrometheusHandle {
         routes::health::live,
         routes::health::ready,
         routes::health::metrics,
+        routes::keys::create,
+        routes::keys::list,
+        routes::keys::revoke,
+        routes::credentials::put,
+        routes::credentials::list,
+        routes::credentials::delete,
     ),
     components(schemas(error::ErrorBody)),
+    modifiers(&SecuritySchemes),
     tags(
         (name = "prices", description = "Latest prices, history, bars, indicators"),
         (name = "polling", description = "Scheduled price polling"),
         (name = "operations", description = "Health and metrics"),
+        (name = "access", description = "API keys and stored credentials (admin)"),
     )
 )]
 pub struct ApiDoc;
 
-/// The full router with middleware.
-pub fn router(state: AppState, http: &HttpConfig) -> Router {
+/// Declares the `X-API-Key` and bearer JWT schemes in the OpenAPI document.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "An API key from `marketd keys create` or POST /api/v1/api-keys",
+            ))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The full router with middleware. From the outside in: request context
+/// (request id, metrics, logs, error shape), security headers, CORS, timeout,
+/// body limit, then [`auth::authenticate`], which puts the caller's
+/// [`auth::Principal`] in the request extensions before the handlers run.
+pub fn router(state: AppState, http: &HttpConfig, security: &security::SecurityConfig) -> Router {
     use routes::*;
+    let auth = state.auth.clone();
     let api = Router::new()
         .route("/prices/latest", get(prices::latest))
         .route("/prices/history", get(prices::history))
@@ -127,6 +178,13 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route(
             "/polling-jobs/{id}",
             get(polling::get).delete(polling::delete),
+        )
+        .route("/api-keys", get(keys::list).post(keys::create))
+        .route("/api-keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/credentials", get(credentials::list))
+        .route(
+            "/credentials/{name}",
+            axum::routing::put(credentials::put).delete(credentials::delete),
         )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -142,10 +200,21 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/redoc/redoc.standalone.js", get(docs::redoc_js))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .with_state(state)
+        // A per-caller rate limiter belongs here: inside `authenticate`, so
+        // it sees the `Principal` (absent for anonymous callers).
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            auth::authenticate,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(http.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(http.request_timeout_ms),
+        ))
+        .layer(security::cors_layer(&http.cors_allowed_origins))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(security.clone()),
+            security::headers,
         ))
         .layer(axum::middleware::from_fn(middleware::request_context))
 }

@@ -13,6 +13,9 @@ use std::time::Instant;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// Longest error detail returned (details may quote the caller's input).
+const MAX_DETAIL_BYTES: usize = 512;
+
 /// The request id, in request extensions for handlers.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub Arc<str>);
@@ -50,13 +53,21 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
 
     let elapsed = started.elapsed();
     let status = res.status();
+    let caller = res
+        .extensions()
+        .get::<crate::auth::Principal>()
+        .map(|p| p.rate_limit_identity());
+    let caller = caller.as_deref().unwrap_or("anonymous");
     let method_label = static_method(&method);
     metrics::counter!("marketd_http_requests_total", "method" => method_label, "route" => route, "status" => static_status(status)).increment(1);
     metrics::histogram!("marketd_http_request_duration_seconds", "method" => method_label, "route" => route).record(elapsed.as_secs_f64());
     if status.is_server_error() {
-        tracing::error!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "request failed");
+        tracing::error!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, caller, "request failed");
+    } else if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        // Changes are logged at info with the caller: an audit trail.
+        tracing::info!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, caller, "request");
     } else {
-        tracing::debug!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "request");
+        tracing::debug!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), latency_us = elapsed.as_micros() as u64, caller, "request");
     }
     res
 }
@@ -146,8 +157,18 @@ async fn render_error(res: Response, id: &str) -> Response {
     if let Some(internal) = &err.internal {
         tracing::error!(request_id = %id, error_code = err.code, cause = %internal, "internal error");
     }
+    // Details may quote the caller's input: bound them.
+    let mut detail = err.detail;
+    if detail.len() > MAX_DETAIL_BYTES {
+        let mut cut = MAX_DETAIL_BYTES;
+        while !detail.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        detail.truncate(cut);
+        detail.push('…');
+    }
     let body = ErrorBody {
-        detail: err.detail,
+        detail,
         error_code: err.code.to_string(),
         timestamp: marketd_model::time::to_rfc3339(marketd_model::time::now_ns()),
         request_id: id.to_string(),

@@ -2,9 +2,10 @@
 //! limiter of the cache backend, so with `cache.url = "redis://…"` a client
 //! is limited as one across every API instance.
 //!
-//! A client is its API key when the request carries a valid one (the auth
-//! layer puts a [`ClientKey`] in the request's extensions), otherwise its
-//! address: the peer address, or the last hop of `X-Forwarded-For` when
+//! A client is its API key or token subject when the request carries valid
+//! credentials (the auth layer, which runs first, puts the
+//! [`Principal`](crate::auth::Principal) in the request's extensions),
+//! otherwise its address: the peer address, or the last hop of `X-Forwarded-For` when
 //! `trust_forwarded_for` is set (behind a load balancer that appends it).
 //! Routes fall in groups (`read`, `write`, `admin`); a group with its own
 //! limits in `[rate_limit.groups.<group>]` has its own budget, the others
@@ -126,11 +127,6 @@ impl RateLimitConfig {
     }
 }
 
-/// The authenticated client of a request, put in the request's extensions
-/// by the auth layer: the stable id of its API key or token subject.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientKey(pub String);
-
 /// The route group of a request under `/api/v1`.
 fn group_of(method: &Method, path: &str) -> &'static str {
     if path.starts_with("/api/v1/api-keys") {
@@ -170,8 +166,8 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     }
     let group = group_of(req.method(), req.uri().path());
-    let (client, keyed) = match req.extensions().get::<ClientKey>() {
-        Some(k) => (format!("key:{}", k.0), true),
+    let (client, keyed) = match req.extensions().get::<crate::auth::Principal>() {
+        Some(p) => (p.rate_limit_identity(), true),
         None => (
             format!("ip:{}", client_addr(&req, cfg.trust_forwarded_for)),
             false,

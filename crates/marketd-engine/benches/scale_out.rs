@@ -39,16 +39,22 @@ fn prefix() -> String {
 }
 
 fn ticks(n: usize) -> Vec<Tick> {
-    let symbols: Vec<Symbol> = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "BTC-USDT", "ETH-USDT"]
-        .iter()
-        .map(|s| Symbol::parse(s).unwrap())
-        .collect();
+    let symbols: Vec<Symbol> = [
+        "AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "BTC-USDT", "ETH-USDT",
+    ]
+    .iter()
+    .map(|s| Symbol::parse(s).unwrap())
+    .collect();
     let start = marketd_model::time::now_ns() - 3_600 * 1_000_000_000;
     SimulatedMarket::new(42).generate(&symbols, start, 1_000_000, n)
 }
 
 fn rate(n: usize, d: Duration) -> String {
-    format!("{:>9.0} msg/s ({:.2} s)", n as f64 / d.as_secs_f64(), d.as_secs_f64())
+    format!(
+        "{:>9.0} msg/s ({:.2} s)",
+        n as f64 / d.as_secs_f64(),
+        d.as_secs_f64()
+    )
 }
 
 async fn kafka_bus(brokers: &str, n: usize) {
@@ -62,7 +68,10 @@ async fn kafka_bus(brokers: &str, n: usize) {
     )
     .await
     .unwrap();
-    let mut consumer = bus.subscribe(marketd_model::Topic::Ticks, "bench").await.unwrap();
+    let mut consumer = bus
+        .subscribe(marketd_model::Topic::Ticks, "bench")
+        .await
+        .unwrap();
     let sample = serde_json::to_vec(&Envelope::new(Event::Tick(ticks[0].clone()))).unwrap();
 
     let started = Instant::now();
@@ -102,7 +111,9 @@ async fn kafka_bus(brokers: &str, n: usize) {
     let started = Instant::now();
     let mut acks = Vec::with_capacity(n);
     for i in 0..n {
-        let key = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "BTC-USDT", "ETH-USDT"][i % 7];
+        let key = [
+            "AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "BTC-USDT", "ETH-USDT",
+        ][i % 7];
         let mut record = FutureRecord::to(&topic).key(key).payload(sample.as_slice());
         loop {
             match producer.send_result(record) {
@@ -236,7 +247,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
     let Some(brokers) = brokers else {
-        eprintln!("scale_out bench skipped: set MARKETD_BENCH_KAFKA_BROKERS (scripts/bench --scale-out starts a broker)");
+        eprintln!(
+            "scale_out bench skipped: set MARKETD_BENCH_KAFKA_BROKERS (scripts/bench --scale-out starts a broker)"
+        );
         return;
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -4,6 +4,7 @@
 //! consumer written in another language, via `docs/events.md`) agrees on one
 //! vocabulary.
 
+mod access;
 mod decimal;
 mod envelope;
 mod error;
@@ -13,6 +14,7 @@ mod secret;
 mod symbol;
 pub mod time;
 
+pub use access::{ApiKey, Role, SealedSecret, StoredCredential};
 pub use decimal::{decimal_number, option_decimal_number};
 pub use envelope::{Envelope, Event, EventKind, SCHEMA_VERSION, Topic};
 pub use error::{Error, Result};

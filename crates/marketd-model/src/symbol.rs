@@ -175,3 +175,31 @@ mod tests {
         assert!(Symbol::from_crypto_venue("USDT").is_err());
     }
 }
+
+#[cfg(test)]
+mod symbol_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any input: no panic; an accepted symbol is canonical (1-32 of the
+        /// allowed characters, no edge separators) and parses to itself.
+        #[test]
+        fn parse_is_total_and_canonical(raw in prop_oneof![".{0,48}", "[A-Za-z0-9./_=^ -]{0,40}"]) {
+            if let Ok(sym) = Symbol::parse(&raw) {
+                let s = sym.as_str();
+                prop_assert!(!s.is_empty() && s.len() <= 32);
+                prop_assert!(s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b".-=^".contains(&b)));
+                prop_assert!(!s.starts_with(['-', '.']) && !s.ends_with(['-', '.']));
+                prop_assert_eq!(Symbol::parse(s).unwrap(), sym);
+            }
+        }
+
+        #[test]
+        fn venue_spellings_never_panic(raw in ".{0,48}") {
+            let _ = Symbol::from_crypto_venue(&raw);
+        }
+    }
+}

@@ -21,6 +21,8 @@ pub struct ProvidersConfig {
     pub finnhub: FinnhubConfig,
     /// `[providers.yahoo]`: Yahoo Finance chart API (unofficial, no key).
     pub yahoo: YahooConfig,
+    /// `[providers.circuit_breaker]`: applies to each upstream provider.
+    pub circuit_breaker: crate::CircuitBreakerConfig,
 }
 
 /// `[providers.simulated]`

@@ -25,6 +25,8 @@ pub enum Error {
     Config(String),
     #[error("replay source error: {0}")]
     Replay(String),
+    #[error("circuit open after repeated provider failures (next attempt in {retry_in:?})")]
+    CircuitOpen { retry_in: std::time::Duration },
 }
 
 impl Error {
@@ -52,6 +54,7 @@ impl Error {
             Error::Unsupported(_) => "unsupported",
             Error::Config(_) => "config",
             Error::Replay(_) => "replay",
+            Error::CircuitOpen { .. } => "circuit_open",
         }
     }
 }

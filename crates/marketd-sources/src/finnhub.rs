@@ -3,7 +3,7 @@
 
 use crate::backoff::Backoff;
 use crate::config::FinnhubConfig;
-use crate::health::{ProviderHealth, Tracker};
+use crate::health::{CircuitBreakerConfig, ProviderHealth, Tracker};
 use crate::http::{HttpCaller, join_url};
 use crate::ratelimit::TokenBucket;
 use crate::{Error, HistoryRequest, Provider, Result};
@@ -111,6 +111,12 @@ impl FinnhubProvider {
             token,
             tracker: Tracker::new(NAME),
         })
+    }
+
+    /// Suspends calls after repeated failures (see [`CircuitBreakerConfig`]).
+    pub fn with_circuit_breaker(mut self, breaker: CircuitBreakerConfig) -> Self {
+        self.tracker = Tracker::with_breaker(NAME, breaker);
+        self
     }
 
     /// Replaces the retry policy (tests use millisecond delays).

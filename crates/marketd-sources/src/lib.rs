@@ -10,7 +10,10 @@
 //!   an `mpsc::Sender<Vec<Tick>>` until cancelled.
 //! - Metrics (via the `metrics` facade): `marketd_provider_requests_total{provider,outcome}`,
 //!   `marketd_provider_errors_total{provider,kind}`, `marketd_provider_latency_seconds{provider}`,
-//!   `marketd_provider_retries_total{provider}`, `marketd_feed_rejected_total{source}`.
+//!   `marketd_provider_retries_total{provider}`, `marketd_feed_rejected_total{source}`,
+//!   `marketd_provider_circuit_state{provider}`, `marketd_provider_circuit_opened_total{provider}`.
+//! - Upstream calls are HTTP `GET`s (idempotent), the only calls retried;
+//!   each provider of the registry has a circuit breaker ([`CircuitBreakerConfig`]).
 
 use marketd_model::{Bar, Interval, Symbol, Tick};
 use std::collections::BTreeMap;
@@ -35,7 +38,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use finnhub::FinnhubProvider;
-pub use health::{ProviderHealth, UNHEALTHY_AFTER_FAILURES};
+pub use health::{CircuitBreakerConfig, ProviderHealth, UNHEALTHY_AFTER_FAILURES};
 pub use replay::{ReplayFeed, ReplayProvider, ReplayStats};
 pub use simulated::{SimulatedFeed, SimulatedMarket, SimulatedProvider};
 pub use yahoo::YahooProvider;
@@ -142,10 +145,14 @@ impl ProviderRegistry {
         };
         reg.insert(AnyProvider::Simulated(SimulatedProvider::new(market)));
         if cfg.finnhub.enabled {
-            reg.insert(AnyProvider::Finnhub(FinnhubProvider::new(&cfg.finnhub)?));
+            reg.insert(AnyProvider::Finnhub(
+                FinnhubProvider::new(&cfg.finnhub)?.with_circuit_breaker(cfg.circuit_breaker),
+            ));
         }
         if cfg.yahoo.enabled {
-            reg.insert(AnyProvider::Yahoo(YahooProvider::new(&cfg.yahoo)?));
+            reg.insert(AnyProvider::Yahoo(
+                YahooProvider::new(&cfg.yahoo)?.with_circuit_breaker(cfg.circuit_breaker),
+            ));
         }
         Ok(reg)
     }

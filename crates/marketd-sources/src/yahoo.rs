@@ -5,7 +5,7 @@
 
 use crate::backoff::Backoff;
 use crate::config::YahooConfig;
-use crate::health::{ProviderHealth, Tracker};
+use crate::health::{CircuitBreakerConfig, ProviderHealth, Tracker};
 use crate::http::{HttpCaller, join_url};
 use crate::{Error, HistoryRequest, Provider, Result};
 use marketd_model::time::{NANOS_PER_SEC, now_ns};
@@ -266,6 +266,12 @@ impl YahooProvider {
             chart_url,
             tracker: Tracker::new(NAME),
         })
+    }
+
+    /// Suspends calls after repeated failures (see [`CircuitBreakerConfig`]).
+    pub fn with_circuit_breaker(mut self, breaker: CircuitBreakerConfig) -> Self {
+        self.tracker = Tracker::with_breaker(NAME, breaker);
+        self
     }
 
     /// Replaces the retry policy (tests use millisecond delays).

@@ -15,6 +15,8 @@ pub enum Error {
     /// From the SQLite backend's dedicated tick writer (rusqlite).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("already exists: {0}")]
+    Conflict(String),
     #[error("invalid cursor")]
     InvalidCursor,
     #[error("corrupt row in {table}: {detail}")]

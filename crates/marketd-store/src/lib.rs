@@ -5,10 +5,14 @@
 //! Handlers and consumers see only the trait; backend-specific SQL stays in
 //! its module.
 
-use marketd_model::{Bar, Indicator, Interval, MaKind, PollingJob, PriceRequest, Symbol, Tick};
+use marketd_model::{
+    ApiKey, Bar, Indicator, Interval, MaKind, PollingJob, PriceRequest, StoredCredential, Symbol,
+    Tick,
+};
 use std::future::Future;
 use uuid::Uuid;
 
+pub mod crypto;
 mod error;
 pub mod postgres;
 pub mod sqlite;
@@ -114,6 +118,35 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<()>> + Send;
     /// Marks a job deleted; false when no active job had that id.
     fn delete_polling_job(&self, id: Uuid) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Stores a new API key with the SHA-256 hash (hex) of its text. A
+    /// duplicate id or hash is [`Error::Conflict`].
+    fn insert_api_key(&self, key: &ApiKey, hash: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Stores `key` only when no API key was ever stored (atomically), for the
+    /// bootstrap admin key of a first start. True when it was stored.
+    fn insert_first_api_key(
+        &self,
+        key: &ApiKey,
+        hash: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// The key whose text hashes to `hash`, revoked or not.
+    fn api_key_by_hash(&self, hash: &str) -> impl Future<Output = Result<Option<ApiKey>>> + Send;
+    /// Every key (revoked ones too), oldest first.
+    fn api_keys(&self) -> impl Future<Output = Result<Vec<ApiKey>>> + Send;
+    /// Revokes the key at `at` (ns); false when no active key had that id.
+    fn revoke_api_key(&self, id: Uuid, at: i64) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Inserts or replaces a sealed credential by name (`created_at` of an
+    /// existing one is kept).
+    fn put_credential(&self, c: &StoredCredential) -> impl Future<Output = Result<()>> + Send;
+    fn credential(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<StoredCredential>>> + Send;
+    /// Every credential, by name.
+    fn credentials(&self) -> impl Future<Output = Result<Vec<StoredCredential>>> + Send;
+    /// False when there was none of that name.
+    fn delete_credential(&self, name: &str) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// Connection settings shared by the backends (`[store]` in the config).
@@ -264,5 +297,32 @@ impl Store for AnyStore {
     }
     async fn delete_polling_job(&self, id: Uuid) -> Result<bool> {
         delegate!(self, s => s.delete_polling_job(id).await)
+    }
+    async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()> {
+        delegate!(self, s => s.insert_api_key(key, hash).await)
+    }
+    async fn insert_first_api_key(&self, key: &ApiKey, hash: &str) -> Result<bool> {
+        delegate!(self, s => s.insert_first_api_key(key, hash).await)
+    }
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        delegate!(self, s => s.api_key_by_hash(hash).await)
+    }
+    async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        delegate!(self, s => s.api_keys().await)
+    }
+    async fn revoke_api_key(&self, id: Uuid, at: i64) -> Result<bool> {
+        delegate!(self, s => s.revoke_api_key(id, at).await)
+    }
+    async fn put_credential(&self, c: &StoredCredential) -> Result<()> {
+        delegate!(self, s => s.put_credential(c).await)
+    }
+    async fn credential(&self, name: &str) -> Result<Option<StoredCredential>> {
+        delegate!(self, s => s.credential(name).await)
+    }
+    async fn credentials(&self) -> Result<Vec<StoredCredential>> {
+        delegate!(self, s => s.credentials().await)
+    }
+    async fn delete_credential(&self, name: &str) -> Result<bool> {
+        delegate!(self, s => s.delete_credential(name).await)
     }
 }

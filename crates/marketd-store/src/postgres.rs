@@ -13,8 +13,8 @@
 use crate::sqlite::{decode_cursor, encode_cursor, parse_decimal};
 use crate::{BarQuery, Error, IndicatorQuery, Result, Store, StoreOptions, TickPage, TickQuery};
 use marketd_model::{
-    Bar, Decimal, Indicator, Interval, JobStatus, MaKind, PollingJob, PriceRequest, RequestOutcome,
-    Symbol, Tick, TickKind,
+    ApiKey, Bar, Decimal, Indicator, Interval, JobStatus, MaKind, PollingJob, PriceRequest,
+    RequestOutcome, Role, SealedSecret, StoredCredential, Symbol, Tick, TickKind,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Postgres, QueryBuilder, Row};
@@ -506,6 +506,47 @@ impl PostgresStore {
     }
 }
 
+const API_KEY_SELECT: &str =
+    "SELECT id, name, role, prefix, created_at, revoked_at, expires_at FROM api_keys";
+
+fn api_key_from_row(row: &PgRow) -> Result<ApiKey> {
+    const T: &str = "api_keys";
+    let role: &str = row.try_get(2)?;
+    Ok(ApiKey {
+        id: get_uuid(row, 0, T)?,
+        name: row.try_get(1)?,
+        role: Role::parse(role).ok_or_else(|| corrupt(T, format!("bad role {role:?}")))?,
+        prefix: row.try_get(3)?,
+        created_at: row.try_get(4)?,
+        revoked_at: row.try_get(5)?,
+        expires_at: row.try_get(6)?,
+    })
+}
+
+const CREDENTIAL_SELECT: &str =
+    "SELECT name, key_id, nonce, ciphertext, created_at, updated_at FROM credentials";
+
+fn credential_from_row(row: &PgRow) -> Result<StoredCredential> {
+    Ok(StoredCredential {
+        name: row.try_get(0)?,
+        sealed: SealedSecret {
+            key_id: row.try_get(1)?,
+            nonce: row.try_get(2)?,
+            ciphertext: row.try_get(3)?,
+        },
+        created_at: row.try_get(4)?,
+        updated_at: row.try_get(5)?,
+    })
+}
+
+/// A unique-key violation as [`Error::Conflict`], anything else as is.
+fn conflict(e: sqlx::Error, what: &str) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(what.to_string()),
+        _ => Error::Database(e),
+    }
+}
+
 impl Store for PostgresStore {
     async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
@@ -765,6 +806,116 @@ impl Store for PostgresStore {
         .bind(id.to_string())
         .execute(&self.pool)
         .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, role, key_hash, prefix, created_at, revoked_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(key.id.to_string())
+        .bind(&key.name)
+        .bind(key.role.as_str())
+        .bind(hash)
+        .bind(&key.prefix)
+        .bind(key.created_at)
+        .bind(key.revoked_at)
+        .bind(key.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, "api key"))?;
+        Ok(())
+    }
+
+    async fn insert_first_api_key(&self, key: &ApiKey, hash: &str) -> Result<bool> {
+        // Instances starting together: the table lock makes the emptiness
+        // check and the insert one step, so only one of them adds a key.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO api_keys (id, name, role, key_hash, prefix, created_at, revoked_at, expires_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM api_keys)",
+        )
+        .bind(key.id.to_string())
+        .bind(&key.name)
+        .bind(key.role.as_str())
+        .bind(hash)
+        .bind(&key.prefix)
+        .bind(key.created_at)
+        .bind(key.revoked_at)
+        .bind(key.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict(e, "api key"))?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        let row = sqlx::query(&format!("{API_KEY_SELECT} WHERE key_hash = $1"))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(api_key_from_row).transpose()
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query(&format!("{API_KEY_SELECT} ORDER BY created_at, id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(api_key_from_row).collect()
+    }
+
+    async fn revoke_api_key(&self, id: Uuid, at: i64) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn put_credential(&self, c: &StoredCredential) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO credentials (name, key_id, nonce, ciphertext, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, \
+             nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+        )
+        .bind(&c.name)
+        .bind(&c.sealed.key_id)
+        .bind(&c.sealed.nonce)
+        .bind(&c.sealed.ciphertext)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn credential(&self, name: &str) -> Result<Option<StoredCredential>> {
+        let row = sqlx::query(&format!("{CREDENTIAL_SELECT} WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(credential_from_row).transpose()
+    }
+
+    async fn credentials(&self) -> Result<Vec<StoredCredential>> {
+        let rows = sqlx::query(&format!("{CREDENTIAL_SELECT} ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(credential_from_row).collect()
+    }
+
+    async fn delete_credential(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM credentials WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -16,8 +16,8 @@
 
 use crate::{BarQuery, Error, IndicatorQuery, Result, Store, StoreOptions, TickPage, TickQuery};
 use marketd_model::{
-    Bar, Decimal, Indicator, Interval, JobStatus, MaKind, PollingJob, PriceRequest, RequestOutcome,
-    Symbol, Tick, TickKind,
+    ApiKey, Bar, Decimal, Indicator, Interval, JobStatus, MaKind, PollingJob, PriceRequest,
+    RequestOutcome, Role, SealedSecret, StoredCredential, Symbol, Tick, TickKind,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -961,6 +961,47 @@ fn push_window(
     newest
 }
 
+const API_KEY_SELECT: &str =
+    "SELECT id, name, role, prefix, created_at, revoked_at, expires_at FROM api_keys";
+
+fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey> {
+    const T: &str = "api_keys";
+    let role: &str = row.try_get(2)?;
+    Ok(ApiKey {
+        id: get_uuid(row, 0, T)?,
+        name: row.try_get(1)?,
+        role: Role::parse(role).ok_or_else(|| corrupt(T, format!("bad role {role:?}")))?,
+        prefix: row.try_get(3)?,
+        created_at: row.try_get(4)?,
+        revoked_at: row.try_get(5)?,
+        expires_at: row.try_get(6)?,
+    })
+}
+
+const CREDENTIAL_SELECT: &str =
+    "SELECT name, key_id, nonce, ciphertext, created_at, updated_at FROM credentials";
+
+fn credential_from_row(row: &SqliteRow) -> Result<StoredCredential> {
+    Ok(StoredCredential {
+        name: row.try_get(0)?,
+        sealed: SealedSecret {
+            key_id: row.try_get(1)?,
+            nonce: row.try_get(2)?,
+            ciphertext: row.try_get(3)?,
+        },
+        created_at: row.try_get(4)?,
+        updated_at: row.try_get(5)?,
+    })
+}
+
+/// A unique-key violation as [`Error::Conflict`], anything else as is.
+fn conflict(e: sqlx::Error, what: &str) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(what.to_string()),
+        _ => Error::Database(e),
+    }
+}
+
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
         let _gate = self.gate.lock().await;
@@ -1240,6 +1281,116 @@ impl Store for SqliteStore {
         .bind(id.to_string())
         .execute(&self.write)
         .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()> {
+        let _gate = self.gate.lock().await;
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, role, key_hash, prefix, created_at, revoked_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(key.id.to_string())
+        .bind(&key.name)
+        .bind(key.role.as_str())
+        .bind(hash)
+        .bind(&key.prefix)
+        .bind(key.created_at)
+        .bind(key.revoked_at)
+        .bind(key.expires_at)
+        .execute(&self.write)
+        .await
+        .map_err(|e| conflict(e, "api key"))?;
+        Ok(())
+    }
+
+    async fn insert_first_api_key(&self, key: &ApiKey, hash: &str) -> Result<bool> {
+        // One writer connection behind the gate: the check and the insert
+        // are one statement, so no second first key can slip in.
+        let _gate = self.gate.lock().await;
+        let done = sqlx::query(
+            "INSERT INTO api_keys (id, name, role, key_hash, prefix, created_at, revoked_at, expires_at) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM api_keys)",
+        )
+        .bind(key.id.to_string())
+        .bind(&key.name)
+        .bind(key.role.as_str())
+        .bind(hash)
+        .bind(&key.prefix)
+        .bind(key.created_at)
+        .bind(key.revoked_at)
+        .bind(key.expires_at)
+        .execute(&self.write)
+        .await
+        .map_err(|e| conflict(e, "api key"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        let row = sqlx::query(&format!("{API_KEY_SELECT} WHERE key_hash = ?"))
+            .bind(hash)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(api_key_from_row).transpose()
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query(&format!("{API_KEY_SELECT} ORDER BY created_at, id"))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(api_key_from_row).collect()
+    }
+
+    async fn revoke_api_key(&self, id: Uuid, at: i64) -> Result<bool> {
+        let _gate = self.gate.lock().await;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id.to_string())
+                .execute(&self.write)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn put_credential(&self, c: &StoredCredential) -> Result<()> {
+        let _gate = self.gate.lock().await;
+        sqlx::query(
+            "INSERT INTO credentials (name, key_id, nonce, ciphertext, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, \
+             nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+        )
+        .bind(&c.name)
+        .bind(&c.sealed.key_id)
+        .bind(&c.sealed.nonce)
+        .bind(&c.sealed.ciphertext)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn credential(&self, name: &str) -> Result<Option<StoredCredential>> {
+        let row = sqlx::query(&format!("{CREDENTIAL_SELECT} WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(credential_from_row).transpose()
+    }
+
+    async fn credentials(&self) -> Result<Vec<StoredCredential>> {
+        let rows = sqlx::query(&format!("{CREDENTIAL_SELECT} ORDER BY name"))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(credential_from_row).collect()
+    }
+
+    async fn delete_credential(&self, name: &str) -> Result<bool> {
+        let _gate = self.gate.lock().await;
+        let done = sqlx::query("DELETE FROM credentials WHERE name = ?")
+            .bind(name)
+            .execute(&self.write)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -5,9 +5,10 @@
 //! the end.
 
 use marketd_model::{
-    Bar, Decimal, Indicator, Interval, JobStatus, MaKind, PollingJob, PriceRequest, RequestOutcome,
-    Symbol, Tick, TickKind,
+    ApiKey, Bar, Decimal, Indicator, Interval, JobStatus, MaKind, PollingJob, PriceRequest,
+    RequestOutcome, Role, Secret, StoredCredential, Symbol, Tick, TickKind,
 };
+use marketd_store::crypto::{Keyring, generate_key};
 use marketd_store::{AnyStore, BarQuery, Error, IndicatorQuery, Store, StoreOptions, TickQuery};
 use std::str::FromStr;
 use uuid::Uuid;
@@ -649,6 +650,143 @@ pub async fn data_survives_reopening(url: &str) {
 
 /// The suite's bodies, listed once: every backend's runner instantiates the
 /// same list, so a new body cannot be forgotten by one backend.
+fn api_key(name: &str, role: Role, created_at: i64) -> ApiKey {
+    ApiKey {
+        id: Uuid::now_v7(),
+        name: name.into(),
+        role,
+        prefix: format!("mkd_{name}"),
+        created_at,
+        revoked_at: None,
+        expires_at: None,
+    }
+}
+
+async fn api_keys_lifecycle(store: &AnyStore) {
+    assert!(store.api_keys().await.unwrap().is_empty());
+    let first = api_key("boot", Role::Admin, T0);
+    assert!(
+        store
+            .insert_first_api_key(&first, &"a".repeat(64))
+            .await
+            .unwrap()
+    );
+    let second = api_key("late", Role::Admin, T0 + 1);
+    assert!(
+        !store
+            .insert_first_api_key(&second, &"b".repeat(64))
+            .await
+            .unwrap(),
+        "a first key only once"
+    );
+    let reader = ApiKey {
+        expires_at: Some(T0 + 3_600 * SEC),
+        ..api_key("reader", Role::Read, T0 + 2)
+    };
+    store
+        .insert_api_key(&reader, &"c".repeat(64))
+        .await
+        .unwrap();
+    let dup = api_key("dup", Role::Write, T0 + 3);
+    let err = store
+        .insert_api_key(&dup, &"c".repeat(64))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+
+    assert_eq!(
+        store.api_key_by_hash(&"c".repeat(64)).await.unwrap(),
+        Some(reader.clone())
+    );
+    assert_eq!(store.api_key_by_hash(&"d".repeat(64)).await.unwrap(), None);
+    let all = store.api_keys().await.unwrap();
+    assert_eq!(all, vec![first.clone(), reader.clone()], "oldest first");
+
+    assert!(store.revoke_api_key(reader.id, T0 + 10).await.unwrap());
+    assert!(
+        !store.revoke_api_key(reader.id, T0 + 11).await.unwrap(),
+        "only once"
+    );
+    assert!(!store.revoke_api_key(Uuid::now_v7(), T0).await.unwrap());
+    let got = store
+        .api_key_by_hash(&"c".repeat(64))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.revoked_at, Some(T0 + 10));
+    assert!(!got.is_active());
+    assert_eq!(
+        store.api_keys().await.unwrap().len(),
+        2,
+        "revoked keys stay listed"
+    );
+}
+
+async fn credentials_are_stored_sealed(store: &AnyStore) {
+    let ring = Keyring::new("k1", &generate_key(), &[]).unwrap();
+    let plain = Secret::new("sk_live_do_not_print_4242");
+    let sealed = ring.seal("providers.finnhub.api_key", &plain).unwrap();
+    let c = StoredCredential {
+        name: "providers.finnhub.api_key".into(),
+        sealed: sealed.clone(),
+        created_at: T0,
+        updated_at: T0,
+    };
+    store.put_credential(&c).await.unwrap();
+    let got = store
+        .credential("providers.finnhub.api_key")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, c);
+    assert_eq!(
+        ring.open(&got.name, &got.sealed).unwrap(),
+        plain,
+        "round-trips through the database"
+    );
+    assert!(
+        !got.sealed
+            .ciphertext
+            .windows(plain.expose().len())
+            .any(|w| w == plain.expose().as_bytes()),
+        "the database holds no plaintext"
+    );
+
+    // Replacing keeps created_at.
+    let replaced = StoredCredential {
+        sealed: ring.seal(&c.name, &Secret::new("other")).unwrap(),
+        created_at: T0 + 5,
+        updated_at: T0 + 5,
+        ..c.clone()
+    };
+    store.put_credential(&replaced).await.unwrap();
+    let got = store.credential(&c.name).await.unwrap().unwrap();
+    assert_eq!((got.created_at, got.updated_at), (T0, T0 + 5));
+    assert_eq!(ring.open(&got.name, &got.sealed).unwrap().expose(), "other");
+
+    let other = StoredCredential {
+        name: "connectors.a.token".into(),
+        sealed: ring.seal("connectors.a.token", &plain).unwrap(),
+        created_at: T0,
+        updated_at: T0,
+    };
+    store.put_credential(&other).await.unwrap();
+    let names: Vec<String> = store
+        .credentials()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec!["connectors.a.token", "providers.finnhub.api_key"]
+    );
+    assert!(store.delete_credential("connectors.a.token").await.unwrap());
+    assert!(!store.delete_credential("connectors.a.token").await.unwrap());
+    assert_eq!(store.credential("connectors.a.token").await.unwrap(), None);
+}
+
 macro_rules! for_each_suite_test {
     ($runner:ident) => {
         $runner!(
@@ -664,6 +802,8 @@ macro_rules! for_each_suite_test {
             price_requests_newest_first,
             polling_jobs_lifecycle,
             migrate_twice_is_harmless,
+            api_keys_lifecycle,
+            credentials_are_stored_sealed,
         );
     };
 }

@@ -5,10 +5,12 @@
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use marketd_api::auth::AuthConfig;
 use marketd_api::{HttpConfig, RateLimitConfig};
 use marketd_engine::{
     AggregatorConfig, EngineConfig, FeedsConfig, PollingConfig, PricesConfig, WriterConfig,
 };
+use marketd_model::Secret;
 use marketd_sources::ProvidersConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -31,6 +33,8 @@ pub struct Config {
     pub aggregator: AggregatorConfig,
     pub polling: PollingConfig,
     pub rate_limit: RateLimitConfig,
+    pub auth: AuthConfig,
+    pub encryption: EncryptionConfig,
 }
 
 impl Default for Config {
@@ -50,6 +54,32 @@ impl Default for Config {
             aggregator: AggregatorConfig::default(),
             polling: PollingConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            auth: AuthConfig::default(),
+            encryption: EncryptionConfig::default(),
+        }
+    }
+}
+
+/// `[encryption]`: the key that seals stored credentials (AES-256-GCM).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncryptionConfig {
+    /// Current key: 32 random bytes in base64 (`marketd keys new-encryption-key`).
+    /// Prefer `MARKETD__ENCRYPTION__KEY`. Unset: credentials cannot be stored.
+    pub key: Option<Secret>,
+    /// Id stored with every value sealed by `key` (change it with the key).
+    pub key_id: String,
+    /// Older keys, `ID:BASE64`, still able to decrypt until
+    /// `marketd keys rotate-encryption` has re-sealed everything.
+    pub previous_keys: Vec<Secret>,
+}
+
+impl Default for EncryptionConfig {
+    fn default() -> Self {
+        EncryptionConfig {
+            key: None,
+            key_id: "k1".into(),
+            previous_keys: Vec::new(),
         }
     }
 }
@@ -63,6 +93,10 @@ pub struct ServerConfig {
     pub admin_addr: String,
     /// Upper bound on graceful shutdown, in milliseconds.
     pub shutdown_timeout_ms: u64,
+    /// PEM certificate chain: with `tls_key`, serve HTTPS directly (rustls).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +105,8 @@ impl Default for ServerConfig {
             addr: "127.0.0.1:8080".into(),
             admin_addr: "127.0.0.1:9090".into(),
             shutdown_timeout_ms: 9_000,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -242,6 +278,9 @@ impl Config {
         }
         if self.polling.min_interval_ms < 100 {
             return Err("polling.min_interval_ms must be at least 100".into());
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err("server.tls_cert and server.tls_key must be set together".into());
         }
         if self.cache.latest_ttl_ms == 0 {
             return Err("cache.latest_ttl_ms must be at least 1".into());

@@ -12,11 +12,14 @@ pub mod telemetry;
 
 use anyhow::Context;
 use config::Config;
+use marketd_api::auth::Authenticator;
 use marketd_api::{ApiConfig, AppState, admin_router, router};
 use marketd_bus::{AnyBus, BusOptions};
 use marketd_cache::{AnyCache, CacheOptions};
 use marketd_engine::{Backends, Engine, Roles};
+use marketd_model::Secret;
 use marketd_sources::ProviderRegistry;
+use marketd_store::crypto::Keyring;
 use marketd_store::{AnyStore, Store, StoreOptions};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,9 +45,106 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<AnyStore> {
     Ok(store)
 }
 
+/// The encryption keys of `[encryption]` (empty when no key is set).
+pub fn keyring(cfg: &Config) -> anyhow::Result<Keyring> {
+    let e = &cfg.encryption;
+    match &e.key {
+        Some(key) if !key.is_empty() => {
+            Keyring::new(&e.key_id, key, &e.previous_keys).context("invalid [encryption]")
+        }
+        _ if !e.previous_keys.is_empty() => {
+            anyhow::bail!("encryption.previous_keys is set but encryption.key is not")
+        }
+        _ => Ok(Keyring::empty()),
+    }
+}
+
+/// Upstream credentials missing from the configuration are read from the
+/// encrypted credential store (`marketd credentials set NAME`, or
+/// `PUT /api/v1/credentials/NAME`); the configuration wins when both exist.
+pub const STORED_PROVIDER_CREDENTIALS: &[&str] = &["providers.finnhub.api_key"];
+
+async fn fill_stored_credentials(
+    store: &AnyStore,
+    keyring: &Keyring,
+    providers: &mut marketd_sources::ProvidersConfig,
+) -> anyhow::Result<()> {
+    if providers.finnhub.api_key.is_none() && providers.finnhub.enabled {
+        let name = STORED_PROVIDER_CREDENTIALS[0];
+        if let Some(c) = store.credential(name).await? {
+            let value = keyring
+                .open(name, &c.sealed)
+                .with_context(|| format!("stored credential {name}"))?;
+            tracing::info!(
+                credential = name,
+                key_id = %c.sealed.key_id,
+                "using the stored (encrypted) credential"
+            );
+            providers.finnhub.api_key = Some(value);
+        }
+    }
+    Ok(())
+}
+
+/// Seals `value` with the current key and stores it under `name`.
+pub async fn store_credential(
+    store: &AnyStore,
+    keyring: &Keyring,
+    name: &str,
+    value: &Secret,
+) -> anyhow::Result<()> {
+    marketd_api::routes::credentials::validate_credential_name(name).map_err(anyhow::Error::msg)?;
+    if value.is_empty() {
+        anyhow::bail!("the value is empty");
+    }
+    let sealed = keyring.seal(name, value)?;
+    let now = marketd_model::time::now_ns();
+    let created_at = store.credential(name).await?.map_or(now, |c| c.created_at);
+    store
+        .put_credential(&marketd_model::StoredCredential {
+            name: name.to_string(),
+            sealed,
+            created_at,
+            updated_at: now,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Re-seals every stored credential not sealed with the current key.
+/// Returns (re-sealed, total). Fails before writing anything when a value
+/// cannot be opened (its key is missing from `encryption.previous_keys`).
+pub async fn rotate_encryption(
+    store: &AnyStore,
+    keyring: &Keyring,
+) -> anyhow::Result<(usize, usize)> {
+    if !keyring.is_configured() {
+        anyhow::bail!("encryption.key is not set: nothing to rotate to");
+    }
+    let all = store.credentials().await?;
+    let mut resealed = Vec::new();
+    for c in all.iter().filter(|c| keyring.needs_reseal(&c.sealed)) {
+        let plain = keyring
+            .open(&c.name, &c.sealed)
+            .with_context(|| format!("credential {}", c.name))?;
+        let sealed = keyring.seal(&c.name, &plain)?;
+        resealed.push(marketd_model::StoredCredential {
+            sealed,
+            updated_at: marketd_model::time::now_ns(),
+            ..c.clone()
+        });
+    }
+    for c in &resealed {
+        store.put_credential(c).await?;
+    }
+    Ok((resealed.len(), all.len()))
+}
+
 /// Connects every backend named in the configuration.
 pub async fn connect_backends(cfg: &Config) -> anyhow::Result<Backends> {
     let store = open_store(cfg).await?;
+    let mut providers_cfg = cfg.providers.clone();
+    fill_stored_credentials(&store, &keyring(cfg)?, &mut providers_cfg).await?;
     let bus = AnyBus::connect(
         &cfg.bus.url,
         BusOptions {
@@ -66,7 +166,7 @@ pub async fn connect_backends(cfg: &Config) -> anyhow::Result<Backends> {
     )
     .await
     .with_context(|| format!("cache.url {:?}", cfg.cache.url))?;
-    let providers = ProviderRegistry::from_config(&cfg.providers).context("providers")?;
+    let providers = ProviderRegistry::from_config(&providers_cfg).context("providers")?;
     if providers.get(&cfg.prices.default_provider).is_none() {
         anyhow::bail!(
             "prices.default_provider {:?} is not an enabled provider (enabled: {})",
@@ -119,6 +219,8 @@ pub struct Application {
     app: axum::Router,
     engine: Arc<Engine>,
     shutdown_timeout: Duration,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    bootstrap_key: Option<Secret>,
 }
 
 impl std::fmt::Debug for Application {
@@ -140,6 +242,8 @@ impl Application {
     /// `server.admin_addr` with the operations routes only.
     pub async fn build_role(cfg: Config, role: Role) -> anyhow::Result<Application> {
         cfg.validate().map_err(anyhow::Error::msg)?;
+        // The recorder first, so metrics of the engine's first moments count.
+        let metrics = marketd_api::metrics_handle();
         let backends = connect_backends(&cfg).await?;
         let engine = Engine::start(
             backends,
@@ -158,6 +262,24 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("{key} {addr:?}: cannot listen"))?;
+        let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+            (Some(cert), Some(key)) => Some(tls_config(cert, key).await?),
+            _ => None,
+        };
+        let store = engine.backends.store.clone();
+        let auth = Authenticator::new(&cfg.auth, store.clone()).context("invalid [auth]")?;
+        // The first admin key is made by a process that serves the API.
+        let bootstrap_key = if cfg.auth.bootstrap_admin_key && role != Role::Worker {
+            marketd_api::auth::bootstrap_admin_key(&store)
+                .await
+                .context("creating the first admin key")?
+                .map(|(record, key)| {
+                    tracing::warn!(key_id = %record.id, prefix = %record.prefix, "no API key existed: created an admin key (shown once on standard output)");
+                    key
+                })
+        } else {
+            None
+        };
         let state = AppState {
             engine: engine.clone(),
             cfg: Arc::new(ApiConfig {
@@ -166,19 +288,42 @@ impl Application {
                 aggregator: cfg.aggregator.clone(),
                 rate_limit: cfg.rate_limit.clone(),
             }),
-            metrics: marketd_api::metrics_handle(),
+            metrics,
             started: Instant::now(),
+            auth: Arc::new(auth),
+            keyring: Arc::new(keyring(&cfg)?),
+        };
+        let security = marketd_api::security::SecurityConfig {
+            hsts: tls.is_some(),
         };
         let app = match role {
             Role::Worker => admin_router(state, &cfg.http),
-            Role::Serve | Role::Api => router(state, &cfg.http),
+            Role::Serve | Role::Api => router(state, &cfg.http, &security),
         };
         Ok(Application {
             listener,
             app,
             engine,
             shutdown_timeout: Duration::from_millis(cfg.server.shutdown_timeout_ms),
+            tls,
+            bootstrap_key,
         })
+    }
+
+    /// The admin key created by this start because the store had none (the
+    /// caller shows it once), `None` on every later start.
+    pub fn bootstrap_key(&self) -> Option<&Secret> {
+        self.bootstrap_key.as_ref()
+    }
+
+    /// Whether HTTPS is served.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The router (for in-process tests that call it without a socket).
+    pub fn router(&self) -> axum::Router {
+        self.app.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -207,18 +352,34 @@ impl Application {
             app,
             engine,
             shutdown_timeout,
+            tls,
+            ..
         } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        });
+        let http_grace = shutdown_timeout / 3;
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let mut server = match tls {
+            None => {
+                let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+                    shutdown.await;
+                    let _ = stop_tx.send(true);
+                });
+                tokio::spawn(async move { server.await })
+            }
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    let _ = stop_tx.send(true);
+                    stopper.graceful_shutdown(Some(http_grace));
+                });
+                let listener = listener.into_std().context("TLS listener")?;
+                let server = axum_server::from_tcp_rustls(listener, tls).handle(handle);
+                tokio::spawn(async move { server.serve(service).await })
+            }
+        };
         let mut stopping = stop_rx.clone();
-        let mut server = tokio::spawn(async move { server.await });
         // Wait for the signal (or a fatal server error), then give
         // connections a bounded time to close.
         let finished = tokio::select! {
@@ -227,7 +388,6 @@ impl Application {
         };
         tracing::info!("shutting down: no new connections");
         let deadline = tokio::time::Instant::now() + shutdown_timeout;
-        let http_grace = shutdown_timeout / 3;
         let result = match finished {
             Some(r) => Ok(r),
             None => tokio::time::timeout(http_grace, server).await,
@@ -252,6 +412,25 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Loads the PEM certificate chain and private key for HTTPS (rustls with
+/// the ring provider).
+async fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    // Installed once per process; a second call (tests) finds it in place.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .with_context(|| {
+            format!(
+                "server.tls_cert {} / server.tls_key {}: cannot load a PEM certificate and key",
+                cert.display(),
+                key.display()
+            )
+        })
 }
 
 /// Resolves on SIGINT or SIGTERM.

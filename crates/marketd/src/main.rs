@@ -32,6 +32,12 @@ enum Command {
     /// Run consumers, feeds and polling jobs; only /health and /metrics on
     /// the admin address.
     Worker(WorkerArgs),
+    /// Manage API keys and the encryption key of stored credentials.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Manage upstream credentials stored encrypted in the database.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
     /// Apply database migrations and exit.
     Migrate(DataArgs),
     /// Vietoris-Rips persistence barcodes of a point cloud or distance matrix
@@ -64,6 +70,57 @@ struct DataArgs {
     /// Data directory (overrides data_dir).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create an API key; the key is printed once, alone on the last line.
+    Create {
+        /// read, write or admin.
+        #[arg(long)]
+        role: marketd_model::Role,
+        /// Who holds the key.
+        #[arg(long)]
+        name: String,
+        /// Days until the key stops working (1-3650); default: never.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List API keys (never the keys themselves).
+    List(DataArgs),
+    /// Revoke an API key at once.
+    Revoke {
+        /// The key's id (see `marketd keys list`).
+        id: uuid::Uuid,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Re-encrypt every stored credential with the current encryption.key
+    /// (older keys must be listed in encryption.previous_keys).
+    RotateEncryption(DataArgs),
+    /// Print a new random encryption key (base64) for encryption.key.
+    NewEncryptionKey,
+}
+
+#[derive(Debug, Subcommand)]
+enum CredentialsCommand {
+    /// Store a credential, read from the first line of standard input
+    /// (e.g. `marketd credentials set providers.finnhub.api_key < token.txt`).
+    Set {
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List stored credentials (names and key ids, never values).
+    List(DataArgs),
+    /// Delete a stored credential.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 fn load(cli: &Cli, overrides: Overrides) -> anyhow::Result<Config> {
@@ -115,6 +172,43 @@ fn main() -> anyhow::Result<()> {
             std::io::Write::flush(&mut out)?;
             Ok(())
         }
+        Command::Keys(cmd) => {
+            if let KeysCommand::NewEncryptionKey = cmd {
+                println!("{}", marketd_store::crypto::generate_key().expose());
+                return Ok(());
+            }
+            let data_dir = match cmd {
+                KeysCommand::Create { data, .. } | KeysCommand::Revoke { data, .. } => data,
+                KeysCommand::List(data) | KeysCommand::RotateEncryption(data) => data,
+                KeysCommand::NewEncryptionKey => unreachable!("handled above"),
+            };
+            let cfg = load(
+                &cli,
+                Overrides {
+                    data_dir: data_dir.data_dir.clone(),
+                    ..Overrides::default()
+                },
+            )?;
+            telemetry::init(&cfg.log);
+            runtime()?.block_on(keys(cmd, &cfg))
+        }
+        Command::Credentials(cmd) => {
+            let data_dir = match cmd {
+                CredentialsCommand::Set { data, .. } | CredentialsCommand::Delete { data, .. } => {
+                    data
+                }
+                CredentialsCommand::List(data) => data,
+            };
+            let cfg = load(
+                &cli,
+                Overrides {
+                    data_dir: data_dir.data_dir.clone(),
+                    ..Overrides::default()
+                },
+            )?;
+            telemetry::init(&cfg.log);
+            runtime()?.block_on(credentials(cmd, &cfg))
+        }
         Command::Migrate(args) => {
             let overrides = Overrides {
                 data_dir: args.data_dir.clone(),
@@ -141,6 +235,13 @@ fn run_role(
     telemetry::init(&cfg.log);
     runtime.block_on(async {
         let app = Application::build_role(cfg, role).await?;
+        if let Some(key) = app.bootstrap_key() {
+            // Standard output, not the log: shown this once.
+            println!(
+                "marketd: no API key existed, so an admin key was created. It is shown only now; keep it safe:"
+            );
+            println!("{}", key.expose());
+        }
         let addr = app.local_addr();
         match role {
             Role::Worker => {
@@ -154,4 +255,113 @@ fn run_role(
         tracing::info!(role = role.name(), "marketd stopped");
         Ok(())
     })
+}
+
+async fn keys(cmd: &KeysCommand, cfg: &Config) -> anyhow::Result<()> {
+    use marketd_store::Store;
+    let store = open_store(cfg).await?;
+    match cmd {
+        KeysCommand::Create {
+            role,
+            name,
+            expires_in_days,
+            ..
+        } => {
+            marketd_api::auth::validate_key_name(name).map_err(anyhow::Error::msg)?;
+            let (record, key) = marketd_api::auth::create_expiring_api_key(
+                &store,
+                name.trim(),
+                *role,
+                *expires_in_days,
+            )
+            .await
+            .context("storing the key")?;
+            println!(
+                "created API key {} (name {:?}, role {}); it is shown only now:",
+                record.id, record.name, record.role
+            );
+            println!("{}", key.expose());
+        }
+        KeysCommand::List(_) => {
+            let keys = store.api_keys().await?;
+            println!(
+                "{:<36}  {:<6}  {:<8}  {:<12}  {:<20}  NAME",
+                "ID", "ROLE", "STATE", "PREFIX", "CREATED"
+            );
+            for k in keys {
+                println!(
+                    "{:<36}  {:<6}  {:<8}  {:<12}  {:<20}  {}",
+                    k.id,
+                    k.role,
+                    if k.revoked_at.is_some() {
+                        "revoked"
+                    } else if k.is_active() {
+                        "active"
+                    } else {
+                        "expired"
+                    },
+                    k.prefix,
+                    marketd_model::time::to_rfc3339(k.created_at)
+                        .chars()
+                        .take(19)
+                        .collect::<String>(),
+                    k.name
+                );
+            }
+        }
+        KeysCommand::Revoke { id, .. } => {
+            if !store
+                .revoke_api_key(*id, marketd_model::time::now_ns())
+                .await?
+            {
+                anyhow::bail!("no active API key {id}");
+            }
+            println!("revoked API key {id}");
+        }
+        KeysCommand::RotateEncryption(_) => {
+            let ring = marketd::keyring(cfg)?;
+            let (resealed, total) = marketd::rotate_encryption(&store, &ring).await?;
+            println!(
+                "re-encrypted {resealed} of {total} stored credentials with key {:?}",
+                ring.current_key_id().unwrap_or_default()
+            );
+        }
+        KeysCommand::NewEncryptionKey => {}
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn credentials(cmd: &CredentialsCommand, cfg: &Config) -> anyhow::Result<()> {
+    use marketd_store::Store;
+    let store = open_store(cfg).await?;
+    match cmd {
+        CredentialsCommand::Set { name, .. } => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the value from standard input")?;
+            let value = marketd_model::Secret::new(line.trim_end_matches(['\r', '\n']));
+            marketd::store_credential(&store, &marketd::keyring(cfg)?, name, &value).await?;
+            println!("stored credential {name} (encrypted)");
+        }
+        CredentialsCommand::List(_) => {
+            for c in store.credentials().await? {
+                println!(
+                    "{}  key_id={}  updated={}",
+                    c.name,
+                    c.sealed.key_id,
+                    marketd_model::time::to_rfc3339(c.updated_at)
+                );
+            }
+        }
+        CredentialsCommand::Delete { name, .. } => {
+            if !store.delete_credential(name).await? {
+                anyhow::bail!("no credential named {name}");
+            }
+            println!("deleted credential {name}");
+        }
+    }
+    store.close().await;
+    Ok(())
 }

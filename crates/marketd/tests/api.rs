@@ -348,3 +348,85 @@ async fn docs_and_operations_routes() {
     assert!(metrics.contains("route=\"/api/v1/prices/latest\""));
     app.stop().await;
 }
+
+/// Keyed clients are limited per key, anonymous ones per address, each with
+/// its own budget; refusals are 429 in the error shape with Retry-After; a
+/// route group with its own limits has its own budget.
+#[tokio::test]
+async fn rate_limits_apply_per_key_and_per_address() {
+    let app = TestApp::spawn(|c| {
+        c.rate_limit.key_burst = 3;
+        c.rate_limit.key_per_second = 0.1;
+        c.rate_limit.anonymous_burst = 5;
+        c.rate_limit.anonymous_per_second = 0.1;
+        c.rate_limit.groups.insert(
+            "write".into(),
+            marketd_api::ratelimit::GroupLimits {
+                anonymous_per_second: 0.1,
+                anonymous_burst: 1,
+                key_per_second: 0.1,
+                key_burst: 1,
+            },
+        );
+    })
+    .await;
+    let url = app.url("/api/v1/prices/latest?symbol=AAPL");
+    let mut keyed = Vec::new();
+    for _ in 0..4 {
+        keyed.push(app.client.get(&url).send().await.unwrap());
+    }
+    let statuses: Vec<u16> = keyed.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses, vec![200, 200, 200, 429], "key burst of 3");
+    assert_eq!(keyed[0].headers()["ratelimit-limit"], "3");
+    assert_eq!(keyed[0].headers()["ratelimit-remaining"], "2");
+    let refused = keyed.pop().unwrap();
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry), "Retry-After {retry}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(common::assert_error_shape(&body), "RATE_LIMITED");
+
+    // The anonymous client (same address) has its own budget of 5.
+    for i in 0..6 {
+        let r = app.anon.get(&url).send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            if i < 5 { 200 } else { 429 },
+            "anonymous request {i}"
+        );
+    }
+    // Writes have their own budget (burst 1 per key), untouched by the reads.
+    let poll = serde_json::json!({"symbols": ["IBM"], "interval": 5, "provider": "simulated"});
+    let first = app
+        .client
+        .post(app.url("/api/v1/prices/poll"))
+        .json(&poll)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 202);
+    let second = app
+        .client
+        .post(app.url("/api/v1/prices/poll"))
+        .json(&poll)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 429);
+    // Operations routes are never limited.
+    for _ in 0..10 {
+        assert_eq!(
+            app.anon
+                .get(app.url("/health/live"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    app.stop().await;
+}

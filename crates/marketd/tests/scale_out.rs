@@ -230,7 +230,38 @@ async fn scale_out(test: &str, stop: Stop) {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
 
-    let client = reqwest::Client::new();
+    // Writes need a key with role write: made with the CLI on the shared database.
+    let out = Command::new(env!("CARGO_BIN_EXE_marketd"))
+        .args([
+            "keys",
+            "create",
+            "--role",
+            "write",
+            "--name",
+            "e2e",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("cli"))
+        .env("MARKETD__STORAGE__URL", &db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-api-key", key.parse().unwrap());
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
     let (w1_port, w2_port, a1_port, a2_port) = (free_port(), free_port(), free_port(), free_port());
     let addr = |p: u16| format!("127.0.0.1:{p}");
     let url = |p: u16| format!("http://127.0.0.1:{p}");

@@ -3,7 +3,7 @@
 
 use axum::response::Html;
 
-const PAGE: &str = include_str!("../../assets/dashboard.html");
+pub(crate) const PAGE: &str = include_str!("../../assets/dashboard.html");
 
 pub async fn page() -> Html<&'static str> {
     Html(PAGE)

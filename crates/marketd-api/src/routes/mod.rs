@@ -1,5 +1,7 @@
+pub mod credentials;
 pub mod dashboard;
 pub mod docs;
 pub mod health;
+pub mod keys;
 pub mod polling;
 pub mod prices;

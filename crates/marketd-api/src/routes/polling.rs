@@ -77,8 +77,12 @@ pub struct JobList {
 
 /// Creates polling jobs (one per symbol).
 #[utoipa::path(post, path = "/api/v1/prices/poll", tag = "polling", request_body = PollRequest,
+    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 202, description = "Jobs created", body = PollAccepted),
+        (status = 401, description = "No valid key or token", body = ErrorBody),
+        (status = 403, description = "Role below write", body = ErrorBody),
+        (status = 413, description = "Body over http.max_body_bytes", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Invalid symbols, interval or provider", body = ErrorBody),
     ))]
@@ -202,7 +206,8 @@ pub async fn get(
 
 /// Stops and deletes a polling job.
 #[utoipa::path(delete, path = "/api/v1/polling-jobs/{id}", tag = "polling", params(("id" = Uuid, Path, description = "Job id")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,

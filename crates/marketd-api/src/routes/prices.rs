@@ -156,6 +156,16 @@ fn parse_range(from: Option<&str>, to: Option<&str>) -> ApiResult<(Option<i64>, 
     Ok((f, t))
 }
 
+/// A `source=` filter: a provider or venue name, 1-64 visible ASCII characters.
+fn source_param(v: Option<String>) -> ApiResult<Option<String>> {
+    match v {
+        Some(s) if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_graphic()) => Err(
+            ApiError::validation("source must be 1 to 64 visible ASCII characters"),
+        ),
+        v => Ok(v),
+    }
+}
+
 fn limit(v: Option<u32>, default: u32, max: u32) -> ApiResult<u32> {
     match v {
         None => Ok(default),
@@ -176,7 +186,7 @@ pub async fn history(
     let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
     let q = TickQuery {
         symbol: symbol.clone(),
-        source: p.source,
+        source: source_param(p.source)?,
         from,
         to,
         limit: limit(p.limit, 1000, state.cfg.max_page)?,
@@ -224,7 +234,7 @@ pub async fn bars(
     let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
     let q = BarQuery {
         symbol: symbol.clone(),
-        source: p.source,
+        source: source_param(p.source)?,
         interval,
         from,
         to,
@@ -310,7 +320,7 @@ pub async fn moving_average(
     let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
     let q = IndicatorQuery {
         symbol: symbol.clone(),
-        source: p.source,
+        source: source_param(p.source)?,
         interval,
         kind,
         window,

@@ -4,6 +4,8 @@
 
 use marketd::Application;
 use marketd::config::Config;
+use marketd_api::auth::create_api_key;
+use marketd_model::Role;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -11,7 +13,19 @@ use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub addr: String,
+    /// Sends `X-API-Key` with a `write` key on every request, so the
+    /// existing tests exercise the keyed path; see `anon` for none.
     pub client: reqwest::Client,
+    /// A client without credentials.
+    pub anon: reqwest::Client,
+    /// Keys created for this test app, by role.
+    pub read_key: String,
+    pub write_key: String,
+    pub admin_key: String,
+    /// The admin key printed by a first start (None after a restart).
+    pub bootstrap_key: Option<String>,
+    /// The app's store (for tests that arrange rows directly).
+    pub store: std::sync::Arc<marketd_store::AnyStore>,
     pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -41,17 +55,42 @@ impl TestApp {
         let mut cfg = base_config(&data_dir);
         tweak(&mut cfg);
         let app = Application::build(cfg).await.expect("app builds");
-        let addr = format!("http://{}", app.local_addr());
+        let bootstrap_key = app.bootstrap_key().map(|k| k.expose().to_string());
+        let store = app.engine().backends.store.clone();
+        let mut keys = Vec::new();
+        for role in [Role::Read, Role::Write, Role::Admin] {
+            let (_, key) = create_api_key(&store, &format!("test-{role}"), role)
+                .await
+                .expect("test key");
+            keys.push(key.expose().to_string());
+        }
+        let scheme = if app.is_tls() { "https" } else { "http" };
+        let addr = format!("{scheme}://{}", app.local_addr());
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "x-api-key",
+            reqwest::header::HeaderValue::from_str(&keys[1]).unwrap(),
+        );
         TestApp {
             addr,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                .default_headers(headers)
                 .build()
                 .unwrap(),
+            anon: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            read_key: keys[0].clone(),
+            write_key: keys[1].clone(),
+            admin_key: keys[2].clone(),
+            bootstrap_key,
+            store,
             data_dir,
             stop: Some(tx),
             handle: Some(handle),
@@ -91,6 +130,32 @@ impl TestApp {
             .expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// A request with `key` in `X-API-Key` (none when `None`); returns the
+    /// status, JSON body (Null when not JSON) and headers.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+        let mut req = self.anon.request(method, self.url(path));
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (
+            status,
+            r.json().await.unwrap_or(serde_json::Value::Null),
+            headers,
+        )
     }
 
     /// Graceful shutdown; returns once the engine has drained.

@@ -1,0 +1,155 @@
+//! Browser-facing hardening: security headers on every response (a strict
+//! Content-Security-Policy per kind of page, no sniffing, no framing, no
+//! referrer, HSTS when TLS is served directly) and CORS by configuration.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// What the header middleware needs to know about the deployment.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityConfig {
+    /// TLS is served by marketd itself: send `Strict-Transport-Security`.
+    pub hsts: bool,
+}
+
+/// JSON and other API responses: nothing may load, nothing may frame.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Swagger UI and ReDoc (served from the binary): own scripts only; ReDoc
+/// starts a worker from a blob and both set inline styles.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data: blob:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; \
+object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn inline_hashes(page: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = String::new();
+    let mut rest = page;
+    while let Some(start) = rest.find(&open) {
+        let body = &rest[start + open.len()..];
+        let Some(end) = body.find(&close) else { break };
+        let digest = Sha256::digest(&body.as_bytes()[..end]);
+        out.push_str(&format!(" 'sha256-{}'", STANDARD.encode(digest)));
+        rest = &body[end..];
+    }
+    out
+}
+
+/// The dashboard: its inline script and style are allowed by hash only, so
+/// an injected script cannot run.
+pub fn dashboard_csp() -> &'static str {
+    static CSP: OnceLock<String> = OnceLock::new();
+    CSP.get_or_init(|| {
+        let page = crate::routes::dashboard::PAGE;
+        format!(
+            "default-src 'self'; script-src 'self'{}; style-src 'self'{}; img-src 'self' data:; \
+             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+             frame-ancestors 'none'",
+            inline_hashes(page, "script"),
+            inline_hashes(page, "style")
+        )
+    })
+}
+
+fn csp_for(path: &str) -> &'static str {
+    if path == "/" {
+        dashboard_csp()
+    } else if path == "/docs" || path.starts_with("/docs/") || path.starts_with("/redoc") {
+        DOCS_CSP
+    } else {
+        API_CSP
+    }
+}
+
+/// Adds the security headers to every response (errors included).
+pub async fn headers(State(cfg): State<Arc<SecurityConfig>>, req: Request, next: Next) -> Response {
+    let csp = csp_for(req.uri().path());
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, name: HeaderName, v: &'static str| {
+        h.insert(name, HeaderValue::from_static(v));
+    };
+    if let Ok(v) = HeaderValue::from_str(csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(
+        h,
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    if cfg.hsts {
+        set(
+            h,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        );
+    }
+    res
+}
+
+/// CORS for `http.cors_allowed_origins`: none configured, no CORS headers
+/// (browsers keep other origins out); `*`, any origin (never with
+/// credentials); otherwise exactly the listed origins.
+pub fn cors_layer(origins: &[String]) -> CorsLayer {
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow = if origins.iter().any(|o| o.trim() == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim().trim_end_matches('/')).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static(crate::auth::API_KEY_HEADER),
+            HeaderName::from_static(crate::middleware::REQUEST_ID),
+        ])
+        .expose_headers([
+            HeaderName::from_static(crate::middleware::REQUEST_ID),
+            header::RETRY_AFTER,
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dashboard_csp_hashes_its_inline_script_and_style() {
+        let csp = dashboard_csp();
+        assert!(csp.contains("script-src 'self' 'sha256-"), "{csp}");
+        assert!(csp.contains("style-src 'self' 'sha256-"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert_eq!(csp_for("/api/v1/bars"), API_CSP);
+        assert_eq!(csp_for("/docs/"), DOCS_CSP);
+        assert_eq!(csp_for("/redoc"), DOCS_CSP);
+    }
+}
