@@ -242,6 +242,7 @@ pub(crate) struct Buffers {
     pub(crate) recycle: bool,
     keys: Vec<u64>,
     tree: Vec<u64>,
+    rest: Vec<u32>,
     parent: Vec<u32>,
     rank: Vec<u8>,
     cols: Vec<Entry>,
@@ -1230,45 +1231,44 @@ impl<'a, M: Metric> Engine<'a, M> {
         let mut from = std::mem::take(&mut bufs.parent);
         from.clear();
         from.resize(n, u32::MAX);
-        let mut done = std::mem::take(&mut bufs.rank);
-        done.clear();
-        done.resize(n, 0);
+        // vertices not in the forest yet (the minimum is unique whatever their order)
+        let mut rest = std::mem::take(&mut bufs.rest);
+        rest.clear();
+        rest.extend(0..n as u32);
         let mut tree = std::mem::take(&mut bufs.tree);
         tree.clear();
         let mut components = 0usize;
-        for root in 0..n {
-            if done[root] != 0 {
-                continue;
-            }
+        while !rest.is_empty() {
             components += 1;
-            let mut u = root;
+            let mut u = rest.swap_remove(0);
             loop {
-                done[u] = 1;
+                let row = self.m.row(u);
                 let mut next = usize::MAX;
                 let mut next_key = u64::MAX;
-                for w in 0..n {
-                    if done[w] != 0 {
-                        continue;
-                    }
-                    let d = self.m.dist(u as u32, w as u32);
-                    if d <= t {
-                        let (a, b) = if u > w { (u, w) } else { (w, u) };
-                        let k = edge_key(d, a as u32, b as u32);
-                        if k < best[w] {
-                            best[w] = k;
-                            from[w] = u as u32;
+                for (pos, &w) in rest.iter().enumerate() {
+                    let d = match row {
+                        Some(r) => r[w as usize],
+                        None => self.m.dist(u, w),
+                    };
+                    let b = &mut best[w as usize];
+                    // compare the diameters first, the whole keys on ties only
+                    if d <= t && d.to_bits() <= (*b >> 32) as u32 {
+                        let k = edge_key(d, u.max(w), u.min(w));
+                        if k < *b {
+                            *b = k;
+                            from[w as usize] = u;
                         }
                     }
-                    if best[w] < next_key {
-                        next_key = best[w];
-                        next = w;
+                    if *b < next_key {
+                        next_key = *b;
+                        next = pos;
                     }
                 }
                 if next == usize::MAX {
                     break;
                 }
                 tree.push(next_key);
-                u = next;
+                u = rest.swap_remove(next);
             }
         }
         tree.sort_unstable();
@@ -1285,8 +1285,12 @@ impl<'a, M: Metric> Engine<'a, M> {
         let keep_edges = self.cfg.max_dim >= 2;
         if self.cfg.max_dim >= 1 {
             for i in 1..n as u32 {
+                let row = self.m.row(i);
                 for j in 0..i {
-                    let d = self.m.dist(i, j);
+                    let d = match row {
+                        Some(r) => r[j as usize],
+                        None => self.m.dist(i, j),
+                    };
                     if d > t {
                         continue;
                     }
@@ -1306,7 +1310,7 @@ impl<'a, M: Metric> Engine<'a, M> {
         cols.sort_unstable();
         bufs.keys = best;
         bufs.parent = from;
-        bufs.rank = done;
+        bufs.rest = rest;
         bufs.tree = tree;
         (edges, cols)
     }
