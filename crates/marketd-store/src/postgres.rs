@@ -76,7 +76,7 @@ impl PostgresStore {
             .disable_statement_logging();
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
             .map_err(connect_err)?;
