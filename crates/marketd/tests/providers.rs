@@ -56,7 +56,7 @@ async fn finnhub_quote(
         }
         "ZZZZ" => axum::Json(serde_json::json!({"c": 0, "d": null, "dp": null, "h": 0, "l": 0, "o": 0, "pc": 0, "t": 0})).into_response(),
         "SLOW1" => {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
             axum::Json(fixture("finnhub_quote.json")["response_with_change_fields_seen_in_a_public_rust_test"].clone()).into_response()
         }
         _ => axum::Json(fixture("finnhub_quote.json")["response_docs_sample"].clone()).into_response(),
