@@ -97,8 +97,19 @@ async fn kafka_bus(brokers: &str, n: usize) {
         sample.len()
     );
 
-    // The broker's own figures: same record count and size, no marketd.
-    let topic = format!("{}raw", prefix());
+    // The broker's own figures: same record count and size, no marketd (on
+    // topics made like marketd's, since brokers need not auto-create them).
+    let raw_prefix = prefix();
+    let _topics = AnyBus::connect(
+        &format!("kafka://{brokers}"),
+        BusOptions {
+            topic_prefix: raw_prefix.clone(),
+            ..BusOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let topic = format!("{raw_prefix}ticks");
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
