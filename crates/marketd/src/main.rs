@@ -182,14 +182,7 @@ fn main() -> anyhow::Result<()> {
                 KeysCommand::List(data) | KeysCommand::RotateEncryption(data) => data,
                 KeysCommand::NewEncryptionKey => unreachable!("handled above"),
             };
-            let cfg = load(
-                &cli,
-                Overrides {
-                    data_dir: data_dir.data_dir.clone(),
-                    ..Overrides::default()
-                },
-            )?;
-            telemetry::init(&cfg.log);
+            let cfg = load_for_data(&cli, data_dir)?;
             runtime()?.block_on(keys(cmd, &cfg))
         }
         Command::Credentials(cmd) => {
@@ -199,23 +192,11 @@ fn main() -> anyhow::Result<()> {
                 }
                 CredentialsCommand::List(data) => data,
             };
-            let cfg = load(
-                &cli,
-                Overrides {
-                    data_dir: data_dir.data_dir.clone(),
-                    ..Overrides::default()
-                },
-            )?;
-            telemetry::init(&cfg.log);
+            let cfg = load_for_data(&cli, data_dir)?;
             runtime()?.block_on(credentials(cmd, &cfg))
         }
         Command::Migrate(args) => {
-            let overrides = Overrides {
-                data_dir: args.data_dir.clone(),
-                ..Overrides::default()
-            };
-            let cfg = load(&cli, overrides)?;
-            telemetry::init(&cfg.log);
+            let cfg = load_for_data(&cli, args)?;
             runtime()?.block_on(async {
                 open_store(&cfg).await?;
                 println!("migrations applied to {}", cfg.storage_url());
@@ -223,6 +204,19 @@ fn main() -> anyhow::Result<()> {
             })
         }
     }
+}
+
+/// Configuration and logging of the commands that only work on the store.
+fn load_for_data(cli: &Cli, data: &DataArgs) -> anyhow::Result<Config> {
+    let cfg = load(
+        cli,
+        Overrides {
+            data_dir: data.data_dir.clone(),
+            ..Overrides::default()
+        },
+    )?;
+    telemetry::init(&cfg.log);
+    Ok(cfg)
 }
 
 fn run_role(
