@@ -35,15 +35,18 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 /// How long connect waits for the broker before failing start-up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a readiness probe waits for the broker.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a consumer waits for the description of its group.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct KafkaBus {
@@ -300,13 +303,18 @@ impl Bus for KafkaBus {
         }
         let session = inner.opts.session_timeout_ms.max(1_000);
         let (tx, rx) = watch::channel(Assignment::default());
+        let assigned = Arc::new(Notify::new());
         let context = GroupContext {
             topic: inner.names[i].clone(),
             group: group.to_string(),
             assignment: tx,
+            last: Mutex::new(None),
+            unchanged: AtomicBool::new(false),
+            assigned: assigned.clone(),
         };
+        let group_id = format!("{}{group}", inner.opts.topic_prefix);
         let consumer: StreamConsumer<GroupContext> = base_config(&inner.brokers)
-            .set("group.id", format!("{}{group}", inner.opts.topic_prefix))
+            .set("group.id", &group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
@@ -319,12 +327,18 @@ impl Bus for KafkaBus {
             .subscribe(&[&inner.names[i]])
             .map_err(|e| Error::kafka(&inner.brokers, "subscribing", e))?;
         Ok(AnyConsumer::Kafka(KafkaConsumer {
-            consumer,
+            consumer: Arc::new(consumer),
             brokers: inner.brokers.clone(),
             topic,
             topic_name: inner.names[i].clone(),
+            group_id,
+            partitions: inner.partitions[i],
             closed: inner.closed[i].clone(),
             assignment: rx,
+            assigned,
+            check: None,
+            members_seen: 0,
+            check_failures: 0,
         }))
     }
 
@@ -370,6 +384,13 @@ struct GroupContext {
     topic: String,
     group: String,
     assignment: watch::Sender<Assignment>,
+    /// The partitions of the last assignment.
+    last: Mutex<Option<Vec<u32>>>,
+    /// Whether the last rebalance handed back exactly the partitions of the
+    /// one before (see [`KafkaConsumer::check_group`]).
+    unchanged: AtomicBool,
+    /// Raised after every assignment: the consumer then describes its group.
+    assigned: Arc<Notify>,
 }
 
 impl ClientContext for GroupContext {}
@@ -385,7 +406,13 @@ impl ConsumerContext for GroupContext {
                     .collect();
                 partitions.sort_unstable();
                 tracing::info!(topic = %self.topic, group = %self.group, ?partitions, "partitions assigned");
+                let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+                let unchanged = !partitions.is_empty() && last.as_ref() == Some(&partitions);
+                *last = Some(partitions.clone());
+                drop(last);
+                self.unchanged.store(unchanged, Ordering::Relaxed);
                 self.assignment.send_replace(Assignment { partitions });
+                self.assigned.notify_one();
             }
             Rebalance::Revoke(_) => {
                 tracing::info!(topic = %self.topic, group = %self.group, "partitions revoked");
@@ -411,12 +438,25 @@ impl ConsumerContext for GroupContext {
 
 /// A member of a consumer group on Kafka.
 pub struct KafkaConsumer {
-    consumer: StreamConsumer<GroupContext>,
+    consumer: Arc<StreamConsumer<GroupContext>>,
     brokers: String,
     topic: Topic,
     topic_name: String,
+    /// The group id on the wire (`<prefix><group>`).
+    group_id: String,
+    /// Partitions of the topic.
+    partitions: u32,
     closed: CancellationToken,
     assignment: watch::Receiver<Assignment>,
+    /// Raised by [`GroupContext`] after every assignment.
+    assigned: Arc<Notify>,
+    /// A group check still to do: `Some(unchanged)` after an assignment,
+    /// cleared once the check completed (so a cancelled `recv` redoes it).
+    check: Option<bool>,
+    /// Members of the group at the last completed check.
+    members_seen: usize,
+    /// Failed attempts of the pending check.
+    check_failures: u32,
 }
 
 impl std::fmt::Debug for KafkaConsumer {
@@ -456,6 +496,103 @@ impl KafkaConsumer {
         }
     }
 
+    /// Runs after every assignment: describes the group and notes its size,
+    /// and repairs an assignment the coordinator failed to move.
+    ///
+    /// When the rebalance that just completed handed back exactly the
+    /// partitions this member had, this member does not hold the whole
+    /// topic, and the coordinator either
+    /// - describes the group as stable, without member assignments, with
+    ///   fewer members than at the last assignment or with this member alone,
+    ///   or
+    /// - does not list the group at all,
+    ///
+    /// then the coordinator kept the assignment of a generation whose members
+    /// are gone, and their partitions have no owner. Leaving and rejoining the
+    /// group makes the coordinator form a new generation with a fresh
+    /// assignment. tansu 0.6 does this after a member's session times out
+    /// (kill -9 of a worker), and lists only groups with committed offsets.
+    /// Apache Kafka moves the partitions in that rebalance, lists every group
+    /// and reports member assignments, so this never fires there.
+    async fn check_group(&mut self) {
+        let Some(unchanged) = self.check else {
+            return;
+        };
+        let consumer = self.consumer.clone();
+        let group_id = self.group_id.clone();
+        let described = tokio::task::spawn_blocking(move || {
+            let list = consumer.fetch_group_list(Some(&group_id), DESCRIBE_TIMEOUT)?;
+            Ok::<_, KafkaError>(
+                list.groups()
+                    .iter()
+                    .find(|g| g.name() == group_id)
+                    .map(|g| {
+                        let reports_assignments = g
+                            .members()
+                            .iter()
+                            .any(|m| m.assignment().is_some_and(|a| !a.is_empty()));
+                        (
+                            g.state().to_string(),
+                            g.members().len(),
+                            reports_assignments,
+                        )
+                    }),
+            )
+        })
+        .await;
+        let described = match described {
+            Ok(Ok(described)) => described,
+            failed => {
+                // Retried on the next receive, twice, then given up.
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                    Ok(Ok(_)) => String::new(),
+                };
+                self.check_failures += 1;
+                tracing::debug!(group = %self.group_id, %error, failures = self.check_failures, "could not describe the consumer group");
+                if self.check_failures >= 3 {
+                    self.check = None;
+                    self.check_failures = 0;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                return;
+            }
+        };
+        self.check = None;
+        self.check_failures = 0;
+        let held = self.assignment.borrow().partitions.len();
+        let orphans = match &described {
+            Some((state, members, reports_assignments)) => {
+                let before = std::mem::replace(&mut self.members_seen, *members);
+                tracing::debug!(group = %self.group_id, unchanged, %state, members, before, reports_assignments, "consumer group described");
+                state == "Stable" && !reports_assignments && (*members == 1 || *members < before)
+            }
+            None => {
+                tracing::debug!(group = %self.group_id, unchanged, "consumer group not listed by the broker");
+                true
+            }
+        };
+        if unchanged && (held as u32) < self.partitions && orphans {
+            tracing::warn!(
+                topic = %self.topic_name,
+                group = %self.group_id,
+                held,
+                members = ?described.as_ref().map(|d| d.1),
+                "the rebalance kept this member's partitions although the group shrank: leaving and rejoining the group"
+            );
+            metrics::counter!("marketd_bus_group_rejoins_total", "topic" => self.topic.name())
+                .increment(1);
+            // librdkafka revokes, sends LeaveGroup (forgetting the member id)
+            // and joins again once the unsubscribe completed.
+            self.consumer.unsubscribe();
+            if let Err(e) = self.consumer.subscribe(&[&self.topic_name]) {
+                tracing::error!(topic = %self.topic_name, group = %self.group_id, error = %e, "could not subscribe again");
+            }
+        }
+    }
+
     /// Takes messages librdkafka already fetched, without waiting.
     fn take_ready(&self, out: &mut Vec<Delivery>, start: usize, max: usize) {
         while out.len() - start < max {
@@ -483,9 +620,17 @@ impl Consumer for KafkaConsumer {
                 self.take_ready(out, start, max);
                 return Ok(out.len() - start);
             }
+            if self.check.is_some() {
+                self.check_group().await;
+            }
             let next = tokio::select! {
                 biased;
                 _ = self.closed.cancelled() => continue,
+                _ = self.assigned.notified() => {
+                    let unchanged = self.consumer.context().unchanged.swap(false, Ordering::Relaxed);
+                    self.check = Some(unchanged || self.check == Some(true));
+                    continue;
+                }
                 m = self.consumer.recv() => m,
             };
             match next {

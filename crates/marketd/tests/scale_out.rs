@@ -176,15 +176,13 @@ enum Stop {
 }
 
 /// kill -9 of a worker: its jobs move to the other within one rebalance and
-/// every tick is stored once. Needs a broker whose group coordinator expires
-/// a crashed member: Apache Kafka or Redpanda
-/// (`MARKETD_TEST_KAFKA_BROKERS=host:9092 cargo test -p marketd --test scale_out -- --ignored`).
-/// The test broker scripts/test provisions, tansu 0.6, rebalances after the
-/// session timeout but hands the survivors their previous assignment, so the
-/// dead member's partitions stay orphaned (seen in this test's logs); it runs
-/// the SIGTERM variant below instead.
+/// every tick is stored once. The group coordinator notices the crash after
+/// the session timeout. On the test broker, tansu 0.6, the survivor is first
+/// handed its previous assignment; its consumers see that (the group shrank,
+/// the assignment did not move) and leave and rejoin the group, which makes
+/// tansu assign the whole topic (`KafkaConsumer::check_group` in
+/// marketd-bus). Apache Kafka reassigns at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Apache Kafka: tansu 0.6 keeps a crashed member's assignment"]
 async fn two_workers_share_jobs_survive_kill_9_and_store_each_tick_once() {
     scale_out(
         "two_workers_share_jobs_survive_kill_9_and_store_each_tick_once",
