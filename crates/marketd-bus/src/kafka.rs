@@ -8,7 +8,9 @@
 //!   envelope key as the Kafka key, the partition chosen by [`partition_of`]
 //!   (Kafka's Java default partitioner), idempotent producer with
 //!   `acks=all`. `publish*` returns once the broker acknowledged every message,
-//!   so an acknowledged tick is in the replicated log.
+//!   so an acknowledged tick is in the replicated log; `send_batch` returns
+//!   once the batch is queued, with a receipt for the acknowledgements, so
+//!   feeds keep several batches in flight.
 //! - Consuming: one librdkafka consumer per (topic, group) member, group id
 //!   `<prefix><group>`, offsets committed only by [`Consumer::commit`] (after
 //!   the caller made the work durable: at-least-once, and the idempotent
@@ -19,8 +21,8 @@
 //!   (`marketd_bus_rejected_total`) and skipped, never fatal.
 
 use crate::{
-    AnyConsumer, Assignment, Bus, BusOptions, Consumer, Delivery, Error, Result, partition_of,
-    topic_index,
+    AnyConsumer, Assignment, Bus, BusOptions, Consumer, Delivery, Error, Receipt, Result,
+    partition_of, topic_index,
 };
 use futures::FutureExt;
 use marketd_model::{Envelope, Event, Topic};
@@ -32,7 +34,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -183,19 +185,24 @@ impl KafkaBus {
         &self.inner.names[topic_index(topic)]
     }
 
-    /// Hands `envelopes` to the producer in order and waits for every
-    /// acknowledgement. A full local queue makes the caller wait
-    /// (backpressure), it does not drop messages.
-    async fn produce(&self, envelopes: Vec<Envelope>) -> Result<()> {
+    /// Hands `envelopes` to the producer in order and returns their pending
+    /// acknowledgements. A full local queue makes the caller wait
+    /// (backpressure), it does not drop messages. librdkafka keeps the order
+    /// of what it was handed per partition (idempotent producer), so batches
+    /// enqueued one after another stay in order while their acks are pending.
+    async fn enqueue(&self, envelopes: Vec<Envelope>) -> Result<PendingAcks> {
         let inner = &*self.inner;
         let mut acks = Vec::with_capacity(envelopes.len());
+        // One buffer for the whole batch: librdkafka copies each payload.
+        let mut payload = Vec::with_capacity(512);
         for env in &envelopes {
             let topic = env.event.topic();
             let i = topic_index(topic);
             if inner.closed[i].is_cancelled() {
                 return Err(Error::Closed(topic));
             }
-            let payload = serde_json::to_vec(env).map_err(|e| Error::KafkaOther {
+            payload.clear();
+            serde_json::to_writer(&mut payload, env).map_err(|e| Error::KafkaOther {
                 brokers: inner.brokers.clone(),
                 message: format!("encoding an envelope: {e}"),
             })?;
@@ -218,16 +225,44 @@ impl KafkaBus {
                 }
             }
         }
-        for ack in acks {
+        Ok(PendingAcks {
+            brokers: inner.brokers.clone(),
+            acks,
+        })
+    }
+}
+
+/// Acknowledgements the producer still owes for one batch.
+pub(crate) struct PendingAcks {
+    brokers: String,
+    acks: Vec<DeliveryFuture>,
+}
+
+impl std::fmt::Debug for PendingAcks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAcks")
+            .field("pending", &self.acks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingAcks {
+    pub(crate) fn len(&self) -> usize {
+        self.acks.len()
+    }
+
+    /// Waits for every acknowledgement; the first failure is the error.
+    pub(crate) async fn wait(self) -> Result<()> {
+        for ack in self.acks {
             match ack.await {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => {
                     metrics::counter!("marketd_bus_produce_errors_total").increment(1);
-                    return Err(Error::kafka(&inner.brokers, "delivering", e));
+                    return Err(Error::kafka(&self.brokers, "delivering", e));
                 }
                 Err(_) => {
                     return Err(Error::KafkaOther {
-                        brokers: inner.brokers.clone(),
+                        brokers: self.brokers.clone(),
                         message: "producer stopped before acknowledging".into(),
                     });
                 }
@@ -287,12 +322,18 @@ async fn create_topics(
 
 impl Bus for KafkaBus {
     async fn publish(&self, event: Event) -> Result<()> {
-        self.produce(vec![Envelope::new(event)]).await
+        self.enqueue(vec![Envelope::new(event)]).await?.wait().await
     }
 
     async fn publish_batch(&self, events: Vec<Event>) -> Result<()> {
-        self.produce(events.into_iter().map(Envelope::new).collect())
-            .await
+        self.send_batch(events).await?.wait().await
+    }
+
+    async fn send_batch(&self, events: Vec<Event>) -> Result<Receipt> {
+        let pending = self
+            .enqueue(events.into_iter().map(Envelope::new).collect())
+            .await?;
+        Ok(Receipt::kafka(pending))
     }
 
     async fn subscribe(&self, topic: Topic, group: &str) -> Result<AnyConsumer> {

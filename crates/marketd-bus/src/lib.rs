@@ -86,8 +86,15 @@ pub trait Bus: Send + Sync {
     /// Publishes one event on its topic, keyed by [`Event::key`]. Waits while
     /// a consumer group's buffer is full.
     fn publish(&self, event: Event) -> impl Future<Output = Result<()>> + Send;
-    /// Publishes many events; order is kept per key.
+    /// Publishes many events; order is kept per key. Returns once every
+    /// event is durable (acknowledged by the broker / handed to consumers).
     fn publish_batch(&self, events: Vec<Event>) -> impl Future<Output = Result<()>> + Send;
+    /// Hands `events` to the bus in order and returns as soon as they are
+    /// queued, with a [`Receipt`] that resolves once they are durable. Events
+    /// of a later `send_batch` on the same bus are ordered after these, so a
+    /// producer may keep several batches in flight (pipelining) without
+    /// reordering a key. `publish_batch` is `send_batch` + [`Receipt::wait`].
+    fn send_batch(&self, events: Vec<Event>) -> impl Future<Output = Result<Receipt>> + Send;
     /// Joins consumer group `group` on `topic`. Every group receives every
     /// message published after it first joined.
     fn subscribe(
@@ -123,6 +130,50 @@ pub trait Consumer: Send {
     fn commit(&mut self, batch: &[Delivery]) -> impl Future<Output = Result<()>> + Send;
     /// This member's partitions of the topic, updated on every rebalance.
     fn assignment(&self) -> watch::Receiver<Assignment>;
+}
+
+/// Durability of one [`Bus::send_batch`]: wait for it to know that every
+/// event of the batch is in the log.
+#[must_use = "a receipt says whether the batch was delivered"]
+#[derive(Debug)]
+pub struct Receipt(ReceiptInner);
+
+#[derive(Debug)]
+enum ReceiptInner {
+    /// Already durable (the memory bus delivers while sending).
+    Done,
+    Kafka(kafka::PendingAcks),
+}
+
+impl Receipt {
+    pub(crate) fn done() -> Receipt {
+        Receipt(ReceiptInner::Done)
+    }
+
+    pub(crate) fn kafka(pending: kafka::PendingAcks) -> Receipt {
+        Receipt(ReceiptInner::Kafka(pending))
+    }
+
+    /// Number of events still waiting for their acknowledgement.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            ReceiptInner::Done => 0,
+            ReceiptInner::Kafka(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until every event of the batch is durable; the first delivery
+    /// failure is the error.
+    pub async fn wait(self) -> Result<()> {
+        match self.0 {
+            ReceiptInner::Done => Ok(()),
+            ReceiptInner::Kafka(p) => p.wait().await,
+        }
+    }
 }
 
 /// The configured bus backend.
@@ -166,6 +217,12 @@ impl Bus for AnyBus {
         match self {
             AnyBus::Memory(b) => b.publish_batch(events).await,
             AnyBus::Kafka(b) => b.publish_batch(events).await,
+        }
+    }
+    async fn send_batch(&self, events: Vec<Event>) -> Result<Receipt> {
+        match self {
+            AnyBus::Memory(b) => b.send_batch(events).await,
+            AnyBus::Kafka(b) => b.send_batch(events).await,
         }
     }
     async fn subscribe(&self, topic: Topic, group: &str) -> Result<AnyConsumer> {

@@ -174,6 +174,32 @@ async fn decimals_and_ids_survive_the_wire(bus: &AnyBus) {
     );
 }
 
+/// Several batches queued with `send_batch` before any receipt is awaited
+/// (how feeds pipeline): every receipt resolves, and each key's events
+/// arrive in the order they were sent, across batches.
+async fn pipelined_batches_keep_key_order(bus: &AnyBus) {
+    let mut c = bus.subscribe(Topic::Ticks, "pipelined").await.unwrap();
+    let mut receipts = Vec::new();
+    for batch in 0..8_i64 {
+        let events: Vec<Event> = (0..30)
+            .map(|i| tick(["AAPL", "MSFT", "BTC-USDT"][i as usize % 3], batch * 30 + i))
+            .collect();
+        receipts.push(bus.send_batch(events).await.unwrap());
+    }
+    for r in receipts {
+        r.wait().await.unwrap();
+    }
+    let got = take(&mut c, 240).await;
+    for (key, times) in per_key(&got) {
+        assert_eq!(times.len(), 80, "{key}");
+        assert!(
+            times.windows(2).all(|w| w[0] < w[1]),
+            "{key} out of order: {times:?}"
+        );
+    }
+    nothing_more(&mut c, Duration::from_millis(300)).await;
+}
+
 macro_rules! for_each_suite_test {
     ($runner:ident) => {
         $runner!(
@@ -183,6 +209,7 @@ macro_rules! for_each_suite_test {
             a_new_member_resumes_after_the_committed_offset,
             close_hands_over_then_ends,
             decimals_and_ids_survive_the_wire,
+            pipelined_batches_keep_key_order,
         );
     };
 }

@@ -5,12 +5,11 @@
 //!
 //! `cargo bench -p marketd-engine --bench ingest`
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use marketd_bus::{AnyBus, BusOptions};
-use marketd_cache::{AnyCache, CacheOptions};
-use marketd_engine::{Backends, Engine, EngineConfig, FeedsConfig, Roles, feeds::publish_ticks};
-use marketd_model::Symbol;
-use marketd_sources::{ProviderRegistry, ProvidersConfig, SimulatedMarket};
+use marketd_engine::feeds::TickPublisher;
 use marketd_store::{AnyStore, Store, StoreOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,34 +24,17 @@ async fn run_once(ticks: Vec<Vec<marketd_model::Tick>>) -> Duration {
         .unwrap();
     store.migrate().await.unwrap();
     let store = Arc::new(store);
-    let backends = Backends {
-        store: store.clone(),
-        bus: AnyBus::connect("memory://", BusOptions::default())
-            .await
-            .unwrap(),
-        cache: AnyCache::connect("memory://", CacheOptions::default())
-            .await
-            .unwrap(),
-        providers: Arc::new(ProviderRegistry::from_config(&ProvidersConfig::default()).unwrap()),
-    };
-    let mut feeds = FeedsConfig::default();
-    feeds.simulated.enabled = false;
-    let engine = Engine::start(
-        backends.clone(),
-        &EngineConfig::default(),
-        &feeds,
-        &marketd_engine::PricesConfig::default(),
-        Roles {
-            consumers: true,
-            producers: false,
-        },
-    )
-    .await
-    .unwrap();
+    let bus = AnyBus::connect("memory://", BusOptions::default())
+        .await
+        .unwrap();
+    let backends = common::backends(store.clone(), bus).await;
+    let engine = common::start_consumers(&backends).await;
     let started = Instant::now();
+    let mut feed = TickPublisher::new(backends.bus.clone());
     for batch in ticks {
-        publish_ticks(&backends.bus, batch).await;
+        feed.publish(batch).await;
     }
+    feed.flush().await;
     engine.shutdown().await;
     let elapsed = started.elapsed();
     let stored = store.count_ticks(None).await.unwrap();
@@ -65,14 +47,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let symbols: Vec<Symbol> = [
-        "AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "BTC-USDT", "ETH-USDT",
-    ]
-    .iter()
-    .map(|s| Symbol::parse(s).unwrap())
-    .collect();
-    let market = SimulatedMarket::new(42);
-    let start = marketd_model::time::now_ns() - 3_600 * 1_000_000_000;
+    let start = common::an_hour_ago();
     let mut g = c.benchmark_group("ingest");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(30));
@@ -82,7 +57,7 @@ fn bench(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for i in 0..iters {
                 // Fresh event times per run so no tick is a duplicate; 1 ms apart.
-                let ticks = market.generate(&symbols, start + i as i64 * 1_000_000, 1_000_000, N);
+                let ticks = common::ticks(N, start + i as i64 * 1_000_000);
                 let batches: Vec<_> = ticks.chunks(1_000).map(|c| c.to_vec()).collect();
                 total += rt.block_on(run_once(batches));
             }

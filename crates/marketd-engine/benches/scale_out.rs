@@ -1,13 +1,20 @@
-//! Throughput of the scaled-out pipeline on real engines:
+//! Throughput of the scaled-out pipeline on real engines, in four stages
+//! (`MARKETD_BENCH_STAGES=sink,bus,drain,ingest`, all by default):
 //!
-//! 1. `kafka_bus`: marketd's Kafka bus producing N tick envelopes (JSON,
-//!    idempotent, acks=all) and one consumer group reading them back, next to
-//!    the broker's own figures for the same record count and size through
-//!    librdkafka without marketd (raw bytes, same producer settings).
-//! 2. `ingest`: N simulated ticks published on Kafka, consumed by the engine's
-//!    writer, aggregator (1s..1d bars, SMA/EMA 5/20/50) and cache updater, and
-//!    stored in PostgreSQL; timed from the first publish until every tick is
-//!    a row in PostgreSQL.
+//! 1. `sink`: the PostgreSQL store alone, `insert_ticks` in the writer's
+//!    batches of 5,000 on one connection (the ceiling of the tick writer).
+//! 2. `bus`: marketd's Kafka bus producing N tick envelopes (JSON,
+//!    idempotent, acks=all), once waiting for each batch's acks before the
+//!    next and once with the feeds' window of batches in flight, and one
+//!    consumer group reading them back; next to the broker's own figures for
+//!    the same record count and size through librdkafka without marketd.
+//! 3. `drain`: N ticks already on Kafka when a worker's consumers start:
+//!    writer, aggregator (1s..1d bars, SMA/EMA 5/20/50) and cache updater
+//!    into PostgreSQL; timed until every consumer group has committed the
+//!    whole topic (every tick a row, every bar and average stored).
+//! 4. `ingest`: the same with the feed publishing while the worker consumes
+//!    (batches of 1,000, the feeds' publish window), timed from the first
+//!    publish until every group committed everything.
 //!
 //! Needs `MARKETD_BENCH_KAFKA_BROKERS` (or `MARKETD_TEST_KAFKA_BROKERS`) and
 //! `MARKETD_BENCH_POSTGRES_URL` (or `MARKETD_TEST_POSTGRES_URL`); scripts/bench
@@ -15,15 +22,16 @@
 //!
 //! `cargo bench -p marketd-engine --bench scale_out`
 
+mod common;
+
 use marketd_bus::{AnyBus, Bus, BusOptions, Consumer};
-use marketd_cache::{AnyCache, CacheOptions};
-use marketd_engine::{Backends, Engine, EngineConfig, FeedsConfig, Roles, feeds::publish_ticks};
-use marketd_model::{Envelope, Event, Symbol, Tick};
-use marketd_sources::{ProviderRegistry, ProvidersConfig, SimulatedMarket};
+use marketd_engine::feeds::{PUBLISH_WINDOW, TickPublisher};
+use marketd_model::{Envelope, Event, Tick, Topic};
 use marketd_store::{AnyStore, Store, StoreOptions};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 use sqlx::Connection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,17 +46,6 @@ fn prefix() -> String {
     format!("bench{}.", uuid::Uuid::now_v7().simple())
 }
 
-fn ticks(n: usize) -> Vec<Tick> {
-    let symbols: Vec<Symbol> = [
-        "AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "BTC-USDT", "ETH-USDT",
-    ]
-    .iter()
-    .map(|s| Symbol::parse(s).unwrap())
-    .collect();
-    let start = marketd_model::time::now_ns() - 3_600 * 1_000_000_000;
-    SimulatedMarket::new(42).generate(&symbols, start, 1_000_000, n)
-}
-
 fn rate(n: usize, d: Duration) -> String {
     format!(
         "{:>9.0} msg/s ({:.2} s)",
@@ -57,29 +54,99 @@ fn rate(n: usize, d: Duration) -> String {
     )
 }
 
-async fn kafka_bus(brokers: &str, n: usize) {
-    let ticks = ticks(n);
-    let bus = AnyBus::connect(
+async fn kafka(brokers: &str, prefix: &str) -> AnyBus {
+    AnyBus::connect(
         &format!("kafka://{brokers}"),
         BusOptions {
-            topic_prefix: prefix(),
+            topic_prefix: prefix.to_string(),
             ..BusOptions::default()
         },
     )
     .await
-    .unwrap();
-    let mut consumer = bus
-        .subscribe(marketd_model::Topic::Ticks, "bench")
+    .unwrap()
+}
+
+/// A fresh database on the server of `pg`, migrated.
+async fn fresh_store(pg: &str) -> (Arc<AnyStore>, String) {
+    let db = format!("bench_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::PgConnection::connect(pg).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
         .await
         .unwrap();
+    let url = format!("{}/{db}", pg.rsplit_once('/').unwrap().0);
+    let store = AnyStore::connect(&url, &StoreOptions { max_connections: 8 })
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    (Arc::new(store), db)
+}
+
+async fn drop_store(pg: &str, store: Arc<AnyStore>, db: &str) {
+    store.close().await;
+    let mut admin = sqlx::PgConnection::connect(pg).await.unwrap();
+    let _ = sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await;
+}
+
+/// The store alone: `insert_ticks` in the writer's batches of 5,000, on
+/// `connections` connections at once (ticks split by symbol, as the writer
+/// splits a batch by partition).
+async fn sink(pg: &str, n: usize, connections: usize) {
+    let (store, db) = fresh_store(pg).await;
+    let ticks = common::ticks(n, common::an_hour_ago());
+    let mut lanes: Vec<Vec<Tick>> = vec![Vec::new(); connections];
+    for t in ticks {
+        let lane = marketd_bus::partition_of(t.symbol.as_str(), connections as u32) as usize;
+        lanes[lane].push(t);
+    }
+    let cpu = common::CpuClock::start();
+    let started = Instant::now();
+    let writers = lanes.into_iter().map(|lane| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for chunk in lane.chunks(5_000 / connections) {
+                store.insert_ticks(chunk).await.unwrap();
+            }
+        })
+    });
+    for w in writers.collect::<Vec<_>>() {
+        w.await.unwrap();
+    }
+    let took = started.elapsed();
+    let cpu = cpu.per_item(n);
+    assert_eq!(store.count_ticks(None).await.unwrap() as usize, n);
+    println!(
+        "sink       PostgreSQL insert_ticks, batches of 5,000 over {connections} connection(s): {}  CPU/tick: {cpu}",
+        rate(n, took).replace("msg/s", "ticks/s")
+    );
+    drop_store(pg, store, &db).await;
+}
+
+async fn kafka_bus(brokers: &str, n: usize) {
+    let ticks = common::ticks(n, common::an_hour_ago());
     let sample = serde_json::to_vec(&Envelope::new(Event::Tick(ticks[0].clone()))).unwrap();
 
+    // Each batch's acks awaited before the next (`publish_batch`).
+    let bus = kafka(brokers, &prefix()).await;
     let started = Instant::now();
     for chunk in ticks.chunks(5_000) {
         bus.publish_batch(chunk.iter().cloned().map(Event::Tick).collect())
             .await
             .unwrap();
     }
+    let serial = started.elapsed();
+
+    // The feeds' way: up to PUBLISH_WINDOW batches queued while acks arrive.
+    let bus = kafka(brokers, &prefix()).await;
+    let mut consumer = bus.subscribe(Topic::Ticks, "bench").await.unwrap();
+    let started = Instant::now();
+    let mut feed = TickPublisher::new(bus.clone());
+    for chunk in ticks.chunks(5_000) {
+        feed.publish(chunk.to_vec()).await;
+    }
+    feed.flush().await;
     let produced = started.elapsed();
     let started = Instant::now();
     let mut got = Vec::with_capacity(10_000);
@@ -91,7 +158,8 @@ async fn kafka_bus(brokers: &str, n: usize) {
     }
     let consumed = started.elapsed();
     println!(
-        "kafka bus  produce {}  consume {}  ({} B/envelope)",
+        "kafka bus  produce {} waiting per batch of 5,000; {} with {PUBLISH_WINDOW} batches in flight; consume {}  ({} B/envelope)",
+        rate(n, serial),
         rate(n, produced),
         rate(n, consumed),
         sample.len()
@@ -100,15 +168,7 @@ async fn kafka_bus(brokers: &str, n: usize) {
     // The broker's own figures: same record count and size, no marketd (on
     // topics made like marketd's, since brokers need not auto-create them).
     let raw_prefix = prefix();
-    let _topics = AnyBus::connect(
-        &format!("kafka://{brokers}"),
-        BusOptions {
-            topic_prefix: raw_prefix.clone(),
-            ..BusOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let _topics = kafka(brokers, &raw_prefix).await;
     let topic = format!("{raw_prefix}ticks");
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -122,9 +182,7 @@ async fn kafka_bus(brokers: &str, n: usize) {
     let started = Instant::now();
     let mut acks = Vec::with_capacity(n);
     for i in 0..n {
-        let key = [
-            "AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "BTC-USDT", "ETH-USDT",
-        ][i % 7];
+        let key = common::SYMBOLS[i % common::SYMBOLS.len()];
         let mut record = FutureRecord::to(&topic).key(key).payload(sample.as_slice());
         loop {
             match producer.send_result(record) {
@@ -157,72 +215,77 @@ async fn kafka_bus(brokers: &str, n: usize) {
     }
     let raw_consumed = started.elapsed();
     println!(
-        "librdkafka produce {}  consume {}  (raw records, same size)",
+        "librdkafka produce {}  consume {}  (raw records, same size, everything in flight)",
         rate(n, raw_produced),
         rate(n, raw_consumed)
     );
 }
 
-async fn ingest(brokers: &str, pg: &str, n: usize) {
-    let db = format!("bench_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(pg).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = format!("{}/{db}", pg.rsplit_once('/').unwrap().0);
-    let store = AnyStore::connect(&url, &StoreOptions { max_connections: 8 })
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let store = Arc::new(store);
-    let backends = Backends {
-        store: store.clone(),
-        bus: AnyBus::connect(
-            &format!("kafka://{brokers}"),
-            BusOptions {
-                topic_prefix: prefix(),
-                ..BusOptions::default()
-            },
-        )
-        .await
-        .unwrap(),
-        cache: AnyCache::connect("memory://", CacheOptions::default())
-            .await
-            .unwrap(),
-        providers: Arc::new(ProviderRegistry::from_config(&ProvidersConfig::default()).unwrap()),
-    };
-    let mut feeds = FeedsConfig::default();
-    feeds.simulated.enabled = false;
-    let engine = Engine::start(
-        backends.clone(),
-        &EngineConfig::default(),
-        &feeds,
-        &marketd_engine::PricesConfig::default(),
-        Roles {
-            consumers: true,
-            producers: false,
-        },
-    )
+/// True once every group of the worker has committed the whole of its
+/// topic: the ticks (writer, aggregator, cache), and the bars and averages
+/// the aggregator derived from them (their sinks).
+async fn all_committed(brokers: &str, prefix: &str) -> bool {
+    let brokers = brokers.to_string();
+    let prefix = prefix.to_string();
+    tokio::task::spawn_blocking(move || {
+        let groups = [
+            (Topic::Ticks, "store-ticks"),
+            (Topic::Ticks, "aggregator"),
+            (Topic::Ticks, "latest-cache"),
+            (Topic::Bars, "store-bars"),
+            (Topic::Indicators, "store-indicators"),
+        ];
+        groups.iter().all(|(topic, group)| {
+            let name = format!("{prefix}{}", topic.name());
+            let reader: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", format!("{prefix}{group}"))
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap();
+            let timeout = Duration::from_secs(5);
+            let Ok(meta) = reader.fetch_metadata(Some(&name), timeout) else {
+                return false;
+            };
+            let partitions = meta.topics()[0].partitions().len() as i32;
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..partitions {
+                tpl.add_partition(&name, p);
+            }
+            let Ok(committed) = reader.committed_offsets(tpl, timeout) else {
+                return false;
+            };
+            (0..partitions).all(|p| {
+                let high = reader
+                    .fetch_watermarks(&name, p, timeout)
+                    .map(|(_, h)| h)
+                    .unwrap_or(i64::MAX);
+                let done = match committed.find_partition(&name, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o,
+                    _ => 0,
+                };
+                done >= high
+            })
+        })
+    })
     .await
-    .unwrap();
-    let batches: Vec<Vec<Tick>> = ticks(n).chunks(1_000).map(|c| c.to_vec()).collect();
-    let started = Instant::now();
-    for batch in batches {
-        publish_ticks(&backends.bus, batch).await;
-    }
-    let published = started.elapsed();
+    .unwrap()
+}
+
+async fn wait_drained(brokers: &str, prefix: &str, store: &AnyStore, n: usize) {
     loop {
         let stored = store.count_ticks(None).await.unwrap() as usize;
-        if stored >= n {
-            break;
+        if stored >= n && all_committed(brokers, prefix).await {
+            return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let elapsed = started.elapsed();
-    let bars = store
+}
+
+async fn bars_stored(store: &AnyStore) -> usize {
+    store
         .bars(&marketd_store::BarQuery {
-            symbol: Symbol::parse("AAPL").unwrap(),
+            symbol: marketd_model::Symbol::parse("AAPL").unwrap(),
             source: None,
             interval: marketd_model::Interval::M1,
             from: None,
@@ -231,19 +294,57 @@ async fn ingest(brokers: &str, pg: &str, n: usize) {
         })
         .await
         .map(|b| b.len())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// `drain = true`: the ticks are on Kafka before the worker starts;
+/// otherwise the feed publishes while the worker consumes.
+async fn ingest(brokers: &str, pg: &str, n: usize, drain: bool) {
+    let (store, db) = fresh_store(pg).await;
+    let prefix = prefix();
+    let bus = kafka(brokers, &prefix).await;
+    let backends = common::backends(store.clone(), bus.clone()).await;
+    let batches: Vec<Vec<Tick>> = common::ticks(n, common::an_hour_ago())
+        .chunks(1_000)
+        .map(|c| c.to_vec())
+        .collect();
+    let publish = async |batches: Vec<Vec<Tick>>| {
+        let started = Instant::now();
+        let mut feed = TickPublisher::new(bus.clone());
+        for batch in batches {
+            feed.publish(batch).await;
+        }
+        feed.flush().await;
+        started.elapsed()
+    };
+    let mut cpu = common::CpuClock::start();
+    let (engine, published, started) = if drain {
+        let published = publish(batches).await;
+        cpu = common::CpuClock::start();
+        let started = Instant::now();
+        (common::start_consumers(&backends).await, published, started)
+    } else {
+        let engine = common::start_consumers(&backends).await;
+        let started = Instant::now();
+        (engine, publish(batches).await, started)
+    };
+    wait_drained(brokers, &prefix, &store, n).await;
+    let elapsed = started.elapsed();
+    let cpu = cpu.per_item(n);
+    let what = if drain {
+        "drain  N ticks waiting on Kafka"
+    } else {
+        "ingest feed publishing meanwhile"
+    };
     println!(
-        "ingest     Kafka -> PostgreSQL with bars and SMA/EMA: {} ticks in {:.2} s = {:.0} ticks/s (published in {:.2} s; AAPL 1m bars so far: {bars})",
-        n,
+        "{what} -> PostgreSQL with bars and SMA/EMA: {n} ticks in {:.2} s = {:.0} ticks/s (publishing took {:.2} s; AAPL 1m bars: {})  CPU/tick: {cpu}",
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64(),
-        published.as_secs_f64()
+        published.as_secs_f64(),
+        bars_stored(&store).await
     );
     engine.shutdown().await;
-    store.close().await;
-    let _ = sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
+    drop_store(pg, store, &db).await;
 }
 
 fn main() {
@@ -257,19 +358,36 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    let Some(brokers) = brokers else {
-        eprintln!(
-            "scale_out bench skipped: set MARKETD_BENCH_KAFKA_BROKERS (scripts/bench --scale-out starts a broker)"
-        );
-        return;
-    };
+    let stages =
+        std::env::var("MARKETD_BENCH_STAGES").unwrap_or_else(|_| "sink,bus,drain,ingest".into());
+    let stage = |s: &str| stages.split(',').any(|x| x.trim() == s);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(kafka_bus(&brokers, n));
-    match pg {
-        Some(pg) => rt.block_on(ingest(&brokers, &pg, n)),
-        None => eprintln!("ingest part skipped: set MARKETD_BENCH_POSTGRES_URL"),
+    match &pg {
+        Some(pg) if stage("sink") => {
+            rt.block_on(sink(pg, n, 1));
+            rt.block_on(sink(pg, n, 2));
+        }
+        None => eprintln!("PostgreSQL stages skipped: set MARKETD_BENCH_POSTGRES_URL"),
+        _ => {}
+    }
+    let Some(brokers) = brokers else {
+        eprintln!(
+            "Kafka stages skipped: set MARKETD_BENCH_KAFKA_BROKERS (scripts/bench --scale-out starts a broker)"
+        );
+        return;
+    };
+    if stage("bus") {
+        rt.block_on(kafka_bus(&brokers, n));
+    }
+    if let Some(pg) = &pg {
+        if stage("drain") {
+            rt.block_on(ingest(&brokers, pg, n, true));
+        }
+        if stage("ingest") {
+            rt.block_on(ingest(&brokers, pg, n, false));
+        }
     }
 }
