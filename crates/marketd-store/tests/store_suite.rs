@@ -1048,6 +1048,62 @@ mod postgres_runner {
         db_b.drop_db().await;
     }
 
+    /// The schema as PostgreSQL users see it: one index per tick (the identity
+    /// index that also serves queries), the query plan of a history read
+    /// using it, and the `*_at` views giving event times as `timestamptz`.
+    #[tokio::test]
+    async fn tick_index_and_timestamptz_views() {
+        let Some(server) = server_url("tick_index_and_timestamptz_views") else {
+            return;
+        };
+        let (db, store) = fresh(&server).await;
+        let ns = T0 + 123_456_789;
+        store
+            .insert_ticks(&[tick("AAPL", "sim", ns, "1.5")])
+            .await
+            .unwrap();
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = 'ticks' ORDER BY 1",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(indexes, ["ticks_identity", "ticks_trade_identity"]);
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN SELECT * FROM ticks WHERE symbol = 'AAPL' AND source = 'sim' \
+             AND ts_event >= 0 ORDER BY ts_event DESC, id DESC LIMIT 10",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert!(
+            plan.iter().any(|l| l.contains("ticks_identity")),
+            "history read does not use the identity index: {plan:#?}"
+        );
+        let (time, exact): (String, i64) = sqlx::query_as(
+            "SELECT to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), ts_event \
+             FROM ticks_at",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(time, "2023-11-14 22:13:20.123456");
+        assert_eq!(exact, ns, "the nanoseconds stay exact in the table");
+        let bars: i64 = sqlx::query_scalar("SELECT count(*) FROM bars_at")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(bars, 0);
+        conn.close().await.ok();
+        store.close().await;
+        db.drop_db().await;
+    }
+
     /// Needs no server: a refused connection's error hides the password.
     #[tokio::test]
     async fn connect_errors_hide_the_password() {

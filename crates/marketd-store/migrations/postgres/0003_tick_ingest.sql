@@ -24,3 +24,28 @@ DROP INDEX ticks_source_symbol_ts;
 DROP INDEX ticks_hash_identity;
 ALTER TABLE ticks DROP CONSTRAINT ticks_pkey;
 CREATE UNIQUE INDEX ticks_identity ON ticks (symbol, ts_event, source, tick_key);
+
+-- The tables keep event times as BIGINT nanoseconds since the Unix epoch:
+-- exchange feeds stamp nanoseconds and `timestamptz` holds microseconds, and
+-- integer keys are the cheapest to index. For people querying with SQL (psql,
+-- Grafana's PostgreSQL data source) these views add the same times as
+-- `timestamptz` (truncated to the microsecond, computed in integers so no
+-- float rounding enters); filter on the BIGINT columns to use the indexes.
+CREATE FUNCTION marketd_ns_to_timestamptz(ns BIGINT) RETURNS timestamptz
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+    AS $$ SELECT timestamptz 'epoch' + (ns / 1000) * interval '1 microsecond' $$;
+
+CREATE VIEW ticks_at AS
+    SELECT t.*, marketd_ns_to_timestamptz(ts_event) AS event_time,
+           marketd_ns_to_timestamptz(ts_received) AS received_time
+    FROM ticks t;
+
+CREATE VIEW bars_at AS
+    SELECT b.*, marketd_ns_to_timestamptz(start) AS start_time,
+           marketd_ns_to_timestamptz(first_ts) AS first_time,
+           marketd_ns_to_timestamptz(last_ts) AS last_time
+    FROM bars b;
+
+CREATE VIEW indicators_at AS
+    SELECT i.*, marketd_ns_to_timestamptz(ts) AS time
+    FROM indicators i;
