@@ -35,9 +35,10 @@ use rdkafka::consumer::{
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -47,6 +48,8 @@ use tokio_util::sync::CancellationToken;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a readiness probe waits for the broker.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often librdkafka reports consumer statistics (the lag gauge).
+const STATS_INTERVAL_MS: &str = "5000";
 /// How long a consumer waits for the description of its group.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -345,9 +348,12 @@ impl Bus for KafkaBus {
         let session = inner.opts.session_timeout_ms.max(1_000);
         let (tx, rx) = watch::channel(Assignment::default());
         let assigned = Arc::new(Notify::new());
+        let lag = Arc::new(AtomicI64::new(-1));
         let context = GroupContext {
             topic: inner.names[i].clone(),
+            topic_label: topic.name(),
             group: group.to_string(),
+            lag: lag.clone(),
             assignment: tx,
             last: Mutex::new(None),
             unchanged: AtomicBool::new(false),
@@ -362,6 +368,9 @@ impl Bus for KafkaBus {
             .set("session.timeout.ms", session.to_string())
             .set("heartbeat.interval.ms", (session / 5).max(100).to_string())
             .set("fetch.wait.max.ms", "100")
+            // Statistics carry each partition's lag (high watermark minus
+            // committed offset), exported as marketd_bus_consumer_lag.
+            .set("statistics.interval.ms", STATS_INTERVAL_MS)
             .create_with_context(context)
             .map_err(|e| Error::kafka(&inner.brokers, "creating a consumer", e))?;
         consumer
@@ -380,6 +389,7 @@ impl Bus for KafkaBus {
             check: None,
             members_seen: 0,
             check_failures: 0,
+            lag,
         }))
     }
 
@@ -423,7 +433,12 @@ impl Bus for KafkaBus {
 /// Follows rebalances of one consumer into its [`Assignment`].
 struct GroupContext {
     topic: String,
+    /// The topic's name without the prefix, for metric labels.
+    topic_label: &'static str,
     group: String,
+    /// Messages of the topic this member's partitions hold beyond the
+    /// group's committed offsets, at the last statistics (-1: not known yet).
+    lag: Arc<AtomicI64>,
     assignment: watch::Sender<Assignment>,
     /// The partitions of the last assignment.
     last: Mutex<Option<Vec<u32>>>,
@@ -434,7 +449,24 @@ struct GroupContext {
     assigned: Arc<Notify>,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// Consumer lag of this member: the sum over its assigned partitions of
+    /// high watermark minus committed offset, as librdkafka last saw them.
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let lag: i64 = topic
+            .partitions
+            .values()
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag)
+            .sum();
+        self.lag.store(lag, Ordering::Relaxed);
+        metrics::gauge!("marketd_bus_consumer_lag", "topic" => self.topic_label, "group" => self.group.clone())
+            .set(lag as f64);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -498,6 +530,8 @@ pub struct KafkaConsumer {
     members_seen: usize,
     /// Failed attempts of the pending check.
     check_failures: u32,
+    /// Updated by [`GroupContext`]'s statistics.
+    lag: Arc<AtomicI64>,
 }
 
 impl std::fmt::Debug for KafkaConsumer {
@@ -509,6 +543,13 @@ impl std::fmt::Debug for KafkaConsumer {
 }
 
 impl KafkaConsumer {
+    /// Messages on this member's partitions past the group's committed
+    /// offsets, as of librdkafka's last statistics (every 5 s while the
+    /// member receives); `None` before the first statistics.
+    pub fn lag(&self) -> Option<u64> {
+        u64::try_from(self.lag.load(Ordering::Relaxed)).ok()
+    }
+
     /// Decodes one message into `out`; a message that is not an envelope is
     /// logged, counted and skipped.
     fn push(&self, m: &BorrowedMessage<'_>, out: &mut Vec<Delivery>) {

@@ -286,6 +286,55 @@ mod kafka {
     }
     for_each_suite_test!(kafka_tests);
 
+    /// The member's lag (what `marketd_bus_consumer_lag` exports) counts what
+    /// it received but did not commit yet, and drops to 0 after the commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn consumer_lag_follows_commits() {
+        let Some(brokers) = brokers("consumer_lag_follows_commits") else {
+            return;
+        };
+        let bus = fresh(&brokers, 3).await;
+        let mut c = bus.subscribe(Topic::Ticks, "lag").await.unwrap();
+        let events: Vec<Event> = (0..30)
+            .map(|i| tick(["AAPL", "MSFT", "BTC-USDT"][i as usize % 3], i))
+            .collect();
+        bus.publish_batch(events).await.unwrap();
+        let got = take(&mut c, 30).await;
+        async fn lag_becomes(c: &mut AnyConsumer, want: u64) {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                // Statistics are served while the member polls.
+                let mut sink = Vec::new();
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(250), c.recv_batch(&mut sink, 1))
+                        .await;
+                assert!(sink.is_empty(), "unexpected message");
+                let AnyConsumer::Kafka(k) = &*c else {
+                    panic!("not a Kafka consumer")
+                };
+                if k.lag() == Some(want) {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "lag {:?}, want {want}, within 30 s",
+                    k.lag()
+                );
+            }
+        }
+        // Known once the group has committed offsets.
+        c.commit(&got).await.unwrap();
+        lag_becomes(&mut c, 0).await;
+        let more: Vec<Event> = (30..50)
+            .map(|i| tick(["AAPL", "MSFT", "BTC-USDT"][i as usize % 3], i))
+            .collect();
+        bus.publish_batch(more).await.unwrap();
+        let got = take(&mut c, 20).await;
+        lag_becomes(&mut c, 20).await;
+        c.commit(&got).await.unwrap();
+        lag_becomes(&mut c, 0).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_members_split_the_partitions() {
         let Some(brokers) = brokers("two_members_split_the_partitions") else {
