@@ -175,9 +175,9 @@ enum Stop {
     Term,
 }
 
-/// kill -9 of a worker: its jobs move to the other within one rebalance and
-/// every tick is stored once. The group coordinator notices the crash after
-/// the session timeout. On the test broker, tansu 0.6, the survivor is first
+/// kill -9 of a worker (the one that leads the consumer groups): its jobs
+/// move to the other within one rebalance and every tick is stored once. The
+/// group coordinator notices the crash after the session timeout. On the test broker, tansu 0.6, the survivor is first
 /// handed its previous assignment; its consumers see that (the group shrank,
 /// the assignment did not move) and leave and rejoin the group, which makes
 /// tansu assign the whole topic (`KafkaConsumer::check_group` in
@@ -264,14 +264,14 @@ async fn scale_out(test: &str, stop: Stop) {
     let addr = |p: u16| format!("127.0.0.1:{p}");
     let url = |p: u16| format!("http://127.0.0.1:{p}");
     // The first worker creates the topics; the others find them.
-    let mut w1 = Proc::spawn(
+    let w1 = Proc::spawn(
         "worker1",
         &["worker", "--admin-addr", &addr(w1_port)],
         &env,
         dir.path(),
     );
     wait_ready(&client, &w1, &url(w1_port)).await;
-    let mut w2 = Proc::spawn(
+    let w2 = Proc::spawn(
         "worker2",
         &["worker", "--admin-addr", &addr(w2_port)],
         &env,
@@ -334,14 +334,20 @@ async fn scale_out(test: &str, stop: Stop) {
     tokio::time::sleep(Duration::from_secs(4)).await;
 
     // Stop one worker mid-stream: its jobs move to the other.
-    let (victim, survivor, survivor_port) = (&mut w2, &w1, w1_port);
+    // kill -9 takes worker1: it joined every group first, so it leads them
+    // (the coordinator loses the leader too); SIGTERM takes worker2.
+    let (mut victim, mut survivor, survivor_port) = match stop {
+        Stop::Kill9 => (w1, w2, w2_port),
+        Stop::Term => (w2, w1, w1_port),
+    };
     match stop {
         Stop::Kill9 => victim.kill9(),
         Stop::Term => {
             let status = victim.terminate();
             assert!(
                 status.success(),
-                "worker2 exited {status}:\n{}",
+                "{} exited {status}:\n{}",
+                victim.name,
                 victim.tail()
             );
         }
@@ -404,7 +410,11 @@ async fn scale_out(test: &str, stop: Stop) {
         assert!(r.status().is_success(), "delete {id}: {}", r.status());
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while running_jobs(&client, &url(w1_port)).await.unwrap_or(1.0) > 0.0 {
+    while running_jobs(&client, &url(survivor_port))
+        .await
+        .unwrap_or(1.0)
+        > 0.0
+    {
         assert!(Instant::now() < deadline, "jobs still running after delete");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -493,7 +503,7 @@ async fn scale_out(test: &str, stop: Stop) {
         stored.len()
     );
 
-    for p in [&mut w1, &mut a1, &mut a2] {
+    for p in [&mut survivor, &mut a1, &mut a2] {
         let status = p.terminate();
         assert!(
             status.success(),
