@@ -131,6 +131,7 @@ impl Engine {
             derivers.spawn(aggregator::run(
                 consumer,
                 bus.clone(),
+                backends.store.clone(),
                 cfg.aggregator.clone(),
             ));
             let consumer = bus.subscribe(Topic::Ticks, "latest-cache").await?;

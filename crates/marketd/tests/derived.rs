@@ -292,3 +292,102 @@ async fn a_replayed_csv_lands_exactly_once_and_bad_rows_are_counted() {
     pool.close().await;
     app.stop().await;
 }
+
+/// A restart in the middle of a bar continues it: the 1m and 1h bars built
+/// from ticks replayed before and after a restart hold every tick once (the
+/// aggregator seeds its series from the store when it first sees them).
+#[tokio::test]
+async fn open_bars_continue_across_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    // A minute 20 minutes ago; 40 ticks before the restart, 40 after, then
+    // one in the next minute, which closes the 1m bar.
+    let minute = (marketd_model::time::now_ns() / (60 * SEC) - 20) * 60 * SEC;
+    let price = |i: i64| format!("{}.{:02}", 100 + (i * 7) % 11, i % 100);
+    let write = |name: &str, range: std::ops::Range<i64>, extra: bool| {
+        let mut text = String::from("symbol,ts,price,size\n");
+        for i in range {
+            text.push_str(&format!(
+                "AAPL,{},{},{}\n",
+                minute + i * 500_000_000,
+                price(i),
+                1 + i % 3
+            ));
+        }
+        if extra {
+            text.push_str(&format!("AAPL,{},{},1\n", minute + 61 * SEC, price(99)));
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let first = write("a.csv", 0..40, false);
+    let second = write("b.csv", 40..80, true);
+    let replay = |path: std::path::PathBuf| {
+        move |c: &mut marketd::config::Config| {
+            c.feeds.simulated.enabled = false;
+            c.feeds.replay.enabled = true;
+            c.feeds.replay.path = Some(path);
+            c.feeds.replay.speed = 0.0;
+            c.writer.flush_interval_ms = 20;
+        }
+    };
+    let db = format!("sqlite://{}", dir.join("marketd.db").display());
+    let stored = |want: i64| {
+        let db = db.clone();
+        async move {
+            let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE source = 'replay'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            (n >= want).then_some(())
+        }
+    };
+    let app = TestApp::spawn_in(dir.clone(), replay(first)).await;
+    eventually(Duration::from_secs(15), || stored(40)).await;
+    app.stop().await;
+    let app = TestApp::spawn_in(dir.clone(), replay(second)).await;
+    eventually(Duration::from_secs(15), || stored(81)).await;
+    app.stop().await;
+
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    for (interval, start) in [("1m", minute), ("1h", minute / (3_600 * SEC) * 3_600 * SEC)] {
+        let (open, close, high, low, volume, trades): (String, String, String, String, String, i64) =
+            sqlx::query_as(
+                "SELECT CAST(open AS TEXT), CAST(close AS TEXT), CAST(high AS TEXT), CAST(low AS TEXT), \
+                 CAST(volume AS TEXT), trades FROM bars \
+                 WHERE symbol = 'AAPL' AND source = 'replay' AND interval = ? AND start = ?",
+            )
+            .bind(interval)
+            .bind(start)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let ticks: Vec<i64> = if interval == "1m" {
+            (0..80).collect()
+        } else {
+            (0..80).chain([99]).collect()
+        };
+        let prices: Vec<Decimal> = ticks
+            .iter()
+            .map(|&i| Decimal::from_str(&price(i)).unwrap())
+            .collect();
+        let sizes: i64 = ticks
+            .iter()
+            .map(|&i| if i == 99 { 1 } else { 1 + i % 3 })
+            .sum();
+        assert_eq!(trades, ticks.len() as i64, "{interval}: every tick once");
+        assert_eq!(
+            dec(open),
+            prices[0],
+            "{interval} open from before the restart"
+        );
+        assert_eq!(dec(close), *prices.last().unwrap(), "{interval} close");
+        assert_eq!(dec(high), *prices.iter().max().unwrap(), "{interval} high");
+        assert_eq!(dec(low), *prices.iter().min().unwrap(), "{interval} low");
+        assert_eq!(dec(volume), Decimal::from(sizes), "{interval} volume");
+    }
+    pool.close().await;
+}
