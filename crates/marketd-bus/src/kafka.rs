@@ -250,10 +250,6 @@ impl std::fmt::Debug for PendingAcks {
 }
 
 impl PendingAcks {
-    pub(crate) fn len(&self) -> usize {
-        self.acks.len()
-    }
-
     /// Waits for every acknowledgement; the first failure is the error.
     pub(crate) async fn wait(self) -> Result<()> {
         for ack in self.acks {

@@ -154,18 +154,6 @@ impl Receipt {
         Receipt(ReceiptInner::Kafka(pending))
     }
 
-    /// Number of events still waiting for their acknowledgement.
-    pub fn len(&self) -> usize {
-        match &self.0 {
-            ReceiptInner::Done => 0,
-            ReceiptInner::Kafka(p) => p.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Waits until every event of the batch is durable; the first delivery
     /// failure is the error.
     pub async fn wait(self) -> Result<()> {

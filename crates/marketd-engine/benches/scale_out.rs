@@ -221,13 +221,16 @@ async fn kafka_bus(brokers: &str, n: usize) {
     );
 }
 
-/// True once every group of the worker has committed the whole of its
-/// topic: the ticks (writer, aggregator, cache), and the bars and averages
-/// the aggregator derived from them (their sinks).
-async fn all_committed(brokers: &str, prefix: &str) -> bool {
-    let brokers = brokers.to_string();
-    let prefix = prefix.to_string();
-    tokio::task::spawn_blocking(move || {
+/// Readers of the committed offsets of every group of the worker: the
+/// ticks (writer, aggregator, cache), and the bars and averages the
+/// aggregator derived from them (their sinks). Made once per run, polled
+/// until the worker has drained.
+struct Progress {
+    readers: Vec<(String, BaseConsumer)>,
+}
+
+impl Progress {
+    fn new(brokers: &str, prefix: &str) -> Progress {
         let groups = [
             (Topic::Ticks, "store-ticks"),
             (Topic::Ticks, "aggregator"),
@@ -235,48 +238,63 @@ async fn all_committed(brokers: &str, prefix: &str) -> bool {
             (Topic::Bars, "store-bars"),
             (Topic::Indicators, "store-indicators"),
         ];
-        groups.iter().all(|(topic, group)| {
-            let name = format!("{prefix}{}", topic.name());
-            let reader: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &brokers)
-                .set("group.id", format!("{prefix}{group}"))
-                .set("enable.auto.commit", "false")
-                .create()
-                .unwrap();
-            let timeout = Duration::from_secs(5);
-            let Ok(meta) = reader.fetch_metadata(Some(&name), timeout) else {
+        let readers = groups
+            .iter()
+            .map(|(topic, group)| {
+                let reader: BaseConsumer = ClientConfig::new()
+                    .set("bootstrap.servers", brokers)
+                    .set("group.id", format!("{prefix}{group}"))
+                    .set("enable.auto.commit", "false")
+                    .create()
+                    .unwrap();
+                (format!("{prefix}{}", topic.name()), reader)
+            })
+            .collect();
+        Progress { readers }
+    }
+
+    /// True once every group has committed the whole of its topic.
+    fn all_committed(&self) -> bool {
+        let timeout = Duration::from_secs(5);
+        self.readers.iter().all(|(name, reader)| {
+            let Ok(meta) = reader.fetch_metadata(Some(name), timeout) else {
                 return false;
             };
             let partitions = meta.topics()[0].partitions().len() as i32;
             let mut tpl = TopicPartitionList::new();
             for p in 0..partitions {
-                tpl.add_partition(&name, p);
+                tpl.add_partition(name, p);
             }
             let Ok(committed) = reader.committed_offsets(tpl, timeout) else {
                 return false;
             };
             (0..partitions).all(|p| {
                 let high = reader
-                    .fetch_watermarks(&name, p, timeout)
+                    .fetch_watermarks(name, p, timeout)
                     .map(|(_, h)| h)
                     .unwrap_or(i64::MAX);
-                let done = match committed.find_partition(&name, p).map(|e| e.offset()) {
+                let done = match committed.find_partition(name, p).map(|e| e.offset()) {
                     Some(Offset::Offset(o)) => o,
                     _ => 0,
                 };
                 done >= high
             })
         })
-    })
-    .await
-    .unwrap()
+    }
 }
 
-async fn wait_drained(brokers: &str, prefix: &str, store: &AnyStore, n: usize) {
+/// Waits until every tick is a row and every group committed everything.
+async fn wait_drained(progress: Arc<Progress>, store: &AnyStore, n: usize) {
     loop {
         let stored = store.count_ticks(None).await.unwrap() as usize;
-        if stored >= n && all_committed(brokers, prefix).await {
-            return;
+        if stored >= n {
+            let p = progress.clone();
+            if tokio::task::spawn_blocking(move || p.all_committed())
+                .await
+                .unwrap()
+            {
+                return;
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -303,6 +321,7 @@ async fn ingest(brokers: &str, pg: &str, n: usize, drain: bool) {
     let (store, db) = fresh_store(pg).await;
     let prefix = prefix();
     let bus = kafka(brokers, &prefix).await;
+    let progress = Arc::new(Progress::new(brokers, &prefix));
     let backends = common::backends(store.clone(), bus.clone()).await;
     let batches: Vec<Vec<Tick>> = common::ticks(n, common::an_hour_ago())
         .chunks(1_000)
@@ -328,7 +347,7 @@ async fn ingest(brokers: &str, pg: &str, n: usize, drain: bool) {
         let started = Instant::now();
         (engine, publish(batches).await, started)
     };
-    wait_drained(brokers, &prefix, &store, n).await;
+    wait_drained(progress, &store, n).await;
     let elapsed = started.elapsed();
     let cpu = cpu.per_item(n);
     let what = if drain {

@@ -22,6 +22,7 @@
 //! offset. Series whose `ticks` partition leaves this member are dropped (the
 //! new owner seeds them).
 
+use futures::StreamExt;
 use marketd_model::rust_decimal_to_f64 as to_f64;
 use marketd_model::{Bar, Event, Indicator, Interval, MaKind, Symbol, Tick, Topic};
 use marketd_store::{AnyStore, BarQuery, IndicatorQuery, Store};
@@ -217,13 +218,12 @@ impl Aggregator {
     /// a late tick corrected one), the changed open bars are added too, so
     /// that everything published reflects exactly the ticks applied so far:
     /// the caller publishes `out` and then commits every tick applied, and a
-    /// restart seeded from the store resumes exactly after them. Returns
-    /// whether `out` must be published.
+    /// restart seeded from the store resumes exactly after them.
     pub fn apply_batch<'a>(
         &mut self,
         ticks: impl IntoIterator<Item = &'a Tick>,
         out: &mut Vec<Event>,
-    ) -> bool {
+    ) {
         let before = out.len();
         for t in ticks {
             self.apply(t, out);
@@ -231,7 +231,6 @@ impl Aggregator {
         if out.len() > before {
             self.flush_open(out);
         }
-        !out.is_empty()
     }
 
     /// Publishes the open bars that changed since the last flush.
@@ -462,8 +461,20 @@ async fn seed_new_series(store: &AnyStore, agg: &mut Aggregator, batch: &[market
             new.push((t.source.clone(), t.symbol.clone()));
         }
     }
-    for (source, symbol) in new {
-        match load_history(store, agg, &source, &symbol).await {
+    // Loaded a few at a time (a start sees every symbol at once), then seeded.
+    let loads = futures::stream::iter(new)
+        .map(|(source, symbol)| {
+            let agg = &*agg;
+            async move {
+                let history = load_history(store, agg, &source, &symbol).await;
+                (source, symbol, history)
+            }
+        })
+        .buffered(SEED_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    for (source, symbol, history) in loads {
+        match history {
             Ok(history) => {
                 if history.iter().any(|h| !h.bars.is_empty()) {
                     tracing::debug!(%source, %symbol, "aggregator series seeded from the store");
@@ -478,6 +489,10 @@ async fn seed_new_series(store: &AnyStore, agg: &mut Aggregator, batch: &[market
         }
     }
 }
+
+/// Series histories read from the store at once when a batch brings new
+/// symbols.
+const SEED_CONCURRENCY: usize = 8;
 
 /// The stored history of one (source, symbol), per configured interval.
 async fn load_history(

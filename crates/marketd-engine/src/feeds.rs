@@ -74,14 +74,6 @@ async fn forward(mut rx: mpsc::Receiver<Vec<Tick>>, bus: marketd_bus::AnyBus) {
     publisher.flush().await;
 }
 
-/// Validates and publishes ticks on the bus and waits until they are
-/// acknowledged: [`TickPublisher`] with one batch in flight.
-pub async fn publish_ticks(bus: &marketd_bus::AnyBus, batch: Vec<Tick>) {
-    let mut publisher = TickPublisher::new(bus.clone());
-    publisher.publish(batch).await;
-    publisher.flush().await;
-}
-
 /// A feed's side of the bus: validates ticks (invalid ones are logged,
 /// counted and dropped), counts them per source once per batch (this is the
 /// ingest hot path), and keeps up to [`PUBLISH_WINDOW`] batches queued on the
