@@ -9,7 +9,8 @@ use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
 use marketd_api::auth::{AuthConfig, Authenticator, Principal, authenticate, create_api_key};
 use marketd_model::{Role, Secret};
-use marketd_store::{AnyStore, Store, StoreOptions};
+use marketd_store::prelude::*;
+use marketd_store::{AnyStore, StoreOptions};
 use std::sync::Arc;
 use tower::ServiceExt;
 

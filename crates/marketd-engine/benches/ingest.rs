@@ -10,7 +10,8 @@ mod common;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use marketd_bus::{AnyBus, BusOptions};
 use marketd_engine::feeds::TickPublisher;
-use marketd_store::{AnyStore, Store, StoreOptions};
+use marketd_store::prelude::*;
+use marketd_store::{AnyStore, StoreOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

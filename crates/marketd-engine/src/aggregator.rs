@@ -25,7 +25,8 @@
 use futures::StreamExt;
 use marketd_model::rust_decimal_to_f64 as to_f64;
 use marketd_model::{Bar, Event, Indicator, Interval, MaKind, Symbol, Tick, Topic};
-use marketd_store::{AnyStore, BarQuery, IndicatorQuery, Store};
+use marketd_store::prelude::*;
+use marketd_store::{AnyStore, BarQuery, IndicatorQuery};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

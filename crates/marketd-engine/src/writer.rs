@@ -4,7 +4,8 @@
 
 use marketd_bus::{AnyConsumer, Consumer, Delivery};
 use marketd_model::{Event, Tick};
-use marketd_store::{AnyStore, Store};
+use marketd_store::AnyStore;
+use marketd_store::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;

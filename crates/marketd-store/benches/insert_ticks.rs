@@ -6,7 +6,8 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use marketd_model::{Decimal, Symbol, Tick, TickKind};
-use marketd_store::{AnyStore, Store, StoreOptions};
+use marketd_store::prelude::*;
+use marketd_store::{AnyStore, StoreOptions};
 use std::cell::Cell;
 use std::sync::Arc;
 

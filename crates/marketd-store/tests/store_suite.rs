@@ -9,7 +9,8 @@ use marketd_model::{
     RequestOutcome, Role, Secret, StoredCredential, Symbol, Tick, TickKind,
 };
 use marketd_store::crypto::{Keyring, generate_key};
-use marketd_store::{AnyStore, BarQuery, Error, IndicatorQuery, Store, StoreOptions, TickQuery};
+use marketd_store::prelude::*;
+use marketd_store::{AnyStore, BarQuery, Error, IndicatorQuery, StoreOptions, TickQuery};
 use std::str::FromStr;
 use uuid::Uuid;
 

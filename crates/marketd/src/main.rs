@@ -252,7 +252,7 @@ fn run_role(
 }
 
 async fn keys(cmd: &KeysCommand, cfg: &Config) -> anyhow::Result<()> {
-    use marketd_store::Store;
+    use marketd_store::prelude::*;
     let store = open_store(cfg).await?;
     match cmd {
         KeysCommand::Create {
@@ -327,7 +327,7 @@ async fn keys(cmd: &KeysCommand, cfg: &Config) -> anyhow::Result<()> {
 }
 
 async fn credentials(cmd: &CredentialsCommand, cfg: &Config) -> anyhow::Result<()> {
-    use marketd_store::Store;
+    use marketd_store::prelude::*;
     let store = open_store(cfg).await?;
     match cmd {
         CredentialsCommand::Set { name, .. } => {

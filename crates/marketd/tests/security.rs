@@ -293,7 +293,7 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
     );
     let (mut old, old_key) = marketd_api::auth::new_api_key("old", marketd_model::Role::Write);
     old.expires_at = Some(marketd_model::time::now_ns() - 1);
-    use marketd_store::Store as _;
+    use marketd_store::prelude::*;
     a.store
         .insert_api_key(&old, &marketd_api::auth::hash_key(old_key.expose()))
         .await
@@ -876,7 +876,7 @@ async fn credentials_are_encrypted_at_rest_never_returned_and_rotate() {
         (0, 1),
         "idempotent"
     );
-    use marketd_store::Store as _;
+    use marketd_store::prelude::*;
     let c = store.credential(name).await.unwrap().unwrap();
     assert_eq!(c.sealed.key_id, "k2");
     let only2 = marketd_store::crypto::Keyring::new("k2", &key2, &[]).unwrap();

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use marketd_model::time::{now_ns, to_rfc3339};
 use marketd_model::{Secret, StoredCredential};
-use marketd_store::Store;
+use marketd_store::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use marketd_bus::Bus;
 use marketd_cache::Cache;
-use marketd_store::Store;
+use marketd_store::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use marketd_bus::Bus;
 use marketd_model::time::{now_ns, to_rfc3339};
 use marketd_model::{Event, JobStatus, PollingJob, PollingJobCommand, Symbol};
-use marketd_store::Store;
+use marketd_store::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;

@@ -11,7 +11,8 @@ use marketd_model::time::{parse_ts, to_rfc3339};
 use marketd_model::{
     Bar, Decimal, Interval, MaKind, Symbol, Tick, decimal_number, option_decimal_number,
 };
-use marketd_store::{BarQuery, IndicatorQuery, Store, TickQuery};
+use marketd_store::prelude::*;
+use marketd_store::{BarQuery, IndicatorQuery, TickQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -1,0 +1,122 @@
+//! [`AnyStore`]: the configured backend behind every store trait.
+
+use crate::error::scheme_of;
+use crate::{
+    AccessStore, BarQuery, Error, IndicatorQuery, JobStore, RequestStore, Result, SeriesStore,
+    Store, StoreOptions, TickPage, TickQuery, TickStore, postgres, sqlite,
+};
+use marketd_model::{
+    ApiKey, Bar, Indicator, PollingJob, PriceRequest, StoredCredential, Symbol, Tick,
+};
+use uuid::Uuid;
+
+/// The configured storage backend. Its variants are the backends; everything
+/// above this crate sees only the traits.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AnyStore {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
+}
+
+impl AnyStore {
+    /// Opens the backend named by `url`'s scheme:
+    /// - `sqlite://PATH` (`sqlite://data/marketd.db` is relative to the
+    ///   working directory, `sqlite:///var/lib/marketd.db` absolute; also
+    ///   `sqlite:PATH`): a database file, created with its parent
+    ///   directories when missing;
+    /// - `sqlite::memory:`: a private in-memory database (tests);
+    /// - `postgres://…` or `postgresql://…`: a PostgreSQL database (sqlx
+    ///   URL syntax), pooled with `opts.max_connections` connections.
+    ///
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str, opts: &StoreOptions) -> Result<AnyStore> {
+        let url = url.trim();
+        if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+            return Ok(AnyStore::Sqlite(sqlite::SqliteStore::memory().await?));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                return Err(Error::UnsupportedUrl(url.to_string()));
+            }
+            return Ok(AnyStore::Sqlite(
+                sqlite::SqliteStore::open(std::path::Path::new(path), opts).await?,
+            ));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(AnyStore::Postgres(
+                postgres::PostgresStore::connect(url, opts).await?,
+            ));
+        }
+        Err(Error::UnsupportedUrl(scheme_of(url)))
+    }
+
+    /// Name of the backend in use, for logs and `/health/ready`.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            AnyStore::Sqlite(_) => "sqlite",
+            AnyStore::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Implements a store trait for [`AnyStore`] by calling the same method on
+/// the backend in use; one invocation per trait lists its methods.
+macro_rules! delegate {
+    ($trait:ident { $(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)* }) => {
+        impl $trait for AnyStore {
+            $(async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                match self {
+                    AnyStore::Sqlite(s) => s.$name($($arg),*).await,
+                    AnyStore::Postgres(s) => s.$name($($arg),*).await,
+                }
+            })*
+        }
+    };
+}
+
+delegate!(Store {
+    fn migrate(&self) -> Result<()>;
+    fn ping(&self) -> Result<()>;
+    fn close(&self) -> ();
+});
+
+delegate!(TickStore {
+    fn insert_ticks(&self, ticks: &[Tick]) -> Result<u64>;
+    fn latest_tick(&self, symbol: &Symbol, source: Option<&str>) -> Result<Option<Tick>>;
+    fn tick_history(&self, q: &TickQuery) -> Result<TickPage>;
+    fn count_ticks(&self, symbol: Option<&Symbol>) -> Result<u64>;
+});
+
+delegate!(SeriesStore {
+    fn upsert_bars(&self, bars: &[Bar]) -> Result<()>;
+    fn bars(&self, q: &BarQuery) -> Result<Vec<Bar>>;
+    fn upsert_indicators(&self, xs: &[Indicator]) -> Result<()>;
+    fn indicators(&self, q: &IndicatorQuery) -> Result<Vec<Indicator>>;
+});
+
+delegate!(RequestStore {
+    fn insert_price_requests(&self, xs: &[PriceRequest]) -> Result<()>;
+    fn price_requests(&self, symbol: Option<&Symbol>, limit: u32) -> Result<Vec<PriceRequest>>;
+});
+
+delegate!(JobStore {
+    fn upsert_polling_job(&self, job: &PollingJob) -> Result<()>;
+    fn polling_job(&self, id: Uuid) -> Result<Option<PollingJob>>;
+    fn polling_jobs(&self, include_deleted: bool) -> Result<Vec<PollingJob>>;
+    fn record_job_run(&self, id: Uuid, at: i64, error: Option<&str>) -> Result<()>;
+    fn delete_polling_job(&self, id: Uuid) -> Result<bool>;
+});
+
+delegate!(AccessStore {
+    fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()>;
+    fn insert_first_api_key(&self, key: &ApiKey, hash: &str) -> Result<bool>;
+    fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+    fn api_keys(&self) -> Result<Vec<ApiKey>>;
+    fn revoke_api_key(&self, id: Uuid, at: i64) -> Result<bool>;
+    fn put_credential(&self, c: &StoredCredential) -> Result<()>;
+    fn credential(&self, name: &str) -> Result<Option<StoredCredential>>;
+    fn credentials(&self) -> Result<Vec<StoredCredential>>;
+    fn delete_credential(&self, name: &str) -> Result<bool>;
+});

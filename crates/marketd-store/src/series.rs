@@ -1,0 +1,166 @@
+//! The derived-series aggregate (tables `bars` and `indicators`): the
+//! [`SeriesStore`] trait and its query types. The reads are written once
+//! here for every backend that supplies its dialect's `SELECT`s and batch
+//! upserts ([`SeriesSql`]).
+
+use crate::Result;
+use crate::backend::{Backend, Dialect};
+use crate::error::During;
+use crate::rows::{Cols, Sources, SqlRow, decode_all};
+use crate::sql::{Filter, ascending};
+use marketd_model::{Bar, Indicator, Interval, MaKind, Symbol};
+use std::future::Future;
+use std::str::FromStr;
+
+/// Filters of `GET /bars`: bars of one symbol and interval. Without `from`
+/// the newest `limit` bars are returned; the result is ascending by start.
+#[derive(Debug, Clone)]
+pub struct BarQuery {
+    pub symbol: Symbol,
+    pub source: Option<String>,
+    pub interval: Interval,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub limit: u32,
+}
+
+/// Filters of `GET /indicators/moving-average`; same window rules as [`BarQuery`].
+#[derive(Debug, Clone)]
+pub struct IndicatorQuery {
+    pub symbol: Symbol,
+    pub source: Option<String>,
+    pub interval: Interval,
+    pub kind: MaKind,
+    pub window: u32,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub limit: u32,
+}
+
+/// Bars and indicators derived from ticks. Writes are idempotent on their
+/// natural keys.
+pub trait SeriesStore: Send + Sync {
+    /// Inserts or replaces bars on (source, symbol, interval, start).
+    fn upsert_bars(&self, bars: &[Bar]) -> impl Future<Output = Result<()>> + Send;
+    fn bars(&self, q: &BarQuery) -> impl Future<Output = Result<Vec<Bar>>> + Send;
+    /// Inserts or replaces on (source, symbol, interval, kind, window, ts).
+    fn upsert_indicators(&self, xs: &[Indicator]) -> impl Future<Output = Result<()>> + Send;
+    fn indicators(&self, q: &IndicatorQuery)
+    -> impl Future<Output = Result<Vec<Indicator>>> + Send;
+}
+
+/// What a backend writes by hand for [`SeriesStore`].
+pub(crate) trait SeriesSql: Backend {
+    /// `SELECT` of the columns [`bar_from_row`] reads, decimals as text,
+    /// `FROM bars`.
+    const BAR_SELECT: &'static str;
+    /// `SELECT` of the columns [`indicator_from_row`] reads `FROM indicators`.
+    const INDICATOR_SELECT: &'static str;
+    /// The dialect's spelling of the `interval` column.
+    const INTERVAL: &'static str;
+    /// [`SeriesStore::upsert_bars`] in one transaction.
+    fn write_bars(&self, bars: &[Bar]) -> impl Future<Output = Result<()>> + Send;
+    /// [`SeriesStore::upsert_indicators`] in one transaction (no NaN values).
+    fn write_indicators(&self, xs: &[Indicator]) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl<B: SeriesSql> SeriesStore for B {
+    async fn upsert_bars(&self, bars: &[Bar]) -> Result<()> {
+        self.write_bars(bars).await
+    }
+
+    async fn bars(&self, q: &BarQuery) -> Result<Vec<Bar>> {
+        let mut qb = B::Db::builder(B::BAR_SELECT);
+        let newest = bars_filter(&mut qb, B::INTERVAL, q);
+        let rows = B::Db::all(self.reader(), &mut qb)
+            .await
+            .during("reading bars")?;
+        Ok(ascending(decode_all(&rows, bar_from_row)?, newest))
+    }
+
+    async fn upsert_indicators(&self, xs: &[Indicator]) -> Result<()> {
+        self.write_indicators(&storable(xs)).await
+    }
+
+    async fn indicators(&self, q: &IndicatorQuery) -> Result<Vec<Indicator>> {
+        let mut qb = B::Db::builder(B::INDICATOR_SELECT);
+        let newest = indicators_filter(&mut qb, B::INTERVAL, q);
+        let rows = B::Db::all(self.reader(), &mut qb)
+            .await
+            .during("reading indicators")?;
+        Ok(ascending(decode_all(&rows, indicator_from_row)?, newest))
+    }
+}
+
+/// Decodes a row of the backend's bar `SELECT` (symbol, source, interval,
+/// start, open, high, low, close, volume as decimal text, trades, first_ts,
+/// last_ts, closed).
+fn bar_from_row<R: SqlRow>(row: &R, sources: &mut Sources) -> Result<Bar> {
+    let c = Cols::new(row, "bars");
+    Ok(Bar {
+        symbol: c.symbol(0)?,
+        source: c.source(1, sources)?,
+        interval: c.parse(2, "interval", Interval::from_str)?,
+        start: c.int(3)?,
+        open: c.decimal(4)?,
+        high: c.decimal(5)?,
+        low: c.decimal(6)?,
+        close: c.decimal(7)?,
+        volume: c.decimal(8)?,
+        trades: c.count(9)?,
+        first_ts: c.int(10)?,
+        last_ts: c.int(11)?,
+        closed: c.flag(12)?,
+    })
+}
+
+/// Decodes a row of `SELECT symbol, source, interval, kind, "window", ts,
+/// value FROM indicators`.
+fn indicator_from_row<R: SqlRow>(row: &R, sources: &mut Sources) -> Result<Indicator> {
+    let c = Cols::new(row, "indicators");
+    let window = c.int(4)?;
+    Ok(Indicator {
+        symbol: c.symbol(0)?,
+        source: c.source(1, sources)?,
+        interval: c.parse(2, "interval", Interval::from_str)?,
+        kind: c.parse(3, "kind", MaKind::from_str)?,
+        window: u32::try_from(window).map_err(|_| c.corrupt(format!("bad window {window}")))?,
+        ts: c.int(5)?,
+        value: c.float(6)?,
+    })
+}
+
+/// The `WHERE` and `ORDER BY` of [`SeriesStore::bars`] after the backend's
+/// bar `SELECT`; `interval` is the dialect's spelling of that column. True
+/// when the rows come newest first (see [`Filter::window`]).
+fn bars_filter<'q>(qb: &mut impl Filter<'q>, interval: &str, q: &'q BarQuery) -> bool {
+    qb.sql(" WHERE symbol = ").text(q.symbol.as_str());
+    qb.eq_text(interval, q.interval.as_str());
+    qb.source(q.source.as_deref());
+    qb.window("start", q.from, q.to, q.limit, "source")
+}
+
+/// The `WHERE` and `ORDER BY` of [`SeriesStore::indicators`], as [`bars_filter`].
+fn indicators_filter<'q>(qb: &mut impl Filter<'q>, interval: &str, q: &'q IndicatorQuery) -> bool {
+    qb.sql(" WHERE symbol = ").text(q.symbol.as_str());
+    qb.eq_text(interval, q.interval.as_str());
+    qb.eq_text("kind", q.kind.as_str());
+    qb.sql(" AND \"window\" = ").int(i64::from(q.window));
+    qb.source(q.source.as_deref());
+    qb.window("ts", q.from, q.to, q.limit, "source")
+}
+
+/// The values of `xs` that can be stored: SQLite cannot store NaN (it
+/// becomes NULL, which the NOT NULL column refuses) and PostgreSQL follows
+/// the same rule, since an undefined average is better absent than stored.
+fn storable(xs: &[Indicator]) -> std::borrow::Cow<'_, [Indicator]> {
+    if !xs.iter().any(|x| x.value.is_nan()) {
+        return xs.into();
+    }
+    let kept: Vec<Indicator> = xs.iter().filter(|x| !x.value.is_nan()).cloned().collect();
+    tracing::warn!(
+        dropped = xs.len() - kept.len(),
+        "not storing NaN indicator values"
+    );
+    kept.into()
+}
