@@ -3,8 +3,8 @@
 //! its dialect's statements ([`AccessSql`]).
 
 use crate::Result;
-use crate::backend::{Backend, Dialect};
-use crate::error::{During, conflict};
+use crate::backend::{Backend, Dialect, RowOf, read_all, read_one, write_built, write_stmt};
+use crate::error::{conflict, failed};
 use crate::rows::{Cols, SqlRow};
 use crate::sql::{Binds, Filter};
 use marketd_model::{ApiKey, Role, SealedSecret, StoredCredential};
@@ -64,11 +64,8 @@ pub(crate) const INSERTING_KEY: &str = "inserting an API key";
 
 impl<B: AccessSql> AccessStore for B {
     async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()> {
-        let _turn = self.write_turn().await;
         let q = bind_api_key(B::Db::stmt(B::INSERT_KEY), key, hash);
-        B::Db::execute(self.writer(), q)
-            .await
-            .map_err(|e| conflict(e, INSERTING_KEY, "api key"))?;
+        write_stmt(self, q, |e| conflict(e, INSERTING_KEY, "api key")).await?;
         Ok(())
     }
 
@@ -79,67 +76,52 @@ impl<B: AccessSql> AccessStore for B {
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
         let mut qb = B::Db::builder(API_KEY_SELECT);
         qb.sql(" WHERE key_hash = ").text(hash);
-        let row = B::Db::one(self.reader(), &mut qb)
-            .await
-            .during("looking up an API key")?;
-        row.as_ref().map(api_key_from_row).transpose()
+        read_one(self, &mut qb, "looking up an API key", api_key_from_row).await
     }
 
     async fn api_keys(&self) -> Result<Vec<ApiKey>> {
         let mut qb = B::Db::builder(&format!("{API_KEY_SELECT} ORDER BY created_at, id"));
-        let rows = B::Db::all(self.reader(), &mut qb)
-            .await
-            .during("listing API keys")?;
-        rows.iter().map(api_key_from_row).collect()
+        read_all(self, &mut qb, "listing API keys", |r, _| {
+            api_key_from_row(r)
+        })
+        .await
     }
 
     async fn revoke_api_key(&self, id: Uuid, at: i64) -> Result<bool> {
-        let _turn = self.write_turn().await;
         let mut qb = B::Db::builder("UPDATE api_keys SET revoked_at = ");
-        qb.int(at)
-            .sql(" WHERE id = ")
-            .owned(id.to_string())
-            .sql(" AND revoked_at IS NULL");
-        let done = B::Db::run(self.writer(), &mut qb)
-            .await
-            .during("revoking an API key")?;
-        Ok(done > 0)
+        qb.int(at).sql(" WHERE id = ").owned(id.to_string());
+        qb.sql(" AND revoked_at IS NULL");
+        write_built(self, &mut qb, "revoking an API key").await
     }
 
     async fn put_credential(&self, c: &StoredCredential) -> Result<()> {
-        let _turn = self.write_turn().await;
         let q = bind_credential(B::Db::stmt(B::PUT_CREDENTIAL), c);
-        B::Db::execute(self.writer(), q)
-            .await
-            .during("storing a credential")?;
+        write_stmt(self, q, failed("storing a credential")).await?;
         Ok(())
     }
 
     async fn credential(&self, name: &str) -> Result<Option<StoredCredential>> {
         let mut qb = B::Db::builder(CREDENTIAL_SELECT);
         qb.sql(" WHERE name = ").text(name);
-        let row = B::Db::one(self.reader(), &mut qb)
-            .await
-            .during("reading a credential")?;
-        row.as_ref().map(credential_from_row).transpose()
+        read_one(self, &mut qb, "reading a credential", credential_from_row).await
     }
 
     async fn credentials(&self) -> Result<Vec<StoredCredential>> {
-        let mut qb = B::Db::builder(&format!("{CREDENTIAL_SELECT} ORDER BY name"));
-        let rows = B::Db::all(self.reader(), &mut qb)
-            .await
-            .during("listing credentials")?;
-        rows.iter().map(credential_from_row).collect()
+        let sql = format!("{CREDENTIAL_SELECT} ORDER BY name");
+        let decode = |r: &RowOf<B>, _: &mut _| credential_from_row(r);
+        read_all(
+            self,
+            &mut B::Db::builder(&sql),
+            "listing credentials",
+            decode,
+        )
+        .await
     }
 
     async fn delete_credential(&self, name: &str) -> Result<bool> {
-        let _turn = self.write_turn().await;
         let mut qb = B::Db::builder("DELETE FROM credentials WHERE name = ");
         qb.text(name);
-        let done = B::Db::run(self.writer(), &mut qb)
-            .await
-            .during("deleting a credential")?;
-        Ok(done > 0)
+        write_built(self, &mut qb, "deleting a credential").await
     }
 }
 

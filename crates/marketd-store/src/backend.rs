@@ -8,8 +8,10 @@
 //! macro: statements are built and run the same way on both, through boxed
 //! futures so that the generic aggregate code needs no driver bounds.
 
-use crate::rows::SqlRow;
+use crate::error::During;
+use crate::rows::{Sources, SqlRow, decode_all};
 use crate::sql::{Binds, Filter};
+use crate::{Error, Result};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -106,4 +108,54 @@ pub(crate) trait Backend: Send + Sync {
     /// Held across a write so that the backend's writers take turns
     /// (SQLite's single-writer gate); `None` when they need not.
     fn write_turn(&self) -> impl Future<Output = Option<tokio::sync::MutexGuard<'_, ()>>> + Send;
+}
+
+/// The built statement of a backend's dialect.
+pub(crate) type BuilderOf<'q, B> = <<B as Backend>::Db as Dialect>::Builder<'q>;
+
+/// A row of a backend's dialect.
+pub(crate) type RowOf<B> = <<B as Backend>::Db as Dialect>::Row;
+
+/// The first row of `qb` on the reader, decoded; `op` names the read in errors.
+pub(crate) async fn read_one<B: Backend, T>(
+    b: &B,
+    qb: &mut BuilderOf<'_, B>,
+    op: &'static str,
+    decode: fn(&RowOf<B>) -> Result<T>,
+) -> Result<Option<T>> {
+    let row = B::Db::one(b.reader(), qb).await.during(op)?;
+    row.as_ref().map(decode).transpose()
+}
+
+/// Every row of `qb` on the reader, decoded with one [`Sources`] for the page.
+pub(crate) async fn read_all<B: Backend, T>(
+    b: &B,
+    qb: &mut BuilderOf<'_, B>,
+    op: &'static str,
+    decode: impl Fn(&RowOf<B>, &mut Sources) -> Result<T>,
+) -> Result<Vec<T>> {
+    let rows = B::Db::all(b.reader(), qb).await.during(op)?;
+    decode_all(&rows, decode)
+}
+
+/// Runs the built write in the backend's write turn; true when it changed
+/// a row.
+pub(crate) async fn write_built<B: Backend>(
+    b: &B,
+    qb: &mut BuilderOf<'_, B>,
+    op: &'static str,
+) -> Result<bool> {
+    let _turn = b.write_turn().await;
+    Ok(B::Db::run(b.writer(), qb).await.during(op)? > 0)
+}
+
+/// Runs a hand-written statement in the backend's write turn; the number of
+/// rows it changed. `fail` maps the driver's error (to a conflict, say).
+pub(crate) async fn write_stmt<'q, B: Backend>(
+    b: &B,
+    stmt: <B::Db as Dialect>::Stmt<'q>,
+    fail: impl FnOnce(sqlx::Error) -> Error,
+) -> Result<u64> {
+    let _turn = b.write_turn().await;
+    B::Db::execute(b.writer(), stmt).await.map_err(fail)
 }

@@ -53,6 +53,14 @@ impl<T, E: Into<BoxError>> During<T> for std::result::Result<T, E> {
     }
 }
 
+/// Maps a driver error to a database error of `op`.
+pub(crate) fn failed(op: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| Error::Database {
+        op,
+        source: e.into(),
+    }
+}
+
 /// A unique-key violation as [`Error::Conflict`] on `what`, anything else as
 /// a database error of `op`. Both dialects report violations the same way.
 pub(crate) fn conflict(e: sqlx::Error, op: &'static str, what: &str) -> Error {

@@ -3,8 +3,8 @@
 //! statements ([`JobSql`]).
 
 use crate::Result;
-use crate::backend::{Backend, Dialect};
-use crate::error::During;
+use crate::backend::{Backend, Dialect, read_all, read_one, write_built, write_stmt};
+use crate::error::failed;
 use crate::rows::{Cols, SqlRow, to_i64};
 use crate::sql::{Binds, Filter};
 use marketd_model::{JobStatus, PollingJob};
@@ -43,51 +43,35 @@ pub(crate) trait JobSql: Backend {
 
 impl<B: JobSql> JobStore for B {
     async fn upsert_polling_job(&self, job: &PollingJob) -> Result<()> {
-        let _turn = self.write_turn().await;
         let q = bind_job(B::Db::stmt(B::UPSERT_JOB), job);
-        B::Db::execute(self.writer(), q)
-            .await
-            .during("upserting a polling job")?;
+        write_stmt(self, q, failed("upserting a polling job")).await?;
         Ok(())
     }
 
     async fn polling_job(&self, id: Uuid) -> Result<Option<PollingJob>> {
         let mut qb = B::Db::builder(JOB_SELECT);
         qb.sql(" WHERE id = ").owned(id.to_string());
-        let row = B::Db::one(self.reader(), &mut qb)
-            .await
-            .during("reading a polling job")?;
-        row.as_ref().map(job_from_row).transpose()
+        read_one(self, &mut qb, "reading a polling job", job_from_row).await
     }
 
     async fn polling_jobs(&self, include_deleted: bool) -> Result<Vec<PollingJob>> {
         let mut qb = B::Db::builder(&jobs_sql(include_deleted));
-        let rows = B::Db::all(self.reader(), &mut qb)
-            .await
-            .during("listing polling jobs")?;
-        rows.iter().map(job_from_row).collect()
+        read_all(self, &mut qb, "listing polling jobs", |r, _| {
+            job_from_row(r)
+        })
+        .await
     }
 
     async fn record_job_run(&self, id: Uuid, at: i64, error: Option<&str>) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let q = B::Db::stmt(B::RECORD_RUN)
-            .opt_text(error)
-            .int(at)
-            .owned(id.to_string());
-        B::Db::execute(self.writer(), q)
-            .await
-            .during("recording a job run")?;
+        let q = B::Db::stmt(B::RECORD_RUN).opt_text(error).int(at);
+        write_stmt(self, q.owned(id.to_string()), failed("recording a job run")).await?;
         Ok(())
     }
 
     async fn delete_polling_job(&self, id: Uuid) -> Result<bool> {
-        let _turn = self.write_turn().await;
         let mut qb = B::Db::builder("UPDATE polling_jobs SET status = 'deleted' WHERE id = ");
         qb.owned(id.to_string()).sql(" AND status = 'active'");
-        let done = B::Db::run(self.writer(), &mut qb)
-            .await
-            .during("deleting a polling job")?;
-        Ok(done > 0)
+        write_built(self, &mut qb, "deleting a polling job").await
     }
 }
 
@@ -106,12 +90,13 @@ fn jobs_sql(include_deleted: bool) -> String {
 
 fn job_from_row<R: SqlRow>(row: &R) -> Result<PollingJob> {
     let c = Cols::new(row, "polling_jobs");
+    let status = c.case(4, "status", JobStatus::parse)?;
     Ok(PollingJob {
         id: c.uuid(0)?,
         symbol: c.symbol(1)?,
         provider: c.string(2)?,
         interval_ms: c.count(3)?,
-        status: c.case(4, "status", JobStatus::parse)?,
+        status,
         created_at: c.int(5)?,
         run_count: c.count(6)?,
         error_count: c.count(7)?,

@@ -3,9 +3,8 @@
 //! here for every backend that supplies its batch insert ([`RequestSql`]).
 
 use crate::Result;
-use crate::backend::{Backend, Dialect};
-use crate::error::During;
-use crate::rows::{Cols, Sources, SqlRow, decode_all};
+use crate::backend::{Backend, Dialect, read_all};
+use crate::rows::{Cols, Sources, SqlRow};
 use crate::sql::Filter;
 use marketd_model::{PriceRequest, RequestOutcome, Symbol};
 use std::future::Future;
@@ -44,10 +43,13 @@ impl<B: RequestSql> RequestStore for B {
         }
         qb.sql(" ORDER BY requested_at DESC, id DESC LIMIT ")
             .int(i64::from(limit));
-        let rows = B::Db::all(self.reader(), &mut qb)
-            .await
-            .during("reading price requests")?;
-        decode_all(&rows, price_request_from_row)
+        read_all(
+            self,
+            &mut qb,
+            "reading price requests",
+            price_request_from_row,
+        )
+        .await
     }
 }
 

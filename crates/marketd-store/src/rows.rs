@@ -145,6 +145,14 @@ impl<'r, R: SqlRow> Cols<'r, R> {
         let s = self.text(idx)?;
         parse_decimal(s).ok_or_else(|| self.corrupt(format!("bad decimal {s:?}")))
     }
+    /// `N` decimals from column `first` on.
+    pub(crate) fn decimals<const N: usize>(&self, first: usize) -> Result<[Decimal; N]> {
+        let mut out = [Decimal::ZERO; N];
+        for (i, d) in out.iter_mut().enumerate() {
+            *d = self.decimal(first + i)?;
+        }
+        Ok(out)
+    }
     pub(crate) fn opt_decimal(&self, idx: usize) -> Result<Option<Decimal>> {
         let s = self.read(idx, self.row.opt_text(idx))?;
         s.map(|s| parse_decimal(s).ok_or_else(|| self.corrupt(format!("bad decimal {s:?}"))))

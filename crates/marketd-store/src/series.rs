@@ -4,9 +4,8 @@
 //! upserts ([`SeriesSql`]).
 
 use crate::Result;
-use crate::backend::{Backend, Dialect};
-use crate::error::During;
-use crate::rows::{Cols, Sources, SqlRow, decode_all};
+use crate::backend::{Backend, Dialect, read_all};
+use crate::rows::{Cols, Sources, SqlRow};
 use crate::sql::{Filter, ascending};
 use marketd_model::{Bar, Indicator, Interval, MaKind, Symbol};
 use std::future::Future;
@@ -72,10 +71,8 @@ impl<B: SeriesSql> SeriesStore for B {
     async fn bars(&self, q: &BarQuery) -> Result<Vec<Bar>> {
         let mut qb = B::Db::builder(B::BAR_SELECT);
         let newest = bars_filter(&mut qb, B::INTERVAL, q);
-        let rows = B::Db::all(self.reader(), &mut qb)
-            .await
-            .during("reading bars")?;
-        Ok(ascending(decode_all(&rows, bar_from_row)?, newest))
+        let bars = read_all(self, &mut qb, "reading bars", bar_from_row).await?;
+        Ok(ascending(bars, newest))
     }
 
     async fn upsert_indicators(&self, xs: &[Indicator]) -> Result<()> {
@@ -85,10 +82,8 @@ impl<B: SeriesSql> SeriesStore for B {
     async fn indicators(&self, q: &IndicatorQuery) -> Result<Vec<Indicator>> {
         let mut qb = B::Db::builder(B::INDICATOR_SELECT);
         let newest = indicators_filter(&mut qb, B::INTERVAL, q);
-        let rows = B::Db::all(self.reader(), &mut qb)
-            .await
-            .during("reading indicators")?;
-        Ok(ascending(decode_all(&rows, indicator_from_row)?, newest))
+        let xs = read_all(self, &mut qb, "reading indicators", indicator_from_row);
+        Ok(ascending(xs.await?, newest))
     }
 }
 
@@ -97,16 +92,17 @@ impl<B: SeriesSql> SeriesStore for B {
 /// last_ts, closed).
 fn bar_from_row<R: SqlRow>(row: &R, sources: &mut Sources) -> Result<Bar> {
     let c = Cols::new(row, "bars");
+    let [open, high, low, close, volume] = c.decimals(4)?;
     Ok(Bar {
         symbol: c.symbol(0)?,
         source: c.source(1, sources)?,
         interval: c.parse(2, "interval", Interval::from_str)?,
         start: c.int(3)?,
-        open: c.decimal(4)?,
-        high: c.decimal(5)?,
-        low: c.decimal(6)?,
-        close: c.decimal(7)?,
-        volume: c.decimal(8)?,
+        open,
+        high,
+        low,
+        close,
+        volume,
         trades: c.count(9)?,
         first_ts: c.int(10)?,
         last_ts: c.int(11)?,

@@ -108,12 +108,13 @@ impl<B: TickSql> TickStore for B {
 /// venue_symbol, ts_event, ts_received) into its id and tick.
 fn tick_from_row<R: SqlRow>(row: &R, sources: &mut Sources) -> Result<(i64, Tick)> {
     let c = Cols::new(row, "ticks");
+    let [price, size] = c.decimals(4)?;
     let tick = Tick {
         symbol: c.symbol(1)?,
         source: c.source(2, sources)?,
         kind: c.parse(3, "kind", TickKind::from_str)?,
-        price: c.decimal(4)?,
-        size: c.decimal(5)?,
+        price,
+        size,
         bid: c.opt_decimal(6)?,
         ask: c.opt_decimal(7)?,
         trade_id: c.opt_string(8)?,

@@ -11,6 +11,7 @@ use marketd_model::{
 use marketd_store::crypto::{Keyring, generate_key};
 use marketd_store::prelude::*;
 use marketd_store::{AnyStore, BarQuery, Error, IndicatorQuery, StoreOptions, TickQuery};
+use std::future::Future;
 use std::str::FromStr;
 use uuid::Uuid;
 
@@ -788,9 +789,24 @@ async fn credentials_are_stored_sealed(store: &AnyStore) {
     assert_eq!(store.credential("connectors.a.token").await.unwrap(), None);
 }
 
-macro_rules! for_each_suite_test {
-    ($runner:ident) => {
-        $runner!(
+/// Opens `url`, checks it is the `backend` expected, and migrates it.
+async fn open_migrated(url: &str, backend: &str) -> AnyStore {
+    let store = AnyStore::connect(url, &StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(store.backend_name(), backend);
+    store.migrate().await.unwrap();
+    store
+}
+
+/// A suite body, as a runner calls it.
+type Body = for<'a> fn(&'a AnyStore) -> std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// Declares one `#[tokio::test]` per suite body, each calling the runner
+/// `run(test_name, body)` of the module it is expanded in.
+macro_rules! suite_tests {
+    () => {
+        suite_tests!(
             idempotent_inserts,
             large_batches_are_chunked,
             exact_decimals_round_trip,
@@ -807,36 +823,28 @@ macro_rules! for_each_suite_test {
             credentials_are_stored_sealed,
         );
     };
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            run(stringify!($name), |store| Box::pin(super::$name(store))).await;
+        }
+    )*};
 }
 
 mod sqlite_runner {
     use super::*;
-    use tempfile::TempDir;
 
-    async fn fresh() -> (TempDir, AnyStore) {
+    /// Runs `body` on a fresh database file.
+    async fn run(_test: &str, body: Body) {
         let dir = tempfile::tempdir().unwrap();
         // A nested path: connect must create the parent directories.
         let url = format!("sqlite://{}/nested/dir/test.db", dir.path().display());
-        let store = AnyStore::connect(&url, &StoreOptions::default())
-            .await
-            .unwrap();
-        assert_eq!(store.backend_name(), "sqlite");
-        store.migrate().await.unwrap();
-        (dir, store)
+        let store = open_migrated(&url, "sqlite").await;
+        body(&store).await;
+        store.close().await;
     }
 
-    macro_rules! sqlite_tests {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test]
-            async fn $name() {
-                let (_dir, store) = fresh().await;
-                super::$name(&store).await;
-                store.close().await;
-            }
-        )*};
-    }
-
-    for_each_suite_test!(sqlite_tests);
+    suite_tests!();
 
     #[tokio::test]
     async fn data_survives_reopening() {
@@ -991,28 +999,22 @@ mod postgres_runner {
 
     async fn fresh(server: &str) -> (FreshDb, AnyStore) {
         let db = FreshDb::create(server).await;
-        let store = AnyStore::connect(&db.url, &StoreOptions::default())
-            .await
-            .unwrap();
-        assert_eq!(store.backend_name(), "postgres");
-        store.migrate().await.unwrap();
+        let store = open_migrated(&db.url, "postgres").await;
         (db, store)
     }
 
-    macro_rules! postgres_tests {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test]
-            async fn $name() {
-                let Some(server) = server_url(stringify!($name)) else { return };
-                let (db, store) = fresh(&server).await;
-                super::$name(&store).await;
-                store.close().await;
-                db.drop_db().await;
-            }
-        )*};
+    /// Runs `body` on a fresh database (skipped without a server).
+    async fn run(test: &str, body: Body) {
+        let Some(server) = server_url(test) else {
+            return;
+        };
+        let (db, store) = fresh(&server).await;
+        body(&store).await;
+        store.close().await;
+        db.drop_db().await;
     }
 
-    for_each_suite_test!(postgres_tests);
+    suite_tests!();
 
     #[tokio::test]
     async fn data_survives_reopening() {

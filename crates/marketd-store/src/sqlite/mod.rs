@@ -106,12 +106,7 @@ impl SqliteStore {
             .disable_statement_logging();
         // The writer is opened first so it creates the file and switches it
         // to WAL before any reader connects.
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(60))
-            .idle_timeout(None)
-            .max_lifetime(None)
+        let write = single_connection()
             .connect_with(base.clone().pragma("cache_size", WRITER_CACHE_KIB))
             .await
             .map_err(|e| connect_err(e.into()))?;
@@ -145,12 +140,7 @@ impl SqliteStore {
             .in_memory(true)
             .foreign_keys(true)
             .disable_statement_logging();
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(60))
-            .idle_timeout(None)
-            .max_lifetime(None)
+        let pool = single_connection()
             .connect_with(opts)
             .await
             .map_err(|e| Error::Connect {
@@ -173,6 +163,18 @@ impl SqliteStore {
             Location::File(p) => Some(p),
         }
     }
+}
+
+/// A pool of one connection kept open for the store's lifetime: the
+/// writer (SQLite has one per database), or an in-memory database (which
+/// dies with its connection).
+fn single_connection() -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(60))
+        .idle_timeout(None)
+        .max_lifetime(None)
 }
 
 // ---------------------------------------------------------------------------
@@ -363,14 +365,10 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
-
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
 
     #[test]
     fn keeps_exact_text_only_when_real_would_round() {
+        let d = |s: &str| -> Decimal { s.parse().unwrap() };
         assert_eq!(dec_pair(&d("65432.10")), ("65432.10".into(), None));
         assert_eq!(
             dec_pair(&d("123456789012345")),
@@ -382,8 +380,6 @@ mod tests {
         assert!(dec_pair(&d("1234567890123456")).1.is_some());
         assert!(dec_pair(&d("100000000000000000000")).1.is_some());
     }
-
-    /// The tick writer binds decimals as numbers where the old path bound
 
     #[test]
     fn chunks_are_powers_of_two_covering_the_batch() {
