@@ -132,9 +132,9 @@ const API_KEY_SELECT: &str =
 fn api_key_from_row<R: SqlRow>(row: &R) -> Result<ApiKey> {
     let c = Cols::new(row, "api_keys");
     Ok(ApiKey {
+        role: c.case(2, "role", Role::parse)?,
         id: c.uuid(0)?,
         name: c.string(1)?,
-        role: c.case(2, "role", Role::parse)?,
         prefix: c.string(3)?,
         created_at: c.int(4)?,
         revoked_at: c.opt_int(5)?,
