@@ -90,7 +90,7 @@ impl Barcode {
     }
 
     /// Parses Ripser's text output (header lines and anything else are ignored).
-    pub fn from_ripser_text(text: &str) -> Result<Self, crate::Error> {
+    pub fn from_ripser_text(text: &str) -> Result<Self, crate::error::Error> {
         let mut dims: Vec<Vec<Bar>> = Vec::new();
         for (k, line) in text.lines().enumerate() {
             let t = line.trim();

@@ -191,12 +191,12 @@ fn rows(bytes: &[u8]) -> Result<Vec<(usize, Vec<Tok>)>, Error> {
 
 /// A row of `want` values passes; otherwise the error reads "<name> has <count> <unit>,
 /// expected <want>".
-fn sized_row(
-    r: &[f64],
+fn sized_row<'a>(
+    r: &'a [f64],
     want: usize,
     name: impl FnOnce() -> String,
     unit: &str,
-) -> Result<&[f64], Error> {
+) -> Result<&'a [f64], Error> {
     if r.len() == want {
         return Ok(r);
     }
