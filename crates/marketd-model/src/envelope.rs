@@ -185,18 +185,27 @@ mod tests {
     use crate::{Symbol, TickKind};
     use rust_decimal::Decimal;
 
+    /// Nanoseconds since the epoch of the test ticks' events.
+    const T0: i64 = 1_700_000_000_000_000_000;
+
+    /// The envelope of a tick of `symbol` from `source` at `price` and `size` (decimal text),
+    /// with its event at `ts_event` and received 100 ns later.
+    fn tick_envelope(
+        symbol: &str,
+        source: &str,
+        kind: TickKind,
+        price_size: [&str; 2],
+        ts_event: i64,
+    ) -> Envelope {
+        let [price, size] = price_size.map(|d| d.parse::<Decimal>().unwrap());
+        let symbol = Symbol::parse(symbol).unwrap();
+        let t = Tick::new(symbol, source, kind, price, size, ts_event, ts_event + 100);
+        Envelope::new(Event::Tick(t))
+    }
+
     #[test]
     fn envelope_wire_shape_round_trips() {
-        let t = Tick::new(
-            Symbol::parse("AAPL").unwrap(),
-            "simulated",
-            TickKind::Last,
-            "189.25".parse().unwrap(),
-            Decimal::from(3),
-            1_700_000_000_000_000_000,
-            1_700_000_000_000_000_100,
-        );
-        let env = Envelope::new(Event::Tick(t));
+        let env = tick_envelope("AAPL", "simulated", TickKind::Last, ["189.25", "3"], T0);
         let json = serde_json::to_value(&env).unwrap();
         assert_eq!(json["schema_version"], 1);
         assert_eq!(json["kind"], "tick");
@@ -204,23 +213,16 @@ mod tests {
         assert_eq!(json["payload"]["symbol"], "AAPL");
         assert_eq!(json["payload"]["source"], "simulated");
         assert_eq!(json["payload"]["price"], serde_json::json!(189.25));
-        assert_eq!(json["payload"]["ts_event"], 1_700_000_000_000_000_000_i64);
+        assert_eq!(json["payload"]["ts_event"], T0);
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, env);
     }
 
     #[test]
     fn decimals_cross_the_wire_exactly() {
-        let t = Tick::new(
-            Symbol::parse("BTC-USDT").unwrap(),
-            "okx",
-            TickKind::Trade,
-            "97123.123456789012345678".parse().unwrap(),
-            "0.000000000000000001".parse().unwrap(),
-            1_700_000_000_000_000_001,
-            1_700_000_000_000_000_002,
-        );
-        let env = Envelope::new(Event::Tick(t));
+        // 18 decimal places in the price and in the size
+        let exact = ["97123.123456789012345678", "0.000000000000000001"];
+        let env = tick_envelope("BTC-USDT", "okx", TickKind::Trade, exact, T0 + 1);
         let bytes = serde_json::to_vec(&env).unwrap();
         let back: Envelope = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, env);

@@ -2,25 +2,16 @@
 //! streaming use (H1 of 50-point clouds in R^4). For the side-by-side comparison with giotto-ph
 //! use `scripts/bench-tda`.
 
-use std::path::PathBuf;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use marketd_tda::{Data, Format, Options, compute, parse};
-
-fn data_dir() -> Option<PathBuf> {
-    if let Ok(d) = std::env::var("MARKETD_TDA_DATA") {
-        return Some(PathBuf::from(d));
-    }
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    ["../../../shared/data/tda", "../../shared/data/tda"]
-        .iter()
-        .map(|u| here.join(u))
-        .find(|p| p.join("examples").exists())
-}
+use marketd_tda::{Format, Options, compute, parse};
 
 fn examples(c: &mut Criterion) {
-    let Some(dir) = data_dir() else {
+    let Some(dir) = support::data_dir_with("examples") else {
         eprintln!("shared/data/tda not found: skipping the example benchmarks");
         return;
     };
@@ -70,19 +61,7 @@ fn examples(c: &mut Criterion) {
 }
 
 fn streaming(c: &mut Criterion) {
-    let mut seed = 7u64;
-    let mut rnd = move || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((seed >> 11) as f64) / ((1u64 << 53) as f64)
-    };
-    let windows: Vec<Data> = (0..64)
-        .map(|_| {
-            let pts: Vec<[f64; 4]> = (0..50).map(|_| [rnd(), rnd(), rnd(), rnd()]).collect();
-            Data::from_points(&pts).unwrap()
-        })
-        .collect();
+    let windows = support::random_windows(7, 64, 50);
     let opts = Options {
         max_dim: 1,
         ..Options::default()

@@ -1,26 +1,17 @@
 //! Streaming throughput probe: H1 of random 50-point clouds in R^4, one thread.
 //! `cargo run --release -p marketd-tda --example stream [seconds]`
 
-use marketd_tda::{Data, Options, compute};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use marketd_tda::{Options, compute};
 
 fn main() {
     let secs: f64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
-    let mut seed = 7u64;
-    let mut rnd = move || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((seed >> 11) as f64) / ((1u64 << 53) as f64)
-    };
-    let windows: Vec<Data> = (0..64)
-        .map(|_| {
-            let pts: Vec<[f64; 4]> = (0..50).map(|_| [rnd(), rnd(), rnd(), rnd()]).collect();
-            Data::from_points(&pts).unwrap()
-        })
-        .collect();
+    let windows = support::random_windows(7, 64, 50);
     let opts = Options {
         max_dim: 1,
         ..Options::default()

@@ -90,13 +90,13 @@ impl Barcode {
     }
 
     /// Parses Ripser's text output (header lines and anything else are ignored).
-    pub fn from_ripser_text(text: &str) -> Result<Self, crate::Error> {
+    pub fn from_ripser_text(text: &str) -> Result<Self, crate::error::Error> {
         let mut dims: Vec<Vec<Bar>> = Vec::new();
         for (k, line) in text.lines().enumerate() {
             let t = line.trim();
             if let Some(rest) = t.strip_prefix("persistence intervals in dim ") {
                 let d: usize = rest.trim_end_matches(':').trim().parse().map_err(|_| {
-                    crate::Error::parse(k + 1, 1, format!("bad dimension line {t:?}"))
+                    crate::error::Error::parse(k + 1, 1, format!("bad dimension line {t:?}"))
                 })?;
                 while dims.len() <= d {
                     dims.push(Vec::new());
@@ -104,22 +104,25 @@ impl Barcode {
                 continue;
             }
             if let Some(inner) = t.strip_prefix('[').and_then(|s| s.strip_suffix(')')) {
-                let (b, d) = inner
-                    .split_once(',')
-                    .ok_or_else(|| crate::Error::parse(k + 1, 1, format!("bad interval {t:?}")))?;
-                let birth: f64 = b
-                    .trim()
-                    .parse()
-                    .map_err(|_| crate::Error::parse(k + 1, 2, format!("bad birth {b:?}")))?;
+                let (b, d) = inner.split_once(',').ok_or_else(|| {
+                    crate::error::Error::parse(k + 1, 1, format!("bad interval {t:?}"))
+                })?;
+                let birth: f64 = b.trim().parse().map_err(|_| {
+                    crate::error::Error::parse(k + 1, 2, format!("bad birth {b:?}"))
+                })?;
                 let death: f64 = if d.trim().is_empty() {
                     f64::INFINITY
                 } else {
-                    d.trim()
-                        .parse()
-                        .map_err(|_| crate::Error::parse(k + 1, 2, format!("bad death {d:?}")))?
+                    d.trim().parse().map_err(|_| {
+                        crate::error::Error::parse(k + 1, 2, format!("bad death {d:?}"))
+                    })?
                 };
                 let cur = dims.last_mut().ok_or_else(|| {
-                    crate::Error::parse(k + 1, 1, "interval before any dimension line".into())
+                    crate::error::Error::parse(
+                        k + 1,
+                        1,
+                        "interval before any dimension line".into(),
+                    )
                 })?;
                 cur.push(Bar::new(birth, death));
             }

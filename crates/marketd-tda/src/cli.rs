@@ -3,7 +3,9 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use crate::{Error, Format, Options};
+use crate::error::Error;
+use crate::input::{Format, parse};
+use crate::{Options, compute};
 
 /// Arguments of `marketd tda` (flags spelled as Ripser's where they overlap).
 #[derive(clap::Args, Debug, Clone)]
@@ -47,7 +49,7 @@ pub fn run(args: &TdaArgs, stdout: &mut dyn Write) -> Result<(), Error> {
             std::io::stdin().read_to_end(&mut bytes)?;
         }
     }
-    let data = crate::parse(&bytes, args.format)?;
+    let data = parse(&bytes, args.format)?;
     drop(bytes);
     let threads = if args.threads == 0 {
         std::thread::available_parallelism()
@@ -64,7 +66,7 @@ pub fn run(args: &TdaArgs, stdout: &mut dyn Write) -> Result<(), Error> {
         threads,
         cocycles: args.cocycles,
     };
-    let out = crate::compute(&data, &opts)?;
+    let out = compute(&data, &opts)?;
     if args.json {
         let v = serde_json::json!({
             "header": out.header,

@@ -2,7 +2,7 @@
 //! comma or whitespace separated), DIPHA binary distance matrices and Ripser's float32 binary
 //! lower triangle. Every malformed input is reported as an [`Error`] naming where it is.
 
-use crate::Error;
+use crate::error::Error;
 
 /// Input formats, spelled as Ripser's `--format` values.
 #[derive(
@@ -69,13 +69,7 @@ impl Data {
         let dim = rows.first().map(|r| r.as_ref().len()).unwrap_or(0);
         let mut coords = Vec::with_capacity(rows.len() * dim);
         for (i, r) in rows.iter().enumerate() {
-            let r = r.as_ref();
-            if r.len() != dim {
-                return Err(Error::invalid(format!(
-                    "point {i} has {} coordinates, expected {dim}",
-                    r.len()
-                )));
-            }
+            let r = sized_row(r.as_ref(), dim, || format!("point {i}"), "coordinates")?;
             for (j, &x) in r.iter().enumerate() {
                 if !x.is_finite() {
                     return Err(Error::invalid(format!(
@@ -97,13 +91,7 @@ impl Data {
         let n = rows.len();
         let mut values = Vec::with_capacity(n * n.saturating_sub(1) / 2);
         for (i, r) in rows.iter().enumerate() {
-            let r = r.as_ref();
-            if r.len() != n {
-                return Err(Error::invalid(format!(
-                    "row {i} has {} entries, expected {n}",
-                    r.len()
-                )));
-            }
+            let r = sized_row(r.as_ref(), n, || format!("row {i}"), "entries")?;
             for (j, &x) in r[..i].iter().enumerate() {
                 check_distance(x).map_err(|m| Error::invalid(format!("entry ({i},{j}): {m}")))?;
                 values.push(x as f32);
@@ -201,6 +189,43 @@ fn rows(bytes: &[u8]) -> Result<Vec<(usize, Vec<Tok>)>, Error> {
     Ok(out)
 }
 
+/// A row of `want` values passes; otherwise the error reads "<name> has <count> <unit>,
+/// expected <want>".
+fn sized_row<'a>(
+    r: &'a [f64],
+    want: usize,
+    name: impl FnOnce() -> String,
+    unit: &str,
+) -> Result<&'a [f64], Error> {
+    if r.len() == want {
+        return Ok(r);
+    }
+    Err(Error::invalid(format!(
+        "{} has {} {unit}, expected {want}",
+        name(),
+        r.len()
+    )))
+}
+
+/// A row of `want` tokens passes; otherwise the error points at the first surplus token (or
+/// column 1) and reads "ragged row: <count> <what>".
+fn check_row_len(
+    line: usize,
+    toks: &[Tok],
+    want: usize,
+    what: impl FnOnce() -> String,
+) -> Result<(), Error> {
+    if toks.len() == want {
+        return Ok(());
+    }
+    let col = toks.get(want).map(|t| t.col).unwrap_or(1);
+    Err(Error::parse(
+        line,
+        col,
+        format!("ragged row: {} {}", toks.len(), what()),
+    ))
+}
+
 fn dist_tok(t: &Tok, line: usize) -> Result<f32, Error> {
     check_distance(t.v).map_err(|m| Error::parse(line, t.col, m.to_string()))?;
     Ok(t.v as f32)
@@ -250,17 +275,9 @@ fn parse_point_cloud(bytes: &[u8]) -> Result<Data, Error> {
     }
     let mut coords = Vec::with_capacity(rows.len() * dim);
     for (line, toks) in &rows {
-        if toks.len() != dim {
-            let col = toks.get(dim).map(|t| t.col).unwrap_or(1);
-            return Err(Error::parse(
-                *line,
-                col,
-                format!(
-                    "ragged row: {} coordinates, expected {dim} as in the first row",
-                    toks.len()
-                ),
-            ));
-        }
+        check_row_len(*line, toks, dim, || {
+            format!("coordinates, expected {dim} as in the first row")
+        })?;
         for t in toks {
             if !t.v.is_finite() {
                 return Err(Error::parse(
@@ -286,17 +303,9 @@ fn parse_full(bytes: &[u8]) -> Result<Data, Error> {
     check_dense_size(n)?;
     let mut values = Vec::with_capacity(n * n.saturating_sub(1) / 2);
     for (i, (line, toks)) in rows.iter().enumerate() {
-        if toks.len() != n {
-            let col = toks.get(n).map(|t| t.col).unwrap_or(1);
-            return Err(Error::parse(
-                *line,
-                col,
-                format!(
-                    "ragged row: {} entries in a {n}x{n} distance matrix",
-                    toks.len()
-                ),
-            ));
-        }
+        check_row_len(*line, toks, n, || {
+            format!("entries in a {n}x{n} distance matrix")
+        })?;
         for (j, t) in toks.iter().enumerate() {
             let d = dist_tok(t, *line)?;
             if j < i {
@@ -312,18 +321,14 @@ fn parse_lower(bytes: &[u8]) -> Result<Data, Error> {
     let multi = rows.len() > 1;
     let mut values = Vec::new();
     for (r, (line, toks)) in rows.iter().enumerate() {
-        if multi && toks.len() != r + 1 {
-            let col = toks.get(r + 1).map(|t| t.col).unwrap_or(1);
-            return Err(Error::parse(
-                *line,
-                col,
+        if multi {
+            check_row_len(*line, toks, r + 1, || {
                 format!(
-                    "ragged row: {} entries, expected {} in row {} of a lower-triangular matrix",
-                    toks.len(),
+                    "entries, expected {} in row {} of a lower-triangular matrix",
                     r + 1,
                     r + 1
-                ),
-            ));
+                )
+            })?;
         }
         for t in toks {
             values.push(dist_tok(t, *line)?);
@@ -362,17 +367,13 @@ fn parse_upper(bytes: &[u8]) -> Result<Data, Error> {
     let mut flat = Vec::with_capacity(count);
     for (r, (line, toks)) in rows.iter().enumerate() {
         let want = n.saturating_sub(1 + r);
-        if multi && toks.len() != want {
-            let col = toks.get(want).map(|t| t.col).unwrap_or(1);
-            return Err(Error::parse(
-                *line,
-                col,
+        if multi {
+            check_row_len(*line, toks, want, || {
                 format!(
-                    "ragged row: {} entries, expected {want} in row {} of an upper-triangular matrix",
-                    toks.len(),
+                    "entries, expected {want} in row {} of an upper-triangular matrix",
                     r + 1
-                ),
-            ));
+                )
+            })?;
         }
         for t in toks {
             flat.push(dist_tok(t, *line)?);

@@ -19,53 +19,20 @@
 pub mod barcode;
 pub mod cli;
 mod engine;
+mod error;
 mod heap;
 pub mod input;
 mod matrix;
+mod pool;
+mod simplex;
 pub mod summaries;
 
 pub use barcode::{Bar, Barcode, Cocycle};
+pub use error::Error;
 pub use input::{Data, Format, parse};
 
 use matrix::{DenseMatrix, Metric, SparseMatrix};
 use rayon::prelude::*;
-
-/// Errors of this crate.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Malformed text input.
-    #[error("line {line}, column {column}: {message}")]
-    Parse {
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    /// Malformed binary input.
-    #[error("byte offset {offset}: {message}")]
-    Binary { offset: usize, message: String },
-    /// Input or computation too large.
-    #[error("too large: {0}")]
-    TooLarge(String),
-    /// Invalid argument or data.
-    #[error("invalid argument: {0}")]
-    Invalid(String),
-    /// I/O failure.
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl Error {
-    pub(crate) fn parse(line: usize, column: usize, message: String) -> Self {
-        Error::Parse {
-            line,
-            column,
-            message,
-        }
-    }
-    pub(crate) fn invalid(message: String) -> Self {
-        Error::Invalid(message)
-    }
-}
 
 /// Options of a computation (Ripser's, plus threads and cocycles).
 #[derive(Clone, Debug, PartialEq)]
@@ -218,7 +185,7 @@ fn run_engine<M: Metric>(
     threshold: f32,
     ws: &mut Workspace,
 ) -> Result<engine::RawBarcode, Error> {
-    let cfg = engine::EngineConfig {
+    let cfg = engine::RipsConfig {
         max_dim: opts.max_dim,
         threshold,
         ratio: opts.ratio,
@@ -236,7 +203,7 @@ fn run_engine<M: Metric>(
     if !ws.tables.prepare(m.n(), opts.max_dim + 2, opts.modulus) {
         return Err(too_large());
     }
-    let e = engine::Engine::new(m, cfg, &ws.tables).ok_or_else(too_large)?;
+    let e = engine::Reducer::new(m, cfg, &ws.tables).ok_or_else(too_large)?;
     Ok(e.run(&mut ws.bufs))
 }
 
@@ -319,11 +286,11 @@ fn compute_in(data: &Data, opts: &Options, ws: &mut Workspace) -> Result<Computa
             opts.modulus
         )));
     }
-    if opts.max_dim + 2 > engine::MAX_VERTICES {
+    if opts.max_dim + 2 > simplex::MAX_VERTICES {
         return Err(Error::invalid(format!(
             "dimension {} too large (at most {})",
             opts.max_dim,
-            engine::MAX_VERTICES - 2
+            simplex::MAX_VERTICES - 2
         )));
     }
     if let Some(t) = opts.threshold
@@ -395,30 +362,10 @@ pub fn compute_batch(data: &[Data], opts: &Options) -> Vec<Result<Computation, E
     if opts.threads <= 1 || data.len() < 2 {
         return data.iter().map(|d| compute(d, &single)).collect();
     }
-    match pool(opts.threads) {
+    match pool::pool(opts.threads) {
         Some(pool) => pool.install(|| data.par_iter().map(|d| compute(d, &single)).collect()),
         None => data.iter().map(|d| compute(d, &single)).collect(),
     }
-}
-
-/// A thread pool of the given size, built once per size and kept for the process.
-pub(crate) fn pool(threads: usize) -> Option<std::sync::Arc<rayon::ThreadPool>> {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
-    let pools = POOLS.get_or_init(Default::default);
-    let mut guard = pools.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = guard.get(&threads) {
-        return Some(p.clone());
-    }
-    let p = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .ok()?,
-    );
-    guard.insert(threads, p.clone());
-    Some(p)
 }
 
 fn dense_path(

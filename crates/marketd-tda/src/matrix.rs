@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use crate::engine::Entry;
+use crate::simplex::{Entry, MAX_VERTICES, edge_key, edge_vertices};
 
 /// The larger of two distances. Distances are never NaN (the parsers reject NaN and Euclidean
 /// distances of finite points are not NaN), so this is `f32::max` without its NaN handling,
@@ -44,33 +44,32 @@ pub(crate) trait Metric: Sync {
         None
     }
 
-    /// Appends the keys ([`crate::engine::edge_key`]) of all edges with diameter `<= threshold`
+    /// Appends the keys ([`crate::simplex::edge_key`]) of all edges with diameter `<= threshold`
     /// to `out` (at most 2^16 vertices).
     fn edge_keys(&self, threshold: f32, parallel: bool, out: &mut Vec<u64>) {
         out.extend(self.edges(threshold, parallel).into_iter().map(|e| {
-            let idx = e.idx();
-            let mut i = ((1.0 + (1.0 + 8.0 * idx as f64).sqrt()) / 2.0) as u64;
-            while i * (i - 1) / 2 > idx {
-                i -= 1;
-            }
-            while (i + 1) * i / 2 <= idx {
-                i += 1;
-            }
-            let j = idx - i * (i - 1) / 2;
-            crate::engine::edge_key(e.diam(), i as u32, j as u32)
+            let [i, j] = edge_vertices(e.idx());
+            edge_key(e.diam(), i, j)
         }));
     }
 
     /// The largest vertex `v` not in `vs` whose distances to all of `vs` are `<= diam`.
     #[inline]
     fn first_cofacet_within(&self, vs: &[u32], diam: f32) -> Option<u32> {
-        let mut res = None;
-        self.for_each_cofacet(vs, diam, diam, false, |v, _| {
-            res = Some(v);
-            false
-        });
-        res
+        first_cofacet_enumerated(self, vs, diam)
     }
+}
+
+/// [`Metric::first_cofacet_within`] by enumerating the cofacets (the default, and the dense
+/// matrix's fallback for simplices without a specialised search).
+#[inline]
+fn first_cofacet_enumerated<M: Metric + ?Sized>(m: &M, vs: &[u32], diam: f32) -> Option<u32> {
+    let mut res = None;
+    m.for_each_cofacet(vs, diam, diam, false, |v, _| {
+        res = Some(v);
+        false
+    });
+    res
 }
 
 /// Dense symmetric matrix stored in full (n*n floats).
@@ -300,14 +299,7 @@ impl Metric for DenseMatrix {
                     })
                     .map(|v| v as u32)
             }
-            _ => {
-                let mut res = None;
-                self.for_each_cofacet(vs, diam, diam, false, |v, _| {
-                    res = Some(v);
-                    false
-                });
-                res
-            }
+            _ => first_cofacet_enumerated(self, vs, diam),
         }
     }
 
@@ -337,7 +329,7 @@ impl Metric for DenseMatrix {
                 .iter()
                 .enumerate()
                 .filter(move |&(_, &d)| d <= threshold)
-                .map(move |(j, &d)| crate::engine::edge_key(d, i as u32, j as u32))
+                .map(move |(j, &d)| edge_key(d, i as u32, j as u32))
         };
         if parallel {
             out.par_extend((1..self.n).into_par_iter().flat_map_iter(row_keys));
@@ -442,7 +434,7 @@ impl Metric for SparseMatrix {
                 best = t;
             }
         }
-        let mut ptr = [0usize; crate::engine::MAX_VERTICES];
+        let mut ptr = [0usize; MAX_VERTICES];
         for t in 0..k {
             ptr[t] = self.offsets[vs[t] as usize + 1];
         }

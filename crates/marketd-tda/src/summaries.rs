@@ -2,7 +2,7 @@
 //! bottleneck and q-Wasserstein distances (ground metric L-infinity, points may be matched to
 //! the diagonal; essential bars are matched among themselves by birth).
 
-use crate::Bar;
+use crate::barcode::Bar;
 
 /// Number of bars alive at each grid value `t` (birth <= t < death).
 pub fn betti_curve(bars: &[Bar], grid: &[f64]) -> Vec<usize> {

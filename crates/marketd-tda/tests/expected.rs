@@ -6,6 +6,8 @@
 //! `cargo test --release -p marketd-tda -- --include-ignored`); the two largest (o3_4096_d1,
 //! cyclooctane_d1) additionally need `MARKETD_TDA_HUGE=1`.
 
+mod support;
+
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -18,21 +20,8 @@ struct Cli {
 }
 
 fn data_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("MARKETD_TDA_DATA") {
-        return PathBuf::from(d);
-    }
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for up in [
-        "../../../shared/data/tda",
-        "../../shared/data/tda",
-        "../shared/data/tda",
-    ] {
-        let p = here.join(up);
-        if p.join("expected/INDEX.md").exists() {
-            return p;
-        }
-    }
-    panic!("test data not found: set MARKETD_TDA_DATA to shared/data/tda");
+    support::data_dir_with("expected/INDEX.md")
+        .expect("test data not found: set MARKETD_TDA_DATA to shared/data/tda")
 }
 
 fn command_of(name: &str) -> Vec<String> {
@@ -114,85 +103,76 @@ fn run_case(name: &str, threads: usize) {
     assert_same(&ours, &theirs, name);
 }
 
-macro_rules! quick_case {
-    ($f:ident, $name:expr) => {
-        #[test]
-        fn $f() {
-            run_case($name, 1);
-            run_case($name, 2);
-        }
-    };
+/// The case on one thread and on two.
+fn both_thread_counts(name: &str) {
+    run_case(name, 1);
+    run_case(name, 2);
 }
 
-macro_rules! case {
-    ($f:ident, $name:expr) => {
-        #[test]
-        fn $f() {
-            run_case($name, 2);
-        }
-    };
+fn two_threads(name: &str) {
+    run_case(name, 2);
 }
 
-macro_rules! slow_case {
-    ($f:ident, $name:expr) => {
-        #[test]
-        #[ignore = "slow: run with --release --include-ignored"]
-        fn $f() {
-            run_case($name, 2);
-        }
-    };
+/// The two largest cases: only with `MARKETD_TDA_HUGE=1`.
+fn huge(name: &str) {
+    if std::env::var("MARKETD_TDA_HUGE").as_deref() != Ok("1") {
+        eprintln!("skipping {name}: set MARKETD_TDA_HUGE=1 to run it");
+        return;
+    }
+    run_case(name, 2);
 }
 
-macro_rules! huge_case {
-    ($f:ident, $name:expr) => {
-        #[test]
-        #[ignore = "slow: run with --release --include-ignored (and MARKETD_TDA_HUGE=1)"]
-        fn $f() {
-            if std::env::var("MARKETD_TDA_HUGE").as_deref() != Ok("1") {
-                eprintln!("skipping {}: set MARKETD_TDA_HUGE=1 to run it", $name);
-                return;
+/// One test per case: `test_name => "case name", runner;`, with the test's extra attributes
+/// in front.
+macro_rules! cases {
+    ($($(#[$attr:meta])* $f:ident => $name:literal, $run:ident;)*) => {
+        $(
+            #[test]
+            $(#[$attr])*
+            fn $f() {
+                $run($name);
             }
-            run_case($name, 2);
-        }
+        )*
     };
 }
 
-quick_case!(coeff_o3_1024_d2_t1_8_mod3, "coeff_o3_1024_d2_t1.8_mod3");
-quick_case!(
-    coeff_projective_plane_d2_mod2,
-    "coeff_projective_plane_d2_mod2"
-);
-quick_case!(
-    coeff_projective_plane_d2_mod3,
-    "coeff_projective_plane_d2_mod3"
-);
-quick_case!(coeff_rp2_600_d1_mod3, "coeff_rp2_600_d1_mod3");
-slow_case!(slow_coeff_rp2_600_d2_mod2, "coeff_rp2_600_d2_mod2");
-case!(coeff_rp2_600_d2_mod3, "coeff_rp2_600_d2_mod3");
-quick_case!(coeff_sphere_3_192_d2_mod3, "coeff_sphere_3_192_d2_mod3");
-huge_case!(slow_cyclooctane_d1, "cyclooctane_d1");
-case!(o3_1024_d1, "o3_1024_d1");
-quick_case!(o3_1024_d2_t1_8, "o3_1024_d2_t1.8");
-case!(o3_1024_d3_t1_8, "o3_1024_d3_t1.8");
-case!(o3_1024_d3_t1_8_ratio2, "o3_1024_d3_t1.8_ratio2");
-case!(o3_2048_d1, "o3_2048_d1");
-case!(o3_2048_d2_t1_6, "o3_2048_d2_t1.6");
-huge_case!(slow_o3_4096_d1, "o3_4096_d1");
-case!(o3_4096_d1_t1_4, "o3_4096_d1_t1.4");
-case!(o3_4096_d2_t1_4, "o3_4096_d2_t1.4");
-slow_case!(slow_o3_4096_d3_t1_4_ratio2, "o3_4096_d3_t1.4_ratio2");
-case!(o3_8192_d1_t1_0, "o3_8192_d1_t1.0");
-quick_case!(projective_plane_csv_d1, "projective_plane_csv_d1");
-quick_case!(projective_plane_csv_d2, "projective_plane_csv_d2");
-quick_case!(projective_plane_dipha_d1, "projective_plane_dipha_d1");
-quick_case!(projective_plane_dipha_d2, "projective_plane_dipha_d2");
-quick_case!(projective_plane_lower_d1, "projective_plane_lower_d1");
-quick_case!(projective_plane_lower_d2, "projective_plane_lower_d2");
-quick_case!(random16_d1, "random16_d1");
-quick_case!(random16_d2, "random16_d2");
-quick_case!(random20_d1, "random20_d1");
-quick_case!(random20_d2, "random20_d2");
-case!(rp2_600_d1, "rp2_600_d1");
-slow_case!(slow_rp2_600_d2, "rp2_600_d2");
-quick_case!(sphere_3_192_d1, "sphere_3_192_d1");
-quick_case!(sphere_3_192_d2, "sphere_3_192_d2");
+cases! {
+    coeff_o3_1024_d2_t1_8_mod3 => "coeff_o3_1024_d2_t1.8_mod3", both_thread_counts;
+    coeff_projective_plane_d2_mod2 => "coeff_projective_plane_d2_mod2", both_thread_counts;
+    coeff_projective_plane_d2_mod3 => "coeff_projective_plane_d2_mod3", both_thread_counts;
+    coeff_rp2_600_d1_mod3 => "coeff_rp2_600_d1_mod3", both_thread_counts;
+    #[ignore = "slow: run with --release --include-ignored"]
+    slow_coeff_rp2_600_d2_mod2 => "coeff_rp2_600_d2_mod2", two_threads;
+    coeff_rp2_600_d2_mod3 => "coeff_rp2_600_d2_mod3", two_threads;
+    coeff_sphere_3_192_d2_mod3 => "coeff_sphere_3_192_d2_mod3", both_thread_counts;
+    #[ignore = "slow: run with --release --include-ignored (and MARKETD_TDA_HUGE=1)"]
+    slow_cyclooctane_d1 => "cyclooctane_d1", huge;
+    o3_1024_d1 => "o3_1024_d1", two_threads;
+    o3_1024_d2_t1_8 => "o3_1024_d2_t1.8", both_thread_counts;
+    o3_1024_d3_t1_8 => "o3_1024_d3_t1.8", two_threads;
+    o3_1024_d3_t1_8_ratio2 => "o3_1024_d3_t1.8_ratio2", two_threads;
+    o3_2048_d1 => "o3_2048_d1", two_threads;
+    o3_2048_d2_t1_6 => "o3_2048_d2_t1.6", two_threads;
+    #[ignore = "slow: run with --release --include-ignored (and MARKETD_TDA_HUGE=1)"]
+    slow_o3_4096_d1 => "o3_4096_d1", huge;
+    o3_4096_d1_t1_4 => "o3_4096_d1_t1.4", two_threads;
+    o3_4096_d2_t1_4 => "o3_4096_d2_t1.4", two_threads;
+    #[ignore = "slow: run with --release --include-ignored"]
+    slow_o3_4096_d3_t1_4_ratio2 => "o3_4096_d3_t1.4_ratio2", two_threads;
+    o3_8192_d1_t1_0 => "o3_8192_d1_t1.0", two_threads;
+    projective_plane_csv_d1 => "projective_plane_csv_d1", both_thread_counts;
+    projective_plane_csv_d2 => "projective_plane_csv_d2", both_thread_counts;
+    projective_plane_dipha_d1 => "projective_plane_dipha_d1", both_thread_counts;
+    projective_plane_dipha_d2 => "projective_plane_dipha_d2", both_thread_counts;
+    projective_plane_lower_d1 => "projective_plane_lower_d1", both_thread_counts;
+    projective_plane_lower_d2 => "projective_plane_lower_d2", both_thread_counts;
+    random16_d1 => "random16_d1", both_thread_counts;
+    random16_d2 => "random16_d2", both_thread_counts;
+    random20_d1 => "random20_d1", both_thread_counts;
+    random20_d2 => "random20_d2", both_thread_counts;
+    rp2_600_d1 => "rp2_600_d1", two_threads;
+    #[ignore = "slow: run with --release --include-ignored"]
+    slow_rp2_600_d2 => "rp2_600_d2", two_threads;
+    sphere_3_192_d1 => "sphere_3_192_d1", both_thread_counts;
+    sphere_3_192_d2 => "sphere_3_192_d2", both_thread_counts;
+}

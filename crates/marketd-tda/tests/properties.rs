@@ -3,6 +3,8 @@
 
 #![allow(clippy::needless_range_loop)]
 
+mod support;
+
 use marketd_tda::{Bar, Barcode, Data, Options, compute};
 use proptest::prelude::*;
 
@@ -114,13 +116,24 @@ fn sorted(b: &Barcode) -> Vec<Vec<(f32, f32)>> {
         .collect()
 }
 
+/// Euclidean distance, summed in coordinate order as the crate does in f32 (so that ties in
+/// the reference's filtration are the crate's).
 fn euclid(a: &[f32], b: &[f32]) -> f32 {
-    let mut s = 0f32;
-    for (x, y) in a.iter().zip(b) {
-        let d = x - y;
-        s += d * d;
-    }
-    s.sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
+}
+
+/// `n` points evenly spaced on the unit circle.
+fn circle(n: usize) -> Vec<[f64; 2]> {
+    (0..n)
+        .map(|i| {
+            let a = i as f64 * std::f64::consts::TAU / n as f64;
+            [a.cos(), a.sin()]
+        })
+        .collect()
 }
 
 fn lower(d: &[Vec<f32>]) -> Data {
@@ -221,12 +234,7 @@ fn long_bars(b: &Barcode, dim: usize, min_len: f64) -> usize {
 
 #[test]
 fn circle_has_one_long_h1_bar() {
-    let pts: Vec<[f64; 2]> = (0..60)
-        .map(|i| {
-            let a = i as f64 * std::f64::consts::TAU / 60.0;
-            [a.cos(), a.sin()]
-        })
-        .collect();
+    let pts = circle(60);
     let out = compute(&Data::from_points(&pts).unwrap(), &opts(1, 2, 1, None)).unwrap();
     assert_eq!(long_bars(&out.barcode, 1, 0.5), 1);
     assert_eq!(
@@ -285,11 +293,7 @@ fn torus_has_two_long_h1_bars_and_one_long_h2_bar() {
 
 #[test]
 fn projective_plane_depends_on_coefficients() {
-    let d = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let Some(dir) = ["../../../shared/data/tda", "../../shared/data/tda"]
-        .iter()
-        .map(|u| d.join(u))
-        .find(|p| p.exists())
+    let Some(dir) = support::data_dir_with("examples/projective_plane.lower_distance_matrix")
     else {
         return;
     };
@@ -317,12 +321,7 @@ fn cocycles_are_cocycles() {
 
 #[test]
 fn ratio_filters_bars() {
-    let pts: Vec<[f64; 2]> = (0..30)
-        .map(|i| {
-            let a = i as f64 * std::f64::consts::TAU / 30.0;
-            [a.cos(), a.sin()]
-        })
-        .collect();
+    let pts = circle(30);
     let mut o = opts(1, 2, 1, None);
     o.ratio = 2.0;
     let out = compute(&Data::from_points(&pts).unwrap(), &o).unwrap();
@@ -337,16 +336,8 @@ fn ratio_filters_bars() {
 #[test]
 fn streaming_windows_h1() {
     // many tiny problems: 50 points in R^4
-    let mut seed = 1u64;
-    let mut rnd = || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((seed >> 11) as f64) / ((1u64 << 53) as f64)
-    };
-    for _ in 0..50 {
-        let pts: Vec<[f64; 4]> = (0..50).map(|_| [rnd(), rnd(), rnd(), rnd()]).collect();
-        let out = compute(&Data::from_points(&pts).unwrap(), &opts(1, 2, 1, None)).unwrap();
+    for w in support::random_windows(1, 50, 50) {
+        let out = compute(&w, &opts(1, 2, 1, None)).unwrap();
         assert_eq!(out.barcode.dim(0).len(), 50);
     }
 }

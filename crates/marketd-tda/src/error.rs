@@ -1,0 +1,38 @@
+//! The error type of this crate.
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed text input.
+    #[error("line {line}, column {column}: {message}")]
+    Parse {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// Malformed binary input.
+    #[error("byte offset {offset}: {message}")]
+    Binary { offset: usize, message: String },
+    /// Input or computation too large.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// Invalid argument or data.
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    /// I/O failure.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn parse(line: usize, column: usize, message: String) -> Self {
+        Error::Parse {
+            line,
+            column,
+            message,
+        }
+    }
+    pub(crate) fn invalid(message: String) -> Self {
+        Error::Invalid(message)
+    }
+}
