@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod ratelimit;
+pub mod route_table;
 pub mod routes;
 pub mod security;
 
@@ -16,12 +17,12 @@ use axum::routing::get;
 use marketd_engine::{AggregatorConfig, Engine, PollingConfig};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub use ratelimit::RateLimitConfig;
+use route_table::Routes;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 /// `[http]`: limits of the HTTP API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,60 +162,72 @@ impl utoipa::Modify for SecuritySchemes {
     }
 }
 
-/// The full router with middleware. From the outside in: request context
-/// (request id, metrics, logs, error shape), security headers, CORS, timeout,
-/// body limit, then [`auth::authenticate`], which puts the caller's
-/// [`auth::Principal`] in the request extensions before the handlers run.
-pub fn router(state: AppState, http: &HttpConfig, security: &security::SecurityConfig) -> Router {
+/// The route table: every route with what each method needs from the caller
+/// ([`auth::Access`]) and, for pages, the kind of page it serves (its CSP).
+/// A new route is one line here (and its `paths(...)` entry in [`ApiDoc`]).
+fn routes(openapi: &utoipa::openapi::OpenApi) -> Routes<AppState> {
+    use auth::Access::{Admin, Open, Read, Write};
     use routes::*;
+    use security::PageKind::{Dashboard, Docs};
+    Routes::new()
+        .get("/api/v1/prices/latest", Read, prices::latest)
+        .get("/api/v1/prices/history", Read, prices::history)
+        .post("/api/v1/prices/poll", Write, polling::create)
+        .get("/api/v1/bars", Read, prices::bars)
+        .get(
+            "/api/v1/indicators/moving-average",
+            Read,
+            prices::moving_average,
+        )
+        .get("/api/v1/polling-jobs", Read, polling::list)
+        .get("/api/v1/polling-jobs/{id}", Read, polling::get)
+        .delete("/api/v1/polling-jobs/{id}", Write, polling::delete)
+        .get("/api/v1/api-keys", Admin, keys::list)
+        .post("/api/v1/api-keys", Admin, keys::create)
+        .delete("/api/v1/api-keys/{id}", Admin, keys::revoke)
+        .get("/api/v1/credentials", Admin, credentials::list)
+        .put("/api/v1/credentials/{name}", Admin, credentials::put)
+        .delete("/api/v1/credentials/{name}", Admin, credentials::delete)
+        .get("/health/live", Open, health::live)
+        .get("/health/ready", Open, health::ready)
+        .get("/metrics", Open, health::metrics)
+        .get(docs::OPENAPI_PATH, Open, docs::openapi(openapi))
+        .page("/", Dashboard, dashboard::page)
+        .page("/docs", Docs, docs::swagger_redirect)
+        .page("/docs/", Docs, docs::swagger)
+        .page("/docs/{*file}", Docs, docs::swagger)
+        .page("/redoc", Docs, docs::redoc_page)
+        .page("/redoc/redoc.standalone.js", Docs, docs::redoc_js)
+}
+
+/// The full router with middleware. From the outside in: request context
+/// (request id, metrics, logs, error shape), the route table's declarations
+/// ([`route_table::declare`]), security headers, CORS, timeout, body limit,
+/// [`auth::authenticate`] (which puts the caller's [`auth::Principal`] in the
+/// request extensions), then the rate limiter, which needs both.
+pub fn router(state: AppState, http: &HttpConfig, security: &security::SecurityConfig) -> Router {
     let auth = state.auth.clone();
-    let api = Router::new()
-        .route("/prices/latest", get(prices::latest))
-        .route("/prices/history", get(prices::history))
-        .route("/prices/poll", axum::routing::post(polling::create))
-        .route("/bars", get(prices::bars))
-        .route("/indicators/moving-average", get(prices::moving_average))
-        .route("/polling-jobs", get(polling::list))
-        .route(
-            "/polling-jobs/{id}",
-            get(polling::get).delete(polling::delete),
-        )
-        .route("/api-keys", get(keys::list).post(keys::create))
-        .route("/api-keys/{id}", axum::routing::delete(keys::revoke))
-        .route("/credentials", get(credentials::list))
-        .route(
-            "/credentials/{name}",
-            axum::routing::put(credentials::put).delete(credentials::delete),
-        )
+    let (routes, table) = routes(&ApiDoc::openapi()).into_parts();
+    routes
+        .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state,
             ratelimit::limit,
-        ));
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
-        .route("/", get(dashboard::page))
-        .route("/redoc", get(docs::redoc_page))
-        .route("/redoc/redoc.standalone.js", get(docs::redoc_js))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
-        .with_state(state)
-        // A per-caller rate limiter belongs here: inside `authenticate`, so
-        // it sees the `Principal` (absent for anonymous callers).
+        ))
         .layer(axum::middleware::from_fn_with_state(
             auth,
             auth::authenticate,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(http.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_millis(http.request_timeout_ms),
-        ))
+        .layer(timeout(http))
         .layer(security::cors_layer(&http.cors_allowed_origins))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(security.clone()),
             security::headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            table,
+            route_table::declare,
         ))
         .layer(axum::middleware::from_fn(middleware::request_context))
 }
@@ -228,9 +241,124 @@ pub fn admin_router(state: AppState, http: &HttpConfig) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .with_state(state)
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_millis(http.request_timeout_ms),
-        ))
+        .layer(timeout(http))
         .layer(axum::middleware::from_fn(middleware::request_context))
+}
+
+/// A request's time limit (`http.request_timeout_ms`, answered 408).
+fn timeout(http: &HttpConfig) -> TimeoutLayer {
+    TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        Duration::from_millis(http.request_timeout_ms),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auth::{Access, Declared};
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::http::Method;
+    use axum::middleware::Next;
+    use axum::response::Response;
+    use marketd_model::Role;
+    use security::PageKind;
+    use tower::ServiceExt;
+
+    /// What the real route table declares for `method path`, found as the
+    /// real router finds it: axum routes the request over the table's
+    /// templates and a probe reports the extensions `declare` left.
+    async fn declared(method: Method, path: &str) -> (Access, Option<Declared>, Option<PageKind>) {
+        let (_, table) = routes(&ApiDoc::openapi()).into_parts();
+        let mut probe = Router::new();
+        for template in table.templates() {
+            probe = probe.route(template, axum::routing::any(|| async {}));
+        }
+        let probe = probe
+            .layer(axum::middleware::from_fn(
+                |req: Request, _: Next| async move {
+                    let mut res = Response::new(Body::empty());
+                    let found = (
+                        auth::policy::request_access(&req),
+                        req.extensions().get::<Declared>().copied(),
+                        req.extensions().get::<PageKind>().copied(),
+                    );
+                    res.extensions_mut().insert(found);
+                    res
+                },
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                table,
+                route_table::declare,
+            ));
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty());
+        let res = probe.oneshot(req.unwrap()).await.unwrap();
+        *res.extensions().get().unwrap()
+    }
+
+    async fn required_role(method: Method, path: &str, require_read_key: bool) -> Option<Role> {
+        let (access, _, _) = declared(method, path).await;
+        access.required_role(require_read_key)
+    }
+
+    #[tokio::test]
+    async fn policy() {
+        let g = || Method::GET;
+        let p = || Method::POST;
+        let d = || Method::DELETE;
+        let cases = [
+            (g(), "/health/ready", true, None),
+            (g(), "/", true, None),
+            (p(), "/health/live", false, Some(Role::Write)),
+            (p(), "//api/v1/prices/poll", false, Some(Role::Write)),
+            (g(), "/api/v1/prices/latest", false, None),
+            (g(), "/api/v1/prices/latest", true, Some(Role::Read)),
+            (p(), "/api/v1/prices/poll", false, Some(Role::Write)),
+            (g(), "/api/v1/prices/poll", false, None),
+            (d(), "/api/v1/polling-jobs/x", false, Some(Role::Write)),
+            (g(), "/api/v1/api-keys", false, Some(Role::Admin)),
+            (Method::PATCH, "/api/v1/api-keys", false, Some(Role::Admin)),
+            (d(), "/api/v1/api-keys/x", false, Some(Role::Admin)),
+            (g(), "/api/v1/credentials", false, Some(Role::Admin)),
+            (Method::PUT, "/nowhere", false, Some(Role::Write)),
+            // A prefix match is not enough.
+            (g(), "/api/v1/api-keysx", false, None),
+        ];
+        for (method, path, require_read_key, role) in cases {
+            let what = format!("{method} {path} (require_read_key {require_read_key})");
+            assert_eq!(
+                required_role(method, path, require_read_key).await,
+                role,
+                "{what}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_and_rate_groups_come_from_the_declarations() {
+        for (path, page) in [
+            ("/", Some(PageKind::Dashboard)),
+            ("/docs", Some(PageKind::Docs)),
+            ("/docs/", Some(PageKind::Docs)),
+            ("/docs/swagger-ui.css", Some(PageKind::Docs)),
+            ("/redoc", Some(PageKind::Docs)),
+            ("/redoc/redoc.standalone.js", Some(PageKind::Docs)),
+            ("/openapi.json", Some(PageKind::Api)),
+            ("/api/v1/bars", Some(PageKind::Api)),
+            ("/redocx", None),
+        ] {
+            assert_eq!(declared(Method::GET, path).await.2, page, "{path}");
+        }
+        let open = |d: Option<Declared>| d.map(|d| d.open_route);
+        assert_eq!(open(declared(Method::GET, "/metrics").await.1), Some(true));
+        assert_eq!(
+            open(declared(Method::GET, "/api/v1/bars").await.1),
+            Some(false)
+        );
+        assert_eq!(declared(Method::GET, "/api/v1/nope").await.1, None);
+    }
 }

@@ -7,7 +7,8 @@
 //! [`Principal`](crate::auth::Principal) in the request's extensions),
 //! otherwise its address: the peer address, or the last hop of `X-Forwarded-For` when
 //! `trust_forwarded_for` is set (behind a load balancer that appends it).
-//! Routes fall in groups (`read`, `write`, `admin`); a group with its own
+//! Routes fall in groups (`read`, `write`, `admin`) by the access their
+//! declaration in the route table gives them; a group with its own
 //! limits in `[rate_limit.groups.<group>]` has its own budget, the others
 //! share the default one. Health, metrics, docs and the dashboard are not
 //! limited (probes and scrapes must never be refused).
@@ -19,9 +20,10 @@
 //! API down with it.
 
 use crate::AppState;
+use crate::auth::{Access, Declared};
 use crate::error::ApiError;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, Method};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use marketd_cache::{Quota, RateLimit};
@@ -127,15 +129,16 @@ impl RateLimitConfig {
     }
 }
 
-/// The route group of a request under `/api/v1`.
-fn group_of(method: &Method, path: &str) -> &'static str {
-    if path.starts_with("/api/v1/api-keys") {
-        "admin"
-    } else if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        "read"
-    } else {
-        "write"
-    }
+/// The route group of a request, from what its route declares (`None`: not
+/// limited). Open routes (health, metrics, docs, dashboard) and requests the
+/// route table does not know (answered 404) are not limited.
+fn group_of(declared: Option<&Declared>) -> Option<&'static str> {
+    let d = declared.filter(|d| !d.open_route)?;
+    Some(match d.access {
+        Access::Open | Access::Read => "read",
+        Access::Write => "write",
+        Access::Admin => "admin",
+    })
 }
 
 /// The client address of a request.
@@ -159,13 +162,14 @@ fn client_addr(req: &Request, trust_forwarded_for: bool) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Middleware on `/api/v1`.
+/// Middleware inside `authenticate` (it reads the caller's `Principal`) and
+/// inside the route table's `declare` (it reads the route's [`Declared`]).
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let cfg = &state.cfg.rate_limit;
-    if !cfg.enabled {
+    let group = group_of(req.extensions().get::<Declared>());
+    let Some(group) = group.filter(|_| cfg.enabled) else {
         return next.run(req).await;
-    }
-    let group = group_of(req.method(), req.uri().path());
+    };
     let (client, keyed) = match req.extensions().get::<crate::auth::Principal>() {
         Some(p) => (p.rate_limit_identity(), true),
         None => (
@@ -220,11 +224,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn groups_by_method_and_path() {
-        assert_eq!(group_of(&Method::GET, "/api/v1/prices/latest"), "read");
-        assert_eq!(group_of(&Method::POST, "/api/v1/prices/poll"), "write");
-        assert_eq!(group_of(&Method::DELETE, "/api/v1/polling-jobs/x"), "write");
-        assert_eq!(group_of(&Method::GET, "/api/v1/api-keys"), "admin");
+    fn groups_by_declared_access() {
+        let group = |access, open_route| group_of(Some(&Declared { access, open_route }));
+        assert_eq!(group(Access::Read, false), Some("read"));
+        assert_eq!(
+            group(Access::Open, false),
+            Some("read"),
+            "OPTIONS on an API route"
+        );
+        assert_eq!(group(Access::Write, false), Some("write"));
+        assert_eq!(group(Access::Admin, false), Some("admin"));
+        assert_eq!(group(Access::Write, true), None, "POST to an open route");
+        assert_eq!(group_of(None), None, "not a route");
     }
 
     #[test]

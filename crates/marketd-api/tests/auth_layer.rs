@@ -1,13 +1,17 @@
 //! The auth layer as other middleware sees it: after `authenticate`, a
 //! handler (or a rate limiter layered inside it) finds the caller's
-//! `Principal` in the request extensions, with a stable identity string.
+//! `Principal` in the request extensions, with a stable identity string; what
+//! a route needs is declared beside it in a `Routes` table, and whatever the
+//! table does not declare fails closed.
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Extension;
 use axum::http::{Request, StatusCode};
-use axum::routing::{get, post};
-use marketd_api::auth::{AuthConfig, Authenticator, Principal, authenticate, create_api_key};
+use marketd_api::auth::{
+    Access, AuthConfig, Authenticator, Principal, authenticate, create_api_key,
+};
+use marketd_api::route_table::{Routes, declare};
 use marketd_model::{Role, Secret};
 use marketd_store::prelude::*;
 use marketd_store::{AnyStore, StoreOptions};
@@ -21,6 +25,8 @@ async fn who(p: Option<Extension<Principal>>) -> String {
     }
 }
 
+/// A router with declared routes, and `/api/v1/plain` added past the table
+/// (undeclared: the policy's fail-closed defaults apply to it).
 async fn app(cfg: AuthConfig) -> (Router, Arc<AnyStore>) {
     let store = AnyStore::connect("sqlite::memory:", &StoreOptions::default())
         .await
@@ -28,10 +34,16 @@ async fn app(cfg: AuthConfig) -> (Router, Arc<AnyStore>) {
     store.migrate().await.unwrap();
     let store = Arc::new(store);
     let auth = Arc::new(Authenticator::new(&cfg, store.clone()).unwrap());
-    let router = Router::new()
-        .route("/api/v1/whoami", get(who))
-        .route("/api/v1/act", post(who))
-        .layer(axum::middleware::from_fn_with_state(auth, authenticate));
+    let (routes, table) = Routes::new()
+        .get("/api/v1/whoami", Access::Read, who)
+        .post("/api/v1/act", Access::Write, who)
+        .get("/api/v1/keys", Access::Admin, who)
+        .get("/status", Access::Open, who)
+        .into_parts();
+    let router = routes
+        .route("/api/v1/plain", axum::routing::any(who))
+        .layer(axum::middleware::from_fn_with_state(auth, authenticate))
+        .layer(axum::middleware::from_fn_with_state(table, declare));
     (router, store)
 }
 
@@ -61,43 +73,61 @@ async fn call(
 async fn handlers_see_the_principal_of_a_key() {
     let (router, store) = app(AuthConfig::default()).await;
     let (record, key) = create_api_key(&store, "svc", Role::Write).await.unwrap();
-    let (s, body) = call(
-        &router,
-        "GET",
-        "/api/v1/whoami",
-        &[("x-api-key", key.expose())],
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(body, format!("key:{} write", record.id));
-    let (s, body) = call(&router, "GET", "/api/v1/whoami", &[]).await;
-    assert_eq!((s, body.as_str()), (StatusCode::OK, "anonymous"));
+    let keyed: &[(&str, &str)] = &[("x-api-key", key.expose())];
+    let me = format!("key:{} write", record.id);
+    let me = me.as_str();
+    for (method, path, headers, status, body) in [
+        ("GET", "/api/v1/whoami", keyed, StatusCode::OK, me),
+        ("GET", "/api/v1/whoami", &[], StatusCode::OK, "anonymous"),
+        ("POST", "/api/v1/act", keyed, StatusCode::OK, me),
+        ("GET", "/api/v1/plain", keyed, StatusCode::OK, me),
+    ] {
+        let (s, b) = call(&router, method, path, headers).await;
+        assert_eq!((s, b.as_str()), (status, body), "{method} {path}");
+    }
     let (s, _) = call(&router, "POST", "/api/v1/act", &[]).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, body) = call(
-        &router,
-        "POST",
-        "/api/v1/act",
-        &[("x-api-key", key.expose())],
-    )
-    .await;
-    assert_eq!(
-        (s, body),
-        (StatusCode::OK, format!("key:{} write", record.id))
-    );
     store.revoke_api_key(record.id, 1).await.unwrap();
-    let (s, _) = call(
-        &router,
-        "GET",
-        "/api/v1/whoami",
-        &[("x-api-key", key.expose())],
-    )
-    .await;
+    let (s, _) = call(&router, "GET", "/api/v1/whoami", keyed).await;
     assert_eq!(
         s,
         StatusCode::UNAUTHORIZED,
         "a revoked key is refused, even on open reads"
     );
+}
+
+/// Anonymous callers against declared and undeclared routes: the
+/// declaration decides, and what it does not cover needs `write` for any
+/// unsafe method.
+#[tokio::test]
+async fn access_follows_the_declarations_and_fails_closed() {
+    let (router, store) = app(AuthConfig::default()).await;
+    let (_, write_key) = create_api_key(&store, "w", Role::Write).await.unwrap();
+    let unauthorized = StatusCode::UNAUTHORIZED;
+    for (method, path, status) in [
+        ("GET", "/status", StatusCode::OK),
+        ("GET", "/api/v1/plain", StatusCode::OK),
+        ("GET", "/api/v1/keys", unauthorized),
+        ("DELETE", "/api/v1/keys", unauthorized),
+        ("GET", "/api/v1/keysx", StatusCode::NOT_FOUND),
+        ("GET", "/api/v1/act", StatusCode::METHOD_NOT_ALLOWED),
+        ("PATCH", "/api/v1/whoami", unauthorized),
+        ("POST", "/status", unauthorized),
+        ("POST", "/api/v1/plain", unauthorized),
+        ("POST", "//api/v1/act", unauthorized),
+        ("PUT", "/nowhere", unauthorized),
+    ] {
+        let (s, _) = call(&router, method, path, &[]).await;
+        assert_eq!(s, status, "{method} {path}");
+    }
+    let (s, _) = call(
+        &router,
+        "GET",
+        "/api/v1/keys",
+        &[("x-api-key", write_key.expose())],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "write is not admin");
 }
 
 #[tokio::test]

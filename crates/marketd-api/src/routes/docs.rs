@@ -1,11 +1,51 @@
 //! API documentation served from the binary: OpenAPI 3.1 at `/openapi.json`,
 //! Swagger UI at `/docs` (vendored by utoipa-swagger-ui) and ReDoc at
 //! `/redoc` (its standalone bundle embedded), so nothing loads from a CDN.
+//!
+//! Swagger UI's files are served by these handlers rather than by merging
+//! utoipa-swagger-ui's router, so that each of its routes is declared in the
+//! route table (access and CSP) like every other.
 
-use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use std::sync::{Arc, OnceLock};
+use utoipa_swagger_ui::Config;
 
 const REDOC_JS: &[u8] = include_bytes!("../../assets/redoc.standalone.js");
+
+/// Where the OpenAPI document is served (and Swagger UI reads it).
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// `/openapi.json`: the document, serialized once.
+pub fn openapi(
+    doc: &utoipa::openapi::OpenApi,
+) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    let body = Bytes::from(serde_json::to_vec(doc).expect("an OpenAPI document serializes"));
+    move || {
+        std::future::ready(
+            ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response(),
+        )
+    }
+}
+
+/// `/docs`: Swagger UI lives at `/docs/` (its files are relative to it).
+pub async fn swagger_redirect() -> Redirect {
+    Redirect::to("/docs/")
+}
+
+/// `/docs/` and `/docs/{*file}`: Swagger UI's page and files.
+pub async fn swagger(file: Option<Path<String>>) -> Response {
+    static CONFIG: OnceLock<Arc<Config<'static>>> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| Arc::new(Config::new([OPENAPI_PATH])));
+    let file = file.as_ref().map_or("", |f| f.as_str());
+    match utoipa_swagger_ui::serve(file, config.clone()) {
+        Ok(Some(file)) => ([(header::CONTENT_TYPE, file.content_type)], file.bytes).into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
 
 pub async fn redoc_page() -> Html<&'static str> {
     Html(

@@ -1,0 +1,173 @@
+//! Authentication of every request: the [`Authenticator`] turns credentials
+//! into a [`Principal`], and the [`authenticate`] middleware puts it in the
+//! request extensions and enforces what the request's route needs
+//! ([`request_access`]).
+
+use super::config::{AuthConfig, AuthConfigError};
+use super::jwt::JwtVerifier;
+use super::keys::{KEY_PREFIX, hash_key};
+use super::policy::{Access, request_access};
+use super::{API_KEY_HEADER, Principal, PrincipalKind};
+use crate::error::ApiError;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use marketd_model::Role;
+use marketd_store::{AnyStore, Store};
+use std::sync::Arc;
+
+/// Verifies credentials; shared by every request.
+pub struct Authenticator {
+    store: Arc<AnyStore>,
+    require_read_key: bool,
+    jwt: Option<JwtVerifier>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    // By hand: the store and the JWT key are not for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (read_key, jwt) = (self.require_read_key, self.jwt.is_some());
+        write!(
+            f,
+            "Authenticator {{ require_read_key: {read_key}, jwt: {jwt} }}"
+        )
+    }
+}
+
+impl Authenticator {
+    pub fn new(cfg: &AuthConfig, store: Arc<AnyStore>) -> Result<Self, AuthConfigError> {
+        let jwt = if cfg.jwt.enabled {
+            Some(JwtVerifier::new(&cfg.jwt)?)
+        } else {
+            None
+        };
+        Ok(Authenticator {
+            store,
+            require_read_key: cfg.require_read_key,
+            jwt,
+        })
+    }
+
+    /// The caller behind `req`'s credentials: `Ok(None)` without
+    /// credentials, 401 when they do not verify.
+    pub async fn principal(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Option<Principal>, ApiError> {
+        if let Some(v) = headers.get(API_KEY_HEADER) {
+            let key = v.to_str().map_err(|_| invalid_key())?.trim();
+            return self.key_principal(key).await.map(Some);
+        }
+        if let Some(v) = headers.get(header::AUTHORIZATION) {
+            let text = v
+                .to_str()
+                .map_err(|_| unauthorized("malformed Authorization header"))?;
+            let Some(token) = text
+                .strip_prefix("Bearer ")
+                .or_else(|| text.strip_prefix("bearer "))
+            else {
+                return Err(unauthorized(
+                    "unsupported Authorization scheme: use Bearer or X-API-Key",
+                ));
+            };
+            let Some(jwt) = &self.jwt else {
+                return Err(unauthorized("bearer tokens are not enabled (auth.jwt)"));
+            };
+            return jwt.principal(token.trim()).map(Some);
+        }
+        Ok(None)
+    }
+
+    async fn key_principal(&self, key: &str) -> Result<Principal, ApiError> {
+        if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
+            return Err(invalid_key());
+        }
+        let found = self
+            .store
+            .api_key_by_hash(&hash_key(key))
+            .await
+            .map_err(ApiError::internal)?;
+        match found {
+            Some(k) if k.is_active() => Ok(Principal {
+                kind: PrincipalKind::ApiKey,
+                id: k.id.to_string(),
+                issuer: String::new(),
+                role: k.role,
+            }),
+            _ => Err(invalid_key()),
+        }
+    }
+
+    /// The role a request needing `access` needs, `None` when it is open
+    /// (reads are open unless `auth.require_read_key`).
+    pub fn required_role(&self, access: Access) -> Option<Role> {
+        access.required_role(self.require_read_key)
+    }
+}
+
+fn unauthorized(detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail)
+}
+
+fn invalid_key() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "INVALID_API_KEY",
+        "API key invalid or revoked",
+    )
+}
+
+/// The middleware: authenticates (401 for credentials that do not verify,
+/// on any route), stores the [`Principal`] in the request extensions, and
+/// enforces the role the request's route declares (fail closed where the
+/// route table declares nothing).
+pub async fn authenticate(
+    State(auth): State<Arc<Authenticator>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let principal = match auth.principal(req.headers()).await {
+        Ok(p) => p,
+        Err(e) => {
+            metrics::counter!("marketd_auth_failures_total", "reason" => e.code).increment(1);
+            return e.into_response();
+        }
+    };
+    if let Some(needed) = auth.required_role(request_access(&req)) {
+        match &principal {
+            None => {
+                metrics::counter!("marketd_auth_failures_total", "reason" => "MISSING_CREDENTIALS")
+                    .increment(1);
+                let mut res = unauthorized(format!(
+                    "this route needs role {needed}: send an API key in X-API-Key or a bearer token"
+                ))
+                .into_response();
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer, ApiKey"),
+                );
+                return res;
+            }
+            Some(p) if !p.role.grants(needed) => {
+                metrics::counter!("marketd_auth_failures_total", "reason" => "FORBIDDEN")
+                    .increment(1);
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "FORBIDDEN",
+                    format!("role {} may not do this: it needs {needed}", p.role),
+                )
+                .into_response();
+            }
+            Some(_) => {}
+        }
+    }
+    let Some(p) = principal else {
+        return next.run(req).await;
+    };
+    req.extensions_mut().insert(p.clone());
+    let mut res = next.run(req).await;
+    // For the request log line (who did it), written by request_context.
+    res.extensions_mut().insert(p);
+    res
+}
