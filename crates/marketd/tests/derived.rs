@@ -229,7 +229,12 @@ async fn polling_jobs_and_ticks_survive_a_restart() {
         (runs(&j) >= 2).then_some(runs(&j))
     })
     .await;
-    let before = app.count_stored("symbol=IBM").await as i64;
+    // Each run's tick reaches the store.
+    let before = wait_until(Duration::from_secs(10), "two ticks stored", || async {
+        let n = app.count_stored("symbol=IBM").await as i64;
+        (n >= 2).then_some(n)
+    })
+    .await;
     app.stop().await;
     assert!(before >= 2, "ticks stored before the restart: {before}");
 
