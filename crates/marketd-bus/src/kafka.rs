@@ -168,14 +168,10 @@ impl KafkaBus {
     /// Waits until every message handed to the producer is acknowledged.
     pub async fn flush(&self) -> Result<()> {
         let producer = self.inner.producer.clone();
-        let brokers = self.inner.brokers.clone();
-        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30)))
-            .await
-            .map_err(|e| Error::KafkaOther {
-                brokers: brokers.clone(),
-                message: format!("flush task failed: {e}"),
-            })?
-            .map_err(|e| Error::kafka(&brokers, "flushing the producer", e))
+        blocking(&self.inner.brokers, "flushing the producer", move || {
+            producer.flush(Duration::from_secs(30))
+        })
+        .await
     }
 
     /// The brokers this bus talks to (`host:port,...`).
@@ -395,20 +391,14 @@ impl Bus for KafkaBus {
 
     async fn ping(&self) -> Result<()> {
         let producer = self.inner.producer.clone();
-        let brokers = self.inner.brokers.clone();
         let topic = self.inner.names[topic_index(Topic::Ticks)].clone();
-        tokio::task::spawn_blocking(move || {
+        blocking(&self.inner.brokers, "ping", move || {
             producer
                 .client()
                 .fetch_metadata(Some(&topic), PING_TIMEOUT)
                 .map(|_| ())
         })
         .await
-        .map_err(|e| Error::KafkaOther {
-            brokers: brokers.clone(),
-            message: format!("ping task failed: {e}"),
-        })?
-        .map_err(|e| Error::kafka(&brokers, "ping", e))
     }
 
     /// Kafka keeps the backlog in the broker; consumer lag is the broker's
@@ -424,6 +414,22 @@ impl Bus for KafkaBus {
     fn backend_name(&self) -> &'static str {
         "kafka"
     }
+}
+
+/// Runs a blocking librdkafka call (`what`, for messages) off the async
+/// threads.
+async fn blocking<T: Send + 'static>(
+    brokers: &str,
+    what: &'static str,
+    call: impl FnOnce() -> rdkafka::error::KafkaResult<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| Error::KafkaOther {
+            brokers: brokers.to_string(),
+            message: format!("{what}: task failed: {e}"),
+        })?
+        .map_err(|e| Error::kafka(brokers, what, e))
 }
 
 /// Follows rebalances of one consumer into its [`Assignment`].
@@ -532,9 +538,7 @@ pub struct KafkaConsumer {
 
 impl std::fmt::Debug for KafkaConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaConsumer")
-            .field("topic", &self.topic_name)
-            .finish_non_exhaustive()
+        write!(f, "KafkaConsumer {{ topic: {:?}, .. }}", self.topic_name)
     }
 }
 
@@ -544,6 +548,25 @@ impl KafkaConsumer {
     /// member receives); `None` before the first statistics.
     pub fn lag(&self) -> Option<u64> {
         u64::try_from(self.lag.load(Ordering::Relaxed)).ok()
+    }
+
+    /// The group's committed offsets (the next offset to read) of this
+    /// member's partitions, as the broker has them. [`Consumer::commit`] is
+    /// asynchronous: this is how to know a commit has landed.
+    pub async fn committed(&self) -> Result<BTreeMap<u32, u64>> {
+        let consumer = self.consumer.clone();
+        let list = blocking(&self.brokers, "reading committed offsets", move || {
+            consumer.committed(Duration::from_secs(10))
+        })
+        .await?;
+        Ok(list
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition() as u32, u64::try_from(o).ok()?)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Decodes one message into `out`; a message that is not an envelope is

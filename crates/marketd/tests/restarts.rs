@@ -9,25 +9,15 @@
 
 mod common;
 
-use common::TestApp;
+use common::process::free_port;
+use common::{TestApp, metric_sum, missing, wait_until};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn require(what: &str) {
-    if std::env::var("MARKETD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("{what} missing and MARKETD_REQUIRE_SERVICES=1 (run scripts/test)");
-    }
-    eprintln!("skipping: {what} missing");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const SUITE: &str = "restarts";
+const SYMBOLS: [&str; 3] = ["AAPL", "MSFT", "NVDA"];
 
 fn is_root() -> bool {
     Command::new("id")
@@ -224,25 +214,40 @@ async fn readiness(app: &TestApp) -> (u16, Vec<String>) {
 }
 
 async fn wait_readiness(app: &TestApp, want: u16, why: &str) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, failing) = readiness(app).await;
-        if status == want {
-            return failing;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{why}: readiness stayed {status} ({failing:?})"
+    wait_until(
+        Duration::from_secs(30),
+        &format!("{why}: readiness {want}"),
+        || async {
+            let (status, failing) = readiness(app).await;
+            (status == want).then_some(failing)
+        },
+    )
+    .await
+}
+
+/// Replayed ticks ingested so far (acknowledged by the bus).
+async fn ingested(app: &TestApp) -> f64 {
+    let page = app.get("/metrics").await.text().await.unwrap();
+    metric_sum(&page, "marketd_ticks_ingested_total", "source=\"replay\"")
+}
+
+/// Every stored replayed tick, read through the history API.
+async fn stored(app: &TestApp) -> Vec<marketd_model::Tick> {
+    let mut all = Vec::new();
+    for symbol in SYMBOLS {
+        all.extend(
+            app.all_ticks(&format!("symbol={symbol}&source=replay"))
+                .await,
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    all
 }
 
 fn write_csv(path: &Path, n: usize) {
     let start = 1_700_000_000_000_i64;
     let mut text = String::from("symbol,ts,price,size\n");
     for i in 0..n {
-        let sym = ["AAPL", "MSFT", "NVDA"][i % 3];
+        let sym = SYMBOLS[i % 3];
         text.push_str(&format!(
             "{sym},{},{}.{:02},1\n",
             start + i as i64 * 4,
@@ -256,11 +261,11 @@ fn write_csv(path: &Path, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_and_redis_restarts_turn_readiness_red_then_green_and_lose_nothing() {
     let Some(pg) = Postgres::init() else {
-        return require("PostgreSQL (initdb/pg_ctl)");
+        return missing("PostgreSQL (initdb/pg_ctl) missing", SUITE);
     };
     pg.start();
     let Some(mut redis) = Redis::start(free_port()) else {
-        return require("redis-server");
+        return missing("redis-server missing", SUITE);
     };
 
     let dir = tempfile::tempdir().unwrap();
@@ -283,13 +288,24 @@ async fn postgres_and_redis_restarts_turn_readiness_red_then_green_and_lose_noth
         wait_readiness(&app, 200, "start").await,
         Vec::<String>::new()
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Ingest is under way: ticks reach PostgreSQL...
+    wait_until(Duration::from_secs(30), "ticks stored", || async {
+        (app.count_stored("symbol=AAPL&source=replay").await >= 150).then_some(())
+    })
+    .await;
 
-    // PostgreSQL goes away mid-stream.
+    // ...when it goes away mid-stream.
     pg.stop();
     let failing = wait_readiness(&app, 503, "PostgreSQL stopped").await;
     assert_eq!(failing, vec!["store".to_string()]);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Ingest goes on without the store for ~2 s of stream (500 ticks).
+    let before = ingested(&app).await;
+    wait_until(
+        Duration::from_secs(30),
+        "ingest without PostgreSQL",
+        || async { (ingested(&app).await >= before + 500.0).then_some(()) },
+    )
+    .await;
     pg.start();
     wait_readiness(&app, 200, "PostgreSQL back").await;
 
@@ -310,25 +326,20 @@ async fn postgres_and_redis_restarts_turn_readiness_red_then_green_and_lose_noth
     wait_readiness(&app, 200, "Redis back").await;
 
     // The whole stream lands, each tick once.
-    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let stored = loop {
-        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticks WHERE source = 'replay'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if stored >= n as i64 || Instant::now() > deadline {
-            break stored;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(stored, n as i64, "every replayed tick stored exactly once");
-    let distinct: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT DISTINCT symbol, ts_event FROM ticks WHERE source = 'replay') d",
+    let ticks = wait_until(
+        Duration::from_secs(60),
+        "the whole stream stored",
+        || async {
+            let ticks = stored(&app).await;
+            (ticks.len() >= n).then_some(ticks)
+        },
     )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(distinct, n as i64);
+    .await;
+    assert_eq!(ticks.len(), n, "every replayed tick stored exactly once");
+    let distinct: BTreeSet<(String, i64)> = ticks
+        .iter()
+        .map(|t| (t.symbol.to_string(), t.ts_event))
+        .collect();
+    assert_eq!(distinct.len(), n);
     app.stop().await;
 }

@@ -5,131 +5,60 @@
 //! binary. Skipped without the services, failed under
 //! `MARKETD_REQUIRE_SERVICES=1`.
 
+mod common;
+
+use common::process::{Proc, marketd};
+use common::{metrics, poll_until, service, status_of, strings, wait_until};
 use marketd_bus::{AnyBus, Bus, BusOptions, Consumer};
 use marketd_model::{Decimal, Event, Topic};
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn service(var: &str, test: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-        _ => {
-            if std::env::var("MARKETD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("{var} is not set and MARKETD_REQUIRE_SERVICES=1 (run scripts/test)");
-            }
-            eprintln!("skipping {test}: {var} is not set");
-            None
-        }
-    }
-}
+/// How long a stopped process may take to exit after SIGTERM.
+const EXIT_DEADLINE: Duration = Duration::from_secs(15);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One marketd process; killed when dropped.
-struct Proc {
-    name: String,
-    child: Child,
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(name: &str, args: &[&str], env: &[(String, String)], dir: &std::path::Path) -> Proc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_marketd"));
-        cmd.arg("--json-logs")
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir.join(name))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Proc {
-            name: name.to_string(),
-            child,
-            logs,
-        }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM; the exit status within 15 s.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            if Instant::now() > deadline {
-                self.kill9();
-                panic!("{} did not stop within 15 s:\n{}", self.name, self.tail());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn tail(&self) -> String {
-        let logs = self.logs.lock().unwrap();
-        logs[logs.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.kill9();
-        }
-        // The whole log, for a failure's post-mortem.
-        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("scale_out-{}.log", self.name));
-        let _ = std::fs::write(&path, self.logs.lock().unwrap().join("\n"));
-    }
+/// Starts `marketd <args>` (with its own data directory below `dir`) and
+/// returns it with its base URL once it reports ready on `/health/ready`.
+async fn start(
+    client: &reqwest::Client,
+    name: &str,
+    args: &[&str],
+    env: &[(String, String)],
+    dir: &std::path::Path,
+) -> (Proc, String) {
+    let mut proc = Proc::marketd(name, args, &dir.join(name), env, true, "info");
+    let base = proc.ready().await;
+    wait_ready(client, &proc, &base).await;
+    (proc, base)
 }
 
 async fn wait_ready(client: &reqwest::Client, proc: &Proc, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/health/ready")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} not ready within 60 s:\n{}",
-            proc.name,
-            proc.tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let url = format!("{base}/health/ready");
+    let ready = poll_until(Duration::from_secs(60), || async {
+        let r = client.get(&url).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "{} not ready within 60 s:\n{}",
+        proc.name,
+        proc.tail()
+    );
+}
+
+/// SIGTERM; the process must exit 0 within [`EXIT_DEADLINE`].
+fn terminate(proc: &mut Proc) {
+    let status = proc.terminate(EXIT_DEADLINE);
+    assert!(
+        status.success(),
+        "{} exited {status}:\n{}",
+        proc.name,
+        proc.tail()
+    );
 }
 
 /// The value of an unlabelled gauge in a Prometheus text page.
@@ -140,15 +69,14 @@ fn gauge(page: &str, name: &str) -> Option<f64> {
 }
 
 async fn running_jobs(client: &reqwest::Client, admin: &str) -> Option<f64> {
-    let page = client
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let page = metrics(client, admin).await?;
     gauge(&page, "marketd_polling_jobs_running")
+}
+
+/// The polling jobs an api process lists.
+async fn jobs(client: &reqwest::Client, url: &str) -> Vec<Value> {
+    let list: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+    list["jobs"].as_array().cloned().unwrap_or_default()
 }
 
 /// A database of its own on the test server.
@@ -229,7 +157,7 @@ async fn scale_out(test: &str, stop: Stop) {
     .collect();
 
     // Writes need a key with role write: made with the CLI on the shared database.
-    let out = Command::new(env!("CARGO_BIN_EXE_marketd"))
+    let out = marketd()
         .args([
             "keys",
             "create",
@@ -260,36 +188,17 @@ async fn scale_out(test: &str, stop: Stop) {
         .default_headers(headers)
         .build()
         .unwrap();
-    let (w1_port, w2_port, a1_port, a2_port) = (free_port(), free_port(), free_port(), free_port());
-    let addr = |p: u16| format!("127.0.0.1:{p}");
-    let url = |p: u16| format!("http://127.0.0.1:{p}");
     // The first worker creates the topics; the others find them.
-    let w1 = Proc::spawn(
-        "worker1",
-        &["worker", "--admin-addr", &addr(w1_port)],
-        &env,
-        dir.path(),
-    );
-    wait_ready(&client, &w1, &url(w1_port)).await;
-    let w2 = Proc::spawn(
-        "worker2",
-        &["worker", "--admin-addr", &addr(w2_port)],
-        &env,
-        dir.path(),
-    );
-    let mut a1 = Proc::spawn("api1", &["api", "--addr", &addr(a1_port)], &env, dir.path());
-    let mut a2 = Proc::spawn("api2", &["api", "--addr", &addr(a2_port)], &env, dir.path());
-    wait_ready(&client, &w2, &url(w2_port)).await;
-    wait_ready(&client, &a1, &url(a1_port)).await;
-    wait_ready(&client, &a2, &url(a2_port)).await;
+    let worker = ["worker", "--admin-addr", "127.0.0.1:0"];
+    let (w1, w1_url) = start(&client, "worker1", &worker, &env, dir.path()).await;
+    let (w2, w2_url) = start(&client, "worker2", &worker, &env, dir.path()).await;
+    let api = ["api", "--addr", "127.0.0.1:0"];
+    let (mut a1, a1_url) = start(&client, "api1", &api, &env, dir.path()).await;
+    let (mut a2, a2_url) = start(&client, "api2", &api, &env, dir.path()).await;
 
     // An api process serves no operations on the worker side.
-    let workers_have_no_api = client
-        .get(format!("{}/api/v1/polling-jobs", url(w1_port)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(workers_have_no_api.status(), 404);
+    let workers_have_no_api = status_of(&client, &format!("{w1_url}/api/v1/polling-jobs")).await;
+    assert_eq!(workers_have_no_api, 404);
 
     let symbols: Vec<String> = [
         "AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META", "TSLA", "NFLX", "IBM", "ORCL", "INTC",
@@ -299,26 +208,21 @@ async fn scale_out(test: &str, stop: Stop) {
     .map(|s| s.to_string())
     .collect();
     let res = client
-        .post(format!("{}/api/v1/prices/poll", url(a1_port)))
+        .post(format!("{a1_url}/api/v1/prices/poll"))
         .json(&json!({"symbols": symbols, "interval": 1.0, "provider": "simulated"}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
     let accepted: Value = res.json().await.unwrap();
-    let job_ids: Vec<String> = accepted["job_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let job_ids = strings(&accepted["job_ids"]);
     assert_eq!(job_ids.len(), symbols.len());
 
     // Jobs spread over both workers, each job on exactly one.
     let deadline = Instant::now() + Duration::from_secs(60);
     let (n1, n2) = loop {
-        let n1 = running_jobs(&client, &url(w1_port)).await.unwrap_or(0.0);
-        let n2 = running_jobs(&client, &url(w2_port)).await.unwrap_or(0.0);
+        let n1 = running_jobs(&client, &w1_url).await.unwrap_or(0.0);
+        let n2 = running_jobs(&client, &w2_url).await.unwrap_or(0.0);
         if n1 > 0.0 && n2 > 0.0 && n1 + n2 == symbols.len() as f64 {
             break (n1, n2);
         }
@@ -331,95 +235,88 @@ async fn scale_out(test: &str, stop: Stop) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     eprintln!("jobs spread: worker1 {n1}, worker2 {n2}");
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Mid-stream: every job has run a few times (seen through the api).
+    let jobs_url = format!("{a2_url}/api/v1/polling-jobs");
+    wait_until(Duration::from_secs(60), "every job run 3 times", || async {
+        let list = jobs(&client, &jobs_url).await;
+        list.iter()
+            .all(|j| j["run_count"].as_u64().unwrap_or(0) >= 3)
+            .then_some(())
+    })
+    .await;
 
     // Stop one worker mid-stream: its jobs move to the other.
     // kill -9 takes worker1: it joined every group first, so it leads them
     // (the coordinator loses the leader too); SIGTERM takes worker2.
-    let (mut victim, mut survivor, survivor_port) = match stop {
-        Stop::Kill9 => (w1, w2, w2_port),
-        Stop::Term => (w2, w1, w1_port),
+    let (mut victim, mut survivor, survivor_url) = match stop {
+        Stop::Kill9 => (w1, w2, w2_url),
+        Stop::Term => (w2, w1, w1_url),
     };
     match stop {
         Stop::Kill9 => victim.kill9(),
-        Stop::Term => {
-            let status = victim.terminate();
-            assert!(
-                status.success(),
-                "{} exited {status}:\n{}",
-                victim.name,
-                victim.tail()
-            );
-        }
+        Stop::Term => terminate(&mut victim),
     }
-    let killed_at = Instant::now();
     let killed_wall = marketd_model::time::now_ns();
-    let deadline = killed_at + Duration::from_secs(60);
-    loop {
-        let n = running_jobs(&client, &url(survivor_port))
-            .await
-            .unwrap_or(0.0);
-        if n == symbols.len() as f64 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} runs {n} of {} jobs 60 s after the kill\n{}",
-            survivor.name,
-            symbols.len(),
-            survivor.tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let moved_after = killed_at.elapsed();
-    eprintln!("jobs moved {moved_after:?} after {stop:?} (session timeout {session_ms} ms)");
+    // Within one rebalance: the session timeout and a generous margin (a
+    // deadline on the promised move, not a measurement).
+    let one_rebalance = Duration::from_millis(session_ms) + Duration::from_secs(15);
+    let moved = poll_until(one_rebalance, || async {
+        let n = running_jobs(&client, &survivor_url).await.unwrap_or(0.0);
+        (n == symbols.len() as f64).then_some(())
+    })
+    .await;
     assert!(
-        moved_after < Duration::from_millis(session_ms) + Duration::from_secs(15),
-        "jobs took {moved_after:?} to move: more than one rebalance"
+        moved.is_some(),
+        "{} does not run all {} jobs within one rebalance ({one_rebalance:?}) after {stop:?}\n{}",
+        survivor.name,
+        symbols.len(),
+        survivor.tail()
     );
 
     // Every job runs again on the survivor (seen through the other api).
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let list: Value = client
-        .get(format!("{}/api/v1/polling-jobs", url(a2_port)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let jobs = list["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), symbols.len());
-    for job in jobs {
-        let last = job["last_run_at"].as_str().expect("every job has run");
-        let last_ns = marketd_model::time::parse_ts(last).unwrap();
-        assert!(
-            last_ns > killed_wall,
-            "job {} last ran at {last}, before the kill",
-            job["symbol"]
-        );
-    }
+    let ran_since_kill = |job: &Value| {
+        job["last_run_at"]
+            .as_str()
+            .and_then(marketd_model::time::parse_ts)
+            .is_some_and(|ns| ns > killed_wall)
+    };
+    let list = poll_until(Duration::from_secs(60), || async {
+        let list = jobs(&client, &jobs_url).await;
+        list.iter().all(ran_since_kill).then_some(list)
+    })
+    .await;
+    let Some(list) = list else {
+        let stale: Vec<String> = jobs(&client, &jobs_url)
+            .await
+            .iter()
+            .filter(|j| !ran_since_kill(j))
+            .map(|j| format!("{} at {}", j["symbol"], j["last_run_at"]))
+            .collect();
+        panic!("jobs last ran before the kill: {stale:?}");
+    };
+    assert_eq!(list.len(), symbols.len());
 
     // Stop production, let the survivor drain.
     for id in &job_ids {
         let r = client
-            .delete(format!("{}/api/v1/polling-jobs/{id}", url(a2_port)))
+            .delete(format!("{a2_url}/api/v1/polling-jobs/{id}"))
             .send()
             .await
             .unwrap();
         assert!(r.status().is_success(), "delete {id}: {}", r.status());
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while running_jobs(&client, &url(survivor_port))
-        .await
-        .unwrap_or(1.0)
-        > 0.0
-    {
-        assert!(Instant::now() < deadline, "jobs still running after delete");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        Duration::from_secs(30),
+        "no job running after delete",
+        || async {
+            (running_jobs(&client, &survivor_url).await.unwrap_or(1.0) == 0.0).then_some(())
+        },
+    )
+    .await;
 
-    // Everything published on the ticks topic, read back by an audit group.
+    // Everything published on the ticks topic, read back by an audit group
+    // (production has stopped: the topic is read to its end, which is when
+    // nothing more arrives for 5 s).
     let bus = AnyBus::connect(
         &format!("kafka://{brokers}"),
         BusOptions {
@@ -464,7 +361,9 @@ async fn scale_out(test: &str, stop: Stop) {
     });
     assert_eq!(per_symbol.len(), symbols.len(), "every symbol published");
 
-    // PostgreSQL holds each of them exactly once.
+    // PostgreSQL holds each of them exactly once. The rows are read from the
+    // database itself: what two writers put in the shared store, duplicates
+    // included, is the point here, beyond what one api process would list.
     let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let stored: Vec<TickKey> = loop {
@@ -504,13 +403,7 @@ async fn scale_out(test: &str, stop: Stop) {
     );
 
     for p in [&mut survivor, &mut a1, &mut a2] {
-        let status = p.terminate();
-        assert!(
-            status.success(),
-            "{} exited {status}:\n{}",
-            p.name,
-            p.tail()
-        );
+        terminate(p);
     }
 }
 
@@ -539,25 +432,10 @@ async fn the_rate_limit_holds_across_api_instances() {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let client = reqwest::Client::new();
-    let (p1, p2) = (free_port(), free_port());
-    let a1 = Proc::spawn(
-        "api1",
-        &["api", "--addr", &format!("127.0.0.1:{p1}")],
-        &env,
-        dir.path(),
-    );
-    let a2 = Proc::spawn(
-        "api2",
-        &["api", "--addr", &format!("127.0.0.1:{p2}")],
-        &env,
-        dir.path(),
-    );
-    let bases = [
-        format!("http://127.0.0.1:{p1}"),
-        format!("http://127.0.0.1:{p2}"),
-    ];
-    wait_ready(&client, &a1, &bases[0]).await;
-    wait_ready(&client, &a2, &bases[1]).await;
+    let api = ["api", "--addr", "127.0.0.1:0"];
+    let (_a1, base1) = start(&client, "api1", &api, &env, dir.path()).await;
+    let (_a2, base2) = start(&client, "api2", &api, &env, dir.path()).await;
+    let bases = [base1, base2];
     let me = format!("198.51.100.{}", std::process::id() % 250 + 1);
     let mut statuses = Vec::new();
     let mut refused = None;

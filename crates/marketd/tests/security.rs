@@ -54,20 +54,27 @@ fn poll_body() -> serde_json::Value {
     json!({"symbols": ["AAPL"], "interval": 60, "provider": "simulated"})
 }
 
+/// POST /api/v1/api-keys (an admin's) with `body`: status and body.
+async fn post_key(app: &TestApp, body: serde_json::Value) -> (u16, serde_json::Value) {
+    app.admin(Method::POST, "/api/v1/api-keys", Some(&body))
+        .await
+}
+
+/// POST /api/v1/prices/poll (a write) with `key`: status and body.
+async fn poll_as(app: &TestApp, key: Option<&str>) -> (u16, serde_json::Value) {
+    let (s, b, _) = app
+        .call(Method::POST, "/api/v1/prices/poll", key, Some(&poll_body()))
+        .await;
+    (s, b)
+}
+
 // ---------------------------------------------------------------------------
 // Keys and roles
 
 #[tokio::test]
 async fn every_write_route_needs_a_write_key() {
     let app = TestApp::spawn(quiet).await;
-    let (s, b, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/prices/poll",
-            Some(&app.write_key),
-            Some(&poll_body()),
-        )
-        .await;
+    let (s, b) = poll_as(&app, Some(&app.write_key)).await;
     assert_eq!(s, 202, "{b}");
     let job = b["job_ids"][0].as_str().unwrap().to_string();
 
@@ -112,13 +119,8 @@ async fn every_write_route_needs_a_write_key() {
         );
     }
     // An admin key may write too.
-    let (s, _, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/prices/poll",
-            Some(&app.admin_key),
-            Some(&poll_body()),
-        )
+    let (s, _) = app
+        .admin(Method::POST, "/api/v1/prices/poll", Some(&poll_body()))
         .await;
     assert_eq!(s, 202);
 
@@ -199,14 +201,7 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
     .await;
     assert!(b.bootstrap_key.is_none(), "the first instance made it");
 
-    let (s, created, _) = a
-        .call(
-            Method::POST,
-            "/api/v1/api-keys",
-            Some(&a.admin_key),
-            Some(&json!({"name": "ci", "role": "write"})),
-        )
-        .await;
+    let (s, created) = post_key(&a, json!({"name": "ci", "role": "write"})).await;
     assert_eq!(s, 201, "{created}");
     let key = created["key"].as_str().unwrap().to_string();
     let id = created["id"].as_str().unwrap().to_string();
@@ -214,9 +209,7 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
     assert_eq!(created["role"], "write");
     assert!(created.get("key_hash").is_none() && created.get("hash").is_none());
 
-    let (s, list, _) = a
-        .call(Method::GET, "/api/v1/api-keys", Some(&a.admin_key), None)
-        .await;
+    let (s, list) = a.admin(Method::GET, "/api/v1/api-keys", None).await;
     assert_eq!(s, 200);
     let text = list.to_string();
     assert!(!text.contains(&key), "a listing never shows a key");
@@ -234,57 +227,30 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
 
     // The new key works on both instances...
     for app in [&a, &b] {
-        let (s, _, _) = app
-            .call(
-                Method::POST,
-                "/api/v1/prices/poll",
-                Some(&key),
-                Some(&poll_body()),
-            )
-            .await;
+        let (s, _) = poll_as(&app, Some(&key)).await;
         assert_eq!(s, 202);
     }
     // ...until revoked on one of them: refused at once on both.
-    let (s, _, _) = b
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/api-keys/{id}"),
-            Some(&b.admin_key),
-            None,
-        )
+    let (s, _) = b
+        .admin(Method::DELETE, &format!("/api/v1/api-keys/{id}"), None)
         .await;
     assert_eq!(s, 204);
     for app in [&a, &b] {
-        let (s, body, _) = app
-            .call(
-                Method::POST,
-                "/api/v1/prices/poll",
-                Some(&key),
-                Some(&poll_body()),
-            )
-            .await;
+        let (s, body) = poll_as(&app, Some(&key)).await;
         assert_eq!(s, 401, "{body}");
         assert_eq!(assert_error_shape(&body), "INVALID_API_KEY");
     }
-    let (s, body, _) = a
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/api-keys/{id}"),
-            Some(&a.admin_key),
-            None,
-        )
+    let (s, body) = a
+        .admin(Method::DELETE, &format!("/api/v1/api-keys/{id}"), None)
         .await;
     assert_eq!(s, 404, "{body}");
 
     // Expiring keys: shown with their end; past it, refused.
-    let (s, expiring, _) = a
-        .call(
-            Method::POST,
-            "/api/v1/api-keys",
-            Some(&a.admin_key),
-            Some(&json!({"name": "temp", "role": "write", "expires_in_days": 7})),
-        )
-        .await;
+    let (s, expiring) = post_key(
+        &a,
+        json!({"name": "temp", "role": "write", "expires_in_days": 7}),
+    )
+    .await;
     assert_eq!(s, 201, "{expiring}");
     assert!(
         expiring["expires_at"]
@@ -298,14 +264,7 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
         .insert_api_key(&old, &marketd_api::auth::hash_key(old_key.expose()))
         .await
         .unwrap();
-    let (s, body, _) = a
-        .call(
-            Method::POST,
-            "/api/v1/prices/poll",
-            Some(old_key.expose()),
-            Some(&poll_body()),
-        )
-        .await;
+    let (s, body) = poll_as(&a, Some(old_key.expose())).await;
     assert_eq!(s, 401, "an expired key: {body}");
 
     // Bad input.
@@ -315,22 +274,13 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
         json!({"name": "x", "role": "read", "expires_in_days": 0}),
         json!({"name": "x", "role": "read", "expires_in_days": 100000}),
     ] {
-        let (s, body, _) = a
-            .call(
-                Method::POST,
-                "/api/v1/api-keys",
-                Some(&a.admin_key),
-                Some(&bad),
-            )
-            .await;
+        let (s, body) = a.admin(Method::POST, "/api/v1/api-keys", Some(&bad)).await;
         assert_eq!(s, 422, "{body}");
         assert_error_shape(&body);
     }
 
     // The last active admin key cannot be revoked.
-    let (_, list, _) = a
-        .call(Method::GET, "/api/v1/api-keys", Some(&a.admin_key), None)
-        .await;
+    let (_, list) = a.admin(Method::GET, "/api/v1/api-keys", None).await;
     let admins: Vec<String> = list["keys"]
         .as_array()
         .unwrap()
@@ -349,23 +299,13 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
         .unwrap()
         .to_string();
     for id in admins.iter().filter(|i| **i != mine) {
-        let (s, _, _) = a
-            .call(
-                Method::DELETE,
-                &format!("/api/v1/api-keys/{id}"),
-                Some(&a.admin_key),
-                None,
-            )
+        let (s, _) = a
+            .admin(Method::DELETE, &format!("/api/v1/api-keys/{id}"), None)
             .await;
         assert_eq!(s, 204);
     }
-    let (s, body, _) = a
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/api-keys/{mine}"),
-            Some(&a.admin_key),
-            None,
-        )
+    let (s, body) = a
+        .admin(Method::DELETE, &format!("/api/v1/api-keys/{mine}"), None)
         .await;
     assert_eq!(s, 409, "{body}");
     assert_eq!(assert_error_shape(&body), "LAST_ADMIN_KEY");
@@ -431,6 +371,18 @@ fn hs256(c: &serde_json::Value, secret: &str) -> String {
     .unwrap()
 }
 
+/// An HS256 token of the test identity provider for `role`, expiring at
+/// `exp` (seconds).
+fn idp_token(role: &str, exp: u64) -> String {
+    hs256(&claims(role, exp, "https://idp.test", "marketd"), HS_SECRET)
+}
+
+/// `claims` signed with the RS256 private `key`.
+fn rs256(claims: &serde_json::Value, key: &jsonwebtoken::EncodingKey) -> String {
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
 async fn bearer(app: &TestApp, token: &str) -> (u16, serde_json::Value) {
     let r = app
         .anon
@@ -453,34 +405,14 @@ async fn hs256_tokens_are_checked_for_signature_issuer_audience_and_expiry() {
     })
     .await;
     let later = now_s() + 600;
-    let (s, b) = bearer(
-        &app,
-        &hs256(
-            &claims("write", later, "https://idp.test", "marketd"),
-            HS_SECRET,
-        ),
-    )
-    .await;
+    let (s, b) = bearer(&app, &idp_token("write", later)).await;
     assert_eq!(s, 202, "{b}");
-    let (s, b) = bearer(
-        &app,
-        &hs256(
-            &claims("read", later, "https://idp.test", "marketd"),
-            HS_SECRET,
-        ),
-    )
-    .await;
+    let (s, b) = bearer(&app, &idp_token("read", later)).await;
     assert_eq!(s, 403, "{b}");
     assert_eq!(assert_error_shape(&b), "FORBIDDEN");
 
     let refused = [
-        (
-            "expired",
-            hs256(
-                &claims("admin", now_s() - 3600, "https://idp.test", "marketd"),
-                HS_SECRET,
-            ),
-        ),
+        ("expired", idp_token("admin", now_s() - 3600)),
         (
             "forged",
             hs256(
@@ -510,10 +442,7 @@ async fn hs256_tokens_are_checked_for_signature_issuer_audience_and_expiry() {
         assert_eq!(assert_error_shape(&b), "INVALID_TOKEN", "{why}");
     }
     // alg=none: the header says none, the signature is empty.
-    let good = hs256(
-        &claims("admin", later, "https://idp.test", "marketd"),
-        HS_SECRET,
-    );
+    let good = idp_token("admin", later);
     let payload = good.split('.').nth(1).unwrap();
     use base64::Engine as _;
     let none_header =
@@ -521,14 +450,7 @@ async fn hs256_tokens_are_checked_for_signature_issuer_audience_and_expiry() {
     let (s, b) = bearer(&app, &format!("{none_header}.{payload}.")).await;
     assert_eq!(s, 401, "alg none: {b}");
     // No known role: authenticated but not authorized.
-    let (s, b) = bearer(
-        &app,
-        &hs256(
-            &claims("superuser", later, "https://idp.test", "marketd"),
-            HS_SECRET,
-        ),
-    )
-    .await;
+    let (s, b) = bearer(&app, &idp_token("superuser", later)).await;
     assert_eq!(s, 403, "{b}");
     // Basic auth is not a scheme we accept.
     let r = app
@@ -558,12 +480,7 @@ async fn rs256_tokens_and_algorithm_confusion() {
     let private = std::fs::read(format!("{fixtures}/jwt_rs256_private.pem")).unwrap();
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(&private).unwrap();
     let c = json!({"sub": "svc", "roles": ["read", "write"], "exp": now_s() + 600, "iss": "idp", "aud": "marketd"});
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
-        &c,
-        &key,
-    )
-    .unwrap();
+    let token = rs256(&c, &key);
     let (s, b) = bearer(&app, &token).await;
     assert_eq!(s, 202, "{b}");
     // The public key used as an HMAC secret must not pass.
@@ -571,12 +488,7 @@ async fn rs256_tokens_and_algorithm_confusion() {
     let (s, b) = bearer(&app, &hs256(&c, &public)).await;
     assert_eq!(s, 401, "{b}");
     let c = json!({"sub": "svc", "roles": ["write"], "exp": now_s() - 600, "iss": "idp", "aud": "marketd"});
-    let expired = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
-        &c,
-        &key,
-    )
-    .unwrap();
+    let expired = rs256(&c, &key);
     let (s, _) = bearer(&app, &expired).await;
     assert_eq!(s, 401);
     app.stop().await;
@@ -783,41 +695,33 @@ async fn credentials_are_encrypted_at_rest_never_returned_and_rotate() {
     let key1 = marketd_store::crypto::generate_key();
     let app = TestApp::spawn(with_encryption(&key1)).await;
     let name = "providers.finnhub.api_key";
-    let (s, b, _) = app
-        .call(
+    let (s, b) = app
+        .admin(
             Method::PUT,
             &format!("/api/v1/credentials/{name}"),
-            Some(&app.admin_key),
             Some(&json!({"value": plaintext})),
         )
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["key_id"], "k1");
     assert!(!b.to_string().contains(plaintext));
-    let (s, list, _) = app
-        .call(
-            Method::GET,
-            "/api/v1/credentials",
-            Some(&app.admin_key),
-            None,
-        )
-        .await;
+    let (s, list) = app.admin(Method::GET, "/api/v1/credentials", None).await;
     assert_eq!(s, 200);
     assert_eq!(list["count"], 1);
     assert!(!list.to_string().contains(plaintext));
     for bad in ["UPPER", "has space", "../etc", ""] {
-        let (s, _, _) = app
-            .call(
+        let (s, _) = app
+            .admin(
                 Method::PUT,
                 &format!("/api/v1/credentials/{bad}"),
-                Some(&app.admin_key),
                 Some(&json!({"value": "x"})),
             )
             .await;
         assert!(s == 422 || s == 404 || s == 405, "{bad:?}: {s}");
     }
 
-    // In the database: ciphertext, not the plaintext; it round-trips.
+    // In the database: ciphertext, not the plaintext; it round-trips. What
+    // is physically stored is the point here, so the database is read.
     let pool = sqlx::SqlitePool::connect(&app.db_url()).await.unwrap();
     let (key_id, nonce, ct): (String, Vec<u8>, Vec<u8>) =
         sqlx::query_as("SELECT key_id, nonce, ciphertext FROM credentials WHERE name = ?")
@@ -903,14 +807,7 @@ async fn credentials_are_encrypted_at_rest_never_returned_and_rotate() {
     assert_eq!(seen.lock().unwrap().as_slice(), [plaintext.to_string()]);
     // Failed credentials (a bogus key, a token without JWT enabled) are logged
     // as failures, not echoed.
-    let (s, _, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/prices/poll",
-            Some("mkd_bogus_but_secret_looking_0001"),
-            Some(&poll_body()),
-        )
-        .await;
+    let (s, _) = poll_as(&app, Some("mkd_bogus_but_secret_looking_0001")).await;
     assert_eq!(s, 401);
     let (s, m) = (
         app.get("/metrics").await.status(),
@@ -993,31 +890,16 @@ async fn no_secret_of_keys_tokens_or_credentials_reaches_the_logs() {
         c.auth.jwt.issuer = "idp".into();
     })
     .await;
-    let (s, created, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/api-keys",
-            Some(&app.admin_key),
-            Some(&json!({"name": "logs", "role": "write"})),
-        )
-        .await;
+    let (s, created) = post_key(&app, json!({"name": "logs", "role": "write"})).await;
     assert_eq!(s, 201);
     let key = created["key"].as_str().unwrap().to_string();
-    let (s, _, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/prices/poll",
-            Some(&key),
-            Some(&poll_body()),
-        )
-        .await;
+    let (s, _) = poll_as(&app, Some(&key)).await;
     assert_eq!(s, 202);
     let credential = "connector_token_SHOULD_NOT_LEAK_93af";
-    let (s, _, _) = app
-        .call(
+    let (s, _) = app
+        .admin(
             Method::PUT,
             "/api/v1/credentials/connectors.demo.token",
-            Some(&app.admin_key),
             Some(&json!({"value": credential})),
         )
         .await;
@@ -1031,23 +913,15 @@ async fn no_secret_of_keys_tokens_or_credentials_reaches_the_logs() {
     );
     let (s, _) = bearer(&app, &forged).await;
     assert_eq!(s, 401);
-    let (s, _, _) = app
-        .call(
+    let (s, _) = app
+        .admin(
             Method::DELETE,
             &format!("/api/v1/api-keys/{}", created["id"].as_str().unwrap()),
-            Some(&app.admin_key),
             None,
         )
         .await;
     assert_eq!(s, 204);
-    let (s, _, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/prices/poll",
-            Some(&key),
-            Some(&poll_body()),
-        )
-        .await;
+    let (s, _) = poll_as(&app, Some(&key)).await;
     assert_eq!(s, 401);
     let secrets = vec![
         key,
@@ -1073,11 +947,10 @@ async fn no_secret_of_keys_tokens_or_credentials_reaches_the_logs() {
 #[tokio::test]
 async fn credentials_need_an_encryption_key() {
     let app = TestApp::spawn(quiet).await;
-    let (s, b, _) = app
-        .call(
+    let (s, b) = app
+        .admin(
             Method::PUT,
             "/api/v1/credentials/a.b",
-            Some(&app.admin_key),
             Some(&json!({"value": "v"})),
         )
         .await;

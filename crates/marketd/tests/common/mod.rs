@@ -178,21 +178,38 @@ impl TestApp {
     }
 }
 
+/// The first field of the error shape of DESIGN.md that `body` lacks (or
+/// has empty), if any.
+pub fn error_shape_gap(body: &serde_json::Value) -> Option<&'static str> {
+    ["detail", "error_code", "timestamp", "request_id"]
+        .into_iter()
+        .find(|key| {
+            body.get(*key)
+                .and_then(|v| v.as_str())
+                .is_none_or(str::is_empty)
+        })
+}
+
 /// Asserts the error shape of DESIGN.md and returns the error code.
 pub fn assert_error_shape(body: &serde_json::Value) -> String {
-    for key in ["detail", "error_code", "timestamp", "request_id"] {
-        assert!(
-            body.get(key)
-                .and_then(|v| v.as_str())
-                .is_some_and(|s| !s.is_empty()),
-            "missing {key} in {body}"
-        );
+    if let Some(key) = error_shape_gap(body) {
+        panic!("missing {key} in {body}");
     }
     body["error_code"].as_str().unwrap().to_string()
 }
 
 /// Polls `f` until it returns Some or the timeout passes.
-pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(timeout: Duration, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    wait_until(timeout, "condition", f).await
+}
+
+/// Polls `f` every 50 ms until it returns Some, or gives up with `None`
+/// once `timeout` has passed (for a caller that says more on failure).
+pub async fn poll_until<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -200,12 +217,159 @@ where
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(v) = f().await {
-            return v;
+            return Some(v);
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits for `f` to return Some, polling it every 50 ms, and fails naming
+/// `what` once `timeout` has passed. The timeout is a deadline on an event
+/// the code promises, never a measurement: keep it generous (the machine
+/// may be loaded), and wait on this instead of sleeping.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    match poll_until(timeout, f).await {
+        Some(v) => v,
+        None => panic!("{what}: not within {timeout:?}"),
+    }
+}
+
+/// The value of the service variable `var` (e.g. `MARKETD_TEST_REDIS_URL`),
+/// or `None` after saying that `suite` is skipped for want of it. Under
+/// `MARKETD_REQUIRE_SERVICES=1` a missing service fails the test instead.
+pub fn service(var: &str, suite: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        _ => {
+            missing(&format!("{var} is not set"), suite);
+            None
+        }
+    }
+}
+
+/// Says that `suite` is skipped because `what` is missing, or fails under
+/// `MARKETD_REQUIRE_SERVICES=1` (scripts/test provides every service).
+pub fn missing(what: &str, suite: &str) {
+    if std::env::var("MARKETD_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("{suite}: {what} and MARKETD_REQUIRE_SERVICES=1 (run scripts/test)");
+    }
+    eprintln!("skipping {suite}: {what}");
+}
+
+/// The sum of the samples of counter `name` whose labels contain `label`,
+/// in a Prometheus text page.
+pub fn metric_sum(page: &str, name: &str, label: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The status of a GET of `url`.
+pub async fn status_of(client: &reqwest::Client, url: &str) -> u16 {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+/// The strings of a JSON array (such as the `job_ids` of an accepted poll).
+pub fn strings(v: &serde_json::Value) -> Vec<String> {
+    let items = v.as_array().unwrap_or_else(|| panic!("not an array: {v}"));
+    items
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The `/metrics` page of the server at `base`; `None` while it does not
+/// answer.
+pub async fn metrics(client: &reqwest::Client, base: &str) -> Option<String> {
+    let r = client.get(format!("{base}/metrics")).send().await.ok()?;
+    r.text().await.ok()
+}
+
+/// One page of `/api/v1/prices/history`, typed (prices stay exact decimals).
+#[derive(serde::Deserialize)]
+struct HistoryPage {
+    ticks: Vec<marketd_model::Tick>,
+    next_cursor: Option<String>,
+}
+
+impl TestApp {
+    /// GET `path` as the write client, decoded from the body's text as `T`
+    /// (so decimals keep every digit); panics on a status other than 200.
+    pub async fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let r = self.get(path).await;
+        let status = r.status();
+        let text = r.text().await.expect("body");
+        assert_eq!(status, 200, "GET {path}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
+    }
+
+    /// Every stored tick that `/api/v1/prices/history?<query>` lists (e.g.
+    /// `symbol=AAPL&source=replay`), in event-time order, following
+    /// `next_cursor` to the last page.
+    pub async fn all_ticks(&self, query: &str) -> Vec<marketd_model::Tick> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/prices/history?{query}&limit=10000");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page: HistoryPage = self.get_as(&path).await;
+            all.extend(page.ticks);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return all,
+            }
+        }
+    }
+
+    /// How many stored ticks `/api/v1/prices/history?<query>` lists.
+    pub async fn count_stored(&self, query: &str) -> usize {
+        self.all_ticks(query).await.len()
+    }
+
+    /// GET `path` must fail with `status` and `code` in the error shape of
+    /// DESIGN.md; returns the body.
+    pub async fn get_error(&self, path: &str, status: u16, code: &str) -> serde_json::Value {
+        let (s, b) = self.get_json(path).await;
+        assert_eq!(
+            (s, assert_error_shape(&b).as_str()),
+            (status, code),
+            "{path}: {b}"
+        );
+        b
+    }
+
+    /// DELETE `path` as the write client; the status.
+    pub async fn delete(&self, path: &str) -> u16 {
+        let r = self.client.delete(self.url(path)).send().await;
+        r.expect("request").status().as_u16()
+    }
+
+    /// A request with the admin key: status and JSON body.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let (s, b, _) = self.call(method, path, Some(&self.admin_key), body).await;
+        (s, b)
+    }
+}
+
+pub mod process;
