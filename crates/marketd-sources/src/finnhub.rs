@@ -4,10 +4,10 @@
 use crate::config::FinnhubConfig;
 use crate::http::{HttpCaller, join_url};
 use crate::ratelimit::TokenBucket;
-use crate::rest::{RestApi, RestProvider};
+use crate::rest::{RestApi, RestProvider, last_price};
 use crate::{Error, HistoryRequest, Result};
 use marketd_model::time::{NANOS_PER_SEC, now_ns};
-use marketd_model::{Bar, Decimal, Symbol, Tick, TickKind, option_decimal_number};
+use marketd_model::{Bar, Decimal, Symbol, Tick, option_decimal_number};
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
@@ -51,15 +51,7 @@ pub fn parse_quote(symbol: &Symbol, body: &[u8], received_ns: i64) -> Result<Tic
         })?,
         _ => received_ns,
     };
-    Ok(Tick::new(
-        symbol.clone(),
-        NAME,
-        TickKind::Last,
-        price,
-        Decimal::ZERO,
-        ts_event,
-        received_ns,
-    ))
+    Ok(last_price(symbol, NAME, price, ts_event, received_ns))
 }
 
 /// Latest quotes from Finnhub. History is not offered (candles are a paid endpoint).
@@ -141,6 +133,7 @@ impl RestApi for FinnhubApi {
 mod tests {
     use super::*;
     use marketd_model::Secret;
+    use marketd_model::TickKind;
     use std::str::FromStr;
 
     fn aapl() -> Symbol {

@@ -7,7 +7,7 @@ use crate::backoff::Backoff;
 use crate::health::{CircuitBreakerConfig, ProviderHealth, Tracker};
 use crate::http::HttpCaller;
 use crate::{HistoryRequest, Provider, Result};
-use marketd_model::{Bar, Symbol, Tick};
+use marketd_model::{Bar, Decimal, Symbol, Tick, TickKind};
 use std::future::Future;
 
 /// What one REST upstream adds to the shared plumbing.
@@ -85,4 +85,25 @@ impl<A: RestApi> Provider for RestProvider<A> {
     fn health(&self) -> ProviderHealth {
         self.tracker.snapshot()
     }
+}
+
+/// A quote as a tick: the upstream's last price (kind `Last`, no size) from
+/// provider `source`, at the upstream's time `ts_event`.
+pub(crate) fn last_price(
+    symbol: &Symbol,
+    source: &'static str,
+    price: Decimal,
+    ts_event: i64,
+    received_ns: i64,
+) -> Tick {
+    let size = Decimal::ZERO;
+    Tick::new(
+        symbol.clone(),
+        source,
+        TickKind::Last,
+        price,
+        size,
+        ts_event,
+        received_ns,
+    )
 }

@@ -5,10 +5,10 @@
 
 use crate::config::YahooConfig;
 use crate::http::{HttpCaller, join_url};
-use crate::rest::{RestApi, RestProvider};
+use crate::rest::{RestApi, RestProvider, last_price};
 use crate::{Error, HistoryRequest, Result};
 use marketd_model::time::{NANOS_PER_SEC, now_ns};
-use marketd_model::{Bar, Decimal, Interval, Symbol, Tick, TickKind, option_decimal_number};
+use marketd_model::{Bar, Decimal, Interval, Symbol, Tick, option_decimal_number};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -122,15 +122,7 @@ pub fn parse_latest(symbol: &Symbol, body: &[u8], received_ns: i64) -> Result<Ti
         Some(t) if t > 0 => t.saturating_mul(NANOS_PER_SEC),
         _ => received_ns,
     };
-    let mut tick = Tick::new(
-        symbol.clone(),
-        NAME,
-        TickKind::Last,
-        price,
-        Decimal::ZERO,
-        ts_event,
-        received_ns,
-    );
+    let mut tick = last_price(symbol, NAME, price, ts_event, received_ns);
     tick.venue_symbol = venue_symbol(symbol, meta);
     Ok(tick)
 }
@@ -335,6 +327,7 @@ impl RestApi for YahooApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use marketd_model::TickKind;
     use serde_json::Value;
     use std::str::FromStr;
 
