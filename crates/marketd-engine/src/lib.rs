@@ -2,11 +2,13 @@
 //! from another component's internals, so any of them can move into a
 //! `marketd worker` process unchanged:
 //!
-//! - store sinks (`ticks`, `bars`, `indicators`, `price-requests` → store), batched and idempotent;
-//! - the aggregator (`ticks` → OHLCV bars and SMA/EMA on `bars`/`indicators`);
+//! - [`sinks`]: store sinks (`ticks`, `bars`, `indicators`, `price-requests` → store), batched and idempotent;
+//! - [`aggregator`]: `ticks` → OHLCV bars and SMA/EMA on `bars`/`indicators`;
 //! - the latest-price cache updater (`ticks` → cache);
-//! - the polling scheduler (`polling-jobs` → provider fetches → `ticks`);
-//! - feeds (simulated, replay) publishing on `ticks`;
+//! - [`supervisor`]: long-running units owned by one worker each, restarted
+//!   when they fail; polling jobs (`polling-jobs` → provider fetches → `ticks`)
+//!   are its first kind;
+//! - [`feeds`]: the [`feeds::Feed`]s (simulated, replay) publishing on `ticks`;
 //! - the [`PriceService`] behind `GET /prices/latest`.
 //!
 //! [`Engine::shutdown`] stops producers first, then drains each stage in
@@ -15,15 +17,18 @@
 pub mod aggregator;
 mod cache_updater;
 pub mod feeds;
-pub mod polling;
 pub mod price;
-pub mod writer;
+pub mod sinks;
+pub mod supervisor;
 
 pub use aggregator::{Aggregator, AggregatorConfig};
 pub use feeds::FeedsConfig;
-pub use polling::{PollingConfig, PollingScheduler};
 pub use price::{LatestPrice, PriceError, PriceService, PriceSource, PricesConfig};
-pub use writer::{SinkKind, WriterConfig};
+pub use sinks::WriterConfig;
+/// The polling jobs' unit kind, at its former path.
+pub use supervisor::polling;
+pub use supervisor::polling::{PollingConfig, PollingJobs, PollingScheduler};
+pub use supervisor::{Supervisor, UnitKind, UnitState};
 
 use marketd_bus::{AnyBus, Bus};
 use marketd_cache::AnyCache;
@@ -93,40 +98,21 @@ pub struct Engine {
 
 impl Engine {
     /// Subscribes every consumer first (so nothing published is missed), then
-    /// starts the feeds and the polling scheduler.
+    /// starts the feeds and the supervisors. `prices` is the caller's price
+    /// service, on the same backends (polling jobs fetch through it).
     pub async fn start(
         backends: Backends,
         cfg: &EngineConfig,
         feeds: &FeedsConfig,
-        prices: &PricesConfig,
+        prices: Arc<PriceService>,
         roles: Roles,
     ) -> Result<Engine> {
-        let prices = Arc::new(PriceService::new(
-            backends.providers.clone(),
-            backends.cache.clone(),
-            backends.store.clone(),
-            backends.bus.clone(),
-            prices,
-        ));
         let producers_cancel = CancellationToken::new();
         let (producers, derivers, sinks) =
             (TaskTracker::new(), TaskTracker::new(), TaskTracker::new());
         let bus = &backends.bus;
         if roles.consumers {
-            for (topic, kind) in [
-                (Topic::Ticks, SinkKind::Ticks),
-                (Topic::Bars, SinkKind::Bars),
-                (Topic::Indicators, SinkKind::Indicators),
-                (Topic::PriceRequests, SinkKind::PriceRequests),
-            ] {
-                let consumer = bus.subscribe(topic, &format!("store-{topic}")).await?;
-                sinks.spawn(writer::run_sink(
-                    kind,
-                    consumer,
-                    backends.store.clone(),
-                    cfg.writer.clone(),
-                ));
-            }
+            sinks::start(bus, &backends.store, cfg, &sinks).await?;
             let consumer = bus.subscribe(Topic::Ticks, "aggregator").await?;
             derivers.spawn(aggregator::run(
                 consumer,
@@ -139,17 +125,9 @@ impl Engine {
         }
         let mut polling = None;
         if roles.producers {
-            let scheduler = PollingScheduler::new(
-                backends.store.clone(),
-                prices.clone(),
-                backends.bus.clone(),
-                producers_cancel.child_token(),
-            );
-            let commands = bus
-                .subscribe(Topic::PollingJobs, "polling-scheduler")
-                .await?;
-            producers.spawn(scheduler.clone().run(commands));
-            polling = Some(scheduler);
+            let kind = PollingJobs::new(backends.store.clone(), prices.clone());
+            let cancel = producers_cancel.child_token();
+            polling = Some(Supervisor::start(kind, bus, cancel, &producers).await?);
             feeds::start(feeds, &backends, &producers, &producers_cancel)?;
         }
         Ok(Engine {

@@ -25,6 +25,24 @@ pub struct ProvidersConfig {
     pub circuit_breaker: crate::CircuitBreakerConfig,
 }
 
+impl ProvidersConfig {
+    /// The config key of every credential a provider can take, enabled or
+    /// not: the names under which the credential store may hold them.
+    pub const CREDENTIAL_KEYS: &'static [&'static str] = &["providers.finnhub.api_key"];
+
+    /// The credential slots of the enabled providers, each with its config
+    /// key (one of [`ProvidersConfig::CREDENTIAL_KEYS`]), so that a caller
+    /// can fill the empty ones (from the encrypted credential store) without
+    /// naming a provider.
+    pub fn credential_slots(&mut self) -> Vec<(&'static str, &mut Option<Secret>)> {
+        let mut slots = Vec::new();
+        if self.finnhub.enabled {
+            slots.push((Self::CREDENTIAL_KEYS[0], &mut self.finnhub.api_key));
+        }
+        slots
+    }
+}
+
 /// `[providers.simulated]`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -196,5 +214,23 @@ mod tests {
         assert_eq!(feed.ticks_per_second, 10.0);
         let replay = ReplayFeedConfig::default();
         assert!(!replay.enabled && replay.speed == 1.0 && !replay.loop_forever);
+    }
+
+    #[test]
+    fn credential_slots_name_the_enabled_providers_keys() {
+        let mut cfg = ProvidersConfig::default();
+        assert!(cfg.credential_slots().is_empty(), "finnhub is off");
+        cfg.finnhub.enabled = true;
+        for (key, slot) in cfg.credential_slots() {
+            assert!(ProvidersConfig::CREDENTIAL_KEYS.contains(&key));
+            assert!(slot.is_none());
+            *slot = Some(Secret::new("from-the-store"));
+        }
+        assert_eq!(
+            cfg.finnhub.api_key.as_ref().map(Secret::expose),
+            Some("from-the-store")
+        );
+        let keys: Vec<_> = cfg.credential_slots().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["providers.finnhub.api_key"]);
     }
 }

@@ -1,14 +1,13 @@
 //! Finnhub REST provider: `GET {base_url}/quote?symbol=X` with the token in
 //! the `X-Finnhub-Token` header (never in the URL, so never in a log line).
 
-use crate::backoff::Backoff;
 use crate::config::FinnhubConfig;
-use crate::health::{CircuitBreakerConfig, ProviderHealth, Tracker};
 use crate::http::{HttpCaller, join_url};
 use crate::ratelimit::TokenBucket;
-use crate::{Error, HistoryRequest, Provider, Result};
+use crate::rest::{RestApi, RestProvider, last_price};
+use crate::{Error, HistoryRequest, Result};
 use marketd_model::time::{NANOS_PER_SEC, now_ns};
-use marketd_model::{Bar, Decimal, Symbol, Tick, TickKind, option_decimal_number};
+use marketd_model::{Bar, Decimal, Symbol, Tick, option_decimal_number};
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
@@ -52,24 +51,17 @@ pub fn parse_quote(symbol: &Symbol, body: &[u8], received_ns: i64) -> Result<Tic
         })?,
         _ => received_ns,
     };
-    Ok(Tick::new(
-        symbol.clone(),
-        NAME,
-        TickKind::Last,
-        price,
-        Decimal::ZERO,
-        ts_event,
-        received_ns,
-    ))
+    Ok(last_price(symbol, NAME, price, ts_event, received_ns))
 }
 
 /// Latest quotes from Finnhub. History is not offered (candles are a paid endpoint).
+pub type FinnhubProvider = RestProvider<FinnhubApi>;
+
+/// Finnhub's `/quote` endpoint and the token it is called with.
 #[derive(Debug)]
-pub struct FinnhubProvider {
-    http: HttpCaller,
+pub struct FinnhubApi {
     quote_url: reqwest::Url,
     token: HeaderValue,
-    tracker: Tracker,
 }
 
 impl FinnhubProvider {
@@ -105,29 +97,18 @@ impl FinnhubProvider {
         let quote_url = join_url(&cfg.base_url, "quote", "providers.finnhub.base_url")?;
         let limiter = TokenBucket::per_minute(cfg.rate_limit_per_minute);
         let http = HttpCaller::new(NAME, cfg.timeout(), cfg.max_retries, Some(limiter))?;
-        Ok(FinnhubProvider {
+        Ok(RestProvider::from_parts(
+            FinnhubApi { quote_url, token },
             http,
-            quote_url,
-            token,
-            tracker: Tracker::new(NAME),
-        })
+        ))
     }
+}
 
-    /// Suspends calls after repeated failures (see [`CircuitBreakerConfig`]).
-    pub fn with_circuit_breaker(mut self, breaker: CircuitBreakerConfig) -> Self {
-        self.tracker = Tracker::with_breaker(NAME, breaker);
-        self
-    }
+impl RestApi for FinnhubApi {
+    const NAME: &'static str = NAME;
 
-    /// Replaces the retry policy (tests use millisecond delays).
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.http.backoff = backoff;
-        self
-    }
-
-    async fn fetch_quote(&self, symbol: &Symbol) -> Result<Tick> {
-        let reply = self
-            .http
+    async fn latest(&self, http: &HttpCaller, symbol: &Symbol) -> Result<Tick> {
+        let reply = http
             .get(|client| {
                 client
                     .get(self.quote_url.clone())
@@ -140,29 +121,11 @@ impl FinnhubProvider {
             status => Err(Error::Upstream { status }),
         }
     }
-}
 
-impl Provider for FinnhubProvider {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    async fn latest(&self, symbol: &Symbol) -> Result<Tick> {
-        self.tracker.observe(self.fetch_quote(symbol)).await
-    }
-
-    async fn history(&self, _req: &HistoryRequest) -> Result<Vec<Bar>> {
-        self.tracker
-            .observe(async {
-                Err(Error::Unsupported(
-                    "history (Finnhub candles are a paid endpoint)",
-                ))
-            })
-            .await
-    }
-
-    fn health(&self) -> ProviderHealth {
-        self.tracker.snapshot()
+    async fn history(&self, _: &HttpCaller, _: &HistoryRequest) -> Result<Vec<Bar>> {
+        Err(Error::Unsupported(
+            "history (Finnhub candles are a paid endpoint)",
+        ))
     }
 }
 
@@ -170,6 +133,7 @@ impl Provider for FinnhubProvider {
 mod tests {
     use super::*;
     use marketd_model::Secret;
+    use marketd_model::TickKind;
     use std::str::FromStr;
 
     fn aapl() -> Symbol {
@@ -256,7 +220,10 @@ mod tests {
         assert!(e.to_string().contains("providers.finnhub.base_url"), "{e}");
         cfg.base_url = "http://127.0.0.1:1/api/v1/".into();
         let p = FinnhubProvider::new(&cfg).unwrap();
-        assert_eq!(p.quote_url.as_str(), "http://127.0.0.1:1/api/v1/quote");
+        assert_eq!(
+            p.api().quote_url.as_str(),
+            "http://127.0.0.1:1/api/v1/quote"
+        );
         assert!(
             !format!("{p:?}").contains("s3cr3t"),
             "Debug must not show the token"

@@ -28,6 +28,7 @@ mod health;
 mod http;
 pub mod ratelimit;
 pub mod replay;
+mod rest;
 pub mod simulated;
 pub mod yahoo;
 
@@ -37,11 +38,12 @@ pub use config::{
     YahooConfig,
 };
 pub use error::{Error, Result};
-pub use finnhub::FinnhubProvider;
+pub use finnhub::{FinnhubApi, FinnhubProvider};
 pub use health::{CircuitBreakerConfig, ProviderHealth, UNHEALTHY_AFTER_FAILURES};
 pub use replay::{ReplayFeed, ReplayProvider, ReplayStats};
+pub use rest::RestProvider;
 pub use simulated::{SimulatedFeed, SimulatedMarket, SimulatedProvider};
-pub use yahoo::YahooProvider;
+pub use yahoo::{YahooApi, YahooProvider};
 
 /// A provider's answer to a history request: bars of `interval` in `[from, to)`.
 #[derive(Debug, Clone)]

@@ -3,13 +3,12 @@
 //! Yahoo spells crypto pairs `BTC-USD`, like our canonical symbols, so symbols
 //! are sent as they are.
 
-use crate::backoff::Backoff;
 use crate::config::YahooConfig;
-use crate::health::{CircuitBreakerConfig, ProviderHealth, Tracker};
 use crate::http::{HttpCaller, join_url};
-use crate::{Error, HistoryRequest, Provider, Result};
+use crate::rest::{RestApi, RestProvider, last_price};
+use crate::{Error, HistoryRequest, Result};
 use marketd_model::time::{NANOS_PER_SEC, now_ns};
-use marketd_model::{Bar, Decimal, Interval, Symbol, Tick, TickKind, option_decimal_number};
+use marketd_model::{Bar, Decimal, Interval, Symbol, Tick, option_decimal_number};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -123,15 +122,7 @@ pub fn parse_latest(symbol: &Symbol, body: &[u8], received_ns: i64) -> Result<Ti
         Some(t) if t > 0 => t.saturating_mul(NANOS_PER_SEC),
         _ => received_ns,
     };
-    let mut tick = Tick::new(
-        symbol.clone(),
-        NAME,
-        TickKind::Last,
-        price,
-        Decimal::ZERO,
-        ts_event,
-        received_ns,
-    );
+    let mut tick = last_price(symbol, NAME, price, ts_event, received_ns);
     tick.venue_symbol = venue_symbol(symbol, meta);
     Ok(tick)
 }
@@ -235,11 +226,12 @@ fn yahoo_interval(interval: Interval) -> Result<&'static str> {
 }
 
 /// Latest prices and bar history from Yahoo Finance.
+pub type YahooProvider = RestProvider<YahooApi>;
+
+/// Yahoo's chart endpoint.
 #[derive(Debug)]
-pub struct YahooProvider {
-    http: HttpCaller,
+pub struct YahooApi {
     chart_url: reqwest::Url,
-    tracker: Tracker,
 }
 
 impl YahooProvider {
@@ -261,25 +253,11 @@ impl YahooProvider {
             )));
         }
         let http = HttpCaller::new(NAME, cfg.timeout(), cfg.max_retries, None)?;
-        Ok(YahooProvider {
-            http,
-            chart_url,
-            tracker: Tracker::new(NAME),
-        })
+        Ok(RestProvider::from_parts(YahooApi { chart_url }, http))
     }
+}
 
-    /// Suspends calls after repeated failures (see [`CircuitBreakerConfig`]).
-    pub fn with_circuit_breaker(mut self, breaker: CircuitBreakerConfig) -> Self {
-        self.tracker = Tracker::with_breaker(NAME, breaker);
-        self
-    }
-
-    /// Replaces the retry policy (tests use millisecond delays).
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.http.backoff = backoff;
-        self
-    }
-
+impl YahooApi {
     fn url(&self, symbol: &Symbol) -> reqwest::Url {
         let mut url = self.chart_url.clone();
         // Canonical symbols hold only A-Z 0-9 . - = ^; `^` (indices) is
@@ -290,10 +268,14 @@ impl YahooProvider {
         url
     }
 
-    async fn chart(&self, symbol: &Symbol, query: &[(&str, String)]) -> Result<bytes::Bytes> {
+    async fn chart(
+        &self,
+        http: &HttpCaller,
+        symbol: &Symbol,
+        query: &[(&str, String)],
+    ) -> Result<bytes::Bytes> {
         let url = self.url(symbol);
-        let reply = self
-            .http
+        let reply = http
             .get(|client| client.get(url.clone()).query(query))
             .await?;
         match reply.status {
@@ -305,15 +287,23 @@ impl YahooProvider {
             status => Err(Error::Upstream { status }),
         }
     }
+}
 
-    async fn fetch_latest(&self, symbol: &Symbol) -> Result<Tick> {
+impl RestApi for YahooApi {
+    const NAME: &'static str = NAME;
+
+    async fn latest(&self, http: &HttpCaller, symbol: &Symbol) -> Result<Tick> {
         let body = self
-            .chart(symbol, &[("range", "1d".into()), ("interval", "1m".into())])
+            .chart(
+                http,
+                symbol,
+                &[("range", "1d".into()), ("interval", "1m".into())],
+            )
             .await?;
         parse_latest(symbol, &body, now_ns())
     }
 
-    async fn fetch_history(&self, req: &HistoryRequest) -> Result<Vec<Bar>> {
+    async fn history(&self, http: &HttpCaller, req: &HistoryRequest) -> Result<Vec<Bar>> {
         let interval = yahoo_interval(req.interval)?;
         if req.to <= req.from {
             return Ok(Vec::new());
@@ -327,34 +317,17 @@ impl YahooProvider {
             ("period2", period2.to_string()),
             ("includePrePost", "false".to_string()),
         ];
-        let body = self.chart(&req.symbol, &query).await?;
+        let body = self.chart(http, &req.symbol, &query).await?;
         let mut bars = parse_bars(&req.symbol, req.interval, &body, now_ns())?;
         bars.retain(|b| b.first_ts >= req.from && b.first_ts < req.to);
         Ok(bars)
     }
 }
 
-impl Provider for YahooProvider {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    async fn latest(&self, symbol: &Symbol) -> Result<Tick> {
-        self.tracker.observe(self.fetch_latest(symbol)).await
-    }
-
-    async fn history(&self, req: &HistoryRequest) -> Result<Vec<Bar>> {
-        self.tracker.observe(self.fetch_history(req)).await
-    }
-
-    fn health(&self) -> ProviderHealth {
-        self.tracker.snapshot()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use marketd_model::TickKind;
     use serde_json::Value;
     use std::str::FromStr;
 
@@ -495,11 +468,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            p.url(&Symbol::parse("^GSPC").unwrap()).as_str(),
+            p.api().url(&Symbol::parse("^GSPC").unwrap()).as_str(),
             "http://127.0.0.1:9/v8/finance/chart/%5EGSPC"
         );
         assert_eq!(
-            p.url(&Symbol::parse("BTC-USD").unwrap()).as_str(),
+            p.api().url(&Symbol::parse("BTC-USD").unwrap()).as_str(),
             "http://127.0.0.1:9/v8/finance/chart/BTC-USD"
         );
     }

@@ -246,11 +246,18 @@ impl Application {
         // The recorder first, so metrics of the engine's first moments count.
         let metrics = marketd_api::metrics_handle();
         let backends = connect_backends(&cfg).await?;
+        let prices = Arc::new(marketd_engine::PriceService::new(
+            backends.providers.clone(),
+            backends.cache.clone(),
+            backends.store.clone(),
+            backends.bus.clone(),
+            &cfg.prices,
+        ));
         let engine = Engine::start(
             backends,
             &cfg.engine(),
             &cfg.feeds,
-            &cfg.prices,
+            prices,
             role.engine_roles(),
         )
         .await

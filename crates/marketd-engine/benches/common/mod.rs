@@ -6,7 +6,9 @@
 
 use marketd_bus::AnyBus;
 use marketd_cache::{AnyCache, CacheOptions};
-use marketd_engine::{Backends, Engine, EngineConfig, FeedsConfig, PricesConfig, Roles};
+use marketd_engine::{
+    Backends, Engine, EngineConfig, FeedsConfig, PriceService, PricesConfig, Roles,
+};
 use marketd_model::{Symbol, Tick};
 use marketd_sources::{ProviderRegistry, ProvidersConfig, SimulatedMarket};
 use marketd_store::AnyStore;
@@ -46,11 +48,18 @@ pub async fn backends(store: Arc<AnyStore>, bus: AnyBus) -> Backends {
 pub async fn start_consumers(backends: &Backends) -> Engine {
     let mut feeds = FeedsConfig::default();
     feeds.simulated.enabled = false;
+    let prices = Arc::new(PriceService::new(
+        backends.providers.clone(),
+        backends.cache.clone(),
+        backends.store.clone(),
+        backends.bus.clone(),
+        &PricesConfig::default(),
+    ));
     Engine::start(
         backends.clone(),
         &EngineConfig::default(),
         &feeds,
-        &PricesConfig::default(),
+        prices,
         Roles {
             consumers: true,
             producers: false,

@@ -1,62 +1,11 @@
-//! Feeds (simulated market, CSV replay) → validated ticks → the `ticks` topic.
+//! The feeds' side of the bus: validation, per-source counts and a window of
+//! batches in flight.
 
-use crate::Backends;
-use marketd_bus::{Bus, Receipt};
+use marketd_bus::{AnyBus, Bus, Receipt};
 use marketd_model::time::now_ns;
 use marketd_model::{Event, Tick};
-use marketd_sources::{ReplayFeed, ReplayFeedConfig, SimulatedFeed, SimulatedFeedConfig};
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
-/// `[feeds]`: streams that run by themselves.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FeedsConfig {
-    /// `[feeds.simulated]`: the built-in simulated market stream.
-    pub simulated: SimulatedFeedConfig,
-    /// `[feeds.replay]`: a CSV of ticks played into the pipeline.
-    pub replay: ReplayFeedConfig,
-}
-
-/// Spawns the enabled feeds and their forwarders on `tasks`.
-pub(crate) fn start(
-    cfg: &FeedsConfig,
-    backends: &Backends,
-    tasks: &TaskTracker,
-    cancel: &CancellationToken,
-) -> crate::Result<()> {
-    if cfg.simulated.enabled && !cfg.simulated.symbols.is_empty() {
-        let (tx, rx) = mpsc::channel(64);
-        let market = backends.providers.simulated_market().unwrap_or_else(|| {
-            std::sync::Arc::new(marketd_sources::SimulatedMarket::new(cfg.simulated.seed))
-        });
-        let feed = SimulatedFeed::new(cfg.simulated.clone(), market);
-        tasks.spawn(feed.run(tx, cancel.child_token()));
-        tasks.spawn(forward(rx, backends.bus.clone()));
-        tracing::info!(
-            symbols = cfg.simulated.symbols.len(),
-            rate = cfg.simulated.ticks_per_second,
-            "simulated feed started"
-        );
-    }
-    if cfg.replay.enabled {
-        let (tx, rx) = mpsc::channel(64);
-        let feed = ReplayFeed::new(&cfg.replay)?;
-        let cancel = cancel.child_token();
-        tasks.spawn(async move {
-            match feed.run(tx, cancel).await {
-                Ok(stats) => tracing::info!(?stats, "replay feed finished"),
-                Err(e) => tracing::error!(error = %e, "replay feed failed"),
-            }
-        });
-        tasks.spawn(forward(rx, backends.bus.clone()));
-        tracing::info!(path = ?cfg.replay.path, speed = cfg.replay.speed, "replay feed started");
-    }
-    Ok(())
-}
 
 /// Batches a feed may have queued on the bus before it waits for the oldest
 /// one's acknowledgements: enough to hide a broker round trip per batch,
@@ -66,7 +15,7 @@ pub const PUBLISH_WINDOW: usize = 8;
 /// Publishes feed batches with up to [`PUBLISH_WINDOW`] in flight; invalid
 /// ticks are logged, counted and dropped. Ends when the feed ends (its sender
 /// is dropped) and every batch is acknowledged.
-async fn forward(mut rx: mpsc::Receiver<Vec<Tick>>, bus: marketd_bus::AnyBus) {
+pub(super) async fn forward(mut rx: mpsc::Receiver<Vec<Tick>>, bus: AnyBus) {
     let mut publisher = TickPublisher::new(bus);
     while let Some(batch) = rx.recv().await {
         publisher.publish(batch).await;
@@ -80,12 +29,12 @@ async fn forward(mut rx: mpsc::Receiver<Vec<Tick>>, bus: marketd_bus::AnyBus) {
 /// bus while earlier ones are being acknowledged. Order per key is kept: the
 /// bus orders every batch after the ones sent before it.
 pub struct TickPublisher {
-    bus: marketd_bus::AnyBus,
+    bus: AnyBus,
     in_flight: VecDeque<(Receipt, usize)>,
 }
 
 impl TickPublisher {
-    pub fn new(bus: marketd_bus::AnyBus) -> TickPublisher {
+    pub fn new(bus: AnyBus) -> TickPublisher {
         TickPublisher {
             bus,
             in_flight: VecDeque::with_capacity(PUBLISH_WINDOW),

@@ -1,0 +1,117 @@
+//! The aggregator as a bus consumer: `ticks` in, `bars` and `indicators`
+//! out, committing ticks only after a publication that reflects them.
+
+use super::seed::seed_new_series;
+use super::{Aggregator, AggregatorConfig};
+use marketd_bus::{AnyBus, AnyConsumer, Bus, Consumer, Delivery};
+use marketd_model::{Event, Topic};
+use marketd_store::AnyStore;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The aggregator consumer: ticks in, bars and indicators out on the bus.
+/// Open bars are published every `flush_interval_ms` and whenever a batch
+/// closes or corrects a bar; on shutdown the last open bars are published
+/// before it returns. Ticks are committed right after a publication that
+/// includes them, so after a crash the redelivered ticks are exactly those
+/// no published bar holds. Series are seeded from `store` when first seen
+/// (see the module docs).
+pub async fn run(
+    mut consumer: AnyConsumer,
+    bus: AnyBus,
+    store: Arc<AnyStore>,
+    cfg: AggregatorConfig,
+) {
+    let mut agg = Aggregator::new(cfg.clone());
+    let mut flush = tokio::time::interval(Duration::from_millis(cfg.flush_interval_ms.max(10)));
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut assignment = consumer.assignment();
+    let mut batch = Vec::with_capacity(4096);
+    let mut out = Vec::new();
+    // Ticks applied but not yet committed: the newest delivery per partition.
+    // They are committed only right after a publication that reflects them.
+    let mut applied: Vec<Delivery> = Vec::new();
+    loop {
+        batch.clear();
+        let ended = tokio::select! {
+            r = consumer.recv_batch(&mut batch, 4096) => match r {
+                Ok(0) => true,
+                Ok(_) => {
+                    seed_new_series(&store, &mut agg, &batch).await;
+                    agg.apply_batch(
+                        batch.iter().filter_map(|d| match &d.envelope.event {
+                            Event::Tick(t) => Some(t),
+                            _ => None,
+                        }),
+                        &mut out,
+                    );
+                    for d in &batch {
+                        match applied.iter_mut().find(|a| a.partition == d.partition) {
+                            Some(a) => *a = d.clone(),
+                            None => applied.push(d.clone()),
+                        }
+                    }
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "aggregator receive failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    false
+                }
+            },
+            _ = flush.tick() => {
+                agg.flush_open(&mut out);
+                false
+            }
+            Ok(()) = assignment.changed() => {
+                // A rebalance: keep the series of the partitions still ours
+                // (an empty assignment is the revocation before the next
+                // one), publish open bars, so the new owners seed from them.
+                let now = assignment.borrow_and_update().clone();
+                agg.flush_open(&mut out);
+                if !now.partitions.is_empty() {
+                    agg.retain(|symbol| now.contains(bus.partition_for(Topic::Ticks, symbol.as_str())));
+                }
+                false
+            }
+        };
+        if ended {
+            agg.flush_open(&mut out);
+        }
+        if !out.is_empty() {
+            publish_until_done(&bus, std::mem::take(&mut out)).await;
+            // Every open bar changed by the applied ticks was just published:
+            // commit them.
+            if !applied.is_empty() {
+                let _ = consumer.commit(&applied).await;
+                applied.clear();
+            }
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
+/// Publishes derived events, retrying with capped backoff while the bus is
+/// unavailable: the ticks they come from are committed only afterwards, so a
+/// bus outage stalls the aggregator instead of losing bars. Gives up only
+/// when the topic is closed (shutdown).
+async fn publish_until_done(bus: &AnyBus, events: Vec<Event>) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match bus.publish_batch(events.clone()).await {
+            Ok(()) => return,
+            Err(marketd_bus::Error::Closed(topic)) => {
+                tracing::warn!(%topic, events = events.len(), "bus closed; bars/indicators not published");
+                return;
+            }
+            Err(e) => {
+                metrics::counter!("marketd_aggregator_publish_errors_total").increment(1);
+                tracing::error!(error = %e, events = events.len(), "could not publish bars/indicators; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

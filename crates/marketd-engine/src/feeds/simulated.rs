@@ -1,0 +1,37 @@
+//! `[feeds.simulated]`: trades from the simulated market, sharing the walks
+//! of the `simulated` provider so `latest` agrees with the stream.
+
+use super::{Batches, Feed, FeedRun, FeedsConfig};
+use crate::Backends;
+use marketd_sources::{SimulatedFeed, SimulatedMarket};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub(super) fn build(
+    cfg: &FeedsConfig,
+    backends: &Backends,
+) -> crate::Result<Option<Box<dyn Feed>>> {
+    let cfg = &cfg.simulated;
+    if !cfg.enabled || cfg.symbols.is_empty() {
+        return Ok(None);
+    }
+    let market = backends
+        .providers
+        .simulated_market()
+        .unwrap_or_else(|| Arc::new(SimulatedMarket::new(cfg.seed)));
+    tracing::info!(
+        symbols = cfg.symbols.len(),
+        rate = cfg.ticks_per_second,
+        "simulated feed started"
+    );
+    Ok(Some(Box::new(SimulatedFeed::new(cfg.clone(), market))))
+}
+
+impl Feed for SimulatedFeed {
+    fn run(self: Box<Self>, tx: Batches, cancel: CancellationToken) -> FeedRun {
+        Box::pin(async move {
+            SimulatedFeed::run(*self, tx, cancel).await;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,67 @@
+//! The simulated market: one deterministic random walk per symbol.
+
+use super::NAME;
+use super::walk::{Walk, price_scale, profile, to_decimal};
+use marketd_model::{Decimal, Symbol, Tick};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The simulated market: one deterministic random walk per symbol.
+/// Thread-safe; share it as `Arc<SimulatedMarket>` between the feed and the
+/// provider so `latest` agrees with the stream.
+#[derive(Debug)]
+pub struct SimulatedMarket {
+    seed: u64,
+    walks: Mutex<HashMap<Symbol, Walk>>,
+}
+
+impl SimulatedMarket {
+    pub fn new(seed: u64) -> Self {
+        SimulatedMarket {
+            seed,
+            walks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The price a symbol's walk starts from (on its tick grid).
+    pub fn start_price(symbol: &Symbol) -> Decimal {
+        let p = profile(symbol);
+        to_decimal(p.start, price_scale(p.class, p.start), true)
+    }
+
+    /// The next trade of `symbol` at `now_ns`: the walk advances by the time
+    /// since its previous tick (not at all on its first tick, which is at the
+    /// start price). Kind `Trade`, `ts_event = ts_received = now_ns`.
+    pub fn next_tick(&self, symbol: &Symbol, now_ns: i64) -> Tick {
+        let mut walks = self.walks.lock().unwrap_or_else(|e| e.into_inner());
+        let walk = walks
+            .entry(symbol.clone())
+            .or_insert_with(|| Walk::new(self.seed, symbol));
+        walk.trade(symbol, Arc::from(NAME), now_ns)
+    }
+
+    /// A pure, fast generator for benchmarks: `n` trades round-robin over
+    /// `symbols`, the i-th at `start_ns + i * step_ns`. Uses fresh walks from
+    /// the seed (the market's live state is neither read nor changed), so the
+    /// same arguments always give the same ticks.
+    pub fn generate(&self, symbols: &[Symbol], start_ns: i64, step_ns: i64, n: usize) -> Vec<Tick> {
+        if symbols.is_empty() {
+            return Vec::new();
+        }
+        let mut walks: Vec<Walk> = symbols.iter().map(|s| Walk::new(self.seed, s)).collect();
+        let source: Arc<str> = Arc::from(NAME);
+        let mut out = Vec::with_capacity(n);
+        let mut ts = start_ns;
+        for i in 0..n {
+            let k = i % symbols.len();
+            let tick = walks[k].trade(&symbols[k], source.clone(), ts);
+            out.push(tick);
+            ts = ts.saturating_add(step_ns);
+        }
+        out
+    }
+}
