@@ -6,7 +6,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use marketd_model::time::now_ns;
 use marketd_model::{ApiKey, Role, Secret};
-use marketd_store::{AnyStore, Store};
+use marketd_store::{AnyStore};
+use marketd_store::prelude::*;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 

@@ -14,7 +14,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use marketd_model::Role;
-use marketd_store::{AnyStore, Store};
+use marketd_store::{AnyStore};
+use marketd_store::prelude::*;
 use std::sync::Arc;
 
 /// Verifies credentials; shared by every request.
