@@ -47,7 +47,30 @@ impl QuadHeap {
             return Some(last);
         }
         let top = self.v[0];
-        sift_down(&mut self.v, 0, last);
+        // sift `last` down from the root
+        let mut i = 0usize;
+        loop {
+            let c = 4 * i + 1;
+            if c >= n {
+                break;
+            }
+            let end = (c + 4).min(n);
+            let mut best = c;
+            let mut bv = self.v[c];
+            for k in c + 1..end {
+                let x = self.v[k];
+                if x > bv {
+                    bv = x;
+                    best = k;
+                }
+            }
+            if bv <= last {
+                break;
+            }
+            self.v[i] = bv;
+            i = best;
+        }
+        self.v[i] = last;
         Some(top)
     }
 
@@ -62,37 +85,6 @@ impl QuadHeap {
     }
 }
 
-/// Moves `e`, to be placed at the hole `i` of the heap `v`, down past the children larger
-/// than it, and stores it where it stops. Indexed as `pop` always was (its hottest caller), not
-/// through an iterator.
-#[inline]
-#[allow(clippy::needless_range_loop)]
-fn sift_down(v: &mut [Entry], mut i: usize, e: Entry) {
-    let n = v.len();
-    loop {
-        let c = 4 * i + 1;
-        if c >= n {
-            break;
-        }
-        let end = (c + 4).min(n);
-        let mut best = c;
-        let mut bv = v[c];
-        for k in c + 1..end {
-            let x = v[k];
-            if x > bv {
-                bv = x;
-                best = k;
-            }
-        }
-        if bv <= e {
-            break;
-        }
-        v[i] = bv;
-        i = best;
-    }
-    v[i] = e;
-}
-
 impl From<Vec<Entry>> for QuadHeap {
     fn from(mut v: Vec<Entry>) -> Self {
         let n = v.len();
@@ -102,7 +94,28 @@ impl From<Vec<Entry>> for QuadHeap {
             while start > 0 {
                 start -= 1;
                 let e = v[start];
-                sift_down(&mut v, start, e);
+                let mut i = start;
+                loop {
+                    let c = 4 * i + 1;
+                    if c >= n {
+                        break;
+                    }
+                    let end = (c + 4).min(n);
+                    let mut best = c;
+                    let mut bv = v[c];
+                    for (k, &x) in v.iter().enumerate().take(end).skip(c + 1) {
+                        if x > bv {
+                            bv = x;
+                            best = k;
+                        }
+                    }
+                    if bv <= e {
+                        break;
+                    }
+                    v[i] = bv;
+                    i = best;
+                }
+                v[i] = e;
             }
         }
         QuadHeap { v }

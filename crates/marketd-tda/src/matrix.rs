@@ -56,20 +56,13 @@ pub(crate) trait Metric: Sync {
     /// The largest vertex `v` not in `vs` whose distances to all of `vs` are `<= diam`.
     #[inline]
     fn first_cofacet_within(&self, vs: &[u32], diam: f32) -> Option<u32> {
-        first_cofacet_enumerated(self, vs, diam)
+        let mut res = None;
+        self.for_each_cofacet(vs, diam, diam, false, |v, _| {
+            res = Some(v);
+            false
+        });
+        res
     }
-}
-
-/// [`Metric::first_cofacet_within`] by enumerating the cofacets (the default, and the dense
-/// matrix's fallback for simplices without a specialised search).
-#[inline]
-fn first_cofacet_enumerated<M: Metric + ?Sized>(m: &M, vs: &[u32], diam: f32) -> Option<u32> {
-    let mut res = None;
-    m.for_each_cofacet(vs, diam, diam, false, |v, _| {
-        res = Some(v);
-        false
-    });
-    res
 }
 
 /// Dense symmetric matrix stored in full (n*n floats).
@@ -299,7 +292,14 @@ impl Metric for DenseMatrix {
                     })
                     .map(|v| v as u32)
             }
-            _ => first_cofacet_enumerated(self, vs, diam),
+            _ => {
+                let mut res = None;
+                self.for_each_cofacet(vs, diam, diam, false, |v, _| {
+                    res = Some(v);
+                    false
+                });
+                res
+            }
         }
     }
 
