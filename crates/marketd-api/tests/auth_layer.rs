@@ -7,7 +7,8 @@ use axum::body::Body;
 use axum::extract::Extension;
 use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
-use marketd_api::auth::{AuthConfig, Authenticator, Principal, authenticate, create_api_key};
+use marketd_api::auth::{AuthConfig, Authenticator, Principal, authenticate};
+use marketd_engine::services::access::AccessService;
 use marketd_model::{Role, Secret};
 use marketd_store::{AnyStore, Store, StoreOptions};
 use std::sync::Arc;
@@ -59,7 +60,10 @@ async fn call(
 #[tokio::test]
 async fn handlers_see_the_principal_of_a_key() {
     let (router, store) = app(AuthConfig::default()).await;
-    let (record, key) = create_api_key(&store, "svc", Role::Write).await.unwrap();
+    let (record, key) = AccessService::new(store.clone(), Arc::default())
+        .create_key("svc", Role::Write, None)
+        .await
+        .unwrap();
     let (s, body) = call(
         &router,
         "GET",

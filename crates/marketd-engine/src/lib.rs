@@ -17,12 +17,14 @@ mod cache_updater;
 pub mod feeds;
 pub mod polling;
 pub mod price;
+pub mod services;
 pub mod writer;
 
 pub use aggregator::{Aggregator, AggregatorConfig};
 pub use feeds::FeedsConfig;
 pub use polling::{PollingConfig, PollingScheduler};
-pub use price::{LatestPrice, PriceError, PriceService, PriceSource, PricesConfig};
+pub use services::prices::{LatestPrice, PriceError, PriceService, PriceSource, PricesConfig};
+pub use services::{Services, ServicesConfig};
 pub use writer::{SinkKind, WriterConfig};
 
 use marketd_bus::{AnyBus, Bus};
