@@ -262,7 +262,6 @@ async fn access(cfg: &Config) -> anyhow::Result<(Arc<marketd_store::AnyStore>, A
 }
 
 async fn keys(cmd: &KeysCommand, cfg: &Config) -> anyhow::Result<()> {
-    use marketd_store::Store;
     let (store, access) = access(cfg).await?;
     match cmd {
         KeysCommand::Create {
@@ -331,7 +330,6 @@ async fn keys(cmd: &KeysCommand, cfg: &Config) -> anyhow::Result<()> {
 }
 
 async fn credentials(cmd: &CredentialsCommand, cfg: &Config) -> anyhow::Result<()> {
-    use marketd_store::Store;
     let (store, access) = access(cfg).await?;
     match cmd {
         CredentialsCommand::Set { name, .. } => {
