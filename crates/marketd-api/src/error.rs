@@ -4,6 +4,10 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use marketd_engine::PriceError;
+use marketd_engine::services::access::AccessError;
+use marketd_engine::services::polling::PollingError;
+use marketd_engine::services::series::SeriesError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -123,6 +127,93 @@ impl From<marketd_store::Error> for ApiError {
         }
     }
 }
+
+/// Every service error, so the HTTP mapping below is written once.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Prices(#[from] PriceError),
+    #[error(transparent)]
+    Series(#[from] SeriesError),
+    #[error(transparent)]
+    Polling(#[from] PollingError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
+}
+
+/// The one mapping from the services' errors to the API's statuses, error
+/// codes and details. Causes that are not the caller's business (store,
+/// bus, crypto, upstream reasons) are logged with the request id, never
+/// returned.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Prices(e) => match e {
+                PriceError::UnknownProvider(u) => ApiError::validation(u.to_string()),
+                PriceError::SymbolNotFound(s) => ApiError::not_found(
+                    "SYMBOL_NOT_FOUND",
+                    format!("symbol {s} not found at the provider"),
+                ),
+                PriceError::Upstream { provider, reason } => ApiError {
+                    internal: Some(reason),
+                    ..ApiError::bad_gateway(format!(
+                        "provider {provider} is unavailable and no stored price exists"
+                    ))
+                },
+            },
+            ServiceError::Series(e) => match e {
+                SeriesError::Validation(m) => ApiError::validation(m),
+                SeriesError::Store(e) => e.into(),
+            },
+            ServiceError::Polling(e) => match e {
+                PollingError::Validation(m) => ApiError::validation(m),
+                e @ PollingError::NotFound(_) => {
+                    ApiError::not_found("JOB_NOT_FOUND", e.to_string())
+                }
+                e @ PollingError::Unavailable(_) => ApiError {
+                    internal: std::error::Error::source(&e).map(ToString::to_string),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "SERVICE_UNAVAILABLE",
+                        e.to_string(),
+                    )
+                },
+                PollingError::Store(e) => e.into(),
+            },
+            ServiceError::Access(e) => match e {
+                AccessError::Validation(m) => ApiError::validation(m),
+                e @ AccessError::KeyNotFound(_) => {
+                    ApiError::not_found("KEY_NOT_FOUND", e.to_string())
+                }
+                e @ AccessError::LastAdminKey => {
+                    ApiError::new(StatusCode::CONFLICT, "LAST_ADMIN_KEY", e.to_string())
+                }
+                e @ AccessError::CredentialNotFound(_) => {
+                    ApiError::not_found("CREDENTIAL_NOT_FOUND", e.to_string())
+                }
+                e @ AccessError::EncryptionNotConfigured => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ENCRYPTION_NOT_CONFIGURED",
+                    format!("credentials cannot be stored: {e}"),
+                ),
+                e @ AccessError::Crypto { .. } => ApiError::internal(e),
+                AccessError::Store(e) => e.into(),
+            },
+        }
+    }
+}
+
+/// Lets handlers use `?` on any service call.
+macro_rules! from_service_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                ServiceError::from(e).into()
+            }
+        }
+    )*};
+}
+from_service_error!(PriceError, SeriesError, PollingError, AccessError);
 
 impl From<marketd_model::Error> for ApiError {
     fn from(e: marketd_model::Error) -> Self {

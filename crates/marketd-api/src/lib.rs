@@ -11,16 +11,17 @@ pub mod ratelimit;
 pub mod route_table;
 pub mod routes;
 pub mod security;
+pub mod state;
 
 use axum::Router;
 use axum::routing::get;
-use marketd_engine::{AggregatorConfig, Engine, PollingConfig};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub use ratelimit::RateLimitConfig;
 use route_table::Routes;
 use serde::{Deserialize, Serialize};
+pub use state::{ApiConfig, AppState};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 
@@ -48,36 +49,6 @@ impl Default for HttpConfig {
             max_page: 10_000,
             cors_allowed_origins: Vec::new(),
         }
-    }
-}
-
-/// What the handlers need besides the engine.
-#[derive(Debug, Clone)]
-pub struct ApiConfig {
-    pub max_page: u32,
-    pub polling: PollingConfig,
-    pub aggregator: AggregatorConfig,
-    pub rate_limit: RateLimitConfig,
-}
-
-/// Shared state of the handlers (cheap to clone).
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: Arc<Engine>,
-    pub cfg: Arc<ApiConfig>,
-    pub metrics: PrometheusHandle,
-    pub started: Instant,
-    /// Verifies API keys and tokens (see [`auth`]).
-    pub auth: Arc<auth::Authenticator>,
-    /// Seals and opens stored credentials.
-    pub keyring: Arc<marketd_store::crypto::Keyring>,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("cfg", &self.cfg)
-            .finish_non_exhaustive()
     }
 }
 

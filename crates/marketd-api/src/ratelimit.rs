@@ -183,7 +183,7 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
     } else {
         client
     };
-    match state.engine.backends.cache.check(&bucket, quota).await {
+    match state.backends.cache.check(&bucket, quota).await {
         Ok(d) if d.allowed => {
             let mut res = next.run(req).await;
             res.headers_mut()

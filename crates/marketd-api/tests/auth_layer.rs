@@ -8,10 +8,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::Extension;
 use axum::http::{Request, StatusCode};
-use marketd_api::auth::{
-    Access, AuthConfig, Authenticator, Principal, authenticate, create_api_key,
-};
+use marketd_api::auth::{Access, AuthConfig, Authenticator, Principal, authenticate};
 use marketd_api::route_table::{Routes, declare};
+use marketd_engine::services::access::AccessService;
 use marketd_model::{Role, Secret};
 use marketd_store::prelude::*;
 use marketd_store::{AnyStore, StoreOptions};
@@ -72,7 +71,10 @@ async fn call(
 #[tokio::test]
 async fn handlers_see_the_principal_of_a_key() {
     let (router, store) = app(AuthConfig::default()).await;
-    let (record, key) = create_api_key(&store, "svc", Role::Write).await.unwrap();
+    let (record, key) = AccessService::new(store.clone(), Arc::default())
+        .create_key("svc", Role::Write, None)
+        .await
+        .unwrap();
     let keyed: &[(&str, &str)] = &[("x-api-key", key.expose())];
     let me = format!("key:{} write", record.id);
     let me = me.as_str();
@@ -102,7 +104,10 @@ async fn handlers_see_the_principal_of_a_key() {
 #[tokio::test]
 async fn access_follows_the_declarations_and_fails_closed() {
     let (router, store) = app(AuthConfig::default()).await;
-    let (_, write_key) = create_api_key(&store, "w", Role::Write).await.unwrap();
+    let (_, write_key) = AccessService::new(store.clone(), Arc::default())
+        .create_key("w", Role::Write, None)
+        .await
+        .unwrap();
     let unauthorized = StatusCode::UNAUTHORIZED;
     for (method, path, status) in [
         ("GET", "/status", StatusCode::OK),

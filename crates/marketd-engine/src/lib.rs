@@ -17,13 +17,14 @@
 pub mod aggregator;
 mod cache_updater;
 pub mod feeds;
-pub mod price;
+pub mod services;
 pub mod sinks;
 pub mod supervisor;
 
 pub use aggregator::{Aggregator, AggregatorConfig};
 pub use feeds::FeedsConfig;
-pub use price::{LatestPrice, PriceError, PriceService, PriceSource, PricesConfig};
+pub use services::prices::{LatestPrice, PriceError, PriceService, PriceSource, PricesConfig};
+pub use services::{Services, ServicesConfig};
 pub use sinks::WriterConfig;
 /// The polling jobs' unit kind, at its former path.
 pub use supervisor::polling;

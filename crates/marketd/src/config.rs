@@ -8,7 +8,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use marketd_api::auth::AuthConfig;
 use marketd_api::{HttpConfig, RateLimitConfig};
 use marketd_engine::{
-    AggregatorConfig, EngineConfig, FeedsConfig, PollingConfig, PricesConfig, WriterConfig,
+    AggregatorConfig, EngineConfig, FeedsConfig, PollingConfig, PricesConfig, ServicesConfig,
+    WriterConfig,
 };
 use marketd_model::Secret;
 use marketd_sources::ProvidersConfig;
@@ -257,6 +258,17 @@ impl Config {
             writer: self.writer.clone(),
             aggregator: self.aggregator.clone(),
             polling: self.polling.clone(),
+        }
+    }
+
+    /// What the services need: price lookups, polling-job limits, the
+    /// computed series and the page size.
+    pub fn services(&self) -> ServicesConfig {
+        ServicesConfig {
+            prices: self.prices.clone(),
+            polling: self.polling.clone(),
+            aggregator: self.aggregator.clone(),
+            max_page: self.http.max_page,
         }
     }
 

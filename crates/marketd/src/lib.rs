@@ -2,7 +2,7 @@
 //! URL, the engine and the HTTP server, and graceful shutdown. `main.rs` is
 //! only the CLI; tests build an [`Application`] on port 0 the same way.
 //!
-//! One binary, three roles ([`Role`]): `serve` runs everything in one
+//! One binary, three roles ([`ProcessRole`]): `serve` runs everything in one
 //! process; `api` is a stateless HTTP instance (no consumers, no feeds, no
 //! pollers); `worker` runs the consumers, feeds and polling jobs, with only
 //! `/health/*` and `/metrics` on its admin port.
@@ -16,7 +16,8 @@ use marketd_api::auth::Authenticator;
 use marketd_api::{ApiConfig, AppState, admin_router, router};
 use marketd_bus::{AnyBus, BusOptions};
 use marketd_cache::{AnyCache, CacheOptions};
-use marketd_engine::{Backends, Engine, Roles};
+use marketd_engine::services::access::AccessService;
+use marketd_engine::{Backends, Engine, Roles, Services};
 use marketd_model::Secret;
 use marketd_sources::ProviderRegistry;
 use marketd_store::crypto::Keyring;
@@ -60,58 +61,6 @@ pub fn keyring(cfg: &Config) -> anyhow::Result<Keyring> {
     }
 }
 
-/// Upstream credentials missing from the configuration are read from the
-/// encrypted credential store (`marketd credentials set NAME`, or
-/// `PUT /api/v1/credentials/NAME`); the configuration wins when both exist.
-pub const STORED_PROVIDER_CREDENTIALS: &[&str] = &["providers.finnhub.api_key"];
-
-async fn fill_stored_credentials(
-    store: &AnyStore,
-    keyring: &Keyring,
-    providers: &mut marketd_sources::ProvidersConfig,
-) -> anyhow::Result<()> {
-    if providers.finnhub.api_key.is_none() && providers.finnhub.enabled {
-        let name = STORED_PROVIDER_CREDENTIALS[0];
-        if let Some(c) = store.credential(name).await? {
-            let value = keyring
-                .open(name, &c.sealed)
-                .with_context(|| format!("stored credential {name}"))?;
-            tracing::info!(
-                credential = name,
-                key_id = %c.sealed.key_id,
-                "using the stored (encrypted) credential"
-            );
-            providers.finnhub.api_key = Some(value);
-        }
-    }
-    Ok(())
-}
-
-/// Seals `value` with the current key and stores it under `name`.
-pub async fn store_credential(
-    store: &AnyStore,
-    keyring: &Keyring,
-    name: &str,
-    value: &Secret,
-) -> anyhow::Result<()> {
-    marketd_api::routes::credentials::validate_credential_name(name).map_err(anyhow::Error::msg)?;
-    if value.is_empty() {
-        anyhow::bail!("the value is empty");
-    }
-    let sealed = keyring.seal(name, value)?;
-    let now = marketd_model::time::now_ns();
-    let created_at = store.credential(name).await?.map_or(now, |c| c.created_at);
-    store
-        .put_credential(&marketd_model::StoredCredential {
-            name: name.to_string(),
-            sealed,
-            created_at,
-            updated_at: now,
-        })
-        .await?;
-    Ok(())
-}
-
 /// Re-seals every stored credential not sealed with the current key.
 /// Returns (re-sealed, total). Fails before writing anything when a value
 /// cannot be opened (its key is missing from `encryption.previous_keys`).
@@ -119,33 +68,20 @@ pub async fn rotate_encryption(
     store: &AnyStore,
     keyring: &Keyring,
 ) -> anyhow::Result<(usize, usize)> {
-    if !keyring.is_configured() {
-        anyhow::bail!("encryption.key is not set: nothing to rotate to");
-    }
-    let all = store.credentials().await?;
-    let mut resealed = Vec::new();
-    for c in all.iter().filter(|c| keyring.needs_reseal(&c.sealed)) {
-        let plain = keyring
-            .open(&c.name, &c.sealed)
-            .with_context(|| format!("credential {}", c.name))?;
-        let sealed = keyring.seal(&c.name, &plain)?;
-        resealed.push(marketd_model::StoredCredential {
-            sealed,
-            updated_at: marketd_model::time::now_ns(),
-            ..c.clone()
-        });
-    }
-    for c in &resealed {
-        store.put_credential(c).await?;
-    }
-    Ok((resealed.len(), all.len()))
+    let access = AccessService::new(Arc::new(store.clone()), Arc::new(keyring.clone()));
+    Ok(access.rotate_encryption().await?)
 }
 
 /// Connects every backend named in the configuration.
+/// Provider secrets missing from the configuration are read from the
+/// encrypted credential store (`marketd credentials set NAME`, or
+/// `PUT /api/v1/credentials/NAME`); the configuration wins when both exist.
 pub async fn connect_backends(cfg: &Config) -> anyhow::Result<Backends> {
-    let store = open_store(cfg).await?;
+    let store = Arc::new(open_store(cfg).await?);
     let mut providers_cfg = cfg.providers.clone();
-    fill_stored_credentials(&store, &keyring(cfg)?, &mut providers_cfg).await?;
+    AccessService::new(store.clone(), Arc::new(keyring(cfg)?))
+        .fill_provider_credentials(&mut providers_cfg)
+        .await?;
     let bus = AnyBus::connect(
         &cfg.bus.url,
         BusOptions {
@@ -176,49 +112,57 @@ pub async fn connect_backends(cfg: &Config) -> anyhow::Result<Backends> {
         );
     }
     Ok(Backends {
-        store: Arc::new(store),
+        store,
         bus,
         cache,
         providers: Arc::new(providers),
     })
 }
 
-/// What a process runs.
+/// What a process runs (not to be confused with `marketd_model::Role`, the
+/// access role of an API key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum ProcessRole {
     /// Everything: HTTP API, consumers, feeds, pollers.
     Serve,
-    /// HTTP API only (stateless; scale behind a load balancer).
+    /// HTTP API only (stateless; scale behind a load balancer): no engine.
     Api,
     /// Consumers, feeds and pollers; `/health` and `/metrics` on the admin port.
     Worker,
 }
 
-impl Role {
-    fn engine_roles(self) -> Roles {
+impl ProcessRole {
+    /// The engine parts this process runs; `None`: no engine at all.
+    fn engine_roles(self) -> Option<Roles> {
         match self {
-            Role::Serve | Role::Worker => Roles::ALL,
-            Role::Api => Roles {
-                consumers: false,
-                producers: false,
-            },
+            ProcessRole::Serve | ProcessRole::Worker => Some(Roles::ALL),
+            ProcessRole::Api => None,
         }
+    }
+
+    /// Whether the process serves the REST API (and so bootstraps the first
+    /// admin key).
+    fn serves_api(self) -> bool {
+        self != ProcessRole::Worker
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            Role::Serve => "serve",
-            Role::Api => "api",
-            Role::Worker => "worker",
+            ProcessRole::Serve => "serve",
+            ProcessRole::Api => "api",
+            ProcessRole::Worker => "worker",
         }
     }
 }
 
-/// A running marketd: HTTP server plus engine.
+/// A running marketd: HTTP server, services, and the engine unless the
+/// process is an `api` instance.
 pub struct Application {
     listener: TcpListener,
     app: axum::Router,
-    engine: Arc<Engine>,
+    services: Arc<Services>,
+    backends: Backends,
+    engine: Option<Arc<Engine>>,
     shutdown_timeout: Duration,
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
     bootstrap_key: Option<Secret>,
@@ -236,36 +180,35 @@ impl Application {
     /// Connects backends, starts the engine and binds the listener (port 0
     /// picks a free port): everything in one process.
     pub async fn build(cfg: Config) -> anyhow::Result<Application> {
-        Self::build_role(cfg, Role::Serve).await
+        Self::build_role(cfg, ProcessRole::Serve).await
     }
 
-    /// Like [`Application::build`] for one [`Role`]: a worker listens on
-    /// `server.admin_addr` with the operations routes only.
-    pub async fn build_role(cfg: Config, role: Role) -> anyhow::Result<Application> {
+    /// Like [`Application::build`] for one [`ProcessRole`]: a worker listens
+    /// on `server.admin_addr` with the operations routes only; an `api`
+    /// instance starts no engine (no consumers, feeds or pollers).
+    pub async fn build_role(cfg: Config, role: ProcessRole) -> anyhow::Result<Application> {
         cfg.validate().map_err(anyhow::Error::msg)?;
         // The recorder first, so metrics of the engine's first moments count.
         let metrics = marketd_api::metrics_handle();
         let backends = connect_backends(&cfg).await?;
-        let prices = Arc::new(marketd_engine::PriceService::new(
-            backends.providers.clone(),
-            backends.cache.clone(),
-            backends.store.clone(),
-            backends.bus.clone(),
-            &cfg.prices,
-        ));
-        let engine = Engine::start(
-            backends,
-            &cfg.engine(),
-            &cfg.feeds,
-            prices,
-            role.engine_roles(),
-        )
-        .await
-        .context("starting the engine")?;
-        let engine = Arc::new(engine);
+        let services = Arc::new(Services::new(&backends, &cfg.services(), keyring(&cfg)?));
+        let engine = match role.engine_roles() {
+            Some(roles) => Some(Arc::new(
+                Engine::start(
+                    backends.clone(),
+                    &cfg.engine(),
+                    &cfg.feeds,
+                    services.prices.clone(),
+                    roles,
+                )
+                .await
+                .context("starting the engine")?,
+            )),
+            None => None,
+        };
         let (addr, key) = match role {
-            Role::Worker => (&cfg.server.admin_addr, "server.admin_addr"),
-            Role::Serve | Role::Api => (&cfg.server.addr, "server.addr"),
+            ProcessRole::Worker => (&cfg.server.admin_addr, "server.admin_addr"),
+            ProcessRole::Serve | ProcessRole::Api => (&cfg.server.addr, "server.addr"),
         };
         let listener = TcpListener::bind(addr)
             .await
@@ -274,11 +217,13 @@ impl Application {
             (Some(cert), Some(key)) => Some(tls_config(cert, key).await?),
             _ => None,
         };
-        let store = engine.backends.store.clone();
-        let auth = Authenticator::new(&cfg.auth, store.clone()).context("invalid [auth]")?;
+        let auth =
+            Authenticator::new(&cfg.auth, backends.store.clone()).context("invalid [auth]")?;
         // The first admin key is made by a process that serves the API.
-        let bootstrap_key = if cfg.auth.bootstrap_admin_key && role != Role::Worker {
-            marketd_api::auth::bootstrap_admin_key(&store)
+        let bootstrap_key = if cfg.auth.bootstrap_admin_key && role.serves_api() {
+            services
+                .access
+                .bootstrap_admin_key()
                 .await
                 .context("creating the first admin key")?
                 .map(|(record, key)| {
@@ -289,28 +234,27 @@ impl Application {
             None
         };
         let state = AppState {
-            engine: engine.clone(),
+            services: services.clone(),
+            backends: backends.clone(),
             cfg: Arc::new(ApiConfig {
-                max_page: cfg.http.max_page,
-                polling: cfg.polling.clone(),
-                aggregator: cfg.aggregator.clone(),
                 rate_limit: cfg.rate_limit.clone(),
             }),
             metrics,
             started: Instant::now(),
             auth: Arc::new(auth),
-            keyring: Arc::new(keyring(&cfg)?),
         };
         let security = marketd_api::security::SecurityConfig {
             hsts: tls.is_some(),
         };
         let app = match role {
-            Role::Worker => admin_router(state, &cfg.http),
-            Role::Serve | Role::Api => router(state, &cfg.http, &security),
+            ProcessRole::Worker => admin_router(state, &cfg.http),
+            ProcessRole::Serve | ProcessRole::Api => router(state, &cfg.http, &security),
         };
         Ok(Application {
             listener,
             app,
+            services,
+            backends,
             engine,
             shutdown_timeout: Duration::from_millis(cfg.server.shutdown_timeout_ms),
             tls,
@@ -344,12 +288,23 @@ impl Application {
         self.local_addr().port()
     }
 
-    pub fn engine(&self) -> Arc<Engine> {
+    /// The running engine; `None` in an `api` process.
+    pub fn engine(&self) -> Option<Arc<Engine>> {
         self.engine.clone()
     }
 
+    /// The domain operations (what the HTTP handlers and the CLI call).
+    pub fn services(&self) -> Arc<Services> {
+        self.services.clone()
+    }
+
+    /// The connected backends (for tests that arrange rows directly).
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
-    /// requests finish and drains the engine (every received tick written),
+    /// requests finish and drains the engine if any (every received tick written),
     /// all within the shutdown timeout.
     pub async fn run_until_stopped(
         self,
@@ -409,9 +364,10 @@ impl Application {
                 "open connections did not finish within {http_grace:?}; closing them"
             ),
         }
-        if tokio::time::timeout_at(deadline, engine.shutdown())
-            .await
-            .is_err()
+        if let Some(engine) = engine
+            && tokio::time::timeout_at(deadline, engine.shutdown())
+                .await
+                .is_err()
         {
             anyhow::bail!("engine did not drain within {shutdown_timeout:?}");
         }

@@ -3,8 +3,11 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use marketd::config::{Config, Overrides};
-use marketd::{Application, Role, open_store, shutdown_signal, telemetry};
+use marketd::{Application, ProcessRole, open_store, shutdown_signal, telemetry};
+use marketd_engine::services::access::{AccessService, LastAdmin};
+use marketd_store::prelude::*;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -147,8 +150,8 @@ fn main() -> anyhow::Result<()> {
     match &cli.command {
         Command::Serve(args) | Command::Api(args) => {
             let role = match &cli.command {
-                Command::Api(_) => Role::Api,
-                _ => Role::Serve,
+                Command::Api(_) => ProcessRole::Api,
+                _ => ProcessRole::Serve,
             };
             let overrides = Overrides {
                 addr: args.addr.clone(),
@@ -163,7 +166,7 @@ fn main() -> anyhow::Result<()> {
                 data_dir: args.data_dir.clone(),
                 ..Overrides::default()
             };
-            run_role(&cli, overrides, Role::Worker, runtime()?)
+            run_role(&cli, overrides, ProcessRole::Worker, runtime()?)
         }
         Command::Tda(args) => {
             let stdout = std::io::stdout();
@@ -222,7 +225,7 @@ fn load_for_data(cli: &Cli, data: &DataArgs) -> anyhow::Result<Config> {
 fn run_role(
     cli: &Cli,
     overrides: Overrides,
-    role: Role,
+    role: ProcessRole,
     runtime: tokio::runtime::Runtime,
 ) -> anyhow::Result<()> {
     let cfg = load(cli, overrides)?;
@@ -238,10 +241,10 @@ fn run_role(
         }
         let addr = app.local_addr();
         match role {
-            Role::Worker => {
+            ProcessRole::Worker => {
                 tracing::info!(%addr, role = role.name(), "marketd worker ready: health at http://{addr}/health/ready")
             }
-            Role::Serve | Role::Api => {
+            ProcessRole::Serve | ProcessRole::Api => {
                 tracing::info!(%addr, role = role.name(), "marketd ready: dashboard at http://{addr}/")
             }
         }
@@ -251,9 +254,16 @@ fn run_role(
     })
 }
 
+/// The access service over the configured store and encryption keys (the
+/// `keys` and `credentials` commands need nothing else).
+async fn access(cfg: &Config) -> anyhow::Result<(Arc<marketd_store::AnyStore>, AccessService)> {
+    let store = Arc::new(open_store(cfg).await?);
+    let access = AccessService::new(store.clone(), Arc::new(marketd::keyring(cfg)?));
+    Ok((store, access))
+}
+
 async fn keys(cmd: &KeysCommand, cfg: &Config) -> anyhow::Result<()> {
-    use marketd_store::prelude::*;
-    let store = open_store(cfg).await?;
+    let (store, access) = access(cfg).await?;
     match cmd {
         KeysCommand::Create {
             role,
@@ -261,15 +271,10 @@ async fn keys(cmd: &KeysCommand, cfg: &Config) -> anyhow::Result<()> {
             expires_in_days,
             ..
         } => {
-            marketd_api::auth::validate_key_name(name).map_err(anyhow::Error::msg)?;
-            let (record, key) = marketd_api::auth::create_expiring_api_key(
-                &store,
-                name.trim(),
-                *role,
-                *expires_in_days,
-            )
-            .await
-            .context("storing the key")?;
+            let (record, key) = access
+                .create_key(name, *role, *expires_in_days)
+                .await
+                .context("creating the key")?;
             println!(
                 "created API key {} (name {:?}, role {}); it is shown only now:",
                 record.id, record.name, record.role
@@ -277,7 +282,7 @@ async fn keys(cmd: &KeysCommand, cfg: &Config) -> anyhow::Result<()> {
             println!("{}", key.expose());
         }
         KeysCommand::List(_) => {
-            let keys = store.api_keys().await?;
+            let keys = access.list_keys().await?;
             println!(
                 "{:<36}  {:<6}  {:<8}  {:<12}  {:<20}  NAME",
                 "ID", "ROLE", "STATE", "PREFIX", "CREATED"
@@ -304,20 +309,19 @@ async fn keys(cmd: &KeysCommand, cfg: &Config) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Revoke { id, .. } => {
-            if !store
-                .revoke_api_key(*id, marketd_model::time::now_ns())
-                .await?
-            {
-                anyhow::bail!("no active API key {id}");
-            }
+            // The operator at the store may revoke even the last admin key:
+            // `keys create` is always there to make another.
+            access.revoke_key(*id, LastAdmin::Allow).await?;
             println!("revoked API key {id}");
         }
         KeysCommand::RotateEncryption(_) => {
-            let ring = marketd::keyring(cfg)?;
-            let (resealed, total) = marketd::rotate_encryption(&store, &ring).await?;
+            let (resealed, total) = access
+                .rotate_encryption()
+                .await
+                .context("rotating the encryption key")?;
             println!(
                 "re-encrypted {resealed} of {total} stored credentials with key {:?}",
-                ring.current_key_id().unwrap_or_default()
+                access.keyring().current_key_id().unwrap_or_default()
             );
         }
         KeysCommand::NewEncryptionKey => {}
@@ -327,8 +331,7 @@ async fn keys(cmd: &KeysCommand, cfg: &Config) -> anyhow::Result<()> {
 }
 
 async fn credentials(cmd: &CredentialsCommand, cfg: &Config) -> anyhow::Result<()> {
-    use marketd_store::prelude::*;
-    let store = open_store(cfg).await?;
+    let (store, access) = access(cfg).await?;
     match cmd {
         CredentialsCommand::Set { name, .. } => {
             let mut line = String::new();
@@ -336,11 +339,11 @@ async fn credentials(cmd: &CredentialsCommand, cfg: &Config) -> anyhow::Result<(
                 .read_line(&mut line)
                 .context("reading the value from standard input")?;
             let value = marketd_model::Secret::new(line.trim_end_matches(['\r', '\n']));
-            marketd::store_credential(&store, &marketd::keyring(cfg)?, name, &value).await?;
+            access.put_credential(name, &value).await?;
             println!("stored credential {name} (encrypted)");
         }
         CredentialsCommand::List(_) => {
-            for c in store.credentials().await? {
+            for c in access.list_credentials().await? {
                 println!(
                     "{}  key_id={}  updated={}",
                     c.name,
@@ -350,9 +353,7 @@ async fn credentials(cmd: &CredentialsCommand, cfg: &Config) -> anyhow::Result<(
             }
         }
         CredentialsCommand::Delete { name, .. } => {
-            if !store.delete_credential(name).await? {
-                anyhow::bail!("no credential named {name}");
-            }
+            access.delete_credential(name).await?;
             println!("deleted credential {name}");
         }
     }

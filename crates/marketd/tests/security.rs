@@ -214,7 +214,7 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
     let text = list.to_string();
     assert!(!text.contains(&key), "a listing never shows a key");
     assert!(
-        !text.contains(&marketd_api::auth::hash_key(&key)),
+        !text.contains(&marketd_engine::services::access::hash_key(&key)),
         "nor its hash"
     );
     assert!(
@@ -257,11 +257,15 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
             .as_str()
             .is_some_and(|t| t.starts_with('2'))
     );
-    let (mut old, old_key) = marketd_api::auth::new_api_key("old", marketd_model::Role::Write);
+    let (mut old, old_key) =
+        marketd_engine::services::access::new_api_key("old", marketd_model::Role::Write);
     old.expires_at = Some(marketd_model::time::now_ns() - 1);
     use marketd_store::prelude::*;
     a.store
-        .insert_api_key(&old, &marketd_api::auth::hash_key(old_key.expose()))
+        .insert_api_key(
+            &old,
+            &marketd_engine::services::access::hash_key(old_key.expose()),
+        )
         .await
         .unwrap();
     let (s, body) = poll_as(&a, Some(old_key.expose())).await;

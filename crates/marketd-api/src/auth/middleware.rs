@@ -5,16 +5,16 @@
 
 use super::config::{AuthConfig, AuthConfigError};
 use super::jwt::JwtVerifier;
-use super::keys::{KEY_PREFIX, hash_key};
 use super::policy::{Access, request_access};
 use super::{API_KEY_HEADER, Principal, PrincipalKind};
+use super::{KEY_PREFIX, hash_key};
 use crate::error::ApiError;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use marketd_model::Role;
-use marketd_store::{AnyStore};
+use marketd_store::AnyStore;
 use marketd_store::prelude::*;
 use std::sync::Arc;
 

@@ -14,19 +14,18 @@
 //!   for credentials that do not verify, and 401/403 when the route needs a
 //!   role the caller lacks.
 //! - No credentials: no `Principal` (an anonymous caller).
-//! - [`keys`]: the API-key lifecycle (making, hashing and storing keys).
+//! - Keys themselves (making, hashing, storing) belong to the access service
+//!   (`marketd_engine::services::access`).
 
 pub mod config;
 mod jwt;
-pub mod keys;
 pub mod middleware;
 pub mod policy;
 
 pub use config::{AuthConfig, AuthConfigError, JwtConfig};
-pub use keys::{
-    KEY_PREFIX, MAX_KEY_DAYS, bootstrap_admin_key, create_api_key, create_expiring_api_key,
-    hash_key, new_api_key, validate_key_name,
-};
+/// The key lifecycle lives in the access service; these are its names the
+/// authenticator uses.
+pub use marketd_engine::services::access::{KEY_PREFIX, hash_key};
 pub use middleware::{Authenticator, authenticate};
 pub use policy::{Access, Declared};
 

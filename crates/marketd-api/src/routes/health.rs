@@ -85,7 +85,7 @@ where
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses((status = 200, body = Ready), (status = 503, description = "A backend is down", body = Ready)))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let b = &state.engine.backends;
+    let b = &state.backends;
     let mut checks = BTreeMap::new();
     checks.insert(
         "store".to_string(),
@@ -124,7 +124,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    for (topic, depth) in state.engine.backends.bus.depth() {
+    for (topic, depth) in state.backends.bus.depth() {
         metrics::gauge!("marketd_bus_buffer_depth", "topic" => topic.name()).set(depth as f64);
     }
     (

@@ -3,15 +3,14 @@
 //! at once on every instance: keys are looked up per request).
 
 use crate::AppState;
-use crate::auth::{MAX_KEY_DAYS, create_expiring_api_key, validate_key_name};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use marketd_model::time::{now_ns, to_rfc3339};
+use marketd_engine::services::access::LastAdmin;
+use marketd_model::time::to_rfc3339;
 use marketd_model::{ApiKey, Role};
-use marketd_store::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -84,24 +83,11 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
-    validate_key_name(&req.name).map_err(ApiError::validation)?;
-    if req
-        .expires_in_days
-        .is_some_and(|d| d == 0 || d > MAX_KEY_DAYS)
-    {
-        return Err(ApiError::validation(format!(
-            "expires_in_days must be between 1 and {MAX_KEY_DAYS}"
-        )));
-    }
-    let (record, key) = create_expiring_api_key(
-        &state.engine.backends.store,
-        req.name.trim(),
-        req.role,
-        req.expires_in_days,
-    )
-    .await
-    .map_err(ApiError::from)?;
-    tracing::info!(key_id = %record.id, role = %record.role, "API key created");
+    let (record, key) = state
+        .services
+        .access
+        .create_key(&req.name, req.role, req.expires_in_days)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
@@ -115,15 +101,8 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "access", security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = KeyList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<KeyList>> {
-    let keys: Vec<KeyView> = state
-        .engine
-        .backends
-        .store
-        .api_keys()
-        .await?
-        .into_iter()
-        .map(KeyView::from)
-        .collect();
+    let keys = state.services.access.list_keys().await?;
+    let keys: Vec<KeyView> = keys.into_iter().map(KeyView::from).collect();
     Ok(Json(KeyList {
         count: keys.len(),
         keys,
@@ -140,31 +119,10 @@ pub async fn revoke(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let store = &state.engine.backends.store;
-    let keys = store.api_keys().await?;
-    let Some(target) = keys.iter().find(|k| k.id == id && k.revoked_at.is_none()) else {
-        return Err(ApiError::not_found(
-            "KEY_NOT_FOUND",
-            format!("no active API key {id}"),
-        ));
-    };
-    let admins = keys
-        .iter()
-        .filter(|k| k.is_active() && k.role == Role::Admin)
-        .count();
-    if target.role == Role::Admin && admins <= 1 {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "LAST_ADMIN_KEY",
-            "this is the last active admin key: create another admin key first",
-        ));
-    }
-    if !store.revoke_api_key(id, now_ns()).await? {
-        return Err(ApiError::not_found(
-            "KEY_NOT_FOUND",
-            format!("no active API key {id}"),
-        ));
-    }
-    tracing::info!(key_id = %id, "API key revoked");
+    state
+        .services
+        .access
+        .revoke_key(id, LastAdmin::Keep)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

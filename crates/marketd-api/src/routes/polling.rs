@@ -1,16 +1,16 @@
-//! Polling jobs: created by `POST /prices/poll`, stored, announced on the
-//! `polling-jobs` topic and run by the polling scheduler.
+//! Polling jobs over HTTP: `POST /prices/poll` and `/polling-jobs`,
+//! adapters over the polling service (which checks, stores and announces
+//! the jobs the polling scheduler runs).
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use marketd_bus::Bus;
-use marketd_model::time::{now_ns, to_rfc3339};
-use marketd_model::{Event, JobStatus, PollingJob, PollingJobCommand, Symbol};
-use marketd_store::prelude::*;
+use marketd_engine::services::polling::NewPolling;
+use marketd_model::time::to_rfc3339;
+use marketd_model::{JobStatus, PollingJob, Symbol};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -90,76 +90,16 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PollRequest>,
 ) -> ApiResult<(StatusCode, Json<PollAccepted>)> {
-    let limits = &state.cfg.polling;
-    if req.symbols.is_empty() {
-        return Err(ApiError::validation("symbols must not be empty"));
-    }
-    if req.symbols.len() > limits.max_symbols {
-        return Err(ApiError::validation(format!(
-            "at most {} symbols per request, got {}",
-            limits.max_symbols,
-            req.symbols.len()
-        )));
-    }
-    let mut symbols: Vec<Symbol> = Vec::with_capacity(req.symbols.len());
-    let mut invalid = Vec::new();
-    for s in &req.symbols {
-        match Symbol::parse(s) {
-            Ok(sym) if !symbols.contains(&sym) => symbols.push(sym),
-            Ok(_) => {}
-            Err(_) => invalid.push(s.chars().take(40).collect::<String>()),
-        }
-    }
-    if !invalid.is_empty() {
-        return Err(ApiError::validation(format!(
-            "invalid symbols: {invalid:?}"
-        )));
-    }
-    if !req.interval.is_finite()
-        || req.interval * 1000.0 < limits.min_interval_ms as f64
-        || req.interval * 1000.0 > limits.max_interval_ms as f64
-    {
-        return Err(ApiError::validation(format!(
-            "interval must be between {} and {} seconds",
-            limits.min_interval_ms as f64 / 1000.0,
-            limits.max_interval_ms as f64 / 1000.0
-        )));
-    }
-    let provider = req
-        .provider
-        .unwrap_or_else(|| state.engine.prices.default_provider().to_string());
-    if state.engine.backends.providers.get(&provider).is_none() {
-        return Err(ApiError::validation(format!(
-            "unknown provider {provider:?}; available: {}",
-            state.engine.backends.providers.names().join(", ")
-        )));
-    }
-    let interval_ms = (req.interval * 1000.0).round() as u64;
-    let now = now_ns();
-    let mut jobs = Vec::with_capacity(symbols.len());
-    for symbol in symbols {
-        let job = PollingJob {
-            id: Uuid::now_v7(),
-            symbol,
-            provider: provider.clone(),
-            interval_ms,
-            status: JobStatus::Active,
-            created_at: now,
-            run_count: 0,
-            error_count: 0,
-            last_run_at: None,
-            last_error: None,
-        };
-        state.engine.backends.store.upsert_polling_job(&job).await?;
-        state
-            .engine
-            .backends
-            .bus
-            .publish(Event::PollingJob(PollingJobCommand::Upsert { job: job.clone() }))
-            .await
-            .map_err(|e| ApiError { internal: Some(e.to_string()), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", "the job was stored but could not be scheduled now; it starts on the next restart") })?;
-        jobs.push(JobView::from(job));
-    }
+    let created = state
+        .services
+        .polling
+        .create(NewPolling {
+            symbols: req.symbols,
+            interval_s: req.interval,
+            provider: req.provider,
+        })
+        .await?;
+    let jobs: Vec<JobView> = created.into_iter().map(JobView::from).collect();
     Ok((
         StatusCode::ACCEPTED,
         Json(PollAccepted {
@@ -173,15 +113,8 @@ pub async fn create(
 /// Lists the active polling jobs.
 #[utoipa::path(get, path = "/api/v1/polling-jobs", tag = "polling", responses((status = 200, body = JobList)))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<JobList>> {
-    let jobs: Vec<JobView> = state
-        .engine
-        .backends
-        .store
-        .polling_jobs(false)
-        .await?
-        .into_iter()
-        .map(JobView::from)
-        .collect();
+    let jobs = state.services.polling.list().await?;
+    let jobs: Vec<JobView> = jobs.into_iter().map(JobView::from).collect();
     Ok(Json(JobList {
         count: jobs.len(),
         jobs,
@@ -195,13 +128,7 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<JobView>> {
-    match state.engine.backends.store.polling_job(id).await? {
-        Some(job) => Ok(Json(job.into())),
-        None => Err(ApiError::not_found(
-            "JOB_NOT_FOUND",
-            format!("polling job {id} not found"),
-        )),
-    }
+    Ok(Json(state.services.polling.get(id).await?.into()))
 }
 
 /// Stops and deletes a polling job.
@@ -212,20 +139,6 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    if !state.engine.backends.store.delete_polling_job(id).await? {
-        return Err(ApiError::not_found(
-            "JOB_NOT_FOUND",
-            format!("polling job {id} not found"),
-        ));
-    }
-    if let Err(e) = state
-        .engine
-        .backends
-        .bus
-        .publish(Event::PollingJob(PollingJobCommand::Delete { id }))
-        .await
-    {
-        tracing::warn!(job = %id, error = %e, "job deleted in the store but the stop command was not published");
-    }
+    state.services.polling.delete(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,20 +1,33 @@
-//! Market data routes: latest price, tick history, bars, moving averages.
+//! Market data routes: latest price, tick history, bars, moving averages;
+//! adapters over the `prices` and `series` services.
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::middleware::RequestId;
 use axum::Json;
 use axum::extract::{Extension, State};
-use marketd_engine::PriceError;
-use marketd_model::time::{parse_ts, to_rfc3339};
+use marketd_engine::services::series::{MaRequest, SeriesFilter};
+use marketd_model::time::to_rfc3339;
 use marketd_model::{
     Bar, Decimal, Interval, MaKind, Symbol, Tick, decimal_number, option_decimal_number,
 };
-use marketd_store::prelude::*;
-use marketd_store::{BarQuery, IndicatorQuery, TickQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+
+/// The filters the series routes share, taken from any of their query
+/// structs (each keeps its own fields so the OpenAPI document lists them).
+macro_rules! series_filter {
+    ($p:ident) => {
+        SeriesFilter {
+            symbol: $p.symbol,
+            source: $p.source,
+            from: $p.from,
+            to: $p.to,
+            limit: $p.limit,
+        }
+    };
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -75,26 +88,10 @@ pub async fn latest(
 ) -> ApiResult<Json<LatestPriceResponse>> {
     let symbol = Symbol::parse(&p.symbol)?;
     let got = state
-        .engine
+        .services
         .prices
         .latest(&symbol, p.provider.as_deref(), Some(&rid.0))
-        .await
-        .map_err(|e| match e {
-            PriceError::UnknownProvider(name) => ApiError::validation(format!(
-                "unknown provider {name:?}; available: {}",
-                state.engine.prices.providers().names().join(", ")
-            )),
-            PriceError::SymbolNotFound(s) => ApiError::not_found(
-                "SYMBOL_NOT_FOUND",
-                format!("symbol {s} not found at the provider"),
-            ),
-            PriceError::Upstream { provider, reason } => ApiError {
-                internal: Some(reason),
-                ..ApiError::bad_gateway(format!(
-                    "provider {provider} is unavailable and no stored price exists"
-                ))
-            },
-        })?;
+        .await?;
     let t = got.tick;
     Ok(Json(LatestPriceResponse {
         symbol: t.symbol,
@@ -137,45 +134,6 @@ pub struct HistoryResponse {
     pub next_cursor: Option<String>,
 }
 
-fn parse_range(from: Option<&str>, to: Option<&str>) -> ApiResult<(Option<i64>, Option<i64>)> {
-    let conv = |name: &str, v: Option<&str>| -> ApiResult<Option<i64>> {
-        v.map(|s| {
-            parse_ts(s).ok_or_else(|| {
-                ApiError::validation(format!(
-                    "{name}: expected RFC 3339 or an epoch number, got {s:?}"
-                ))
-            })
-        })
-        .transpose()
-    };
-    let (f, t) = (conv("from", from)?, conv("to", to)?);
-    if let (Some(f), Some(t)) = (f, t)
-        && f >= t
-    {
-        return Err(ApiError::validation("from must be before to"));
-    }
-    Ok((f, t))
-}
-
-/// A `source=` filter: a provider or venue name, 1-64 visible ASCII characters.
-fn source_param(v: Option<String>) -> ApiResult<Option<String>> {
-    match v {
-        Some(s) if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_graphic()) => Err(
-            ApiError::validation("source must be 1 to 64 visible ASCII characters"),
-        ),
-        v => Ok(v),
-    }
-}
-
-fn limit(v: Option<u32>, default: u32, max: u32) -> ApiResult<u32> {
-    match v {
-        None => Ok(default),
-        Some(0) => Err(ApiError::validation("limit must be at least 1")),
-        Some(n) if n > max => Err(ApiError::validation(format!("limit must be at most {max}"))),
-        Some(n) => Ok(n),
-    }
-}
-
 /// Stored ticks of a symbol in event-time order, cursor-paginated.
 #[utoipa::path(get, path = "/api/v1/prices/history", tag = "prices", params(HistoryParams),
     responses((status = 200, body = HistoryResponse), (status = 422, body = ErrorBody)))]
@@ -183,17 +141,8 @@ pub async fn history(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<HistoryParams>,
 ) -> ApiResult<Json<HistoryResponse>> {
-    let symbol = Symbol::parse(&p.symbol)?;
-    let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
-    let q = TickQuery {
-        symbol: symbol.clone(),
-        source: source_param(p.source)?,
-        from,
-        to,
-        limit: limit(p.limit, 1000, state.cfg.max_page)?,
-        cursor: p.cursor,
-    };
-    let page = state.engine.backends.store.tick_history(&q).await?;
+    let filter = series_filter!(p);
+    let (symbol, page) = state.services.series.history(filter, p.cursor).await?;
     Ok(Json(HistoryResponse {
         symbol,
         count: page.ticks.len(),
@@ -230,18 +179,12 @@ pub async fn bars(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<BarsParams>,
 ) -> ApiResult<Json<BarsResponse>> {
-    let symbol = Symbol::parse(&p.symbol)?;
-    let interval: Interval = p.interval.as_deref().unwrap_or("1m").parse()?;
-    let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
-    let q = BarQuery {
-        symbol: symbol.clone(),
-        source: source_param(p.source)?,
-        interval,
-        from,
-        to,
-        limit: limit(p.limit, 500, state.cfg.max_page)?,
-    };
-    let bars = state.engine.backends.store.bars(&q).await?;
+    let filter = series_filter!(p);
+    let (symbol, interval, bars) = state
+        .services
+        .series
+        .bars(filter, p.interval.as_deref())
+        .await?;
     Ok(Json(BarsResponse {
         symbol,
         interval,
@@ -292,49 +235,18 @@ pub async fn moving_average(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<MaParams>,
 ) -> ApiResult<Json<MaResponse>> {
-    let symbol = Symbol::parse(&p.symbol)?;
-    let kind: MaKind = p.kind.as_deref().unwrap_or("sma").parse()?;
-    let interval: Interval = p.interval.as_deref().unwrap_or("1s").parse()?;
-    let agg = &state.cfg.aggregator;
-    let window = p.window.unwrap_or_else(|| {
-        if agg.ma_windows.contains(&20) {
-            20
-        } else {
-            agg.ma_windows.first().copied().unwrap_or(20)
-        }
-    });
-    if !agg.ma_windows.contains(&window) {
-        return Err(ApiError::validation(format!(
-            "window {window} is not computed; configured windows: {:?}",
-            agg.ma_windows
-        )));
-    }
-    if !agg.ma_intervals.contains(&interval) {
-        return Err(ApiError::validation(format!(
-            "moving averages are computed for intervals {:?}, not {interval}",
-            agg.ma_intervals
-                .iter()
-                .map(|i| i.as_str())
-                .collect::<Vec<_>>()
-        )));
-    }
-    let (from, to) = parse_range(p.from.as_deref(), p.to.as_deref())?;
-    let q = IndicatorQuery {
-        symbol: symbol.clone(),
-        source: source_param(p.source)?,
-        interval,
-        kind,
-        window,
-        from,
-        to,
-        limit: limit(p.limit, 500, state.cfg.max_page)?,
-    };
-    let values: Vec<MaPoint> = state
-        .engine
-        .backends
-        .store
-        .indicators(&q)
-        .await?
+    let ma = state
+        .services
+        .series
+        .moving_average(MaRequest {
+            filter: series_filter!(p),
+            window: p.window,
+            kind: p.kind,
+            interval: p.interval,
+        })
+        .await?;
+    let values: Vec<MaPoint> = ma
+        .values
         .into_iter()
         .map(|i| MaPoint {
             ts: i.ts,
@@ -344,10 +256,10 @@ pub async fn moving_average(
         })
         .collect();
     Ok(Json(MaResponse {
-        symbol,
-        kind,
-        window,
-        interval,
+        symbol: ma.symbol,
+        kind: ma.kind,
+        window: ma.window,
+        interval: ma.interval,
         count: values.len(),
         values,
     }))

@@ -6,8 +6,8 @@ use futures::StreamExt;
 use marketd_bus::Delivery;
 use marketd_model::rust_decimal_to_f64 as to_f64;
 use marketd_model::{Event, MaKind, Symbol};
-use marketd_store::{AnyStore, BarQuery, IndicatorQuery};
 use marketd_store::prelude::*;
+use marketd_store::{AnyStore, BarQuery, IndicatorQuery};
 use std::sync::Arc;
 
 impl Aggregator {

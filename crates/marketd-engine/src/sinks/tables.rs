@@ -4,8 +4,8 @@
 use super::Carried;
 use futures::future::BoxFuture;
 use marketd_model::{Bar, Event, Indicator, PriceRequest, Tick};
-use marketd_store::{AnyStore, Result};
 use marketd_store::prelude::*;
+use marketd_store::{AnyStore, Result};
 use std::collections::HashSet;
 
 /// `impl Carried for $row` reading the `Event::$variant` payload.

@@ -12,7 +12,7 @@ use super::{Command, Supervisor, UnitKind, UnitResult};
 use crate::PriceService;
 use marketd_model::time::{NANOS_PER_MILLI, now_ns};
 use marketd_model::{Envelope, Event, JobStatus, PollingJob, PollingJobCommand, Topic};
-use marketd_store::{AnyStore};
+use marketd_store::AnyStore;
 use marketd_store::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

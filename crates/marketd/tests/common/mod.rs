@@ -4,7 +4,6 @@
 
 use marketd::Application;
 use marketd::config::Config;
-use marketd_api::auth::create_api_key;
 use marketd_model::Role;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,10 +55,12 @@ impl TestApp {
         tweak(&mut cfg);
         let app = Application::build(cfg).await.expect("app builds");
         let bootstrap_key = app.bootstrap_key().map(|k| k.expose().to_string());
-        let store = app.engine().backends.store.clone();
+        let store = app.backends().store.clone();
+        let access = app.services().access.clone();
         let mut keys = Vec::new();
         for role in [Role::Read, Role::Write, Role::Admin] {
-            let (_, key) = create_api_key(&store, &format!("test-{role}"), role)
+            let (_, key) = access
+                .create_key(&format!("test-{role}"), role, None)
                 .await
                 .expect("test key");
             keys.push(key.expose().to_string());

@@ -1,6 +1,6 @@
-//! The latest-price service behind `GET /prices/latest`: cache-aside
-//! (cache → provider → the store's last tick), with single flight so
-//! concurrent misses for one key make one upstream call.
+//! The latest-price service behind `GET /prices/latest` and the polling
+//! jobs: cache-aside (cache → provider → the store's last tick), with single
+//! flight so concurrent misses for one key make one upstream call.
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
@@ -66,10 +66,12 @@ pub struct LatestPrice {
     pub provider: String,
 }
 
+/// Why a latest price could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum PriceError {
-    #[error("unknown provider {0:?}")]
-    UnknownProvider(String),
+    /// The request named a provider that is not enabled.
+    #[error(transparent)]
+    UnknownProvider(#[from] UnknownProvider),
     #[error("symbol {0} not found")]
     SymbolNotFound(Symbol),
     #[error("provider {provider} failed and no stored price exists: {reason}")]
@@ -132,9 +134,7 @@ impl PriceService {
         request_id: Option<&str>,
     ) -> Result<LatestPrice, PriceError> {
         let provider = provider.unwrap_or(&self.default_provider).to_string();
-        if self.providers.get(&provider).is_none() {
-            return Err(PriceError::UnknownProvider(provider));
-        }
+        UnknownProvider::check(&self.providers, &provider)?;
         let key = latest_key(&provider, symbol.as_str());
         match self.cache.get_latest(&key).await {
             Ok(Some(hit)) => {
@@ -316,6 +316,28 @@ async fn fetch_and_publish(
         tracing::warn!(error = %e, "could not publish fetched tick");
     }
     Ok(tick)
+}
+
+/// A provider name that is not enabled, with the names that are (the
+/// caller's error detail lists them).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown provider {name:?}; available: {}", available.join(", "))]
+pub struct UnknownProvider {
+    pub name: String,
+    pub available: Vec<String>,
+}
+
+impl UnknownProvider {
+    /// `Ok` when `name` is an enabled provider of `providers`.
+    pub fn check(providers: &ProviderRegistry, name: &str) -> Result<(), UnknownProvider> {
+        match providers.get(name) {
+            Some(_) => Ok(()),
+            None => Err(UnknownProvider {
+                name: name.to_string(),
+                available: providers.names().iter().map(|n| n.to_string()).collect(),
+            }),
+        }
+    }
 }
 
 fn age_ms(t: &Tick) -> i64 {

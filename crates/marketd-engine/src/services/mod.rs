@@ -1,0 +1,73 @@
+//! The domain operations of marketd, callable alike from the HTTP handlers,
+//! the CLI and (later) the realtime API: each front end extracts its input,
+//! calls a service and renders the result, so a rule is written once.
+//!
+//! - [`prices`]: latest prices (cache, provider, store), the
+//!   [`PriceService`](prices::PriceService) the polling jobs fetch through;
+//! - [`series`]: checked reads of stored ticks, bars and moving averages;
+//! - [`polling`]: polling jobs (check, store, announce on the bus);
+//! - [`access`]: API keys and encrypted upstream credentials.
+//!
+//! Each service has its own `thiserror` error naming what went wrong; the
+//! HTTP API maps them to statuses and error codes in one place
+//! (`marketd_api::error`). A new domain (connectors, TDA jobs) adds a file
+//! here and a field to [`Services`].
+
+pub mod access;
+pub mod polling;
+pub mod prices;
+pub mod series;
+
+use crate::{AggregatorConfig, Backends, PollingConfig};
+use access::AccessService;
+use marketd_store::crypto::Keyring;
+use polling::PollingService;
+use prices::{PriceService, PricesConfig};
+use series::SeriesService;
+use std::sync::Arc;
+
+/// What the services need from the configuration.
+#[derive(Debug, Clone)]
+pub struct ServicesConfig {
+    pub prices: PricesConfig,
+    /// Limits of polling-job requests.
+    pub polling: PollingConfig,
+    /// Which bar intervals and moving-average windows exist to be read.
+    pub aggregator: AggregatorConfig,
+    /// Largest page size of list reads.
+    pub max_page: u32,
+}
+
+/// Every service, built once per process over its backends (cheap to clone;
+/// share it behind an `Arc`).
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub prices: Arc<PriceService>,
+    pub series: SeriesService,
+    pub polling: PollingService,
+    pub access: AccessService,
+}
+
+impl Services {
+    pub fn new(backends: &Backends, cfg: &ServicesConfig, keyring: Keyring) -> Self {
+        let b = backends;
+        Services {
+            prices: Arc::new(PriceService::new(
+                b.providers.clone(),
+                b.cache.clone(),
+                b.store.clone(),
+                b.bus.clone(),
+                &cfg.prices,
+            )),
+            series: SeriesService::new(b.store.clone(), cfg.aggregator.clone(), cfg.max_page),
+            polling: PollingService::new(
+                b.store.clone(),
+                b.bus.clone(),
+                b.providers.clone(),
+                cfg.prices.default_provider.clone(),
+                cfg.polling.clone(),
+            ),
+            access: AccessService::new(b.store.clone(), Arc::new(keyring)),
+        }
+    }
+}
