@@ -10,7 +10,7 @@
 mod common;
 
 use common::process::free_port;
-use common::{TestApp, metric_sum, missing, wait_until};
+use common::{TestApp, missing, wait_until};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -225,12 +225,6 @@ async fn wait_readiness(app: &TestApp, want: u16, why: &str) -> Vec<String> {
     .await
 }
 
-/// Replayed ticks ingested so far (acknowledged by the bus).
-async fn ingested(app: &TestApp) -> f64 {
-    let page = app.get("/metrics").await.text().await.unwrap();
-    metric_sum(&page, "marketd_ticks_ingested_total", "source=\"replay\"")
-}
-
 /// Every stored replayed tick, read through the history API.
 async fn stored(app: &TestApp) -> Vec<marketd_model::Tick> {
     let mut all = Vec::new();
@@ -298,14 +292,10 @@ async fn postgres_and_redis_restarts_turn_readiness_red_then_green_and_lose_noth
     pg.stop();
     let failing = wait_readiness(&app, 503, "PostgreSQL stopped").await;
     assert_eq!(failing, vec!["store".to_string()]);
-    // Ingest goes on without the store for ~2 s of stream (500 ticks).
-    let before = ingested(&app).await;
-    wait_until(
-        Duration::from_secs(30),
-        "ingest without PostgreSQL",
-        || async { (ingested(&app).await >= before + 500.0).then_some(()) },
-    )
-    .await;
+    // The outage lasts ~2 s of stream. Its length is the behaviour under
+    // test and there is no state to poll for (ingest is held back while the
+    // store is gone), so this one stays a timed outage.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     pg.start();
     wait_readiness(&app, 200, "PostgreSQL back").await;
 
