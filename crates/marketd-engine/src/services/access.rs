@@ -128,21 +128,6 @@ pub fn validate_credential_name(name: &str) -> Result<(), AccessError> {
     }
 }
 
-/// The provider credentials that may come from the store: name, whether the
-/// provider is enabled, and the configuration slot the value goes in.
-///
-/// A local enumeration until `marketd-sources` lists its credential slots
-/// itself (one entry per provider that needs a secret).
-fn provider_credential_slots(
-    providers: &mut ProvidersConfig,
-) -> Vec<(&'static str, bool, &mut Option<Secret>)> {
-    vec![(
-        "providers.finnhub.api_key",
-        providers.finnhub.enabled,
-        &mut providers.finnhub.api_key,
-    )]
-}
-
 /// API keys and stored credentials over one store and keyring.
 #[derive(Debug, Clone)]
 pub struct AccessService {
@@ -319,8 +304,8 @@ impl AccessService {
         &self,
         providers: &mut ProvidersConfig,
     ) -> Result<(), AccessError> {
-        for (name, enabled, slot) in provider_credential_slots(providers) {
-            if !enabled || slot.is_some() {
+        for (name, slot) in providers.credential_slots() {
+            if slot.is_some() {
                 continue;
             }
             let Some(c) = self.store.credential(name).await? else {
