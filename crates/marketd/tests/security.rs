@@ -227,7 +227,7 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
 
     // The new key works on both instances...
     for app in [&a, &b] {
-        let (s, _) = poll_as(&app, Some(&key)).await;
+        let (s, _) = poll_as(app, Some(&key)).await;
         assert_eq!(s, 202);
     }
     // ...until revoked on one of them: refused at once on both.
@@ -236,7 +236,7 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
         .await;
     assert_eq!(s, 204);
     for app in [&a, &b] {
-        let (s, body) = poll_as(&app, Some(&key)).await;
+        let (s, body) = poll_as(app, Some(&key)).await;
         assert_eq!(s, 401, "{body}");
         assert_eq!(assert_error_shape(&body), "INVALID_API_KEY");
     }
