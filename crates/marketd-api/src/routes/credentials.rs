@@ -3,6 +3,7 @@
 //! and are never returned, logged or echoed in errors; the store holds only
 //! AES-256-GCM ciphertext under the current encryption key's id.
 
+use super::views::counted;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -79,12 +80,8 @@ pub async fn put(
 #[utoipa::path(get, path = "/api/v1/credentials", tag = "access", security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = CredentialList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<CredentialList>> {
-    let all = state.services.access.list_credentials().await?;
-    let credentials: Vec<CredentialView> = all.into_iter().map(CredentialView::from).collect();
-    Ok(Json(CredentialList {
-        count: credentials.len(),
-        credentials,
-    }))
+    let (count, credentials) = counted(state.services.access.list_credentials().await?);
+    Ok(Json(CredentialList { count, credentials }))
 }
 
 /// Deletes a stored credential (admin).

@@ -2,6 +2,7 @@
 //! only its SHA-256 is stored), list (never a key or hash), revoke (refused
 //! at once on every instance: keys are looked up per request).
 
+use super::views::counted;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -101,12 +102,8 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "access", security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = KeyList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<KeyList>> {
-    let keys = state.services.access.list_keys().await?;
-    let keys: Vec<KeyView> = keys.into_iter().map(KeyView::from).collect();
-    Ok(Json(KeyList {
-        count: keys.len(),
-        keys,
-    }))
+    let (count, keys) = counted(state.services.access.list_keys().await?);
+    Ok(Json(KeyList { count, keys }))
 }
 
 /// Revokes an API key at once (admin). The last active admin key cannot be

@@ -5,3 +5,4 @@ pub mod health;
 pub mod keys;
 pub mod polling;
 pub mod prices;
+mod views;

@@ -2,6 +2,7 @@
 //! adapters over the polling service (which checks, stores and announces
 //! the jobs the polling scheduler runs).
 
+use super::views::counted;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -113,12 +114,8 @@ pub async fn create(
 /// Lists the active polling jobs.
 #[utoipa::path(get, path = "/api/v1/polling-jobs", tag = "polling", responses((status = 200, body = JobList)))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<JobList>> {
-    let jobs = state.services.polling.list().await?;
-    let jobs: Vec<JobView> = jobs.into_iter().map(JobView::from).collect();
-    Ok(Json(JobList {
-        count: jobs.len(),
-        jobs,
-    }))
+    let (count, jobs) = counted(state.services.polling.list().await?);
+    Ok(Json(JobList { count, jobs }))
 }
 
 /// One polling job with its run statistics.
