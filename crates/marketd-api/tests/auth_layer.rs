@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use marketd_api::auth::{Access, AuthConfig, Authenticator, Principal, authenticate};
 use marketd_api::route_table::{Routes, declare};
 use marketd_engine::services::access::AccessService;
-use marketd_model::{Role, Secret};
+use marketd_model::{ApiKey, Role, Secret};
 use marketd_store::prelude::*;
 use marketd_store::{AnyStore, StoreOptions};
 use std::sync::Arc;
@@ -46,6 +46,14 @@ async fn app(cfg: AuthConfig) -> (Router, Arc<AnyStore>) {
     (router, store)
 }
 
+/// A fresh key with the `write` role, named `name`.
+async fn write_key(store: &Arc<AnyStore>, name: &str) -> (ApiKey, Secret) {
+    AccessService::new(store.clone(), Arc::default())
+        .create_key(name, Role::Write, None)
+        .await
+        .unwrap()
+}
+
 async fn call(
     router: &Router,
     method: &str,
@@ -71,10 +79,7 @@ async fn call(
 #[tokio::test]
 async fn handlers_see_the_principal_of_a_key() {
     let (router, store) = app(AuthConfig::default()).await;
-    let (record, key) = AccessService::new(store.clone(), Arc::default())
-        .create_key("svc", Role::Write, None)
-        .await
-        .unwrap();
+    let (record, key) = write_key(&store, "svc").await;
     let keyed: &[(&str, &str)] = &[("x-api-key", key.expose())];
     let me = format!("key:{} write", record.id);
     let me = me.as_str();
@@ -104,10 +109,7 @@ async fn handlers_see_the_principal_of_a_key() {
 #[tokio::test]
 async fn access_follows_the_declarations_and_fails_closed() {
     let (router, store) = app(AuthConfig::default()).await;
-    let (_, write_key) = AccessService::new(store.clone(), Arc::default())
-        .create_key("w", Role::Write, None)
-        .await
-        .unwrap();
+    let (_, write_key) = write_key(&store, "w").await;
     let unauthorized = StatusCode::UNAUTHORIZED;
     for (method, path, status) in [
         ("GET", "/status", StatusCode::OK),

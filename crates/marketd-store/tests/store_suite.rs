@@ -237,14 +237,13 @@ pub async fn exact_decimals_round_trip(store: &AnyStore) {
     assert_eq!(store.bars(&bar_query(10)).await.unwrap(), vec![b]);
 }
 
+/// The latest tick of `symbol` (from `source`, if given).
+async fn latest(store: &AnyStore, symbol: &str, source: Option<&str>) -> Option<Tick> {
+    store.latest_tick(&sym(symbol), source).await.unwrap()
+}
+
 pub async fn latest_tick_by_event_time_and_source(store: &AnyStore) {
-    assert!(
-        store
-            .latest_tick(&sym("AAPL"), None)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(latest(store, "AAPL", None).await.is_none());
     // Inserted out of order: the latest is by ts_event, not by arrival.
     let ticks = [
         tick("AAPL", "finnhub", T0 + 5 * SEC, "105"),
@@ -254,32 +253,12 @@ pub async fn latest_tick_by_event_time_and_source(store: &AnyStore) {
         tick("MSFT", "yahoo", T0 + 20 * SEC, "400"),
     ];
     store.insert_ticks(&ticks).await.unwrap();
-    let t = store
-        .latest_tick(&sym("AAPL"), None)
-        .await
-        .unwrap()
-        .unwrap();
+    let t = latest(store, "AAPL", None).await.unwrap();
     assert_eq!((t.price, &*t.source), (dec("109"), "yahoo"));
-    let t = store
-        .latest_tick(&sym("AAPL"), Some("finnhub"))
-        .await
-        .unwrap()
-        .unwrap();
+    let t = latest(store, "AAPL", Some("finnhub")).await.unwrap();
     assert_eq!((t.price, t.ts_event), (dec("107"), T0 + 7 * SEC));
-    assert!(
-        store
-            .latest_tick(&sym("AAPL"), Some("binance"))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .latest_tick(&sym("TSLA"), None)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(latest(store, "AAPL", Some("binance")).await.is_none());
+    assert!(latest(store, "TSLA", None).await.is_none());
 }
 
 pub async fn history_pages_with_cursor(store: &AnyStore) {
@@ -407,6 +386,18 @@ pub async fn invalid_cursor_is_rejected(store: &AnyStore) {
     }
 }
 
+/// The minutes after `T0` at which the bars `q` reads start.
+async fn bar_minutes(store: &AnyStore, q: &BarQuery) -> Vec<i64> {
+    let m = Interval::M1.nanos();
+    store
+        .bars(q)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| (b.start - T0) / m)
+        .collect()
+}
+
 pub async fn bars_upsert_and_window(store: &AnyStore) {
     let m = Interval::M1.nanos();
     let bars: Vec<Bar> = (0..10)
@@ -439,33 +430,15 @@ pub async fn bars_upsert_and_window(store: &AnyStore) {
     q.from = Some(T0 + 2 * m);
     q.to = Some(T0 + 6 * m);
     q.limit = 100;
-    let starts: Vec<i64> = store
-        .bars(&q)
-        .await
-        .unwrap()
-        .iter()
-        .map(|b| (b.start - T0) / m)
-        .collect();
+    let starts = bar_minutes(store, &q).await;
     assert_eq!(starts, vec![2, 3, 4, 5]);
     q.limit = 2;
-    let starts: Vec<i64> = store
-        .bars(&q)
-        .await
-        .unwrap()
-        .iter()
-        .map(|b| (b.start - T0) / m)
-        .collect();
+    let starts = bar_minutes(store, &q).await;
     assert_eq!(starts, vec![2, 3]);
     // `to` alone: newest before it.
     q.from = None;
     q.to = Some(T0 + 5 * m);
-    let starts: Vec<i64> = store
-        .bars(&q)
-        .await
-        .unwrap()
-        .iter()
-        .map(|b| (b.start - T0) / m)
-        .collect();
+    let starts = bar_minutes(store, &q).await;
     assert_eq!(starts, vec![3, 4]);
 
     // All sources.
@@ -539,6 +512,17 @@ pub async fn price_requests_newest_first(store: &AnyStore) {
     assert_eq!(got, vec![xs[1].clone(), xs[2].clone()]);
 }
 
+/// The ids of the jobs not deleted, as the store lists them.
+async fn active_job_ids(store: &AnyStore) -> Vec<Uuid> {
+    store
+        .polling_jobs(false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect()
+}
+
 pub async fn polling_jobs_lifecycle(store: &AnyStore) {
     let a = job("AAPL", T0 + 2);
     let b = job("MSFT", T0 + 1);
@@ -546,13 +530,7 @@ pub async fn polling_jobs_lifecycle(store: &AnyStore) {
     store.upsert_polling_job(&b).await.unwrap();
     assert_eq!(store.polling_job(a.id).await.unwrap(), Some(a.clone()));
     assert_eq!(store.polling_job(Uuid::now_v7()).await.unwrap(), None);
-    let ids: Vec<Uuid> = store
-        .polling_jobs(false)
-        .await
-        .unwrap()
-        .iter()
-        .map(|j| j.id)
-        .collect();
+    let ids = active_job_ids(store).await;
     assert_eq!(ids, vec![b.id, a.id], "ordered by creation time");
 
     store.record_job_run(a.id, T0 + 10, None).await.unwrap();
@@ -597,13 +575,7 @@ pub async fn polling_jobs_lifecycle(store: &AnyStore) {
         store.polling_job(a.id).await.unwrap().unwrap().status,
         JobStatus::Deleted
     );
-    let active: Vec<Uuid> = store
-        .polling_jobs(false)
-        .await
-        .unwrap()
-        .iter()
-        .map(|j| j.id)
-        .collect();
+    let active = active_job_ids(store).await;
     assert_eq!(active, vec![b.id]);
     assert_eq!(store.polling_jobs(true).await.unwrap().len(), 2);
 }
@@ -1014,97 +986,106 @@ mod postgres_runner {
         db.drop_db().await;
     }
 
+    /// A `#[tokio::test]` needing the server, whose URL it binds to
+    /// `$server` (skipped, through [`server_url`], without one).
+    macro_rules! server_test {
+        ($(#[$doc:meta])* async fn $name:ident($server:ident) $body:block) => {
+            $(#[$doc])*
+            #[tokio::test]
+            async fn $name() {
+                let Some($server) = server_url(stringify!($name)) else {
+                    return;
+                };
+                $body
+            }
+        };
+    }
+
     suite_tests!();
 
-    #[tokio::test]
-    async fn data_survives_reopening() {
-        let Some(server) = server_url("data_survives_reopening") else {
-            return;
-        };
-        let db = FreshDb::create(&server).await;
-        super::data_survives_reopening(&db.url).await;
-        db.drop_db().await;
+    server_test! {
+        async fn data_survives_reopening(server) {
+            let db = FreshDb::create(&server).await;
+            super::data_survives_reopening(&db.url).await;
+            db.drop_db().await;
+        }
     }
 
-    /// `postgresql://` is the same backend; databases are isolated.
-    #[tokio::test]
-    async fn postgresql_scheme_and_isolated_databases() {
-        let Some(server) = server_url("postgresql_scheme_and_isolated_databases") else {
-            return;
-        };
-        let (db_a, a) = fresh(&server).await;
-        let db_b = FreshDb::create(&server).await;
-        let url_b = db_b.url.replacen("postgres://", "postgresql://", 1);
-        let b = AnyStore::connect(&url_b, &StoreOptions { max_connections: 2 })
-            .await
-            .unwrap();
-        assert_eq!(b.backend_name(), "postgres");
-        b.migrate().await.unwrap();
-        a.insert_ticks(&[tick("AAPL", "sim", T0, "1")])
-            .await
-            .unwrap();
-        assert_eq!(a.count_ticks(None).await.unwrap(), 1);
-        assert_eq!(b.count_ticks(None).await.unwrap(), 0);
-        a.close().await;
-        b.close().await;
-        db_a.drop_db().await;
-        db_b.drop_db().await;
+    server_test! {
+        /// `postgresql://` is the same backend; databases are isolated.
+        async fn postgresql_scheme_and_isolated_databases(server) {
+            let (db_a, a) = fresh(&server).await;
+            let db_b = FreshDb::create(&server).await;
+            let url_b = db_b.url.replacen("postgres://", "postgresql://", 1);
+            let b = AnyStore::connect(&url_b, &StoreOptions { max_connections: 2 })
+                .await
+                .unwrap();
+            assert_eq!(b.backend_name(), "postgres");
+            b.migrate().await.unwrap();
+            a.insert_ticks(&[tick("AAPL", "sim", T0, "1")])
+                .await
+                .unwrap();
+            assert_eq!(a.count_ticks(None).await.unwrap(), 1);
+            assert_eq!(b.count_ticks(None).await.unwrap(), 0);
+            a.close().await;
+            b.close().await;
+            db_a.drop_db().await;
+            db_b.drop_db().await;
+        }
     }
 
-    /// The schema as PostgreSQL users see it: one index per tick (the identity
-    /// index that also serves queries), the query plan of a history read
-    /// using it, and the `*_at` views giving event times as `timestamptz`.
-    #[tokio::test]
-    async fn tick_index_and_timestamptz_views() {
-        let Some(server) = server_url("tick_index_and_timestamptz_views") else {
-            return;
-        };
-        let (db, store) = fresh(&server).await;
-        let ns = T0 + 123_456_789;
-        store
-            .insert_ticks(&[tick("AAPL", "sim", ns, "1.5")])
+    server_test! {
+        /// The schema as PostgreSQL users see it: one index per tick (the identity
+        /// index that also serves queries), the query plan of a history read
+        /// using it, and the `*_at` views giving event times as `timestamptz`.
+        async fn tick_index_and_timestamptz_views(server) {
+            let (db, store) = fresh(&server).await;
+            let ns = T0 + 123_456_789;
+            store
+                .insert_ticks(&[tick("AAPL", "sim", ns, "1.5")])
+                .await
+                .unwrap();
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let indexes: Vec<String> = sqlx::query_scalar(
+                "SELECT indexname::text FROM pg_indexes WHERE tablename = 'ticks' ORDER BY 1",
+            )
+            .fetch_all(&mut conn)
             .await
             .unwrap();
-        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        let indexes: Vec<String> = sqlx::query_scalar(
-            "SELECT indexname::text FROM pg_indexes WHERE tablename = 'ticks' ORDER BY 1",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!(indexes, ["ticks_identity", "ticks_trade_identity"]);
-        sqlx::query("SET enable_seqscan = off")
-            .execute(&mut conn)
+            assert_eq!(indexes, ["ticks_identity", "ticks_trade_identity"]);
+            sqlx::query("SET enable_seqscan = off")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let plan: Vec<String> = sqlx::query_scalar(
+                "EXPLAIN SELECT * FROM ticks WHERE symbol = 'AAPL' AND source = 'sim' \
+                 AND ts_event >= 0 ORDER BY ts_event DESC, id DESC LIMIT 10",
+            )
+            .fetch_all(&mut conn)
             .await
             .unwrap();
-        let plan: Vec<String> = sqlx::query_scalar(
-            "EXPLAIN SELECT * FROM ticks WHERE symbol = 'AAPL' AND source = 'sim' \
-             AND ts_event >= 0 ORDER BY ts_event DESC, id DESC LIMIT 10",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        assert!(
-            plan.iter().any(|l| l.contains("ticks_identity")),
-            "history read does not use the identity index: {plan:#?}"
-        );
-        let (time, exact): (String, i64) = sqlx::query_as(
-            "SELECT to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), ts_event \
-             FROM ticks_at",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!(time, "2023-11-14 22:13:20.123456");
-        assert_eq!(exact, ns, "the nanoseconds stay exact in the table");
-        let bars: i64 = sqlx::query_scalar("SELECT count(*) FROM bars_at")
+            assert!(
+                plan.iter().any(|l| l.contains("ticks_identity")),
+                "history read does not use the identity index: {plan:#?}"
+            );
+            let (time, exact): (String, i64) = sqlx::query_as(
+                "SELECT to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), ts_event \
+                 FROM ticks_at",
+            )
             .fetch_one(&mut conn)
             .await
             .unwrap();
-        assert_eq!(bars, 0);
-        conn.close().await.ok();
-        store.close().await;
-        db.drop_db().await;
+            assert_eq!(time, "2023-11-14 22:13:20.123456");
+            assert_eq!(exact, ns, "the nanoseconds stay exact in the table");
+            let bars: i64 = sqlx::query_scalar("SELECT count(*) FROM bars_at")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(bars, 0);
+            conn.close().await.ok();
+            store.close().await;
+            db.drop_db().await;
+        }
     }
 
     /// Needs no server: a refused connection's error hides the password.

@@ -11,35 +11,21 @@ const PRICE_REQUEST_INSERT: &str = "INSERT INTO price_requests (id, symbol, prov
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[], $7::text[], $8::text[]) \
      ON CONFLICT (id) DO NOTHING";
 
+/// One `UNNEST` array: `f` of every row of `chunk`.
+fn column<U>(chunk: &[PriceRequest], f: impl Fn(&PriceRequest) -> U) -> Vec<U> {
+    chunk.iter().map(f).collect()
+}
+
 fn price_request_query(chunk: &[PriceRequest]) -> PgQuery<'static> {
-    let n = chunk.len();
-    let mut id = Vec::with_capacity(n);
-    let mut symbol = Vec::with_capacity(n);
-    let mut provider = Vec::with_capacity(n);
-    let mut requested_at = Vec::with_capacity(n);
-    let mut outcome = Vec::with_capacity(n);
-    let mut latency_us = Vec::with_capacity(n);
-    let mut error = Vec::with_capacity(n);
-    let mut request_id = Vec::with_capacity(n);
-    for x in chunk {
-        id.push(x.id.to_string());
-        symbol.push(x.symbol.as_str().to_string());
-        provider.push(x.provider.to_string());
-        requested_at.push(x.requested_at);
-        outcome.push(x.outcome.as_str().to_string());
-        latency_us.push(to_i64(x.latency_us));
-        error.push(x.error.clone());
-        request_id.push(x.request_id.clone());
-    }
     sqlx::query(PRICE_REQUEST_INSERT)
-        .bind(id)
-        .bind(symbol)
-        .bind(provider)
-        .bind(requested_at)
-        .bind(outcome)
-        .bind(latency_us)
-        .bind(error)
-        .bind(request_id)
+        .bind(column(chunk, |x| x.id.to_string()))
+        .bind(column(chunk, |x| x.symbol.as_str().to_string()))
+        .bind(column(chunk, |x| x.provider.to_string()))
+        .bind(column(chunk, |x| x.requested_at))
+        .bind(column(chunk, |x| x.outcome.as_str().to_string()))
+        .bind(column(chunk, |x| to_i64(x.latency_us)))
+        .bind(column(chunk, |x| x.error.clone()))
+        .bind(column(chunk, |x| x.request_id.clone()))
 }
 
 impl RequestSql for PostgresStore {
