@@ -78,6 +78,21 @@ where
     }
 }
 
+/// One builder method per HTTP method of an API route: the method router
+/// of axum plus the methods its declaration covers.
+macro_rules! api_method {
+    ($(#[$doc:meta])* $name:ident, $route:path, [$($method:expr),+]) => {
+        $(#[$doc])*
+        pub fn $name<H, T>(self, path: &'static str, access: Access, handler: H) -> Self
+        where
+            H: Handler<T, S>,
+            T: 'static,
+        {
+            self.add(path, &[$($method),+], access, PageKind::Api, $route(handler))
+        }
+    };
+}
+
 impl<S> Routes<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -86,45 +101,22 @@ where
         Self::default()
     }
 
-    /// `GET` (and `HEAD`) of an API route.
-    pub fn get<H, T>(self, path: &'static str, access: Access, handler: H) -> Self
-    where
-        H: Handler<T, S>,
-        T: 'static,
-    {
-        let methods = [Method::GET, Method::HEAD];
-        self.add(path, &methods, access, PageKind::Api, routing::get(handler))
-    }
-
-    /// `POST` of an API route.
-    pub fn post<H, T>(self, path: &'static str, access: Access, handler: H) -> Self
-    where
-        H: Handler<T, S>,
-        T: 'static,
-    {
-        let route = routing::post(handler);
-        self.add(path, &[Method::POST], access, PageKind::Api, route)
-    }
-
-    /// `PUT` of an API route.
-    pub fn put<H, T>(self, path: &'static str, access: Access, handler: H) -> Self
-    where
-        H: Handler<T, S>,
-        T: 'static,
-    {
-        let route = routing::put(handler);
-        self.add(path, &[Method::PUT], access, PageKind::Api, route)
-    }
-
-    /// `DELETE` of an API route.
-    pub fn delete<H, T>(self, path: &'static str, access: Access, handler: H) -> Self
-    where
-        H: Handler<T, S>,
-        T: 'static,
-    {
-        let route = routing::delete(handler);
-        self.add(path, &[Method::DELETE], access, PageKind::Api, route)
-    }
+    api_method!(
+        /// `GET` (and `HEAD`) of an API route.
+        get, routing::get, [Method::GET, Method::HEAD]
+    );
+    api_method!(
+        /// `POST` of an API route.
+        post, routing::post, [Method::POST]
+    );
+    api_method!(
+        /// `PUT` of an API route.
+        put, routing::put, [Method::PUT]
+    );
+    api_method!(
+        /// `DELETE` of an API route.
+        delete, routing::delete, [Method::DELETE]
+    );
 
     /// A page (or one of its assets) anyone may `GET`, with the CSP of `kind`.
     pub fn page<H, T>(self, path: &'static str, kind: PageKind, handler: H) -> Self
