@@ -116,8 +116,12 @@ provision_redis() {
 
 provision_kafka() {
   if ! command -v tansu >/dev/null 2>&1; then
-    echo "tansu not found: installing it into ~/.cargo/bin (cargo install tansu --locked --features dynostore,postgres)"
-    cargo install tansu --locked --features dynostore,postgres || return 1
+    # A build directory that outlives the run: an install cut short (a
+    # session's end, a CI time-out) resumes where it stopped next time
+    # instead of starting again (tansu builds ~600 crates).
+    local build_dir="${XDG_CACHE_HOME:-$HOME/.cache}/marketd/tansu-target"
+    echo "tansu not found: installing it into ~/.cargo/bin (cargo install tansu --locked --features dynostore,postgres --target-dir $build_dir)"
+    cargo install tansu --locked --features dynostore,postgres --target-dir "$build_dir" || return 1
   fi
   local port
   port="$(free_port)"
