@@ -61,17 +61,6 @@ pub fn keyring(cfg: &Config) -> anyhow::Result<Keyring> {
     }
 }
 
-/// Re-seals every stored credential not sealed with the current key.
-/// Returns (re-sealed, total). Fails before writing anything when a value
-/// cannot be opened (its key is missing from `encryption.previous_keys`).
-pub async fn rotate_encryption(
-    store: &AnyStore,
-    keyring: &Keyring,
-) -> anyhow::Result<(usize, usize)> {
-    let access = AccessService::new(Arc::new(store.clone()), Arc::new(keyring.clone()));
-    Ok(access.rotate_encryption().await?)
-}
-
 /// Connects every backend named in the configuration.
 /// Provider secrets missing from the configuration are read from the
 /// encrypted credential store (`marketd credentials set NAME`, or

@@ -775,12 +775,13 @@ async fn credentials_are_encrypted_at_rest_never_returned_and_rotate() {
     let store = marketd::open_store(&common::base_config(&data_dir))
         .await
         .unwrap();
-    assert_eq!(
-        marketd::rotate_encryption(&store, &ring2).await.unwrap(),
-        (1, 1)
+    let access = marketd_engine::services::access::AccessService::new(
+        Arc::new(store.clone()),
+        Arc::new(ring2.clone()),
     );
+    assert_eq!(access.rotate_encryption().await.unwrap(), (1, 1));
     assert_eq!(
-        marketd::rotate_encryption(&store, &ring2).await.unwrap(),
+        access.rotate_encryption().await.unwrap(),
         (0, 1),
         "idempotent"
     );
