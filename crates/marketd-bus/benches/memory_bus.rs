@@ -5,11 +5,7 @@ use marketd_bus::{Bus, BusOptions, Consumer, MemoryBus};
 use marketd_model::{Decimal, Event, Symbol, Tick, TickKind, Topic};
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = marketd_testkit::bench_runtime();
     let n = 100_000usize;
     let sym = Symbol::parse("AAPL").unwrap();
     let mut g = c.benchmark_group("memory_bus");

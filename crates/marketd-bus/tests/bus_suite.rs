@@ -249,19 +249,7 @@ mod kafka {
     const VAR: &str = "MARKETD_TEST_KAFKA_BROKERS";
 
     fn brokers(test: &str) -> Option<String> {
-        match std::env::var(VAR) {
-            Ok(b) if !b.trim().is_empty() => Some(b.trim().to_string()),
-            _ => {
-                if std::env::var("MARKETD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                    panic!(
-                        "Kafka service missing: {VAR} is not set and MARKETD_REQUIRE_SERVICES=1 \
-                         (run scripts/test, which provisions a broker)"
-                    );
-                }
-                eprintln!("skipping kafka test {test}: {VAR} is not set (no broker)");
-                None
-            }
-        }
+        marketd_testkit::service(VAR, &format!("kafka test {test}"))
     }
 
     /// For `test`, the brokers and a bus on topics of its own with

@@ -197,23 +197,12 @@ mod redis_runner {
     const URL_VAR: &str = "MARKETD_TEST_REDIS_URL";
 
     async fn connect(test: &str) -> Option<AnyCache> {
-        match std::env::var(URL_VAR) {
-            Ok(url) if !url.trim().is_empty() => Some(
-                AnyCache::connect(url.trim(), options())
-                    .await
-                    .unwrap_or_else(|e| panic!("{URL_VAR} is set but Redis fails: {e}")),
-            ),
-            _ => {
-                if std::env::var("MARKETD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                    panic!(
-                        "Redis service missing: {URL_VAR} is not set and \
-                         MARKETD_REQUIRE_SERVICES=1 (run scripts/test, which provisions it)"
-                    );
-                }
-                eprintln!("skipping redis test {test}: {URL_VAR} is not set (Redis unavailable)");
-                None
-            }
-        }
+        let url = marketd_testkit::service(URL_VAR, &format!("redis test {test}"))?;
+        Some(
+            AnyCache::connect(&url, options())
+                .await
+                .unwrap_or_else(|e| panic!("{URL_VAR} is set but Redis fails: {e}")),
+        )
     }
 
     macro_rules! redis_tests {

@@ -29,11 +29,11 @@ use marketd_engine::feeds::{PUBLISH_WINDOW, TickPublisher};
 use marketd_model::{Envelope, Event, Tick, Topic};
 use marketd_store::prelude::*;
 use marketd_store::{AnyStore, StoreOptions};
+use marketd_testkit::FreshDatabase;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use sqlx::Connection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,27 +68,18 @@ async fn kafka(brokers: &str, prefix: &str) -> AnyBus {
 }
 
 /// A fresh database on the server of `pg`, migrated.
-async fn fresh_store(pg: &str) -> (Arc<AnyStore>, String) {
-    let db = format!("bench_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(pg).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = format!("{}/{db}", pg.rsplit_once('/').unwrap().0);
-    let store = AnyStore::connect(&url, &StoreOptions { max_connections: 8 })
+async fn fresh_store(pg: &str) -> (Arc<AnyStore>, FreshDatabase) {
+    let db = FreshDatabase::create(pg, "bench").await;
+    let store = AnyStore::connect(&db.url, &StoreOptions { max_connections: 8 })
         .await
         .unwrap();
     store.migrate().await.unwrap();
     (Arc::new(store), db)
 }
 
-async fn drop_store(pg: &str, store: Arc<AnyStore>, db: &str) {
+async fn drop_store(store: Arc<AnyStore>, db: FreshDatabase) {
     store.close().await;
-    let mut admin = sqlx::PgConnection::connect(pg).await.unwrap();
-    let _ = sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
+    db.drop().await;
 }
 
 /// The store alone: `insert_ticks` in the writer's batches of 5,000, on
@@ -122,7 +113,7 @@ async fn sink(pg: &str, n: usize, connections: usize) {
         "sink       PostgreSQL insert_ticks, batches of 5,000 over {connections} connection(s): {}  CPU/tick: {cpu}",
         rate(n, took).replace("msg/s", "ticks/s")
     );
-    drop_store(pg, store, &db).await;
+    drop_store(store, db).await;
 }
 
 async fn kafka_bus(brokers: &str, n: usize) {
@@ -364,7 +355,7 @@ async fn ingest(brokers: &str, pg: &str, n: usize, drain: bool) {
         bars_stored(&store).await
     );
     engine.shutdown().await;
-    drop_store(pg, store, &db).await;
+    drop_store(store, db).await;
 }
 
 fn main() {

@@ -43,11 +43,7 @@ fn batch(next: &Cell<i64>, with_trade_id: bool) -> Vec<Tick> {
 }
 
 fn insert_ticks(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = marketd_testkit::bench_runtime();
     let dir = tempfile::tempdir().unwrap();
     let mut group = c.benchmark_group("insert_ticks");
     group.throughput(Throughput::Elements(BATCH as u64));

@@ -894,83 +894,18 @@ mod sqlite_runner {
 
 mod postgres_runner {
     use super::*;
+    use marketd_testkit::FreshDatabase;
     use sqlx::Connection;
 
     const URL_VAR: &str = "MARKETD_TEST_POSTGRES_URL";
 
     /// The server's URL, or `None` (after a notice) when the suite is skipped.
     fn server_url(test: &str) -> Option<String> {
-        match std::env::var(URL_VAR) {
-            Ok(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
-            _ => {
-                if std::env::var("MARKETD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                    panic!(
-                        "PostgreSQL service missing: {URL_VAR} is not set and \
-                         MARKETD_REQUIRE_SERVICES=1 (run scripts/test, which provisions it)"
-                    );
-                }
-                eprintln!(
-                    "skipping postgres test {test}: {URL_VAR} is not set (PostgreSQL unavailable)"
-                );
-                None
-            }
-        }
+        marketd_testkit::service(URL_VAR, &format!("postgres test {test}"))
     }
 
-    /// `url` naming database `db` instead of its own (query kept).
-    fn with_database(url: &str, db: &str) -> String {
-        let (base, query) = match url.split_once('?') {
-            Some((b, q)) => (b, Some(q)),
-            None => (url, None),
-        };
-        let (scheme, rest) = base.split_once("://").expect("URL with a scheme");
-        let authority = rest.split_once('/').map_or(rest, |(a, _)| a);
-        match query {
-            Some(q) => format!("{scheme}://{authority}/{db}?{q}"),
-            None => format!("{scheme}://{authority}/{db}"),
-        }
-    }
-
-    /// A fresh, empty database on the server; dropped by [`FreshDb::drop_db`].
-    struct FreshDb {
-        server: String,
-        name: String,
-        url: String,
-    }
-
-    impl FreshDb {
-        async fn create(server: &str) -> FreshDb {
-            let name = format!("marketd_test_{}", Uuid::new_v4().simple());
-            let mut admin = sqlx::PgConnection::connect(server)
-                .await
-                .expect("connect to the PostgreSQL test server");
-            sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-                .execute(&mut admin)
-                .await
-                .expect("create a test database");
-            admin.close().await.ok();
-            FreshDb {
-                server: server.to_string(),
-                url: with_database(server, &name),
-                name,
-            }
-        }
-
-        async fn drop_db(self) {
-            if let Ok(mut admin) = sqlx::PgConnection::connect(&self.server).await {
-                let _ = sqlx::query(&format!(
-                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                    self.name
-                ))
-                .execute(&mut admin)
-                .await;
-                admin.close().await.ok();
-            }
-        }
-    }
-
-    async fn fresh(server: &str) -> (FreshDb, AnyStore) {
-        let db = FreshDb::create(server).await;
+    async fn fresh(server: &str) -> (FreshDatabase, AnyStore) {
+        let db = FreshDatabase::create(server, "marketd_test").await;
         let store = open_migrated(&db.url, "postgres").await;
         (db, store)
     }
@@ -983,7 +918,7 @@ mod postgres_runner {
         let (db, store) = fresh(&server).await;
         body(&store).await;
         store.close().await;
-        db.drop_db().await;
+        db.drop().await;
     }
 
     /// A `#[tokio::test]` needing the server, whose URL it binds to
@@ -1005,9 +940,9 @@ mod postgres_runner {
 
     server_test! {
         async fn data_survives_reopening(server) {
-            let db = FreshDb::create(&server).await;
+            let db = FreshDatabase::create(&server, "marketd_test").await;
             super::data_survives_reopening(&db.url).await;
-            db.drop_db().await;
+            db.drop().await;
         }
     }
 
@@ -1015,7 +950,7 @@ mod postgres_runner {
         /// `postgresql://` is the same backend; databases are isolated.
         async fn postgresql_scheme_and_isolated_databases(server) {
             let (db_a, a) = fresh(&server).await;
-            let db_b = FreshDb::create(&server).await;
+            let db_b = FreshDatabase::create(&server, "marketd_test").await;
             let url_b = db_b.url.replacen("postgres://", "postgresql://", 1);
             let b = AnyStore::connect(&url_b, &StoreOptions { max_connections: 2 })
                 .await
@@ -1029,8 +964,8 @@ mod postgres_runner {
             assert_eq!(b.count_ticks(None).await.unwrap(), 0);
             a.close().await;
             b.close().await;
-            db_a.drop_db().await;
-            db_b.drop_db().await;
+            db_a.drop().await;
+            db_b.drop().await;
         }
     }
 
@@ -1084,7 +1019,7 @@ mod postgres_runner {
             assert_eq!(bars, 0);
             conn.close().await.ok();
             store.close().await;
-            db.drop_db().await;
+            db.drop().await;
         }
     }
 
@@ -1102,17 +1037,5 @@ mod postgres_runner {
             assert!(!shown.contains("hunter2"), "credentials leaked: {shown}");
             assert!(matches!(err, Error::Connect { .. }), "{shown}");
         }
-    }
-
-    #[test]
-    fn database_is_replaced_in_urls() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
-            "postgres://postgres@127.0.0.1:5432/t1"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@h:1?sslmode=disable", "t1"),
-            "postgres://u:p@h:1/t1?sslmode=disable"
-        );
     }
 }

@@ -47,30 +47,7 @@ impl QuadHeap {
             return Some(last);
         }
         let top = self.v[0];
-        // sift `last` down from the root
-        let mut i = 0usize;
-        loop {
-            let c = 4 * i + 1;
-            if c >= n {
-                break;
-            }
-            let end = (c + 4).min(n);
-            let mut best = c;
-            let mut bv = self.v[c];
-            for k in c + 1..end {
-                let x = self.v[k];
-                if x > bv {
-                    bv = x;
-                    best = k;
-                }
-            }
-            if bv <= last {
-                break;
-            }
-            self.v[i] = bv;
-            i = best;
-        }
-        self.v[i] = last;
+        sift_down(&mut self.v, 0, last);
         Some(top)
     }
 
@@ -94,32 +71,39 @@ impl From<Vec<Entry>> for QuadHeap {
             while start > 0 {
                 start -= 1;
                 let e = v[start];
-                let mut i = start;
-                loop {
-                    let c = 4 * i + 1;
-                    if c >= n {
-                        break;
-                    }
-                    let end = (c + 4).min(n);
-                    let mut best = c;
-                    let mut bv = v[c];
-                    for (k, &x) in v.iter().enumerate().take(end).skip(c + 1) {
-                        if x > bv {
-                            bv = x;
-                            best = k;
-                        }
-                    }
-                    if bv <= e {
-                        break;
-                    }
-                    v[i] = bv;
-                    i = best;
-                }
-                v[i] = e;
+                sift_down(&mut v, start, e);
             }
         }
         QuadHeap { v }
     }
+}
+
+/// Puts `e` at slot `i` of the heap `v` and moves it down past every larger child; the
+/// slot's old value is overwritten (it is `e`, or was just removed by `pop`).
+#[inline]
+fn sift_down(v: &mut [Entry], mut i: usize, e: Entry) {
+    let n = v.len();
+    loop {
+        let c = 4 * i + 1;
+        if c >= n {
+            break;
+        }
+        let end = (c + 4).min(n);
+        let mut best = c;
+        let mut bv = v[c];
+        for (k, &x) in v.iter().enumerate().take(end).skip(c + 1) {
+            if x > bv {
+                bv = x;
+                best = k;
+            }
+        }
+        if bv <= e {
+            break;
+        }
+        v[i] = bv;
+        i = best;
+    }
+    v[i] = e;
 }
 
 #[cfg(test)]

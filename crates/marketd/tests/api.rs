@@ -41,12 +41,11 @@ async fn latest_price_of_a_streamed_symbol_answers_at_once() {
 async fn errors_have_one_shape_and_carry_the_request_id() {
     let app = TestApp::spawn(|_| {}).await;
     let r = app
-        .client
-        .get(app.url("/api/v1/prices/latest?symbol=A%20B"))
-        .header("X-Request-Id", "test-rid-1")
-        .send()
-        .await
-        .unwrap();
+        .get_with(
+            "/api/v1/prices/latest?symbol=A%20B",
+            &[("X-Request-Id", "test-rid-1")],
+        )
+        .await;
     assert_eq!(r.status(), 422);
     assert_eq!(r.headers()["x-request-id"], "test-rid-1");
     let body: serde_json::Value = r.json().await.unwrap();

@@ -79,18 +79,6 @@ async fn jobs(client: &reqwest::Client, url: &str) -> Vec<Value> {
     list["jobs"].as_array().cloned().unwrap_or_default()
 }
 
-/// A database of its own on the test server.
-async fn fresh_database(server: &str) -> String {
-    let name = format!("e2e_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = sqlx::PgConnection::connect(server).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
-    format!("{base}/{name}")
-}
-
 /// The identity of a tick as the test compares it across Kafka and PostgreSQL.
 type TickKey = (String, String, i64, Decimal);
 
@@ -138,7 +126,7 @@ async fn scale_out(test: &str, stop: Stop) {
     ) else {
         return;
     };
-    let db = fresh_database(&pg).await;
+    let db = marketd_testkit::FreshDatabase::create(&pg, "e2e").await.url;
     let prefix = format!("e2e{}.", uuid::Uuid::now_v7().simple());
     let dir = tempfile::tempdir().unwrap();
     let session_ms = 6_000u64;

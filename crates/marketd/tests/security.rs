@@ -669,12 +669,8 @@ async fn security_headers_on_dashboard_docs_and_api_and_cors_by_config() {
 
     let app = TestApp::spawn(quiet).await;
     let r = app
-        .anon
-        .get(app.url("/api/v1/polling-jobs"))
-        .header("origin", "https://ok.example")
-        .send()
-        .await
-        .unwrap();
+        .get_with("/api/v1/polling-jobs", &[("origin", "https://ok.example")])
+        .await;
     assert!(
         r.headers().get("access-control-allow-origin").is_none(),
         "no CORS by default"
@@ -1039,12 +1035,7 @@ async fn https_is_served_with_a_configured_certificate() {
         let _ = rx.await;
     }));
 
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
-        .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = localhost_client(port, Some(&cert.cert.pem()));
     let r = client
         .get(format!("https://localhost:{port}/health/live"))
         .send()
@@ -1066,11 +1057,7 @@ async fn https_is_served_with_a_configured_certificate() {
     assert_eq!(r.status(), 405, "the API is behind TLS too");
 
     // An untrusting client fails the handshake; plain HTTP gets no answer.
-    let strict = reqwest::Client::builder()
-        .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let strict = localhost_client(port, None);
     assert!(
         strict
             .get(format!("https://localhost:{port}/health/live"))
@@ -1078,11 +1065,7 @@ async fn https_is_served_with_a_configured_certificate() {
             .await
             .is_err()
     );
-    let plain = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let r = plain
+    let r = strict
         .get(format!("http://127.0.0.1:{port}/health/live"))
         .send()
         .await;
@@ -1102,4 +1085,17 @@ async fn https_is_served_with_a_configured_certificate() {
     cfg.server.tls_key = Some(dir.path().join("missing.pem"));
     let err = marketd::Application::build(cfg).await.unwrap_err();
     assert!(format!("{err:#}").contains("server.tls_cert"), "{err:#}");
+}
+
+/// A client that reaches the server on `port` as `https://localhost`, trusting only the
+/// PEM certificate `trust` (none: the system's roots, which do not hold a test's own CA).
+fn localhost_client(port: u16, trust: Option<&str>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
+        .timeout(Duration::from_secs(10));
+    if let Some(pem) = trust {
+        builder =
+            builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+    }
+    builder.build().unwrap()
 }

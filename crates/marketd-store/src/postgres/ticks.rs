@@ -22,51 +22,30 @@ const TICK_INSERT: &str = "INSERT INTO ticks (symbol, source, kind, price, size,
      ORDER BY ord \
      ON CONFLICT DO NOTHING";
 
+/// One `UNNEST` array: `f` applied to every tick of the chunk.
+fn column<T>(chunk: &[Tick], f: impl FnMut(&Tick) -> T) -> Vec<T> {
+    chunk.iter().map(f).collect()
+}
+
 fn tick_query(chunk: &[Tick]) -> PgQuery<'static> {
-    let n = chunk.len();
-    let mut symbol = Vec::with_capacity(n);
-    let mut source = Vec::with_capacity(n);
-    let mut kind = Vec::with_capacity(n);
-    let mut price = Vec::with_capacity(n);
-    let mut size = Vec::with_capacity(n);
-    let mut bid = Vec::with_capacity(n);
-    let mut ask = Vec::with_capacity(n);
-    let mut trade_id = Vec::with_capacity(n);
-    let mut sequence = Vec::with_capacity(n);
-    let mut venue_symbol = Vec::with_capacity(n);
-    let mut ts_event = Vec::with_capacity(n);
-    let mut ts_received = Vec::with_capacity(n);
-    let mut tick_key: Vec<Option<Vec<u8>>> = Vec::with_capacity(n);
-    for t in chunk {
-        symbol.push(t.symbol.as_str().to_string());
-        source.push(t.source.to_string());
-        kind.push(t.kind.as_str().to_string());
-        price.push(t.price.to_string());
-        size.push(t.size.to_string());
-        bid.push(t.bid.map(|d| d.to_string()));
-        ask.push(t.ask.map(|d| d.to_string()));
-        trade_id.push(t.trade_id.clone());
-        // Bit-preserving: sequences above i64::MAX come back unchanged.
-        sequence.push(t.sequence.map(|s| s as i64));
-        venue_symbol.push(t.venue_symbol.clone());
-        ts_event.push(t.ts_event);
-        ts_received.push(t.ts_received);
-        tick_key.push(t.trade_id.is_none().then(|| t.content_hash().to_vec()));
-    }
     sqlx::query(TICK_INSERT)
-        .bind(symbol)
-        .bind(source)
-        .bind(kind)
-        .bind(price)
-        .bind(size)
-        .bind(bid)
-        .bind(ask)
-        .bind(trade_id)
-        .bind(sequence)
-        .bind(venue_symbol)
-        .bind(ts_event)
-        .bind(ts_received)
-        .bind(tick_key)
+        .bind(column(chunk, |t| t.symbol.as_str().to_string()))
+        .bind(column(chunk, |t| t.source.to_string()))
+        .bind(column(chunk, |t| t.kind.as_str().to_string()))
+        .bind(column(chunk, |t| t.price.to_string()))
+        .bind(column(chunk, |t| t.size.to_string()))
+        .bind(column(chunk, |t| t.bid.map(|d| d.to_string())))
+        .bind(column(chunk, |t| t.ask.map(|d| d.to_string())))
+        .bind(column(chunk, |t| t.trade_id.clone()))
+        // Bit-preserving: sequences above i64::MAX come back unchanged.
+        .bind(column(chunk, |t| t.sequence.map(|s| s as i64)))
+        .bind(column(chunk, |t| t.venue_symbol.clone()))
+        .bind(column(chunk, |t| t.ts_event))
+        .bind(column(chunk, |t| t.ts_received))
+        // Ticks without a trade id are told apart by their content hash.
+        .bind(column(chunk, |t| {
+            t.trade_id.is_none().then(|| t.content_hash().to_vec())
+        }))
 }
 
 impl TickSql for PostgresStore {

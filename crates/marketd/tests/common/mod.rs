@@ -10,6 +10,10 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+// Each test binary compiles this module and uses some of it.
+#[allow(unused_imports)]
+pub use marketd_testkit::{missing, poll_until, service, wait_until};
+
 pub struct TestApp {
     pub addr: String,
     /// Sends `X-API-Key` with a `write` key on every request, so the
@@ -111,6 +115,15 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A keyed GET with extra `(name, value)` headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self.client.get(self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.expect("request")
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let r = self.get(path).await;
         let status = r.status().as_u16();
@@ -206,62 +219,6 @@ where
     Fut: std::future::Future<Output = Option<T>>,
 {
     wait_until(timeout, "condition", f).await
-}
-
-/// Polls `f` every 50 ms until it returns Some, or gives up with `None`
-/// once `timeout` has passed (for a caller that says more on failure).
-pub async fn poll_until<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits for `f` to return Some, polling it every 50 ms, and fails naming
-/// `what` once `timeout` has passed. The timeout is a deadline on an event
-/// the code promises, never a measurement: keep it generous (the machine
-/// may be loaded), and wait on this instead of sleeping.
-pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    match poll_until(timeout, f).await {
-        Some(v) => v,
-        None => panic!("{what}: not within {timeout:?}"),
-    }
-}
-
-/// The value of the service variable `var` (e.g. `MARKETD_TEST_REDIS_URL`),
-/// or `None` after saying that `suite` is skipped for want of it. Under
-/// `MARKETD_REQUIRE_SERVICES=1` a missing service fails the test instead.
-pub fn service(var: &str, suite: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-        _ => {
-            missing(&format!("{var} is not set"), suite);
-            None
-        }
-    }
-}
-
-/// Says that `suite` is skipped because `what` is missing, or fails under
-/// `MARKETD_REQUIRE_SERVICES=1` (scripts/test provides every service).
-pub fn missing(what: &str, suite: &str) {
-    if std::env::var("MARKETD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("{suite}: {what} and MARKETD_REQUIRE_SERVICES=1 (run scripts/test)");
-    }
-    eprintln!("skipping {suite}: {what}");
 }
 
 /// The sum of the samples of counter `name` whose labels contain `label`,
