@@ -79,6 +79,50 @@ async fn jobs(client: &reqwest::Client, url: &str) -> Vec<Value> {
     list["jobs"].as_array().cloned().unwrap_or_default()
 }
 
+/// Reads `audit` into `out` until nothing arrives for 5 s.
+async fn read_until_quiet(audit: &mut marketd_bus::AnyConsumer, out: &mut Vec<TickKey>) {
+    let mut batch = Vec::new();
+    loop {
+        batch.clear();
+        match tokio::time::timeout(Duration::from_secs(5), audit.recv_batch(&mut batch, 10_000))
+            .await
+        {
+            Ok(r) => assert!(r.unwrap() > 0),
+            Err(_) => return,
+        }
+        for d in &batch {
+            if let Event::Tick(t) = &d.envelope.event {
+                out.push((
+                    t.source.to_string(),
+                    t.symbol.to_string(),
+                    t.ts_event,
+                    t.price.normalize(),
+                ));
+            }
+        }
+    }
+}
+
+/// Every row of the `ticks` table, as the test compares them.
+async fn stored_ticks(conn: &mut sqlx::PgConnection) -> Vec<TickKey> {
+    let rows = sqlx::query("SELECT source, symbol, ts_event, price::text AS price FROM ticks")
+        .fetch_all(conn)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r.get::<String, _>("source"),
+                r.get::<String, _>("symbol"),
+                r.get::<i64, _>("ts_event"),
+                Decimal::from_str(&r.get::<String, _>("price"))
+                    .unwrap()
+                    .normalize(),
+            )
+        })
+        .collect()
+}
+
 /// The identity of a tick as the test compares it across Kafka and PostgreSQL.
 type TickKey = (String, String, i64, Decimal);
 
@@ -317,66 +361,44 @@ async fn scale_out(test: &str, stop: Stop) {
     .unwrap();
     let mut audit = bus.subscribe(Topic::Ticks, "audit").await.unwrap();
     let mut published: Vec<TickKey> = Vec::new();
-    let mut batch = Vec::new();
-    loop {
-        batch.clear();
-        match tokio::time::timeout(Duration::from_secs(5), audit.recv_batch(&mut batch, 10_000))
-            .await
-        {
-            Ok(r) => assert!(r.unwrap() > 0),
-            Err(_) => break,
+    let mut distinct: BTreeSet<TickKey> = BTreeSet::new();
+    let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+    // The topic is read until it falls quiet and what it held covers what
+    // PostgreSQL holds (the writers store only what was published, so a
+    // short read means the audit consumer is behind, not done): a quiet
+    // window alone misreads a consumer that is slow to join or stalls on a
+    // loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stored: Vec<TickKey> = loop {
+        read_until_quiet(&mut audit, &mut published).await;
+        distinct.extend(published.iter().cloned());
+        let stored = stored_ticks(&mut conn).await;
+        let covered = stored.iter().all(|k| distinct.contains(k));
+        let settled = covered && stored.len() >= distinct.len();
+        if settled || Instant::now() > deadline {
+            break stored;
         }
-        for d in &batch {
-            if let Event::Tick(t) = &d.envelope.event {
-                published.push((
-                    t.source.to_string(),
-                    t.symbol.to_string(),
-                    t.ts_event,
-                    t.price.normalize(),
-                ));
-            }
-        }
-    }
-    let distinct: BTreeSet<TickKey> = published.iter().cloned().collect();
-    assert!(
-        distinct.len() >= symbols.len() * 5,
-        "too few ticks published: {}",
-        distinct.len()
-    );
-    let per_symbol: BTreeMap<&str, usize> = distinct.iter().fold(BTreeMap::new(), |mut m, k| {
+    };
+    // Every successful run published a tick, so each symbol has at least as
+    // many as its job recorded before the delete.
+    let per_symbol: BTreeMap<&str, u64> = distinct.iter().fold(BTreeMap::new(), |mut m, k| {
         *m.entry(k.1.as_str()).or_default() += 1;
         m
     });
     assert_eq!(per_symbol.len(), symbols.len(), "every symbol published");
+    for job in &list {
+        let symbol = job["symbol"].as_str().unwrap();
+        let ok_runs = job["run_count"].as_u64().unwrap() - job["error_count"].as_u64().unwrap();
+        assert!(
+            per_symbol[symbol] >= ok_runs,
+            "{symbol}: {} ticks published for {ok_runs} successful runs",
+            per_symbol[symbol]
+        );
+    }
 
     // PostgreSQL holds each of them exactly once. The rows are read from the
     // database itself: what two writers put in the shared store, duplicates
     // included, is the point here, beyond what one api process would list.
-    let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let stored: Vec<TickKey> = loop {
-        let rows = sqlx::query("SELECT source, symbol, ts_event, price::text AS price FROM ticks")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-        let stored: Vec<TickKey> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get::<String, _>("source"),
-                    r.get::<String, _>("symbol"),
-                    r.get::<i64, _>("ts_event"),
-                    Decimal::from_str(&r.get::<String, _>("price"))
-                        .unwrap()
-                        .normalize(),
-                )
-            })
-            .collect();
-        if stored.len() >= distinct.len() || Instant::now() > deadline {
-            break stored;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
     let stored_set: BTreeSet<TickKey> = stored.iter().cloned().collect();
     assert_eq!(stored.len(), stored_set.len(), "a tick is stored twice");
     let missing: Vec<_> = distinct.difference(&stored_set).take(5).collect();
