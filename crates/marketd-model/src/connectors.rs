@@ -80,9 +80,10 @@ pub struct Connector {
 }
 
 impl Connector {
-    /// Where the connector's sealed secrets live in the credential store.
+    /// Where the connector's sealed secrets live in the credential store
+    /// (`connectors.<id>.secrets`).
     pub fn credential_name(id: Uuid) -> String {
-        format!("connector/{id}")
+        format!("connectors.{id}.secrets")
     }
 }
 
@@ -93,8 +94,12 @@ impl Connector {
 pub enum ConnectorCommand {
     /// The connector was created, changed, started or stopped: its owner
     /// (re)starts it when `desired` is running, stops it otherwise.
-    Upsert { connector: Connector },
-    Delete { id: Uuid },
+    Upsert {
+        connector: Connector,
+    },
+    Delete {
+        id: Uuid,
+    },
 }
 
 impl ConnectorCommand {

@@ -1,4 +1,6 @@
-use crate::{Bar, ConnectorCommand, ConnectorStatus, Indicator, PollingJobCommand, PriceRequest, Tick};
+use crate::{
+    Bar, ConnectorCommand, ConnectorStatus, Indicator, PollingJobCommand, PriceRequest, Tick,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;

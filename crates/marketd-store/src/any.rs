@@ -1,13 +1,14 @@
 //! [`AnyStore`]: the configured backend behind every store trait.
 
-use crate::error::scheme_of;
 use crate::connectors::{NewConnectorRecord, RawMessage};
+use crate::error::scheme_of;
 use crate::{
-    AccessStore, ConnectorStore, BarQuery, Error, IndicatorQuery, JobStore, RequestStore, Result, SeriesStore,
-    Store, StoreOptions, TickPage, TickQuery, TickStore, postgres, sqlite,
+    AccessStore, BarQuery, ConnectorStore, Error, IndicatorQuery, JobStore, RequestStore, Result,
+    SeriesStore, Store, StoreOptions, TickPage, TickQuery, TickStore, postgres, sqlite,
 };
 use marketd_model::{
-    ApiKey, Connector, ConnectorRecord, ConnectorStatus, Bar, Indicator, PollingJob, PriceRequest, StoredCredential, Symbol, Tick,
+    ApiKey, Bar, Connector, ConnectorRecord, ConnectorStatus, Indicator, PollingJob, PriceRequest,
+    StoredCredential, Symbol, Tick,
 };
 use uuid::Uuid;
 

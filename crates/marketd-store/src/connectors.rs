@@ -52,8 +52,7 @@ pub trait ConnectorStore: Send + Sync {
     fn delete_connector(&self, id: Uuid) -> impl Future<Output = Result<bool>> + Send;
 
     /// Records a status unless a newer one (by `updated_at`) is stored.
-    fn put_connector_status(&self, s: &ConnectorStatus)
-    -> impl Future<Output = Result<()>> + Send;
+    fn put_connector_status(&self, s: &ConnectorStatus) -> impl Future<Output = Result<()>> + Send;
     fn connector_status(
         &self,
         id: Uuid,

@@ -24,8 +24,8 @@ use std::future::Future;
 
 pub mod access;
 mod any;
-pub mod connectors;
 mod backend;
+pub mod connectors;
 pub mod crypto;
 mod error;
 pub mod jobs;

@@ -187,7 +187,7 @@ impl Application {
                     backends.clone(),
                     &cfg.engine(),
                     &cfg.feeds,
-                    services.prices.clone(),
+                    &services,
                     roles,
                 )
                 .await

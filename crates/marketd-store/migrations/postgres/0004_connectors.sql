@@ -2,7 +2,7 @@
 -- and WebSocket sources), their status, what they collected and raw frames.
 
 -- A connector's definition. `spec` is the JSON the user gave, secrets
--- removed (they are sealed in `credentials` as `connector/<id>`).
+-- removed (they are sealed in `credentials` as `connectors.<id>.secrets`).
 CREATE TABLE connectors (
     id            TEXT    COLLATE "C" PRIMARY KEY,
     name          TEXT    NOT NULL UNIQUE,
