@@ -493,3 +493,30 @@ async fn a_closed_port_is_a_retryable_transport_error() {
         "no URL in errors: {err}"
     );
 }
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_policy_allows_ends_the_call() {
+    let (addr, venue) = start().await;
+    let client = reqwest::Client::new();
+    let policy = RetryPolicy {
+        max_retry_after: Duration::from_millis(500),
+        ..RetryPolicy::default()
+    };
+    let fetched = fetch_with_retry(
+        &client,
+        &spec(addr, "/throttled", UpstreamAuth::None),
+        &HostLimiters::default(),
+        &policy,
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(fetched.outcome.status, 429);
+    assert_eq!(
+        fetched.outcome.class,
+        ResponseClass::Retryable {
+            retry_after: Some(Duration::from_secs(1))
+        }
+    );
+    assert_eq!((fetched.attempts, venue.times("/throttled").len()), (1, 1));
+}

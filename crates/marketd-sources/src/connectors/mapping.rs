@@ -30,7 +30,8 @@
 //! - Decimals are read from JSON strings or numbers. serde_json's
 //!   `arbitrary_precision` is *not* enabled: it breaks numbers inside
 //!   internally tagged and untagged enums and `flatten` (serde buffers them
-//!   as maps), which [`super::UpstreamAuth`] and others use. Numbers are
+//!   as maps; serde-rs/json#505), which [`super::UpstreamAuth`] is
+//!   (`recv_window` would no longer parse). Numbers are
 //!   read from their text: integers exactly; fractional numbers from the
 //!   shortest text that round-trips their `f64`, which is exact for up to
 //!   15 significant digits (every price we know of). Longer values (such as
@@ -501,6 +502,10 @@ mod tests {
         );
         // Fractional seconds: exact from a string, to the nanosecond.
         assert_eq!(ts_with(TsUnit::S, json!("1633998512.0633569")), Ok(ns));
+        // The same as a JSON number: its shortest round-trip text is the
+        // text sent, so it is exact too.
+        let number: Value = serde_json::from_str("1633998512.0633569").unwrap();
+        assert_eq!(ts_with(TsUnit::S, number), Ok(ns));
         // From a number: exact while it fits 15 significant digits.
         assert_eq!(
             ts_with(TsUnit::S, json!(1_633_998_512.063_f64)),
@@ -560,6 +565,15 @@ mod tests {
         assert_eq!(trades[2].tick.price, d("0.0000001"));
         assert_eq!(trades[2].tick.size, d("12345678901234567"));
         assert_eq!(trades[2].side, None);
+
+        // The documented limit: a number with more digits than an f64 holds
+        // loses them (the same digits in a string are exact).
+        let long: Value = serde_json::from_str("0.300000000000000000001").unwrap();
+        assert_eq!(decimal_of(&long), Ok(d("0.3")));
+        assert_eq!(
+            decimal_of(&json!("0.300000000000000000001")),
+            Ok(d("0.300000000000000000001"))
+        );
     }
 
     #[test]
