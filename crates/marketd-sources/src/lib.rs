@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 pub mod backoff;
 pub mod config;
+pub mod connectors;
 mod error;
 pub mod finnhub;
 mod health;
