@@ -16,6 +16,7 @@ use marketd_model::{
     Connector, ConnectorCommand, ConnectorKind, ConnectorRecord, ConnectorState, ConnectorStatus,
     Desired, Event, Secret, Symbol,
 };
+use marketd_sources::connectors::{FieldMapping, RequestSpec};
 use marketd_store::AnyStore;
 use marketd_store::prelude::*;
 use serde_json::{Map, Value};
@@ -329,7 +330,10 @@ pub fn check(definition: Value) -> Result<Value, ConnectorError> {
         str_field(obj, "kind")?.ok_or_else(|| invalid("kind is required: rest or websocket"))?;
     match ConnectorKind::parse(kind) {
         Some(ConnectorKind::Websocket) => check_websocket(obj)?,
-        Some(ConnectorKind::Rest) => check_rest(obj)?,
+        Some(ConnectorKind::Rest) => {
+            check_rest(obj)?;
+            rest_definition(&definition)?;
+        }
         None => {
             return Err(invalid(format!(
                 "kind: unknown kind {kind:?}; expected rest or websocket"
@@ -480,6 +484,65 @@ fn check_rest(obj: &Map<String, Value>) -> Result<(), ConnectorError> {
         _ => return Err(invalid("mapping is required for a rest connector")),
     }
     Ok(())
+}
+
+/// What a REST connector's runner needs, typed from its definition.
+#[derive(Debug, Clone)]
+pub struct RestDefinition {
+    pub request: RequestSpec,
+    pub mapping: FieldMapping,
+    /// The symbol of every record when the mapping has no `symbol`.
+    pub symbol: Option<Symbol>,
+}
+
+/// Reads a REST definition into its request (the connector's
+/// `polling_interval_ms` as the request's interval), mapping and fixed
+/// symbol, checking each (the mapping compiles, the request validates).
+pub fn rest_definition(def: &Value) -> Result<RestDefinition, ConnectorError> {
+    let mut request = Map::new();
+    for (from, to) in [
+        ("method", "method"),
+        ("url", "url"),
+        ("headers", "headers"),
+        ("query", "query"),
+        ("body", "body"),
+        ("auth", "auth"),
+        ("polling_interval_ms", "interval_ms"),
+        ("timeout_ms", "timeout_ms"),
+    ] {
+        if let Some(v) = def.get(from).filter(|v| !v.is_null()) {
+            request.insert(to.to_string(), v.clone());
+        }
+    }
+    let request: RequestSpec = serde_json::from_value(Value::Object(request))
+        .map_err(|e| invalid(format!("invalid rest connector: {e}")))?;
+    if let Err(errors) = request.validate() {
+        let text: Vec<String> = errors
+            .0
+            .iter()
+            .map(|e| {
+                let field = if e.field == "interval_ms" {
+                    "polling_interval_ms"
+                } else {
+                    &e.field
+                };
+                format!("{field}: {}", e.message)
+            })
+            .collect();
+        return Err(invalid(text.join("; ")));
+    }
+    let mapping: FieldMapping = serde_json::from_value(def["mapping"].clone())
+        .map_err(|e| invalid(format!("mapping: {e}")))?;
+    mapping.compile().map_err(|e| invalid(e.to_string()))?;
+    let symbol = match def.get("symbol").and_then(Value::as_str) {
+        Some(s) => Some(Symbol::parse(s).map_err(|e| invalid(format!("symbol: {e}")))?),
+        None => None,
+    };
+    Ok(RestDefinition {
+        request,
+        mapping,
+        symbol,
+    })
 }
 
 fn check_auth(auth: &Value) -> Result<(), ConnectorError> {

@@ -11,14 +11,18 @@
 //! [`ConnectorStatus`] through a [`StatusReporter`] (`status.rs`), which
 //! stores it and publishes it on `connector-status`.
 
+mod rest;
 mod status;
 
 pub use status::StatusReporter;
 
 use super::{Command, Supervisor, UnitKind, UnitResult};
-use crate::services::connectors::ConnectorService;
+use crate::services::connectors::{ConnectorService, rest_definition};
 use marketd_bus::AnyBus;
-use marketd_model::{Connector, ConnectorCommand, ConnectorState, Desired, Envelope, Event, Topic};
+use marketd_model::{
+    Connector, ConnectorCommand, ConnectorKind, ConnectorState, Desired, Envelope, Event, Topic,
+};
+use marketd_sources::connectors::{HostLimiters, HostRate, RetryPolicy};
 use marketd_store::AnyStore;
 use marketd_store::prelude::*;
 use std::sync::Arc;
@@ -33,14 +37,37 @@ pub struct Connectors {
     store: Arc<AnyStore>,
     bus: AnyBus,
     service: ConnectorService,
+    shared: Shared,
+}
+
+/// What every connector of a process shares: one HTTP client (its
+/// connection pool) and one rate limiter per upstream host, so connectors
+/// calling the same API share its budget.
+pub(crate) struct Shared {
+    store: Arc<AnyStore>,
+    bus: AnyBus,
+    http: reqwest::Client,
+    limiters: HostLimiters,
+    retry: RetryPolicy,
 }
 
 impl Connectors {
     pub fn new(store: Arc<AnyStore>, bus: AnyBus, service: ConnectorService) -> Self {
+        let shared = Shared {
+            store: store.clone(),
+            bus: bus.clone(),
+            http: reqwest::Client::builder()
+                .user_agent(concat!("marketd/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
+            limiters: HostLimiters::new(HostRate::default()),
+            retry: RetryPolicy::default(),
+        };
         Connectors {
             store,
             bus,
             service,
+            shared,
         }
     }
 }
@@ -104,8 +131,17 @@ impl Connectors {
     ) -> UnitResult {
         let opened = self.service.open(connector).await?;
         let spec: serde_json::Value = serde_json::from_str(opened.spec.expose())?;
-        tracing::info!(connector = %opened.connector.id, name = %opened.connector.name, "connector running");
-        let _ = (spec, status, &self.bus, cancel);
-        Err("this connector kind has no runner yet".into())
+        let c = &opened.connector;
+        tracing::info!(connector = %c.id, name = %c.name, kind = c.kind.as_str(), "connector running");
+        match c.kind {
+            ConnectorKind::Rest => {
+                let def = rest_definition(&spec)?;
+                let source: Arc<str> = c.name.as_str().into();
+                rest::run(&self.shared, c.id, source, def, status, cancel).await
+            }
+            ConnectorKind::Websocket => {
+                Err("websocket connectors are not available in this build".into())
+            }
+        }
     }
 }
