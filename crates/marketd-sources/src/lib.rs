@@ -30,6 +30,7 @@ pub mod ratelimit;
 pub mod replay;
 mod rest;
 pub mod simulated;
+pub mod ws;
 pub mod yahoo;
 
 pub use backoff::Backoff;
