@@ -31,6 +31,7 @@ pub mod ratelimit;
 pub mod replay;
 mod rest;
 pub mod simulated;
+pub mod ws;
 pub mod yahoo;
 
 pub use backoff::Backoff;
