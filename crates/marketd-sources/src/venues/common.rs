@@ -97,7 +97,8 @@ pub(super) fn require<T>(
     field: &'static str,
     v: Option<T>,
 ) -> Result<T, DecodeError> {
-    v.ok_or(DecodeError::MissingField { venue, kind, field })
+    // Lazily: building (and dropping) an error on the hot path costs.
+    v.ok_or_else(|| DecodeError::MissingField { venue, kind, field })
 }
 
 /// A field whose JSON type depends on the message: Binance's `a` is the ask
@@ -228,6 +229,49 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Tolerant<T> {
             }
         }
         d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// A JSON array of objects `T` (non-objects skipped, see [`Tolerant`]),
+/// with the first element stored inline: pushes almost always carry one
+/// entry, and this keeps the hot path free of a heap allocation.
+#[derive(Debug)]
+pub(super) struct Items<T> {
+    first: Option<T>,
+    rest: Vec<T>,
+}
+
+impl<T> Items<T> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.first.iter().chain(self.rest.iter())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Items<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Items<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<T>, A::Error> {
+                let mut items = Items {
+                    first: None,
+                    rest: Vec::new(),
+                };
+                while let Some(Tolerant(item)) = seq.next_element::<Tolerant<T>>()? {
+                    let Some(item) = item else { continue };
+                    if items.first.is_none() {
+                        items.first = Some(item);
+                    } else {
+                        items.rest.push(item);
+                    }
+                }
+                Ok(items)
+            }
+        }
+        d.deserialize_seq(V(PhantomData))
     }
 }
 

@@ -8,7 +8,7 @@
 //! trade: that becomes a `last` tick of size 0.
 
 use super::common::{
-    Tolerant, decimal_from_number, json_error, limit_in_text, millis_to_nanos, require, snippet,
+    Items, decimal_from_number, json_error, limit_in_text, millis_to_nanos, require, snippet,
 };
 use super::{Channel, DecodeError, Decoder, Frame, PlanError, VenueMessage};
 use marketd_model::{Symbol, Tick, TickKind};
@@ -56,7 +56,7 @@ struct Msg<'a> {
     #[serde(rename = "type", borrow)]
     kind: Option<&'a str>,
     #[serde(borrow)]
-    data: Option<Vec<Tolerant<Item<'a>>>>,
+    data: Option<Items<Item<'a>>>,
     #[serde(borrow)]
     msg: Option<Cow<'a, str>>,
 }
@@ -88,7 +88,7 @@ pub(super) fn decode(
     match kind {
         "trade" => {
             let start = out.len();
-            for item in m.data.iter().flatten().filter_map(|t| t.0.as_ref()) {
+            for item in m.data.iter().flat_map(Items::iter) {
                 trade(dec, item, ts_received, out)?;
             }
             Ok(Frame::Data {

@@ -6,7 +6,7 @@
 //! All OKX numbers are strings; `ts` is milliseconds since the epoch.
 
 use super::common::{
-    Loose, Tolerant, decimal, json_error, limit_in_text, millis_text_to_nanos, require, snippet,
+    Items, Loose, decimal, json_error, limit_in_text, millis_text_to_nanos, require, snippet,
 };
 use super::{Ack, Channel, DecodeError, Decoder, Frame, Limit, PlanError, Venue, VenueMessage};
 use marketd_model::{Decimal, Symbol, Tick, TickKind};
@@ -89,7 +89,7 @@ struct Msg<'a> {
     #[serde(borrow)]
     arg: Option<Arg<'a>>,
     #[serde(borrow)]
-    data: Option<Vec<Tolerant<Item<'a>>>>,
+    data: Option<Items<Item<'a>>>,
     #[serde(borrow)]
     code: Option<Loose<'a>>,
     #[serde(borrow)]
@@ -159,13 +159,13 @@ pub(super) fn decode(
     let channel = match channel {
         // `trades-all` (business endpoint) has the same entry shape.
         "trades" | "trades-all" => {
-            for item in data.iter().filter_map(|t| t.0.as_ref()) {
+            for item in data.iter() {
                 trade(dec, item, ts_received, out)?;
             }
             Channel::Trades
         }
         "tickers" => {
-            for item in data.iter().filter_map(|t| t.0.as_ref()) {
+            for item in data.iter() {
                 ticker(dec, item, ts_received, out)?;
             }
             Channel::Quotes
