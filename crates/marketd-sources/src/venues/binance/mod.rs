@@ -15,8 +15,7 @@ use super::{
     Ack, Channel, ConnectPlan, DecodeError, Decoder, Frame, PlanError, Venue, VenueMessage,
 };
 use marketd_model::{Decimal, Symbol, Tick, TickKind};
-use serde::de::IgnoredAny;
-use wire::Msg;
+use wire::{Combined, Msg, Payload};
 
 /// Streams one connection may carry (spot docs: 1024; USD-M docs: 200).
 const MAX_STREAMS_SPOT: usize = 1024;
@@ -153,8 +152,14 @@ pub(super) fn decode(
     out: &mut Vec<Tick>,
 ) -> Result<Frame, DecodeError> {
     let venue = dec.venue.name();
-    let m: Msg<'_, Msg<'_, IgnoredAny>> =
-        serde_json::from_str(frame).map_err(|e| json_error(venue, frame, e))?;
+    if frame.starts_with("{\"stream\":") {
+        // A frame that does not fit the fast shape gets the general parse,
+        // which also gives the error message.
+        if let Ok(c) = serde_json::from_str::<Combined<'_>>(frame) {
+            return event(dec, &c.data, Some(c.stream), frame, ts_received, out);
+        }
+    }
+    let m: Msg<'_> = serde_json::from_str(frame).map_err(|e| json_error(venue, frame, e))?;
     if let Some(data) = &m.data {
         return event(dec, data, m.stream, frame, ts_received, out);
     }
@@ -167,14 +172,14 @@ pub(super) fn decode(
             result: result.get().to_string(),
         }));
     }
-    event(dec, &m, m.stream, frame, ts_received, out)
+    event(dec, &m.payload, m.stream, frame, ts_received, out)
 }
 
 /// `{"code":2,"msg":".."}` or `{"error":{"code":..,"msg":..},"id":..}`.
-fn error_of<D>(m: &Msg<'_, D>) -> Option<Frame> {
+fn error_of(m: &Msg<'_>) -> Option<Frame> {
     let (code, msg) = match &m.error {
         Some(body) => (body.code, body.msg.as_deref()),
-        None if m.e.is_none() && (m.code.is_some() || m.msg.is_some()) => {
+        None if m.payload.e.is_none() && (m.code.is_some() || m.msg.is_some()) => {
             (m.code, m.msg.as_deref())
         }
         None => return None,
@@ -198,9 +203,9 @@ fn error_of<D>(m: &Msg<'_, D>) -> Option<Frame> {
 
 /// A payload: what its event type (or, for spot `bookTicker`, its stream
 /// name or its fields) says it is.
-fn event<D>(
+fn event(
     dec: &mut Decoder,
-    ev: &Msg<'_, D>,
+    ev: &Payload<'_>,
     stream: Option<&str>,
     frame: &str,
     ts_received: i64,
@@ -271,9 +276,9 @@ fn str_field<'a>(
     require(venue, kind, field, v.and_then(Loose::as_str))
 }
 
-fn trade<D>(
+fn trade(
     dec: &mut Decoder,
-    ev: &Msg<'_, D>,
+    ev: &Payload<'_>,
     id: u64,
     ts_received: i64,
     out: &mut Vec<Tick>,
@@ -304,9 +309,9 @@ fn trade<D>(
     Ok(())
 }
 
-fn book_ticker<D>(
+fn book_ticker(
     dec: &mut Decoder,
-    ev: &Msg<'_, D>,
+    ev: &Payload<'_>,
     ts_received: i64,
     out: &mut Vec<Tick>,
 ) -> Result<(), DecodeError> {

@@ -1,9 +1,9 @@
 //! Binance's market-stream JSON as borrowed serde structs.
 //!
-//! One struct, [`Msg`], covers every shape in one pass: the combined-stream
-//! wrapper `{"stream":..,"data":{..}}`, a raw `/ws` payload, request answers
-//! `{"result":..,"id":..}` and errors `{"code":..,"msg":..}` /
-//! `{"error":{..},"id":..}`. The payload fields are the union of `trade`,
+//! [`Combined`] reads the combined-stream wrapper `{"stream":..,"data":{..}}`
+//! (the hot path); [`Msg`] every other shape: a raw `/ws` payload, request
+//! answers `{"result":..,"id":..}` and errors `{"code":..,"msg":..}` /
+//! `{"error":{..},"id":..}`. [`Payload`] is the union of `trade`,
 //! `aggTrade` and `bookTicker` (spot and USD-M); fields whose type differs
 //! between kinds are [`Loose`]. Unknown fields (`k` of klines, `pu` of
 //! futures depth, ...) are skipped by serde.
@@ -13,14 +13,26 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-/// A frame (`D` = `Msg<IgnoredAny>` for the wrapper's `data`) or a payload
-/// (`D` = `IgnoredAny`, its `data` never used).
+/// The hot path: a combined-stream frame, `{"stream":..,"data":{..}}`
+/// (Binance always writes `stream` first). Only two fields, so nothing
+/// large is built or moved.
 #[derive(Debug, Deserialize)]
-#[serde(bound(deserialize = "'de: 'a, D: Deserialize<'de>"))]
-pub(super) struct Msg<'a, D> {
+pub(super) struct Combined<'a> {
+    #[serde(borrow)]
+    pub stream: &'a str,
+    #[serde(borrow)]
+    pub data: Payload<'a>,
+}
+
+/// Any frame: a combined-stream frame in another key order, a raw `/ws`
+/// payload (flattened: serde buffers its fields, slower but off the
+/// combined-stream path), a request answer or an error.
+#[derive(Debug, Deserialize)]
+pub(super) struct Msg<'a> {
     #[serde(borrow)]
     pub stream: Option<&'a str>,
-    pub data: Option<D>,
+    #[serde(borrow)]
+    pub data: Option<Payload<'a>>,
     #[serde(borrow, default, deserialize_with = "raw_present")]
     pub result: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -31,7 +43,13 @@ pub(super) struct Msg<'a, D> {
     pub msg: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub error: Option<ErrorBody<'a>>,
+    #[serde(borrow, flatten)]
+    pub payload: Payload<'a>,
+}
 
+/// The union of the `trade`, `aggTrade` and `bookTicker` payloads.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct Payload<'a> {
     /// Event type (`trade`, `aggTrade`, `bookTicker` on futures, `depthUpdate`, ...).
     #[serde(borrow)]
     pub e: Option<&'a str>,
@@ -73,7 +91,7 @@ pub(super) struct ErrorBody<'a> {
     pub msg: Option<Cow<'a, str>>,
 }
 
-impl<D> Msg<'_, D> {
+impl Payload<'_> {
     /// Spot `bookTicker` has no event type: it is recognised by its fields.
     pub(super) fn looks_like_book_ticker(&self) -> bool {
         let is_str = |f: &Option<Loose<'_>>| matches!(f, Some(Loose::Str(_)));
