@@ -55,6 +55,7 @@ pub mod okx;
 use marketd_model::{Symbol, Tick};
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -497,7 +498,7 @@ impl Venue {
         Decoder {
             venue: self,
             source: Arc::from(self.name()),
-            symbols: HashMap::new(),
+            symbols: HashMap::default(),
         }
     }
 }
@@ -529,13 +530,36 @@ fn check_base(base_url: &str) -> Result<&str, PlanError> {
 /// not grow it without bound, so it is cleared when full.
 const SYMBOL_CACHE_MAX: usize = 4096;
 
+/// FNV-1a for the symbol cache: keys are short venue symbols from one
+/// venue, and SipHash's flooding resistance costs more than the whole
+/// lookup; the cache is bounded ([`SYMBOL_CACHE_MAX`]) either way.
+#[derive(Debug, Clone, Copy)]
+struct FnvHasher(u64);
+
+impl Default for FnvHasher {
+    fn default() -> Self {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for FnvHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Decodes the text frames of one connection to one venue. Keeps a cache of
 /// canonical symbols by venue spelling, hence `&mut self`.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     venue: Venue,
     source: Arc<str>,
-    symbols: HashMap<Box<str>, Symbol>,
+    symbols: HashMap<Box<str>, Symbol, BuildHasherDefault<FnvHasher>>,
 }
 
 impl Decoder {

@@ -10,7 +10,9 @@
 
 mod wire;
 
-use super::common::{Loose, decimal, json_error, limit_in_text, millis_to_nanos, require, snippet};
+use super::common::{
+    Loose, decimal, id_text, json_error, limit_in_text, millis_to_nanos, require, snippet,
+};
 use super::{
     Ack, Channel, ConnectPlan, DecodeError, Decoder, Frame, PlanError, Venue, VenueMessage,
 };
@@ -300,7 +302,7 @@ fn trade(
         size,
         bid: None,
         ask: None,
-        trade_id: Some(id.to_string()),
+        trade_id: Some(id_text(id)),
         sequence: None,
         venue_symbol: Some(s.to_string()),
         ts_event,
