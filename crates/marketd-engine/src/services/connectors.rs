@@ -17,10 +17,12 @@ use marketd_model::{
     Desired, Event, Secret, Symbol,
 };
 use marketd_sources::connectors::{FieldMapping, RequestSpec};
+use marketd_sources::venues::{Channel, ConnectPlan, Venue};
 use marketd_store::AnyStore;
 use marketd_store::prelude::*;
 use serde_json::{Map, Value};
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// What a secret reads as wherever it is shown.
@@ -329,7 +331,10 @@ pub fn check(definition: Value) -> Result<Value, ConnectorError> {
     let kind =
         str_field(obj, "kind")?.ok_or_else(|| invalid("kind is required: rest or websocket"))?;
     match ConnectorKind::parse(kind) {
-        Some(ConnectorKind::Websocket) => check_websocket(obj)?,
+        Some(ConnectorKind::Websocket) => {
+            check_websocket(obj)?;
+            ws_definition(&definition)?;
+        }
         Some(ConnectorKind::Rest) => {
             check_rest(obj)?;
             rest_definition(&definition)?;
@@ -484,6 +489,81 @@ fn check_rest(obj: &Map<String, Value>) -> Result<(), ConnectorError> {
         _ => return Err(invalid("mapping is required for a rest connector")),
     }
     Ok(())
+}
+
+/// What a WebSocket connector's runner needs, typed from its definition.
+#[derive(Debug, Clone)]
+pub struct WsDefinition {
+    pub venue: Venue,
+    /// The URL to connect to and the frames that subscribe.
+    pub plan: ConnectPlan,
+    /// Silence after which the connection is replaced.
+    pub idle_timeout: Duration,
+}
+
+/// Reads a WebSocket definition: the venue, its URL (`url` replaces the
+/// venue's base; default the venue's public endpoint), the subscription
+/// plan, and the Finnhub token (`auth` `api_key` in the query).
+pub fn ws_definition(def: &Value) -> Result<WsDefinition, ConnectorError> {
+    let name = def["venue"].as_str().unwrap_or_default();
+    let venue = Venue::from_name(name).map_err(|e| invalid(format!("venue: {e}")))?;
+    let base = def["url"].as_str().unwrap_or(venue.default_ws_url());
+    let symbols = def["symbols"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            Symbol::parse(s.as_str().unwrap_or_default())
+                .map_err(|e| invalid(format!("symbols: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let channels = def["channels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let c = c.as_str().unwrap_or_default();
+            Channel::from_name(c).ok_or_else(|| {
+                invalid(format!(
+                    "channels: unknown channel {c:?}; known: {}",
+                    CHANNELS.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut plan = venue
+        .plan(base, &symbols, &channels)
+        .map_err(|e| invalid(format!("cannot subscribe: {e}")))?;
+    match def.get("auth").filter(|a| !a.is_null()) {
+        None => {}
+        Some(a) if a["type"] == "none" => {}
+        Some(a) if a["type"] == "api_key" && a["in"] == "query" => {
+            let (key, value) = (a["name"].as_str(), a["value"].as_str());
+            let (Some(key), Some(value)) = (key, value) else {
+                return Err(invalid("auth: api_key needs name and value"));
+            };
+            let mut url = url::Url::parse(&plan.url).map_err(|e| invalid(format!("url: {e}")))?;
+            url.query_pairs_mut().append_pair(key, value);
+            plan.url = url.into();
+        }
+        Some(_) => {
+            return Err(invalid(
+                "auth: a websocket connector takes only type api_key with in: query (Finnhub's token)",
+            ));
+        }
+    }
+    let idle_ms = match def.get("idle_timeout_ms").filter(|v| !v.is_null()) {
+        None => 60_000,
+        Some(v) => v
+            .as_u64()
+            .filter(|ms| (1_000..=600_000).contains(ms))
+            .ok_or_else(|| invalid("idle_timeout_ms must be 1000 to 600000"))?,
+    };
+    Ok(WsDefinition {
+        venue,
+        plan,
+        idle_timeout: Duration::from_millis(idle_ms),
+    })
 }
 
 /// What a REST connector's runner needs, typed from its definition.

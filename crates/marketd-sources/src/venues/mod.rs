@@ -51,6 +51,9 @@ pub mod capture;
 mod common;
 pub mod finnhub;
 pub mod okx;
+mod session;
+
+pub use session::VenueSession;
 
 use marketd_model::{Symbol, Tick};
 use std::collections::HashMap;

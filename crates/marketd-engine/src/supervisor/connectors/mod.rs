@@ -13,16 +13,18 @@
 
 mod rest;
 mod status;
+mod websocket;
 
 pub use status::StatusReporter;
 
 use super::{Command, Supervisor, UnitKind, UnitResult};
-use crate::services::connectors::{ConnectorService, rest_definition};
+use crate::services::connectors::{ConnectorService, rest_definition, ws_definition};
 use marketd_bus::AnyBus;
 use marketd_model::{
     Connector, ConnectorCommand, ConnectorKind, ConnectorState, Desired, Envelope, Event, Topic,
 };
 use marketd_sources::connectors::{HostLimiters, HostRate, RetryPolicy};
+use marketd_sources::ws::ConnectLimiters;
 use marketd_store::AnyStore;
 use marketd_store::prelude::*;
 use std::sync::Arc;
@@ -49,6 +51,7 @@ pub(crate) struct Shared {
     http: reqwest::Client,
     limiters: HostLimiters,
     retry: RetryPolicy,
+    ws_limiters: Arc<ConnectLimiters>,
 }
 
 impl Connectors {
@@ -62,6 +65,7 @@ impl Connectors {
                 .unwrap_or_default(),
             limiters: HostLimiters::new(HostRate::default()),
             retry: RetryPolicy::default(),
+            ws_limiters: ConnectLimiters::global(),
         };
         Connectors {
             store,
@@ -140,7 +144,8 @@ impl Connectors {
                 rest::run(&self.shared, c.id, source, def, status, cancel).await
             }
             ConnectorKind::Websocket => {
-                Err("websocket connectors are not available in this build".into())
+                let def = ws_definition(&spec)?;
+                websocket::run(&self.shared, c.id, def, status, cancel).await
             }
         }
     }

@@ -1,0 +1,96 @@
+//! A WebSocket connector's run: a venue session (reconnects with jittered
+//! backoff, resubscribes everything on each connection, idle timeout, per-
+//! host connect gate, cool-down on 429/418) whose ticks are published on
+//! `ticks`; the session's live status is copied into the connector's.
+
+use super::Shared;
+use super::status::StatusReporter;
+use crate::feeds::TickPublisher;
+use crate::services::connectors::WsDefinition;
+use marketd_model::{ConnectorState, Tick};
+use marketd_sources::venues::VenueSession;
+use marketd_sources::ws::{SessionOptions, SessionState, StatusSnapshot, WsSession};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Batches of ticks the session may have decoded ahead of the bus: a slow
+/// bus slows the reading (backpressure) instead of growing memory.
+const QUEUED_BATCHES: usize = 64;
+
+/// How often the session's status is copied into the connector's.
+const STATUS_EVERY: Duration = Duration::from_millis(500);
+
+/// Collects until cancelled; the session retries upstream failures itself.
+pub(super) async fn run(
+    shared: &Shared,
+    id: Uuid,
+    def: WsDefinition,
+    status: &mut StatusReporter,
+    cancel: CancellationToken,
+) -> super::UnitResult {
+    let options = SessionOptions {
+        label_key: "connector",
+        idle_timeout: def.idle_timeout,
+        limiters: shared.ws_limiters.clone(),
+        ..SessionOptions::default()
+    };
+    let session = WsSession::new(
+        id.to_string(),
+        VenueSession::new(def.venue, def.plan),
+        options,
+    );
+    let live = session.status();
+    let (tx, mut rx) = mpsc::channel::<Vec<Tick>>(QUEUED_BATCHES);
+    let session_cancel = cancel.child_token();
+    let task = tokio::spawn(session.run(tx, session_cancel.clone()));
+    let mut publisher = TickPublisher::new(shared.bus.clone());
+    let mut every = tokio::time::interval(STATUS_EVERY);
+    let base = status.status().clone();
+    loop {
+        tokio::select! {
+            batch = rx.recv() => match batch {
+                Some(ticks) => publisher.publish(ticks).await,
+                None => break,
+            },
+            _ = every.tick() => copy_status(&live.snapshot(), &base, status).await,
+        }
+    }
+    publisher.flush().await;
+    session_cancel.cancel();
+    let end = task.await?;
+    copy_status(&live.snapshot(), &base, status).await;
+    end.map(|_| ()).map_err(Into::into)
+}
+
+/// The connector's status: its stored counters (`base`, from earlier runs)
+/// plus this session's.
+async fn copy_status(
+    s: &StatusSnapshot,
+    base: &marketd_model::ConnectorStatus,
+    status: &mut StatusReporter,
+) {
+    let state = match s.state {
+        SessionState::Connecting => ConnectorState::Connecting,
+        SessionState::Running => ConnectorState::Running,
+        SessionState::Reconnecting => ConnectorState::Reconnecting,
+        SessionState::CoolingDown => ConnectorState::CoolingDown,
+        SessionState::Stopped => ConnectorState::Stopped,
+        SessionState::Failed => ConnectorState::Failed,
+    };
+    status
+        .update(|c| {
+            c.reconnects = base.reconnects + s.reconnects;
+            c.messages_received = base.messages_received + s.messages_received;
+            c.ticks = base.ticks + s.items;
+            c.errors = base.errors + s.decode_errors;
+            c.last_message_at = s.last_message_at.or(base.last_message_at);
+            if s.last_error.is_some() {
+                c.last_error = s.last_error.clone();
+            }
+            c.cooldown_until = s.cooldown_until;
+        })
+        .await;
+    status.set_state(state).await;
+}
