@@ -499,6 +499,10 @@ pub struct WsDefinition {
     pub plan: ConnectPlan,
     /// Silence after which the connection is replaced.
     pub idle_timeout: Duration,
+    /// The venue numbers trades consecutively per symbol and only one id
+    /// sequence is subscribed (Binance `trades` or `agg_trades`, not both),
+    /// so repeats are dropped and skipped ranges counted as gaps.
+    pub sequential_ids: bool,
 }
 
 /// Reads a WebSocket definition: the venue, its URL (`url` replaces the
@@ -559,10 +563,16 @@ pub fn ws_definition(def: &Value) -> Result<WsDefinition, ConnectorError> {
             .filter(|ms| (1_000..=600_000).contains(ms))
             .ok_or_else(|| invalid("idle_timeout_ms must be 1000 to 600000"))?,
     };
+    let binance = matches!(venue, Venue::Binance | Venue::BinanceFutures);
+    let sequences = channels
+        .iter()
+        .filter(|c| matches!(c, Channel::Trades | Channel::AggTrades))
+        .count();
     Ok(WsDefinition {
         venue,
         plan,
         idle_timeout: Duration::from_millis(idle_ms),
+        sequential_ids: binance && sequences == 1,
     })
 }
 
