@@ -6,7 +6,7 @@
 //! lives in the migrations.
 
 use crate::Result;
-use crate::backend::{Backend, Dialect, read_all, read_one, write_built};
+use crate::backend::{Backend, BuilderOf, Dialect, read_all, read_one, write_built};
 use crate::error::conflict;
 use crate::rows::{Cols, SqlRow, to_i64};
 use crate::sql::Filter;
@@ -204,30 +204,20 @@ impl<B: Backend> ConnectorStore for B {
     }
 
     async fn insert_connector_records(&self, xs: &[NewConnectorRecord]) -> Result<u64> {
-        let mut stored = 0;
-        for chunk in xs.chunks(INSERT_CHUNK) {
-            let mut qb = B::Db::builder(
-                "INSERT INTO connector_data (connector_id, received_at, data, raw, error) VALUES ",
-            );
-            for (i, x) in chunk.iter().enumerate() {
-                qb.sql(if i == 0 { "(" } else { ", (" })
-                    .owned(x.connector_id.to_string())
-                    .sql(", ")
-                    .int(x.received_at)
-                    .sql(", ")
-                    .text(&x.data)
-                    .sql(", ")
-                    .text(&x.raw)
-                    .sql(", ")
-                    .opt_text(x.error.as_deref())
-                    .sql(")");
-            }
-            let _turn = self.write_turn().await;
-            stored += B::Db::run(self.writer(), &mut qb)
-                .await
-                .map_err(crate::error::failed("storing connector records"))?;
-        }
-        Ok(stored)
+        let head =
+            "INSERT INTO connector_data (connector_id, received_at, data, raw, error) VALUES ";
+        insert_rows(self, head, xs, "storing connector records", |qb, x| {
+            qb.owned(x.connector_id.to_string())
+                .sql(", ")
+                .int(x.received_at)
+                .sql(", ")
+                .text(&x.data)
+                .sql(", ")
+                .text(&x.raw)
+                .sql(", ")
+                .opt_text(x.error.as_deref());
+        })
+        .await
     }
 
     async fn connector_records(
@@ -249,28 +239,17 @@ impl<B: Backend> ConnectorStore for B {
     }
 
     async fn insert_raw_messages(&self, xs: &[RawMessage]) -> Result<u64> {
-        let mut stored = 0;
-        for chunk in xs.chunks(INSERT_CHUNK) {
-            let mut qb = B::Db::builder(
-                "INSERT INTO raw_messages (connector_id, received_at, class, frame) VALUES ",
-            );
-            for (i, x) in chunk.iter().enumerate() {
-                qb.sql(if i == 0 { "(" } else { ", (" })
-                    .owned(x.connector_id.to_string())
-                    .sql(", ")
-                    .int(x.received_at)
-                    .sql(", ")
-                    .text(&x.class)
-                    .sql(", ")
-                    .text(&x.frame)
-                    .sql(")");
-            }
-            let _turn = self.write_turn().await;
-            stored += B::Db::run(self.writer(), &mut qb)
-                .await
-                .map_err(crate::error::failed("archiving raw frames"))?;
-        }
-        Ok(stored)
+        let head = "INSERT INTO raw_messages (connector_id, received_at, class, frame) VALUES ";
+        insert_rows(self, head, xs, "archiving raw frames", |qb, x| {
+            qb.owned(x.connector_id.to_string())
+                .sql(", ")
+                .int(x.received_at)
+                .sql(", ")
+                .text(&x.class)
+                .sql(", ")
+                .text(&x.frame);
+        })
+        .await
     }
 
     async fn raw_messages(&self, id: Uuid, from: i64, limit: u32) -> Result<Vec<RawMessage>> {
@@ -302,6 +281,31 @@ impl<B: Backend> ConnectorStore for B {
             .await
             .map_err(crate::error::failed("pruning raw frames"))
     }
+}
+
+/// Inserts `xs` with multi-row `INSERT`s of [`INSERT_CHUNK`] rows, `bind`
+/// writing one row's values; the number of rows stored.
+async fn insert_rows<'x, B: Backend, T>(
+    b: &B,
+    head: &str,
+    xs: &'x [T],
+    op: &'static str,
+    bind: impl Fn(&mut BuilderOf<'x, B>, &'x T),
+) -> Result<u64> {
+    let mut stored = 0;
+    for chunk in xs.chunks(INSERT_CHUNK) {
+        let mut qb = B::Db::builder(head);
+        for (i, x) in chunk.iter().enumerate() {
+            qb.sql(if i == 0 { "(" } else { ", (" });
+            bind(&mut qb, x);
+            qb.sql(")");
+        }
+        let _turn = b.write_turn().await;
+        stored += B::Db::run(b.writer(), &mut qb)
+            .await
+            .map_err(crate::error::failed(op))?;
+    }
+    Ok(stored)
 }
 
 /// The columns every backend reads, in [`connector_from_row`]'s order.

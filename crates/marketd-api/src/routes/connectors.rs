@@ -130,16 +130,8 @@ pub async fn delete(
     security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = ConnectorView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn start(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<ConnectorView>> {
-    let c = state
-        .services
-        .connectors
-        .set_desired(id, Desired::Running)
-        .await?;
-    Ok(Json(c.into()))
+pub async fn start(state: State<AppState>, id: ApiPath<Uuid>) -> ApiResult<Json<ConnectorView>> {
+    set_desired(state, id, Desired::Running).await
 }
 
 /// Stops collecting.
@@ -147,15 +139,16 @@ pub async fn start(
     security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = ConnectorView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn stop(
+pub async fn stop(state: State<AppState>, id: ApiPath<Uuid>) -> ApiResult<Json<ConnectorView>> {
+    set_desired(state, id, Desired::Stopped).await
+}
+
+async fn set_desired(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
+    desired: Desired,
 ) -> ApiResult<Json<ConnectorView>> {
-    let c = state
-        .services
-        .connectors
-        .set_desired(id, Desired::Stopped)
-        .await?;
+    let c = state.services.connectors.set_desired(id, desired).await?;
     Ok(Json(c.into()))
 }
 
