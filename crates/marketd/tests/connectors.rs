@@ -203,10 +203,14 @@ async fn a_rest_connector_polls_maps_stores_and_stops() {
 
     // Ticks with the connector's name as their source, decimals exact.
     let history = "/api/v1/prices/history?symbol=ETH-USDT&source=mockex";
-    let ticks = wait_until(DEADLINE, "six ticks from the REST connector", || async {
-        let (_, page) = app.get_json(history).await;
-        (page["count"].as_u64().unwrap_or(0) >= 6).then_some(page)
-    })
+    let ticks = wait_until(
+        DEADLINE,
+        "three polls' ticks from the REST connector",
+        || async {
+            let (_, page) = app.get_json(history).await;
+            (page["count"].as_u64().unwrap_or(0) >= 9).then_some(page)
+        },
+    )
     .await;
     let first = &ticks["ticks"][0];
     assert_eq!(first["source"], "mockex");
@@ -237,7 +241,11 @@ async fn a_rest_connector_polls_maps_stores_and_stops() {
             "/api/v1/connectors/{id}/data?cursor={cursor}&limit=2"
         ))
         .await;
-    assert!(more["records"][0]["seq"].as_i64() > rec["seq"].as_i64());
+    let after = more["records"][0]["seq"].as_i64().expect("a third record");
+    assert!(
+        after > data["records"][1]["seq"].as_i64().unwrap(),
+        "{more}"
+    );
 
     let status = wait_until(DEADLINE, "status running with messages", || async {
         let (_, s) = app

@@ -328,23 +328,6 @@ pub fn check(definition: Value) -> Result<Value, ConnectorError> {
     if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(invalid("name must be 1 to 64 printable characters"));
     }
-    let kind =
-        str_field(obj, "kind")?.ok_or_else(|| invalid("kind is required: rest or websocket"))?;
-    match ConnectorKind::parse(kind) {
-        Some(ConnectorKind::Websocket) => {
-            check_websocket(obj)?;
-            ws_definition(&definition)?;
-        }
-        Some(ConnectorKind::Rest) => {
-            check_rest(obj)?;
-            rest_definition(&definition)?;
-        }
-        None => {
-            return Err(invalid(format!(
-                "kind: unknown kind {kind:?}; expected rest or websocket"
-            )));
-        }
-    }
     if let Some(h) = obj.get("headers") {
         let Value::Object(h) = h else {
             return Err(invalid(
@@ -366,6 +349,23 @@ pub fn check(definition: Value) -> Result<Value, ConnectorError> {
     }
     if let Some(auth) = obj.get("auth") {
         check_auth(auth)?;
+    }
+    let kind =
+        str_field(obj, "kind")?.ok_or_else(|| invalid("kind is required: rest or websocket"))?;
+    match ConnectorKind::parse(kind) {
+        Some(ConnectorKind::Websocket) => {
+            check_websocket(obj)?;
+            ws_definition(&definition)?;
+        }
+        Some(ConnectorKind::Rest) => {
+            check_rest(obj)?;
+            rest_definition(&definition)?;
+        }
+        None => {
+            return Err(invalid(format!(
+                "kind: unknown kind {kind:?}; expected rest or websocket"
+            )));
+        }
     }
     Ok(definition)
 }
