@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use marketd_engine::PriceError;
 use marketd_engine::services::access::AccessError;
+use marketd_engine::services::connectors::ConnectorError;
 use marketd_engine::services::polling::PollingError;
 use marketd_engine::services::series::SeriesError;
 use serde::Serialize;
@@ -139,6 +140,8 @@ pub enum ServiceError {
     Polling(#[from] PollingError),
     #[error(transparent)]
     Access(#[from] AccessError),
+    #[error(transparent)]
+    Connectors(#[from] ConnectorError),
 }
 
 /// The one mapping from the services' errors to the API's statuses, error
@@ -170,14 +173,7 @@ impl From<ServiceError> for ApiError {
                 e @ PollingError::NotFound(_) => {
                     ApiError::not_found("JOB_NOT_FOUND", e.to_string())
                 }
-                e @ PollingError::Unavailable(_) => ApiError {
-                    internal: std::error::Error::source(&e).map(ToString::to_string),
-                    ..ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "SERVICE_UNAVAILABLE",
-                        e.to_string(),
-                    )
-                },
+                e @ PollingError::Unavailable(_) => unavailable(&e),
                 PollingError::Store(e) => e.into(),
             },
             ServiceError::Access(e) => match e {
@@ -199,7 +195,32 @@ impl From<ServiceError> for ApiError {
                 e @ AccessError::Crypto { .. } => ApiError::internal(e),
                 AccessError::Store(e) => e.into(),
             },
+            ServiceError::Connectors(e) => match e {
+                ConnectorError::Validation(m) => ApiError::validation(m),
+                e @ ConnectorError::NotFound(_) => {
+                    ApiError::not_found("CONNECTOR_NOT_FOUND", e.to_string())
+                }
+                e @ ConnectorError::NameTaken(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "CONNECTOR_NAME_TAKEN", e.to_string())
+                }
+                e @ ConnectorError::Unavailable(_) => unavailable(&e),
+                ConnectorError::Access(e) => ServiceError::Access(e).into(),
+                ConnectorError::Store(e) => e.into(),
+            },
         }
+    }
+}
+
+/// A 503 for an operation that was saved but could not be announced on the
+/// bus; the bus error is logged, not returned.
+fn unavailable(e: &dyn std::error::Error) -> ApiError {
+    ApiError {
+        internal: e.source().map(ToString::to_string),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            e.to_string(),
+        )
     }
 }
 
@@ -213,7 +234,13 @@ macro_rules! from_service_error {
         }
     )*};
 }
-from_service_error!(PriceError, SeriesError, PollingError, AccessError);
+from_service_error!(
+    PriceError,
+    SeriesError,
+    PollingError,
+    AccessError,
+    ConnectorError
+);
 
 impl From<marketd_model::Error> for ApiError {
     fn from(e: marketd_model::Error) -> Self {

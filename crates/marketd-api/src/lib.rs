@@ -84,6 +84,15 @@ pub fn metrics_handle() -> PrometheusHandle {
         routes::polling::list,
         routes::polling::get,
         routes::polling::delete,
+        routes::connectors::create,
+        routes::connectors::list,
+        routes::connectors::get,
+        routes::connectors::update,
+        routes::connectors::delete,
+        routes::connectors::start,
+        routes::connectors::stop,
+        routes::connectors::status,
+        routes::connectors::data,
         routes::health::live,
         routes::health::ready,
         routes::health::metrics,
@@ -99,6 +108,7 @@ pub fn metrics_handle() -> PrometheusHandle {
     tags(
         (name = "prices", description = "Latest prices, history, bars, indicators"),
         (name = "polling", description = "Scheduled price polling"),
+        (name = "connectors", description = "User-configured REST and WebSocket sources"),
         (name = "operations", description = "Health and metrics"),
         (name = "access", description = "API keys and stored credentials (admin)"),
     )
@@ -153,6 +163,15 @@ fn routes(openapi: &utoipa::openapi::OpenApi) -> Routes<AppState> {
         .get("/api/v1/polling-jobs", Read, polling::list)
         .get("/api/v1/polling-jobs/{id}", Read, polling::get)
         .delete("/api/v1/polling-jobs/{id}", Write, polling::delete)
+        .get("/api/v1/connectors", Read, connectors::list)
+        .post("/api/v1/connectors", Write, connectors::create)
+        .get("/api/v1/connectors/{id}", Read, connectors::get)
+        .put("/api/v1/connectors/{id}", Write, connectors::update)
+        .delete("/api/v1/connectors/{id}", Write, connectors::delete)
+        .post("/api/v1/connectors/{id}/start", Write, connectors::start)
+        .post("/api/v1/connectors/{id}/stop", Write, connectors::stop)
+        .get("/api/v1/connectors/{id}/status", Read, connectors::status)
+        .get("/api/v1/connectors/{id}/data", Read, connectors::data)
         .get("/api/v1/api-keys", Admin, keys::list)
         .post("/api/v1/api-keys", Admin, keys::create)
         .delete("/api/v1/api-keys/{id}", Admin, keys::revoke)

@@ -2,8 +2,9 @@
 //! over several processes.
 //!
 //! - Topics: `<prefix><topic>` for every [`Topic`], created on connect when
-//!   absent with the configured partitions and replication; `polling-jobs` is
-//!   compacted (the latest command per job id is its state).
+//!   absent with the configured partitions and replication; the command
+//!   topics (`polling-jobs`, `connectors`) are compacted (the latest command
+//!   per unit id is its state).
 //! - Producing: one JSON [`Envelope`] per message (`docs/events.md`), the
 //!   envelope key as the Kafka key, the partition chosen by [`partition_of`]
 //!   (Kafka's Java default partitioner), idempotent producer with
@@ -286,7 +287,7 @@ async fn create_topics(
                 partitions,
                 TopicReplication::Fixed(opts.replication_factor.max(1)),
             );
-            if topic == Topic::PollingJobs {
+            if topic.is_compacted() {
                 t.set("cleanup.policy", "compact")
             } else {
                 t

@@ -26,6 +26,7 @@ pub use feeds::FeedsConfig;
 pub use services::prices::{LatestPrice, PriceError, PriceService, PriceSource, PricesConfig};
 pub use services::{Services, ServicesConfig};
 pub use sinks::WriterConfig;
+pub use supervisor::connectors::{ConnectorSupervisor, Connectors};
 /// The polling jobs' unit kind, at its former path.
 pub use supervisor::polling;
 pub use supervisor::polling::{PollingConfig, PollingJobs, PollingScheduler};
@@ -91,6 +92,7 @@ pub struct Engine {
     pub backends: Backends,
     pub prices: Arc<PriceService>,
     pub polling: Option<Arc<PollingScheduler>>,
+    pub connectors: Option<Arc<ConnectorSupervisor>>,
     producers_cancel: CancellationToken,
     producers: TaskTracker,
     derivers: TaskTracker,
@@ -99,15 +101,17 @@ pub struct Engine {
 
 impl Engine {
     /// Subscribes every consumer first (so nothing published is missed), then
-    /// starts the feeds and the supervisors. `prices` is the caller's price
-    /// service, on the same backends (polling jobs fetch through it).
+    /// starts the feeds and the supervisors. `services` are the caller's, on
+    /// the same backends (polling jobs fetch through its price service,
+    /// connectors open their secrets through its connector service).
     pub async fn start(
         backends: Backends,
         cfg: &EngineConfig,
         feeds: &FeedsConfig,
-        prices: Arc<PriceService>,
+        services: &Services,
         roles: Roles,
     ) -> Result<Engine> {
+        let prices = services.prices.clone();
         let producers_cancel = CancellationToken::new();
         let (producers, derivers, sinks) =
             (TaskTracker::new(), TaskTracker::new(), TaskTracker::new());
@@ -124,17 +128,25 @@ impl Engine {
             let consumer = bus.subscribe(Topic::Ticks, "latest-cache").await?;
             derivers.spawn(cache_updater::run(consumer, backends.cache.clone()));
         }
-        let mut polling = None;
+        let (mut polling, mut connectors) = (None, None);
         if roles.producers {
             let kind = PollingJobs::new(backends.store.clone(), prices.clone());
             let cancel = producers_cancel.child_token();
             polling = Some(Supervisor::start(kind, bus, cancel, &producers).await?);
+            let kind = Connectors::new(
+                backends.store.clone(),
+                bus.clone(),
+                services.connectors.clone(),
+            );
+            let cancel = producers_cancel.child_token();
+            connectors = Some(Supervisor::start(kind, bus, cancel, &producers).await?);
             feeds::start(feeds, &backends, &producers, &producers_cancel)?;
         }
         Ok(Engine {
             backends,
             prices,
             polling,
+            connectors,
             producers_cancel,
             producers,
             derivers,
@@ -151,7 +163,12 @@ impl Engine {
         self.producers_cancel.cancel();
         self.producers.close();
         self.producers.wait().await;
-        for t in [Topic::Ticks, Topic::PriceRequests, Topic::PollingJobs] {
+        for t in [
+            Topic::Ticks,
+            Topic::PriceRequests,
+            Topic::PollingJobs,
+            Topic::Connectors,
+        ] {
             bus.close_topic(t);
         }
         self.derivers.close();

@@ -1,4 +1,6 @@
-use crate::{Bar, Indicator, PollingJobCommand, PriceRequest, Tick};
+use crate::{
+    Bar, ConnectorCommand, ConnectorStatus, Indicator, PollingJobCommand, PriceRequest, Tick,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
@@ -20,10 +22,12 @@ pub enum Topic {
     Jobs,
     TdaSignals,
     ConnectorStatus,
+    /// Connector commands, keyed by connector id (compacted).
+    Connectors,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 8] = [
+    pub const ALL: [Topic; 9] = [
         Topic::Ticks,
         Topic::PriceRequests,
         Topic::PollingJobs,
@@ -32,7 +36,14 @@ impl Topic {
         Topic::Jobs,
         Topic::TdaSignals,
         Topic::ConnectorStatus,
+        Topic::Connectors,
     ];
+
+    /// Command topics, whose last message per key is the unit's state:
+    /// compacted on Kafka.
+    pub fn is_compacted(self) -> bool {
+        matches!(self, Topic::PollingJobs | Topic::Connectors)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -44,6 +55,7 @@ impl Topic {
             Topic::Jobs => "jobs",
             Topic::TdaSignals => "tda-signals",
             Topic::ConnectorStatus => "connector-status",
+            Topic::Connectors => "connectors",
         }
     }
 }
@@ -63,6 +75,8 @@ pub enum EventKind {
     Indicator,
     PriceRequest,
     PollingJob,
+    Connector,
+    ConnectorStatus,
 }
 
 /// The payloads carried on the bus, tagged by `kind` on the wire.
@@ -74,6 +88,8 @@ pub enum Event {
     Indicator(Indicator),
     PriceRequest(PriceRequest),
     PollingJob(PollingJobCommand),
+    Connector(ConnectorCommand),
+    ConnectorStatus(ConnectorStatus),
 }
 
 impl Event {
@@ -84,6 +100,8 @@ impl Event {
             Event::Indicator(_) => EventKind::Indicator,
             Event::PriceRequest(_) => EventKind::PriceRequest,
             Event::PollingJob(_) => EventKind::PollingJob,
+            Event::Connector(_) => EventKind::Connector,
+            Event::ConnectorStatus(_) => EventKind::ConnectorStatus,
         }
     }
 
@@ -95,6 +113,8 @@ impl Event {
             Event::Indicator(i) => i.symbol.to_string(),
             Event::PriceRequest(r) => r.symbol.to_string(),
             Event::PollingJob(c) => c.job_id().to_string(),
+            Event::Connector(c) => c.connector_id().to_string(),
+            Event::ConnectorStatus(s) => s.connector_id.to_string(),
         }
     }
 
@@ -106,6 +126,8 @@ impl Event {
             Event::Indicator(_) => Topic::Indicators,
             Event::PriceRequest(_) => Topic::PriceRequests,
             Event::PollingJob(_) => Topic::PollingJobs,
+            Event::Connector(_) => Topic::Connectors,
+            Event::ConnectorStatus(_) => Topic::ConnectorStatus,
         }
     }
 }
@@ -151,6 +173,8 @@ impl<'de> Deserialize<'de> for Envelope {
             EventKind::Indicator => serde_json::from_str(text).map(Event::Indicator),
             EventKind::PriceRequest => serde_json::from_str(text).map(Event::PriceRequest),
             EventKind::PollingJob => serde_json::from_str(text).map(Event::PollingJob),
+            EventKind::Connector => serde_json::from_str(text).map(Event::Connector),
+            EventKind::ConnectorStatus => serde_json::from_str(text).map(Event::ConnectorStatus),
         }
         .map_err(|e| D::Error::custom(format!("invalid {:?} payload: {e}", w.kind)))?;
         Ok(Envelope {

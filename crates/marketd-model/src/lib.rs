@@ -5,6 +5,7 @@
 //! vocabulary.
 
 mod access;
+mod connectors;
 mod decimal;
 mod envelope;
 mod error;
@@ -15,6 +16,10 @@ mod symbol;
 pub mod time;
 
 pub use access::{ApiKey, Role, SealedSecret, StoredCredential};
+pub use connectors::{
+    Connector, ConnectorCommand, ConnectorKind, ConnectorRecord, ConnectorState, ConnectorStatus,
+    Desired,
+};
 pub use decimal::{decimal_number, option_decimal_number};
 pub use envelope::{Envelope, Event, EventKind, SCHEMA_VERSION, Topic};
 pub use error::{Error, Result};

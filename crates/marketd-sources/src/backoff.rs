@@ -1,6 +1,7 @@
 //! Bounded exponential backoff with full jitter
 //! (`delay = random(0, min(max, base * 2^attempt))`), which spreads the
-//! retries of many clients instead of synchronizing them.
+//! retries of many clients instead of synchronizing them. An upstream's
+//! `Retry-After` is honoured when it is longer ([`Backoff::delay_after`]).
 
 use rand::Rng;
 use std::time::Duration;
@@ -61,6 +62,20 @@ impl Backoff {
         }
         Duration::from_nanos(rng.random_range(0..=nanos))
     }
+
+    /// The delay before retry `attempt` when the upstream asked to wait
+    /// `retry_after`: the jittered [`Backoff::delay_with`], or the upstream's
+    /// wait when that is longer (never sooner than the server said). Not
+    /// capped by `max`: a caller that will not wait that long gives up instead.
+    pub fn delay_after<R: Rng + ?Sized>(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        rng: &mut R,
+    ) -> Duration {
+        let jittered = self.delay_with(attempt, rng);
+        retry_after.map_or(jittered, |wait| jittered.max(wait))
+    }
 }
 
 #[cfg(test)]
@@ -111,5 +126,27 @@ mod tests {
             Backoff::new(Duration::ZERO, Duration::ZERO, 1).delay(0),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn retry_after_wins_when_longer() {
+        let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1), 3);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for attempt in 0..6 {
+            let long = Duration::from_secs(30);
+            assert_eq!(
+                b.delay_after(attempt, Some(long), &mut rng),
+                long,
+                "not capped by max"
+            );
+            let d = b.delay_after(attempt, Some(Duration::ZERO), &mut rng);
+            assert!(d <= b.ceiling(attempt));
+            let d = b.delay_after(attempt, Some(Duration::from_millis(50)), &mut rng);
+            assert!(
+                d >= Duration::from_millis(50)
+                    && d <= b.ceiling(attempt).max(Duration::from_millis(50))
+            );
+            assert!(b.delay_after(attempt, None, &mut rng) <= b.ceiling(attempt));
+        }
     }
 }

@@ -12,6 +12,9 @@
 //!   `marketd_provider_errors_total{provider,kind}`, `marketd_provider_latency_seconds{provider}`,
 //!   `marketd_provider_retries_total{provider}`, `marketd_feed_rejected_total{source}`,
 //!   `marketd_provider_circuit_state{provider}`, `marketd_provider_circuit_opened_total{provider}`.
+//! - [`venues`] holds the exchange WebSocket feeds (Binance, OKX, Finnhub)
+//!   as pure code: connection plans, keepalive rules and typed decoders
+//!   from wire frames to ticks; [`venues::capture`] reads recorded feeds.
 //! - Upstream calls are HTTP `GET`s (idempotent), the only calls retried;
 //!   each provider of the registry has a circuit breaker ([`CircuitBreakerConfig`]).
 
@@ -22,6 +25,7 @@ use std::sync::Arc;
 
 pub mod backoff;
 pub mod config;
+pub mod connectors;
 mod error;
 pub mod finnhub;
 mod health;
@@ -30,6 +34,8 @@ pub mod ratelimit;
 pub mod replay;
 mod rest;
 pub mod simulated;
+pub mod venues;
+pub mod ws;
 pub mod yahoo;
 
 pub use backoff::Backoff;

@@ -1,12 +1,14 @@
 //! [`AnyStore`]: the configured backend behind every store trait.
 
+use crate::connectors::{NewConnectorRecord, RawMessage};
 use crate::error::scheme_of;
 use crate::{
-    AccessStore, BarQuery, Error, IndicatorQuery, JobStore, RequestStore, Result, SeriesStore,
-    Store, StoreOptions, TickPage, TickQuery, TickStore, postgres, sqlite,
+    AccessStore, BarQuery, ConnectorStore, Error, IndicatorQuery, JobStore, RequestStore, Result,
+    SeriesStore, Store, StoreOptions, TickPage, TickQuery, TickStore, postgres, sqlite,
 };
 use marketd_model::{
-    ApiKey, Bar, Indicator, PollingJob, PriceRequest, StoredCredential, Symbol, Tick,
+    ApiKey, Bar, Connector, ConnectorRecord, ConnectorStatus, Indicator, PollingJob, PriceRequest,
+    StoredCredential, Symbol, Tick,
 };
 use uuid::Uuid;
 
@@ -119,4 +121,19 @@ delegate!(AccessStore {
     fn credential(&self, name: &str) -> Result<Option<StoredCredential>>;
     fn credentials(&self) -> Result<Vec<StoredCredential>>;
     fn delete_credential(&self, name: &str) -> Result<bool>;
+});
+
+delegate!(ConnectorStore {
+    fn insert_connector(&self, c: &Connector) -> Result<()>;
+    fn update_connector(&self, c: &Connector) -> Result<bool>;
+    fn connector(&self, id: Uuid) -> Result<Option<Connector>>;
+    fn connectors(&self) -> Result<Vec<Connector>>;
+    fn delete_connector(&self, id: Uuid) -> Result<bool>;
+    fn put_connector_status(&self, s: &ConnectorStatus) -> Result<()>;
+    fn connector_status(&self, id: Uuid) -> Result<Option<ConnectorStatus>>;
+    fn insert_connector_records(&self, xs: &[NewConnectorRecord]) -> Result<u64>;
+    fn connector_records(&self, id: Uuid, after: Option<i64>, limit: u32) -> Result<Vec<ConnectorRecord>>;
+    fn insert_raw_messages(&self, xs: &[RawMessage]) -> Result<u64>;
+    fn raw_messages(&self, id: Uuid, from: i64, limit: u32) -> Result<Vec<RawMessage>>;
+    fn prune_raw_messages(&self, before: i64) -> Result<u64>;
 });

@@ -6,9 +6,10 @@
 //! Layout, so that a new table is one trait module plus one file per
 //! backend:
 //! - `ticks`, `series` (bars and indicators), `requests` (price requests),
-//!   `jobs` (polling jobs), `access` (API keys and credentials): each holds
-//!   its aggregate's trait ([`TickStore`], [`SeriesStore`], [`RequestStore`],
-//!   [`JobStore`], [`AccessStore`]), its query types, and what both dialects
+//!   `jobs` (polling jobs), `access` (API keys and credentials), `connectors`
+//!   (connectors, their status, data and raw frames): each holds its
+//!   aggregate's trait ([`TickStore`], [`SeriesStore`], [`RequestStore`],
+//!   [`JobStore`], [`AccessStore`], [`ConnectorStore`]), its query types, and what both dialects
 //!   share: the row decoder, the binding of a record, the shape of the reads;
 //! - `sqlite/` and `postgres/`: a backend each, `mod.rs` for connecting and
 //!   migrating ([`Store`]) and one file per aggregate holding that dialect's
@@ -24,6 +25,7 @@ use std::future::Future;
 pub mod access;
 mod any;
 mod backend;
+pub mod connectors;
 pub mod crypto;
 mod error;
 pub mod jobs;
@@ -37,6 +39,7 @@ pub mod ticks;
 
 pub use access::AccessStore;
 pub use any::AnyStore;
+pub use connectors::{ConnectorStore, NewConnectorRecord, RawMessage};
 pub use error::{BoxError, Error, Result};
 pub use jobs::JobStore;
 pub use postgres::PostgresStore;
@@ -47,7 +50,9 @@ pub use ticks::{TickPage, TickQuery, TickStore};
 
 /// Every store trait, for `use marketd_store::prelude::*;`.
 pub mod prelude {
-    pub use crate::{AccessStore, JobStore, RequestStore, SeriesStore, Store, TickStore};
+    pub use crate::{
+        AccessStore, ConnectorStore, JobStore, RequestStore, SeriesStore, Store, TickStore,
+    };
 }
 
 /// The life cycle of a backend, beside its aggregate traits.

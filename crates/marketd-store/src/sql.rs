@@ -53,6 +53,8 @@ pub(crate) trait Filter<'q> {
     fn text(&mut self, v: &'q str) -> &mut Self;
     fn owned(&mut self, v: String) -> &mut Self;
     fn int(&mut self, v: i64) -> &mut Self;
+    fn opt_text(&mut self, v: Option<&'q str>) -> &mut Self;
+    fn opt_int(&mut self, v: Option<i64>) -> &mut Self;
 
     /// ` AND {col} = <v>`.
     fn eq_text(&mut self, col: &str, v: &'q str) -> &mut Self {
@@ -98,6 +100,8 @@ where
     &'q str: Encode<'q, DB> + Type<DB>,
     String: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
 {
     fn sql(&mut self, sql: &str) -> &mut Self {
         self.push(sql)
@@ -109,6 +113,12 @@ where
         self.push_bind(v)
     }
     fn int(&mut self, v: i64) -> &mut Self {
+        self.push_bind(v)
+    }
+    fn opt_text(&mut self, v: Option<&'q str>) -> &mut Self {
+        self.push_bind(v)
+    }
+    fn opt_int(&mut self, v: Option<i64>) -> &mut Self {
         self.push_bind(v)
     }
 }

@@ -5,12 +5,16 @@
 //! the end.
 
 use marketd_model::{
-    ApiKey, Bar, Decimal, Indicator, Interval, JobStatus, MaKind, PollingJob, PriceRequest,
-    RequestOutcome, Role, Secret, StoredCredential, Symbol, Tick, TickKind,
+    ApiKey, Bar, Connector, ConnectorKind, ConnectorState, ConnectorStatus, Decimal, Desired,
+    Indicator, Interval, JobStatus, MaKind, PollingJob, PriceRequest, RequestOutcome, Role, Secret,
+    StoredCredential, Symbol, Tick, TickKind,
 };
 use marketd_store::crypto::{Keyring, generate_key};
 use marketd_store::prelude::*;
-use marketd_store::{AnyStore, BarQuery, Error, IndicatorQuery, StoreOptions, TickQuery};
+use marketd_store::{
+    AnyStore, BarQuery, Error, IndicatorQuery, NewConnectorRecord, RawMessage, StoreOptions,
+    TickQuery,
+};
 use std::future::Future;
 use std::str::FromStr;
 use uuid::Uuid;
@@ -761,6 +765,139 @@ async fn credentials_are_stored_sealed(store: &AnyStore) {
     assert_eq!(store.credential("connectors.a.token").await.unwrap(), None);
 }
 
+fn connector(name: &str, created_at: i64) -> Connector {
+    Connector {
+        id: Uuid::now_v7(),
+        name: name.to_string(),
+        kind: ConnectorKind::Websocket,
+        spec: serde_json::json!({"venue": "binance", "symbols": ["BTC-USDT"], "channels": ["trades"]}),
+        desired: Desired::Stopped,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+async fn connectors_lifecycle(store: &AnyStore) {
+    let a = connector("binance-btc", T0);
+    let b = connector("okx-eth", T0 + 1);
+    store.insert_connector(&b).await.unwrap();
+    store.insert_connector(&a).await.unwrap();
+    // Names are unique.
+    let mut dup = connector("binance-btc", T0 + 2);
+    let err = store.insert_connector(&dup).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict(ref what) if what == "binance-btc"),
+        "{err}"
+    );
+    assert_eq!(
+        store.connectors().await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert_eq!(store.connector(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.connector(dup.id).await.unwrap(), None);
+
+    // Updates replace the definition and the desired state; renaming onto a
+    // taken name is a conflict; an unknown id changes nothing.
+    let mut a2 = a.clone();
+    a2.desired = Desired::Running;
+    a2.spec = serde_json::json!({"venue": "binance", "symbols": ["BTC-USDT", "ETH-USDT"]});
+    a2.updated_at = T0 + 10;
+    assert!(store.update_connector(&a2).await.unwrap());
+    assert_eq!(store.connector(a.id).await.unwrap(), Some(a2.clone()));
+    let mut renamed = b.clone();
+    renamed.name = "binance-btc".into();
+    assert!(matches!(
+        store.update_connector(&renamed).await.unwrap_err(),
+        Error::Conflict(_)
+    ));
+    dup.name = "nobody".into();
+    assert!(!store.update_connector(&dup).await.unwrap());
+
+    // Status: newest wins, an older copy is ignored.
+    let mut st = ConnectorStatus::initial(a.id, ConnectorState::Connecting, T0 + 20);
+    store.put_connector_status(&st).await.unwrap();
+    st.state = ConnectorState::Running;
+    st.messages_received = 42;
+    st.ticks = 40;
+    st.last_message_at = Some(T0 + 29);
+    st.updated_at = T0 + 30;
+    store.put_connector_status(&st).await.unwrap();
+    let stale = ConnectorStatus::initial(a.id, ConnectorState::Reconnecting, T0 + 25);
+    store.put_connector_status(&stale).await.unwrap();
+    assert_eq!(
+        store.connector_status(a.id).await.unwrap(),
+        Some(st.clone())
+    );
+    assert_eq!(store.connector_status(b.id).await.unwrap(), None);
+
+    // Records page by seq, per connector.
+    let recs: Vec<NewConnectorRecord> = (0..5)
+        .map(|i| NewConnectorRecord {
+            connector_id: if i == 2 { b.id } else { a.id },
+            received_at: T0 + i,
+            data: format!("[{{\"n\":{i}}}]"),
+            raw: format!("raw {i}"),
+            error: (i == 3).then(|| "bad record 0".to_string()),
+        })
+        .collect();
+    assert_eq!(store.insert_connector_records(&recs).await.unwrap(), 5);
+    let page = store.connector_records(a.id, None, 2).await.unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>(),
+        ["raw 0", "raw 1"]
+    );
+    assert_eq!(page[0].data, serde_json::json!([{"n": 0}]));
+    let rest = store
+        .connector_records(a.id, Some(page[1].seq), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>(),
+        ["raw 3", "raw 4"]
+    );
+    assert_eq!(rest[0].error.as_deref(), Some("bad record 0"));
+    assert!(rest[0].seq > page[1].seq);
+
+    // Raw frames: archived, read from a time, pruned by age.
+    let raws: Vec<RawMessage> = (0..4)
+        .map(|i| RawMessage {
+            connector_id: a.id,
+            received_at: T0 + i * 1_000,
+            class: if i == 1 { "rejected" } else { "data" }.into(),
+            frame: format!("{{\"i\":{i}}}"),
+        })
+        .collect();
+    assert_eq!(store.insert_raw_messages(&raws).await.unwrap(), 4);
+    assert_eq!(
+        store.raw_messages(a.id, T0 + 1_000, 10).await.unwrap(),
+        raws[1..].to_vec()
+    );
+    assert_eq!(store.prune_raw_messages(T0 + 2_000).await.unwrap(), 2);
+    assert_eq!(
+        store.raw_messages(a.id, 0, 10).await.unwrap(),
+        raws[2..].to_vec()
+    );
+
+    // Deleting takes the status, records and frames with it.
+    assert!(store.delete_connector(a.id).await.unwrap());
+    assert!(!store.delete_connector(a.id).await.unwrap());
+    assert_eq!(store.connector(a.id).await.unwrap(), None);
+    assert_eq!(store.connector_status(a.id).await.unwrap(), None);
+    assert!(
+        store
+            .connector_records(a.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.raw_messages(a.id, 0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.connector_records(b.id, None, 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(store.connectors().await.unwrap(), vec![b]);
+}
+
 /// Opens `url`, checks it is the `backend` expected, and migrates it.
 async fn open_migrated(url: &str, backend: &str) -> AnyStore {
     let store = AnyStore::connect(url, &StoreOptions::default())
@@ -793,6 +930,7 @@ macro_rules! suite_tests {
             migrate_twice_is_harmless,
             api_keys_lifecycle,
             credentials_are_stored_sealed,
+            connectors_lifecycle,
         );
     };
     ($($name:ident),* $(,)?) => {$(

@@ -73,6 +73,11 @@ pub struct EncryptionConfig {
     /// Older keys, `ID:BASE64`, still able to decrypt until
     /// `marketd keys rotate-encryption` has re-sealed everything.
     pub previous_keys: Vec<Secret>,
+    /// `serve` only, when `key` is unset: use the key in
+    /// `<data_dir>/encryption.key`, creating it (mode 0600) on first start,
+    /// so the embedded platform can store connector secrets out of the box.
+    /// `api` and `worker` always need a configured key.
+    pub auto_key: bool,
 }
 
 impl Default for EncryptionConfig {
@@ -81,6 +86,7 @@ impl Default for EncryptionConfig {
             key: None,
             key_id: "k1".into(),
             previous_keys: Vec::new(),
+            auto_key: true,
         }
     }
 }

@@ -61,6 +61,46 @@ pub fn keyring(cfg: &Config) -> anyhow::Result<Keyring> {
     }
 }
 
+/// The file of the key `serve` makes for itself (`encryption.auto_key`).
+pub const EMBEDDED_KEY_FILE: &str = "encryption.key";
+
+/// For `serve` without a configured key: reads `<data_dir>/encryption.key`,
+/// or creates it (owner-only) on first start. Logs the path, never the key.
+fn embedded_encryption_key(cfg: &mut Config) -> anyhow::Result<()> {
+    let e = &cfg.encryption;
+    if !e.auto_key || e.key.as_ref().is_some_and(|k| !k.is_empty()) || !e.previous_keys.is_empty() {
+        return Ok(());
+    }
+    let path = cfg.data_dir.join(EMBEDDED_KEY_FILE);
+    let key = match std::fs::read_to_string(&path) {
+        Ok(text) => Secret::new(text.trim().to_string()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+            let key = marketd_store::crypto::generate_key();
+            write_owner_only(&path, key.expose())
+                .with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(path = %path.display(), "created an encryption key for stored secrets (keep this file private; set encryption.key to use your own)");
+            key
+        }
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
+    cfg.encryption.key = Some(key);
+    Ok(())
+}
+
+/// Creates `path` readable and writable by its owner only.
+fn write_owner_only(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
 /// Connects every backend named in the configuration.
 /// Provider secrets missing from the configuration are read from the
 /// encrypted credential store (`marketd credentials set NAME`, or
@@ -175,8 +215,11 @@ impl Application {
     /// Like [`Application::build`] for one [`ProcessRole`]: a worker listens
     /// on `server.admin_addr` with the operations routes only; an `api`
     /// instance starts no engine (no consumers, feeds or pollers).
-    pub async fn build_role(cfg: Config, role: ProcessRole) -> anyhow::Result<Application> {
+    pub async fn build_role(mut cfg: Config, role: ProcessRole) -> anyhow::Result<Application> {
         cfg.validate().map_err(anyhow::Error::msg)?;
+        if role == ProcessRole::Serve {
+            embedded_encryption_key(&mut cfg)?;
+        }
         // The recorder first, so metrics of the engine's first moments count.
         let metrics = marketd_api::metrics_handle();
         let backends = connect_backends(&cfg).await?;
@@ -187,7 +230,7 @@ impl Application {
                     backends.clone(),
                     &cfg.engine(),
                     &cfg.feeds,
-                    services.prices.clone(),
+                    &services,
                     roles,
                 )
                 .await

@@ -947,7 +947,12 @@ async fn no_secret_of_keys_tokens_or_credentials_reaches_the_logs() {
 
 #[tokio::test]
 async fn credentials_need_an_encryption_key() {
-    let app = TestApp::spawn(quiet).await;
+    // `serve` makes a key of its own unless told not to.
+    let app = TestApp::spawn(|c| {
+        quiet(c);
+        c.encryption.auto_key = false;
+    })
+    .await;
     let (s, b) = app
         .admin(
             Method::PUT,

@@ -1,3 +1,4 @@
+pub mod connectors;
 pub mod credentials;
 pub mod dashboard;
 pub mod docs;

@@ -7,11 +7,13 @@
 use marketd_bus::AnyBus;
 use marketd_cache::{AnyCache, CacheOptions};
 use marketd_engine::{
-    Backends, Engine, EngineConfig, FeedsConfig, PriceService, PricesConfig, Roles,
+    Backends, Engine, EngineConfig, FeedsConfig, PollingConfig, PricesConfig, Roles, Services,
+    ServicesConfig,
 };
 use marketd_model::{Symbol, Tick};
 use marketd_sources::{ProviderRegistry, ProvidersConfig, SimulatedMarket};
 use marketd_store::AnyStore;
+use marketd_store::crypto::Keyring;
 use std::sync::Arc;
 
 /// The seven symbols every bench trades.
@@ -48,18 +50,21 @@ pub async fn backends(store: Arc<AnyStore>, bus: AnyBus) -> Backends {
 pub async fn start_consumers(backends: &Backends) -> Engine {
     let mut feeds = FeedsConfig::default();
     feeds.simulated.enabled = false;
-    let prices = Arc::new(PriceService::new(
-        backends.providers.clone(),
-        backends.cache.clone(),
-        backends.store.clone(),
-        backends.bus.clone(),
-        &PricesConfig::default(),
-    ));
+    let services = Services::new(
+        backends,
+        &ServicesConfig {
+            prices: PricesConfig::default(),
+            polling: PollingConfig::default(),
+            aggregator: EngineConfig::default().aggregator,
+            max_page: 10_000,
+        },
+        Keyring::empty(),
+    );
     Engine::start(
         backends.clone(),
         &EngineConfig::default(),
         &feeds,
-        prices,
+        &services,
         Roles {
             consumers: true,
             producers: false,

@@ -256,6 +256,22 @@ impl AccessService {
         Ok(c)
     }
 
+    /// Opens the credential stored under `name`, for the code that sends it
+    /// upstream; `None` when there is none.
+    pub async fn open_credential(&self, name: &str) -> Result<Option<Secret>, AccessError> {
+        let Some(c) = self.store.credential(name).await? else {
+            return Ok(None);
+        };
+        let value = self
+            .keyring
+            .open(name, &c.sealed)
+            .map_err(|cause| AccessError::Crypto {
+                name: name.to_string(),
+                cause,
+            })?;
+        Ok(Some(value))
+    }
+
     /// Stored credentials, sealed (their values are never returned).
     pub async fn list_credentials(&self) -> Result<Vec<StoredCredential>, AccessError> {
         Ok(self.store.credentials().await?)

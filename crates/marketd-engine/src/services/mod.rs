@@ -6,7 +6,9 @@
 //!   [`PriceService`](prices::PriceService) the polling jobs fetch through;
 //! - [`series`]: checked reads of stored ticks, bars and moving averages;
 //! - [`polling`]: polling jobs (check, store, announce on the bus);
-//! - [`access`]: API keys and encrypted upstream credentials.
+//! - [`access`]: API keys and encrypted upstream credentials;
+//! - [`connectors`]: user-configured sources (check, seal secrets, store,
+//!   announce on the `connectors` topic).
 //!
 //! Each service has its own `thiserror` error naming what went wrong; the
 //! HTTP API maps them to statuses and error codes in one place
@@ -14,12 +16,14 @@
 //! here and a field to [`Services`].
 
 pub mod access;
+pub mod connectors;
 pub mod polling;
 pub mod prices;
 pub mod series;
 
 use crate::{AggregatorConfig, Backends, PollingConfig};
 use access::AccessService;
+use connectors::ConnectorService;
 use marketd_store::crypto::Keyring;
 use polling::PollingService;
 use prices::{PriceService, PricesConfig};
@@ -46,11 +50,13 @@ pub struct Services {
     pub series: SeriesService,
     pub polling: PollingService,
     pub access: AccessService,
+    pub connectors: ConnectorService,
 }
 
 impl Services {
     pub fn new(backends: &Backends, cfg: &ServicesConfig, keyring: Keyring) -> Self {
         let b = backends;
+        let access = AccessService::new(b.store.clone(), Arc::new(keyring));
         Services {
             prices: Arc::new(PriceService::new(
                 b.providers.clone(),
@@ -67,7 +73,8 @@ impl Services {
                 cfg.prices.default_provider.clone(),
                 cfg.polling.clone(),
             ),
-            access: AccessService::new(b.store.clone(), Arc::new(keyring)),
+            access: access.clone(),
+            connectors: ConnectorService::new(b.store.clone(), b.bus.clone(), access, cfg.max_page),
         }
     }
 }

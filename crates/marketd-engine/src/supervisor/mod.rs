@@ -4,7 +4,8 @@
 //! A *kind* of unit is a [`UnitKind`]: where its units are stored, the bus
 //! topic on which changes are announced (keyed by unit id), how a command
 //! reads and how one unit runs. Each kind is one file beside this one
-//! (`polling.rs`); the [`Supervisor`] does the rest for every kind:
+//! (`polling.rs`, `connectors/`); the [`Supervisor`] does the rest for
+//! every kind:
 //!
 //! - Ownership follows the bus: a supervisor runs exactly the units whose id
 //!   falls in the partitions of the kind's topic assigned to its consumer.
@@ -21,6 +22,7 @@
 //!   capped exponential backoff ([`RestartPolicy`]), reset once a run has
 //!   stayed up long enough. Each unit's [`UnitState`] is readable.
 
+pub mod connectors;
 pub mod polling;
 
 use marketd_bus::{AnyBus, AnyConsumer, Assignment, Bus, Consumer};

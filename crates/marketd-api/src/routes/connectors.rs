@@ -1,0 +1,204 @@
+//! Connectors over HTTP: `/api/v1/connectors` and its sub-resources,
+//! adapters over the connector service (which checks a definition, seals
+//! its secrets, stores it and announces changes to the worker that runs it).
+//! Secrets never come back: they read as `***`.
+
+use super::views::counted;
+use crate::AppState;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use marketd_model::time::to_rfc3339;
+use marketd_model::{Connector, ConnectorRecord, ConnectorStatus, Desired};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// A connector as the API shows it: its definition (secrets as `***`)
+/// with its id, desired state and times beside it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectorView {
+    pub id: Uuid,
+    /// `running` after start, `stopped` after create or stop.
+    pub desired: Desired,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The definition: `name`, `kind` and the kind's fields, as given.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub definition: serde_json::Value,
+}
+
+impl From<Connector> for ConnectorView {
+    fn from(c: Connector) -> Self {
+        ConnectorView {
+            id: c.id,
+            desired: c.desired,
+            created_at: to_rfc3339(c.created_at),
+            updated_at: to_rfc3339(c.updated_at),
+            definition: c.spec,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectorList {
+    pub count: usize,
+    pub connectors: Vec<ConnectorView>,
+}
+
+/// A connector definition. `kind` `websocket`: `venue` (`binance`,
+/// `binance_futures`, `okx`, `finnhub`), optional `url` and `rest_url`
+/// (replacing the venue's), `symbols`, `channels` (`trades`, `agg_trades`,
+/// `quotes`). `kind` `rest`: `url`, `method`, `headers`, `query`, `body`,
+/// `polling_interval_ms` (100 to 60000), `auth`, `mapping`. See
+/// docs/connectors.md.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(value_type = Object, example = json!({"name": "binance-btc", "kind": "websocket", "venue": "binance",
+    "url": "wss://stream.binance.com:9443", "symbols": ["BTC-USDT"], "channels": ["trades"]}))]
+pub struct ConnectorDefinition(pub serde_json::Value);
+
+/// Creates a connector (stopped; start it with `POST /connectors/{id}/start`).
+#[utoipa::path(post, path = "/api/v1/connectors", tag = "connectors", request_body = ConnectorDefinition,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = ConnectorView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, description = "Role below write", body = ErrorBody),
+        (status = 409, description = "Name taken", body = ErrorBody),
+        (status = 422, description = "Invalid definition (the detail names the field)", body = ErrorBody),
+        (status = 503, description = "Secrets cannot be stored: no encryption key", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(def): ApiJson<serde_json::Value>,
+) -> ApiResult<(StatusCode, Json<ConnectorView>)> {
+    let c = state.services.connectors.create(def).await?;
+    Ok((StatusCode::CREATED, Json(c.into())))
+}
+
+/// Every connector, oldest first.
+#[utoipa::path(get, path = "/api/v1/connectors", tag = "connectors", responses((status = 200, body = ConnectorList)))]
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<ConnectorList>> {
+    let (count, connectors) = counted(state.services.connectors.list().await?);
+    Ok(Json(ConnectorList { count, connectors }))
+}
+
+/// One connector.
+#[utoipa::path(get, path = "/api/v1/connectors/{id}", tag = "connectors", params(("id" = Uuid, Path, description = "Connector id")),
+    responses((status = 200, body = ConnectorView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ConnectorView>> {
+    Ok(Json(state.services.connectors.get(id).await?.into()))
+}
+
+/// Replaces a connector's definition (`***` keeps a stored secret); a
+/// running connector restarts with it.
+#[utoipa::path(put, path = "/api/v1/connectors/{id}", tag = "connectors", params(("id" = Uuid, Path, description = "Connector id")),
+    request_body = ConnectorDefinition, security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, body = ConnectorView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(def): ApiJson<serde_json::Value>,
+) -> ApiResult<Json<ConnectorView>> {
+    Ok(Json(
+        state.services.connectors.update(id, def).await?.into(),
+    ))
+}
+
+/// Stops and deletes a connector with its status, data and secrets.
+#[utoipa::path(delete, path = "/api/v1/connectors/{id}", tag = "connectors", params(("id" = Uuid, Path, description = "Connector id")),
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    state.services.connectors.delete(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts collecting (on the worker that owns the connector).
+#[utoipa::path(post, path = "/api/v1/connectors/{id}/start", tag = "connectors", params(("id" = Uuid, Path, description = "Connector id")),
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, body = ConnectorView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn start(state: State<AppState>, id: ApiPath<Uuid>) -> ApiResult<Json<ConnectorView>> {
+    set_desired(state, id, Desired::Running).await
+}
+
+/// Stops collecting.
+#[utoipa::path(post, path = "/api/v1/connectors/{id}/stop", tag = "connectors", params(("id" = Uuid, Path, description = "Connector id")),
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, body = ConnectorView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn stop(state: State<AppState>, id: ApiPath<Uuid>) -> ApiResult<Json<ConnectorView>> {
+    set_desired(state, id, Desired::Stopped).await
+}
+
+async fn set_desired(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    desired: Desired,
+) -> ApiResult<Json<ConnectorView>> {
+    let c = state.services.connectors.set_desired(id, desired).await?;
+    Ok(Json(c.into()))
+}
+
+/// A connector's status: `state` (`connecting`, `running`, `reconnecting`,
+/// `cooling_down`, `stopped`, `failed`), counters and the last message time.
+#[utoipa::path(get, path = "/api/v1/connectors/{id}/status", tag = "connectors", params(("id" = Uuid, Path, description = "Connector id")),
+    responses((status = 200, body = ConnectorStatus), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn status(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ConnectorStatus>> {
+    Ok(Json(state.services.connectors.status(id).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DataParams {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (default 100).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DataPage {
+    pub count: usize,
+    /// Oldest first: each response or frame with what was made of it.
+    pub records: Vec<ConnectorRecord>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What a connector collected, cursor-paginated: the processed records
+/// with the raw response or frame each came from.
+#[utoipa::path(get, path = "/api/v1/connectors/{id}/data", tag = "connectors",
+    params(("id" = Uuid, Path, description = "Connector id"), DataParams),
+    responses((status = 200, body = DataPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn data(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(p): ApiQuery<DataParams>,
+) -> ApiResult<Json<DataPage>> {
+    let page = state
+        .services
+        .connectors
+        .records(id, p.cursor.as_deref(), p.limit)
+        .await?;
+    Ok(Json(DataPage {
+        count: page.records.len(),
+        records: page.records,
+        next_cursor: page.next_cursor,
+    }))
+}

@@ -1,0 +1,886 @@
+//! Connectors as a domain operation: a definition is checked, its secrets
+//! are sealed in the credential store (`connectors.<id>.secrets`) and
+//! replaced by [`REDACTED`] in what is stored and shown, the connector is
+//! stored, and every change is announced on the `connectors` topic, where
+//! the worker that owns the connector's partition starts or stops it.
+//!
+//! Secrets are every value under `auth` except its non-secret fields
+//! ([`PUBLIC_AUTH_FIELDS`]) and every custom header value. A definition sent
+//! back with [`REDACTED`] in a secret's place (a GET edited and PUT back)
+//! keeps the sealed value.
+
+use crate::services::access::{AccessError, AccessService};
+use marketd_bus::{AnyBus, Bus};
+use marketd_model::time::now_ns;
+use marketd_model::{
+    Connector, ConnectorCommand, ConnectorKind, ConnectorRecord, ConnectorState, ConnectorStatus,
+    Desired, Event, Secret, Symbol,
+};
+use marketd_sources::connectors::{FieldMapping, RequestSpec};
+use marketd_sources::venues::{Channel, ConnectPlan, Venue};
+use marketd_store::AnyStore;
+use marketd_store::prelude::*;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// What a secret reads as wherever it is shown.
+pub const REDACTED: &str = "***";
+
+/// Fields of `auth` that are not secret (shown as given).
+pub const PUBLIC_AUTH_FIELDS: &[&str] = &["type", "name", "in", "username", "recv_window"];
+
+/// Venues with a built-in normalizer.
+pub const VENUES: &[&str] = &["binance", "binance_futures", "okx", "finnhub"];
+
+/// Channels a venue connector can subscribe to.
+pub const CHANNELS: &[&str] = &["trades", "agg_trades", "quotes"];
+
+/// Shortest and longest polling interval of a REST connector, ms.
+pub const POLLING_INTERVAL_MS: (u64, u64) = (100, 60_000);
+
+/// Why a connector operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The definition is malformed; the message names the field and is safe
+    /// to show to the caller.
+    #[error("{0}")]
+    Validation(String),
+    #[error("connector {0} not found")]
+    NotFound(Uuid),
+    #[error("a connector named {0:?} already exists")]
+    NameTaken(String),
+    /// The connector is stored but the command could not be published: it
+    /// starts or stops when its owner next reconciles with the store.
+    #[error(
+        "the connector was saved but could not be scheduled now; it follows on the next reconcile"
+    )]
+    Unavailable(#[source] marketd_bus::Error),
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error(transparent)]
+    Store(marketd_store::Error),
+}
+
+impl From<marketd_store::Error> for ConnectorError {
+    fn from(e: marketd_store::Error) -> Self {
+        match e {
+            marketd_store::Error::Conflict(name) => ConnectorError::NameTaken(name),
+            e => ConnectorError::Store(e),
+        }
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> ConnectorError {
+    ConnectorError::Validation(msg.into())
+}
+
+/// A page of a connector's collected records.
+#[derive(Debug, Clone)]
+pub struct RecordPage {
+    pub records: Vec<ConnectorRecord>,
+    /// Pass back as the cursor for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A connector with its secrets opened, as its runner needs it.
+#[derive(Debug, Clone)]
+pub struct OpenedConnector {
+    pub connector: Connector,
+    /// The full definition, secrets in place.
+    pub spec: Secret,
+}
+
+/// Creates, changes, starts, stops, reads and deletes connectors.
+#[derive(Debug, Clone)]
+pub struct ConnectorService {
+    store: Arc<AnyStore>,
+    bus: AnyBus,
+    access: AccessService,
+    max_page: u32,
+}
+
+impl ConnectorService {
+    pub fn new(store: Arc<AnyStore>, bus: AnyBus, access: AccessService, max_page: u32) -> Self {
+        ConnectorService {
+            store,
+            bus,
+            access,
+            max_page,
+        }
+    }
+
+    /// Checks `definition`, seals its secrets and stores it, stopped.
+    pub async fn create(&self, definition: Value) -> Result<Connector, ConnectorError> {
+        let mut spec = check(definition)?;
+        let id = Uuid::now_v7();
+        let secrets = split_secrets(&mut spec, None)?;
+        let name = spec_name(&spec)?;
+        let now = now_ns();
+        let connector = Connector {
+            id,
+            name,
+            kind: spec_kind(&spec)?,
+            spec,
+            desired: Desired::Stopped,
+            created_at: now,
+            updated_at: now,
+        };
+        if self
+            .store
+            .connectors()
+            .await?
+            .iter()
+            .any(|c| c.name == connector.name)
+        {
+            return Err(ConnectorError::NameTaken(connector.name));
+        }
+        self.seal(id, &secrets).await?;
+        if let Err(e) = self.store.insert_connector(&connector).await {
+            // Leave no orphaned secret behind a refused insert.
+            let _ = self
+                .access
+                .delete_credential(&Connector::credential_name(id))
+                .await;
+            return Err(e.into());
+        }
+        self.store
+            .put_connector_status(&ConnectorStatus::initial(id, ConnectorState::Stopped, now))
+            .await?;
+        tracing::info!(connector = %id, name = %connector.name, kind = connector.kind.as_str(), "connector created");
+        Ok(connector)
+    }
+
+    /// Every connector, oldest first.
+    pub async fn list(&self) -> Result<Vec<Connector>, ConnectorError> {
+        Ok(self.store.connectors().await?)
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Connector, ConnectorError> {
+        self.store
+            .connector(id)
+            .await?
+            .ok_or(ConnectorError::NotFound(id))
+    }
+
+    /// Replaces the definition (kind included); a running connector restarts
+    /// with it.
+    pub async fn update(&self, id: Uuid, definition: Value) -> Result<Connector, ConnectorError> {
+        let old = self.get(id).await?;
+        let mut spec = check(definition)?;
+        let previous = self.open_secrets(id).await?;
+        let secrets = split_secrets(&mut spec, Some(&previous))?;
+        let connector = Connector {
+            name: spec_name(&spec)?,
+            kind: spec_kind(&spec)?,
+            spec,
+            updated_at: now_ns().max(old.updated_at + 1),
+            ..old
+        };
+        self.seal(id, &secrets).await?;
+        if !self.store.update_connector(&connector).await? {
+            return Err(ConnectorError::NotFound(id));
+        }
+        self.announce(&connector).await?;
+        Ok(connector)
+    }
+
+    /// Asks the owner to run (or stop) the connector.
+    pub async fn set_desired(
+        &self,
+        id: Uuid,
+        desired: Desired,
+    ) -> Result<Connector, ConnectorError> {
+        let old = self.get(id).await?;
+        let connector = Connector {
+            desired,
+            updated_at: now_ns().max(old.updated_at + 1),
+            ..old
+        };
+        if !self.store.update_connector(&connector).await? {
+            return Err(ConnectorError::NotFound(id));
+        }
+        tracing::info!(connector = %id, desired = desired.as_str(), "connector {}", if desired == Desired::Running { "started" } else { "stopped" });
+        self.announce(&connector).await?;
+        Ok(connector)
+    }
+
+    /// Deletes the connector, its status, records and sealed secrets, and
+    /// announces the stop.
+    pub async fn delete(&self, id: Uuid) -> Result<(), ConnectorError> {
+        if !self.store.delete_connector(id).await? {
+            return Err(ConnectorError::NotFound(id));
+        }
+        match self
+            .access
+            .delete_credential(&Connector::credential_name(id))
+            .await
+        {
+            Ok(()) | Err(AccessError::CredentialNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Err(e) = self
+            .bus
+            .publish(Event::Connector(ConnectorCommand::Delete { id }))
+            .await
+        {
+            tracing::warn!(connector = %id, error = %e, "connector deleted in the store but the stop command was not published");
+        }
+        tracing::info!(connector = %id, "connector deleted");
+        Ok(())
+    }
+
+    /// The connector's latest status (stopped when it has never run).
+    pub async fn status(&self, id: Uuid) -> Result<ConnectorStatus, ConnectorError> {
+        let c = self.get(id).await?;
+        Ok(self
+            .store
+            .connector_status(id)
+            .await?
+            .unwrap_or_else(|| ConnectorStatus::initial(id, ConnectorState::Stopped, c.created_at)))
+    }
+
+    /// Collected records after `cursor`, oldest first.
+    pub async fn records(
+        &self,
+        id: Uuid,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<RecordPage, ConnectorError> {
+        self.get(id).await?;
+        let after = cursor
+            .map(|c| {
+                c.parse::<i64>()
+                    .map_err(|_| invalid(format!("cursor: not a cursor of this list: {c:?}")))
+            })
+            .transpose()?;
+        let limit = limit.unwrap_or(100);
+        if limit == 0 || limit > self.max_page {
+            return Err(invalid(format!("limit must be 1 to {}", self.max_page)));
+        }
+        let records = self.store.connector_records(id, after, limit).await?;
+        let next_cursor = (records.len() == limit as usize)
+            .then(|| records.last().map(|r| r.seq.to_string()))
+            .flatten();
+        Ok(RecordPage {
+            records,
+            next_cursor,
+        })
+    }
+
+    /// The connector with its secrets in place, for its runner.
+    pub async fn open(&self, connector: Connector) -> Result<OpenedConnector, ConnectorError> {
+        let secrets = self.open_secrets(connector.id).await?;
+        let mut spec = connector.spec.clone();
+        merge_secrets(&mut spec, &secrets);
+        Ok(OpenedConnector {
+            spec: Secret::new(spec.to_string()),
+            connector,
+        })
+    }
+
+    async fn announce(&self, connector: &Connector) -> Result<(), ConnectorError> {
+        self.bus
+            .publish(Event::Connector(ConnectorCommand::Upsert {
+                connector: connector.clone(),
+            }))
+            .await
+            .map_err(ConnectorError::Unavailable)?;
+        Ok(())
+    }
+
+    async fn seal(&self, id: Uuid, secrets: &Map<String, Value>) -> Result<(), ConnectorError> {
+        let name = Connector::credential_name(id);
+        if secrets.is_empty() {
+            return match self.access.delete_credential(&name).await {
+                Ok(()) | Err(AccessError::CredentialNotFound(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let text = Value::Object(secrets.clone()).to_string();
+        self.access
+            .put_credential(&name, &Secret::new(text))
+            .await?;
+        Ok(())
+    }
+
+    async fn open_secrets(&self, id: Uuid) -> Result<Map<String, Value>, ConnectorError> {
+        let name = Connector::credential_name(id);
+        let Some(secret) = self.access.open_credential(&name).await? else {
+            return Ok(Map::new());
+        };
+        match serde_json::from_str(secret.expose()) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(ConnectorError::Access(AccessError::Validation(format!(
+                "stored secrets of connector {id} are not a JSON object"
+            )))),
+        }
+    }
+}
+
+/// Checks a definition; returns it as an object.
+pub fn check(definition: Value) -> Result<Value, ConnectorError> {
+    let Value::Object(obj) = &definition else {
+        return Err(invalid("the connector must be a JSON object"));
+    };
+    let name = str_field(obj, "name")?.ok_or_else(|| invalid("name is required"))?;
+    if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(invalid("name must be 1 to 64 printable characters"));
+    }
+    if let Some(h) = obj.get("headers") {
+        let Value::Object(h) = h else {
+            return Err(invalid(
+                "headers must be an object of header names to string values",
+            ));
+        };
+        for (k, v) in h {
+            if k.is_empty()
+                || !k
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            {
+                return Err(invalid(format!("headers: invalid header name {k:?}")));
+            }
+            if !v.is_string() {
+                return Err(invalid(format!("headers.{k} must be a string")));
+            }
+        }
+    }
+    if let Some(auth) = obj.get("auth") {
+        check_auth(auth)?;
+    }
+    let kind =
+        str_field(obj, "kind")?.ok_or_else(|| invalid("kind is required: rest or websocket"))?;
+    match ConnectorKind::parse(kind) {
+        Some(ConnectorKind::Websocket) => {
+            check_websocket(obj)?;
+            ws_definition(&definition)?;
+        }
+        Some(ConnectorKind::Rest) => {
+            check_rest(obj)?;
+            rest_definition(&definition)?;
+        }
+        None => {
+            return Err(invalid(format!(
+                "kind: unknown kind {kind:?}; expected rest or websocket"
+            )));
+        }
+    }
+    Ok(definition)
+}
+
+fn str_field<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a str>, ConnectorError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(format!("{key} must be a string"))),
+    }
+}
+
+fn check_url(field: &str, url: &str, schemes: &[&str]) -> Result<(), ConnectorError> {
+    let parsed =
+        url::Url::parse(url).map_err(|e| invalid(format!("{field}: invalid URL {url:?}: {e}")))?;
+    if !schemes.contains(&parsed.scheme()) || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(format!(
+            "{field}: {url:?} must be a {} URL with a host",
+            schemes.join(" or ")
+        )));
+    }
+    Ok(())
+}
+
+fn check_websocket(obj: &Map<String, Value>) -> Result<(), ConnectorError> {
+    let venue = str_field(obj, "venue")?.ok_or_else(|| {
+        invalid(format!(
+            "venue is required for a websocket connector: one of {}",
+            VENUES.join(", ")
+        ))
+    })?;
+    if !VENUES.contains(&venue) {
+        return Err(invalid(format!(
+            "venue: unknown venue {venue:?}; known: {}",
+            VENUES.join(", ")
+        )));
+    }
+    if let Some(url) = str_field(obj, "url")? {
+        check_url("url", url, &["ws", "wss"])?;
+    }
+    if let Some(url) = str_field(obj, "rest_url")? {
+        check_url("rest_url", url, &["http", "https"])?;
+    }
+    let symbols = string_list(obj, "symbols")?;
+    if symbols.is_empty() {
+        return Err(invalid("symbols: at least one symbol is required"));
+    }
+    for s in &symbols {
+        Symbol::parse(s).map_err(|e| invalid(format!("symbols: {e}")))?;
+    }
+    let channels = string_list(obj, "channels")?;
+    if channels.is_empty() {
+        return Err(invalid(format!(
+            "channels: at least one of {} is required",
+            CHANNELS.join(", ")
+        )));
+    }
+    for c in &channels {
+        if !CHANNELS.contains(&c.as_str()) {
+            return Err(invalid(format!(
+                "channels: unknown channel {c:?}; known: {}",
+                CHANNELS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn string_list(obj: &Map<String, Value>, key: &str) -> Result<Vec<String>, ConnectorError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(xs)) => xs
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| invalid(format!("{key} must be a list of strings")))
+            })
+            .collect(),
+        Some(_) => Err(invalid(format!("{key} must be a list of strings"))),
+    }
+}
+
+fn check_rest(obj: &Map<String, Value>) -> Result<(), ConnectorError> {
+    let url =
+        str_field(obj, "url")?.ok_or_else(|| invalid("url is required for a rest connector"))?;
+    check_url("url", url, &["http", "https"])?;
+    let method = str_field(obj, "method")?.unwrap_or("GET");
+    if !["GET", "POST", "PUT", "DELETE"].contains(&method) {
+        return Err(invalid(format!(
+            "method: {method:?} is not one of GET, POST, PUT, DELETE"
+        )));
+    }
+    let interval = match obj.get("polling_interval_ms") {
+        None | Some(Value::Null) => {
+            return Err(invalid(
+                "polling_interval_ms is required for a rest connector",
+            ));
+        }
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| invalid("polling_interval_ms must be a whole number"))?,
+    };
+    let (lo, hi) = POLLING_INTERVAL_MS;
+    if !(lo..=hi).contains(&interval) {
+        return Err(invalid(format!(
+            "polling_interval_ms must be {lo} to {hi}, got {interval}"
+        )));
+    }
+    match obj.get("mapping") {
+        Some(Value::Object(m)) => {
+            for field in ["records", "price"] {
+                if !m.get(field).is_some_and(Value::is_string) {
+                    return Err(invalid(format!("mapping.{field} is required (a JSONPath)")));
+                }
+            }
+        }
+        _ => return Err(invalid("mapping is required for a rest connector")),
+    }
+    Ok(())
+}
+
+/// What a WebSocket connector's runner needs, typed from its definition.
+#[derive(Debug, Clone)]
+pub struct WsDefinition {
+    pub venue: Venue,
+    /// The URL to connect to and the frames that subscribe.
+    pub plan: ConnectPlan,
+    /// Silence after which the connection is replaced.
+    pub idle_timeout: Duration,
+    /// The venue numbers trades consecutively per symbol and only one id
+    /// sequence is subscribed (Binance `trades` or `agg_trades`, not both),
+    /// so repeats are dropped and skipped ranges counted as gaps.
+    pub sequential_ids: bool,
+}
+
+/// Reads a WebSocket definition: the venue, its URL (`url` replaces the
+/// venue's base; default the venue's public endpoint), the subscription
+/// plan, and the Finnhub token (`auth` `api_key` in the query).
+pub fn ws_definition(def: &Value) -> Result<WsDefinition, ConnectorError> {
+    let name = def["venue"].as_str().unwrap_or_default();
+    let venue = Venue::from_name(name).map_err(|e| invalid(format!("venue: {e}")))?;
+    let base = def["url"].as_str().unwrap_or(venue.default_ws_url());
+    let symbols = def["symbols"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            Symbol::parse(s.as_str().unwrap_or_default())
+                .map_err(|e| invalid(format!("symbols: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let channels = def["channels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let c = c.as_str().unwrap_or_default();
+            Channel::from_name(c).ok_or_else(|| {
+                invalid(format!(
+                    "channels: unknown channel {c:?}; known: {}",
+                    CHANNELS.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut plan = venue
+        .plan(base, &symbols, &channels)
+        .map_err(|e| invalid(format!("cannot subscribe: {e}")))?;
+    match def.get("auth").filter(|a| !a.is_null()) {
+        None => {}
+        Some(a) if a["type"] == "none" => {}
+        Some(a) if a["type"] == "api_key" && a["in"] == "query" => {
+            let (key, value) = (a["name"].as_str(), a["value"].as_str());
+            let (Some(key), Some(value)) = (key, value) else {
+                return Err(invalid("auth: api_key needs name and value"));
+            };
+            let mut url = url::Url::parse(&plan.url).map_err(|e| invalid(format!("url: {e}")))?;
+            url.query_pairs_mut().append_pair(key, value);
+            plan.url = url.into();
+        }
+        Some(_) => {
+            return Err(invalid(
+                "auth: a websocket connector takes only type api_key with in: query (Finnhub's token)",
+            ));
+        }
+    }
+    let idle_ms = match def.get("idle_timeout_ms").filter(|v| !v.is_null()) {
+        None => 60_000,
+        Some(v) => v
+            .as_u64()
+            .filter(|ms| (1_000..=600_000).contains(ms))
+            .ok_or_else(|| invalid("idle_timeout_ms must be 1000 to 600000"))?,
+    };
+    let binance = matches!(venue, Venue::Binance | Venue::BinanceFutures);
+    let sequences = channels
+        .iter()
+        .filter(|c| matches!(c, Channel::Trades | Channel::AggTrades))
+        .count();
+    Ok(WsDefinition {
+        venue,
+        plan,
+        idle_timeout: Duration::from_millis(idle_ms),
+        sequential_ids: binance && sequences == 1,
+    })
+}
+
+/// What a REST connector's runner needs, typed from its definition.
+#[derive(Debug, Clone)]
+pub struct RestDefinition {
+    pub request: RequestSpec,
+    pub mapping: FieldMapping,
+    /// The symbol of every record when the mapping has no `symbol`.
+    pub symbol: Option<Symbol>,
+}
+
+/// Reads a REST definition into its request (the connector's
+/// `polling_interval_ms` as the request's interval), mapping and fixed
+/// symbol, checking each (the mapping compiles, the request validates).
+pub fn rest_definition(def: &Value) -> Result<RestDefinition, ConnectorError> {
+    let mut request = Map::new();
+    for (from, to) in [
+        ("method", "method"),
+        ("url", "url"),
+        ("headers", "headers"),
+        ("query", "query"),
+        ("body", "body"),
+        ("auth", "auth"),
+        ("polling_interval_ms", "interval_ms"),
+        ("timeout_ms", "timeout_ms"),
+    ] {
+        if let Some(v) = def.get(from).filter(|v| !v.is_null()) {
+            request.insert(to.to_string(), v.clone());
+        }
+    }
+    let request: RequestSpec = serde_json::from_value(Value::Object(request))
+        .map_err(|e| invalid(format!("invalid rest connector: {e}")))?;
+    if let Err(errors) = request.validate() {
+        let text: Vec<String> = errors
+            .0
+            .iter()
+            .map(|e| {
+                let field = if e.field == "interval_ms" {
+                    "polling_interval_ms"
+                } else {
+                    &e.field
+                };
+                format!("{field}: {}", e.message)
+            })
+            .collect();
+        return Err(invalid(text.join("; ")));
+    }
+    let mapping: FieldMapping = serde_json::from_value(def["mapping"].clone())
+        .map_err(|e| invalid(format!("mapping: {e}")))?;
+    mapping.compile().map_err(|e| invalid(e.to_string()))?;
+    let symbol = match def.get("symbol").and_then(Value::as_str) {
+        Some(s) => Some(Symbol::parse(s).map_err(|e| invalid(format!("symbol: {e}")))?),
+        None => None,
+    };
+    Ok(RestDefinition {
+        request,
+        mapping,
+        symbol,
+    })
+}
+
+fn check_auth(auth: &Value) -> Result<(), ConnectorError> {
+    let Value::Object(a) = auth else {
+        return Err(invalid("auth must be an object with a type"));
+    };
+    let kind = str_field(a, "type")?.ok_or_else(|| invalid("auth.type is required"))?;
+    let required: &[&str] = match kind {
+        "none" => &[],
+        "api_key" => &["name", "value"],
+        "bearer" => &["token"],
+        "basic" => &["username", "password"],
+        "hmac_binance" => &["api_key", "secret"],
+        "hmac_okx" => &["api_key", "secret", "passphrase"],
+        other => {
+            return Err(invalid(format!(
+                "auth.type: unknown {other:?}; expected none, api_key, bearer, basic, hmac_binance or hmac_okx"
+            )));
+        }
+    };
+    for field in required {
+        let given = a.get(*field).and_then(Value::as_str);
+        if given.is_none_or(str::is_empty) {
+            return Err(invalid(format!(
+                "auth.{field} is required for auth type {kind}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn spec_name(spec: &Value) -> Result<String, ConnectorError> {
+    spec["name"]
+        .as_str()
+        .map(|s| s.trim().to_string())
+        .ok_or_else(|| invalid("name is required"))
+}
+
+fn spec_kind(spec: &Value) -> Result<ConnectorKind, ConnectorError> {
+    spec["kind"]
+        .as_str()
+        .and_then(ConnectorKind::parse)
+        .ok_or_else(|| invalid("kind is required: rest or websocket"))
+}
+
+/// The secret paths of a definition: `auth.<field>` and `headers.<name>`.
+fn secret_slots(spec: &mut Value) -> Vec<(String, &mut Value)> {
+    let mut out = Vec::new();
+    let Value::Object(obj) = spec else {
+        return out;
+    };
+    for (section, value) in obj.iter_mut() {
+        let Value::Object(fields) = value else {
+            continue;
+        };
+        match section.as_str() {
+            "auth" => out.extend(
+                fields
+                    .iter_mut()
+                    .filter(|(k, _)| !PUBLIC_AUTH_FIELDS.contains(&k.as_str()))
+                    .map(|(k, v)| (format!("auth.{k}"), v)),
+            ),
+            "headers" => out.extend(fields.iter_mut().map(|(k, v)| (format!("headers.{k}"), v))),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Takes the secrets out of `spec` (leaving [`REDACTED`]) and returns them
+/// by path. A [`REDACTED`] value keeps the one in `previous`.
+fn split_secrets(
+    spec: &mut Value,
+    previous: Option<&Map<String, Value>>,
+) -> Result<Map<String, Value>, ConnectorError> {
+    let mut secrets = Map::new();
+    for (path, slot) in secret_slots(spec) {
+        let value = std::mem::replace(slot, Value::String(REDACTED.into()));
+        if value.as_str() == Some(REDACTED) {
+            match previous.and_then(|p| p.get(&path)) {
+                Some(v) => {
+                    secrets.insert(path, v.clone());
+                }
+                None => {
+                    return Err(invalid(format!(
+                        "{path}: {REDACTED} stands for a stored secret, and there is none"
+                    )));
+                }
+            }
+        } else {
+            secrets.insert(path, value);
+        }
+    }
+    Ok(secrets)
+}
+
+/// Puts the secrets back in their places.
+fn merge_secrets(spec: &mut Value, secrets: &Map<String, Value>) {
+    for (path, slot) in secret_slots(spec) {
+        if let Some(v) = secrets.get(&path) {
+            *slot = v.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rest(auth: Value) -> Value {
+        json!({"name": "n", "kind": "rest", "url": "https://api.example.com/v1/trades",
+               "method": "GET", "polling_interval_ms": 500, "auth": auth,
+               "headers": {"X-Custom": "h-secret"},
+               "mapping": {"records": "$.data[*]", "symbol": "$.s", "price": "$.p", "ts": "$.t", "ts_unit": "ms"}})
+    }
+
+    #[test]
+    fn secrets_are_split_out_and_merged_back() {
+        let mut spec = check(rest(
+            json!({"type": "hmac_okx", "api_key": "k", "secret": "s", "passphrase": "p"}),
+        ))
+        .unwrap();
+        let original = spec.clone();
+        let secrets = split_secrets(&mut spec, None).unwrap();
+        let shown = spec.to_string();
+        for s in ["\"k\"", "\"s\"", "\"p\"", "h-secret"] {
+            assert!(!shown.contains(s), "{s} leaked into {shown}");
+        }
+        assert_eq!(spec["auth"]["type"], "hmac_okx");
+        assert_eq!(spec["auth"]["secret"], REDACTED);
+        assert_eq!(secrets.len(), 4);
+        let mut back = spec.clone();
+        merge_secrets(&mut back, &secrets);
+        assert_eq!(back, original);
+        // Sent back redacted, the stored values stay; a new value replaces.
+        let mut again = spec.clone();
+        again["auth"]["secret"] = json!("s2");
+        let kept = split_secrets(&mut again, Some(&secrets)).unwrap();
+        assert_eq!(kept["auth.secret"], "s2");
+        assert_eq!(kept["auth.api_key"], "k");
+        // Redacted with nothing stored is refused.
+        let mut fresh = spec.clone();
+        assert!(matches!(
+            split_secrets(&mut fresh, None),
+            Err(ConnectorError::Validation(_))
+        ));
+    }
+
+    #[test]
+    fn definitions_are_checked_field_by_field() {
+        let ws = json!({"name": "b", "kind": "websocket", "venue": "binance", "url": "ws://127.0.0.1:9",
+                        "symbols": ["BTC-USDT"], "channels": ["trades"]});
+        check(ws.clone()).unwrap();
+        check(rest(json!({"type": "bearer", "token": "t"}))).unwrap();
+        let cases = [
+            (json!({"kind": "rest"}), "name is required"),
+            (json!({"name": "x", "kind": "ftp"}), "kind: unknown"),
+            (
+                {
+                    let mut v = ws.clone();
+                    v["venue"] = json!("kraken");
+                    v
+                },
+                "venue: unknown venue",
+            ),
+            (
+                {
+                    let mut v = ws.clone();
+                    v["url"] = json!("http://x");
+                    v
+                },
+                "must be a ws or wss URL",
+            ),
+            (
+                {
+                    let mut v = ws.clone();
+                    v["symbols"] = json!([]);
+                    v
+                },
+                "symbols: at least one",
+            ),
+            (
+                {
+                    let mut v = ws.clone();
+                    v["symbols"] = json!(["A B"]);
+                    v
+                },
+                "symbols:",
+            ),
+            (
+                {
+                    let mut v = ws.clone();
+                    v["channels"] = json!(["depth"]);
+                    v
+                },
+                "channels: unknown channel",
+            ),
+            (
+                {
+                    let mut v = rest(json!({"type": "none"}));
+                    v["polling_interval_ms"] = json!(50);
+                    v
+                },
+                "polling_interval_ms must be 100 to 60000",
+            ),
+            (
+                {
+                    let mut v = rest(json!({"type": "none"}));
+                    v["polling_interval_ms"] = json!(60_001);
+                    v
+                },
+                "polling_interval_ms must be 100 to 60000",
+            ),
+            (
+                {
+                    let mut v = rest(json!({"type": "none"}));
+                    v["method"] = json!("PATCH");
+                    v
+                },
+                "method:",
+            ),
+            (
+                {
+                    let mut v = rest(json!({"type": "none"}));
+                    v["url"] = json!("not a url");
+                    v
+                },
+                "url: invalid URL",
+            ),
+            (
+                {
+                    let mut v = rest(json!({"type": "none"}));
+                    v["mapping"] = json!({"records": "$.x"});
+                    v
+                },
+                "mapping.price is required",
+            ),
+            (rest(json!({"type": "bearer"})), "auth.token is required"),
+            (rest(json!({"type": "oauth"})), "auth.type: unknown"),
+        ];
+        for (def, want) in cases {
+            match check(def.clone()) {
+                Err(ConnectorError::Validation(msg)) => {
+                    assert!(msg.contains(want), "{def}: {msg:?} lacks {want:?}")
+                }
+                other => panic!("{def}: expected a validation error, got {other:?}"),
+            }
+        }
+    }
+}

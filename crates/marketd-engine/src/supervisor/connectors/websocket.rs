@@ -1,0 +1,195 @@
+//! A WebSocket connector's run: a venue session (reconnects with jittered
+//! backoff, resubscribes everything on each connection, idle timeout, per-
+//! host connect gate, cool-down on 429/418) whose ticks are published on
+//! `ticks`; the session's live status is copied into the connector's.
+
+use super::Shared;
+use super::status::StatusReporter;
+use crate::feeds::TickPublisher;
+use crate::services::connectors::WsDefinition;
+use marketd_model::{ConnectorState, Tick};
+use marketd_sources::venues::VenueSession;
+use marketd_sources::ws::{SessionOptions, SessionState, StatusSnapshot, WsSession};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Batches of ticks the session may have decoded ahead of the bus: a slow
+/// bus slows the reading (backpressure) instead of growing memory.
+const QUEUED_BATCHES: usize = 64;
+
+/// How often the session's status is copied into the connector's.
+const STATUS_EVERY: Duration = Duration::from_millis(500);
+
+/// Collects until cancelled; the session retries upstream failures itself.
+pub(super) async fn run(
+    shared: &Shared,
+    id: Uuid,
+    def: WsDefinition,
+    status: &mut StatusReporter,
+    cancel: CancellationToken,
+) -> super::UnitResult {
+    let options = SessionOptions {
+        label_key: "connector",
+        idle_timeout: def.idle_timeout,
+        limiters: shared.ws_limiters.clone(),
+        ..SessionOptions::default()
+    };
+    let session = WsSession::new(
+        id.to_string(),
+        VenueSession::new(def.venue, def.plan),
+        options,
+    );
+    let live = session.status();
+    let (tx, mut rx) = mpsc::channel::<Vec<Tick>>(QUEUED_BATCHES);
+    let session_cancel = cancel.child_token();
+    let task = tokio::spawn(session.run(tx, session_cancel.clone()));
+    let mut publisher = TickPublisher::new(shared.bus.clone());
+    let mut every = tokio::time::interval(STATUS_EVERY);
+    let base = status.status().clone();
+    let mut ids = def.sequential_ids.then(TradeIds::default);
+    loop {
+        tokio::select! {
+            batch = rx.recv() => match batch {
+                Some(mut ticks) => {
+                    if let Some(ids) = &mut ids {
+                        ids.check(&mut ticks);
+                    }
+                    publisher.publish(ticks).await;
+                }
+                None => break,
+            },
+            _ = every.tick() => {
+                copy_status(&live.snapshot(), &base, status).await;
+                if let Some(ids) = &ids {
+                    let gaps = base.gaps + ids.gaps;
+                    status.update(|c| c.gaps = gaps).await;
+                }
+            }
+        }
+    }
+    publisher.flush().await;
+    session_cancel.cancel();
+    let end = task.await?;
+    copy_status(&live.snapshot(), &base, status).await;
+    end.map(|_| ()).map_err(Into::into)
+}
+
+/// Trade ids per symbol, for venues whose ids are consecutive per symbol
+/// (Binance `t` and `a`): a repeated or older id is dropped before the bus
+/// (a reconnect replaying the last trades), a skipped range is a gap,
+/// counted and logged.
+#[derive(Debug, Default)]
+struct TradeIds {
+    last: std::collections::HashMap<marketd_model::Symbol, u64>,
+    gaps: u64,
+    repeated: u64,
+}
+
+impl TradeIds {
+    fn check(&mut self, ticks: &mut Vec<Tick>) {
+        ticks.retain(|t| {
+            let Some(id) = t.trade_id.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
+                return true;
+            };
+            match self.last.get_mut(&t.symbol) {
+                None => {
+                    self.last.insert(t.symbol.clone(), id);
+                    true
+                }
+                Some(last) if id <= *last => {
+                    self.repeated += 1;
+                    metrics::counter!("marketd_connector_repeated_trades_total").increment(1);
+                    false
+                }
+                Some(last) => {
+                    if id > *last + 1 {
+                        self.gaps += 1;
+                        metrics::counter!("marketd_connector_gaps_total").increment(1);
+                        tracing::warn!(symbol = %t.symbol, from = *last + 1, to = id - 1, "trade ids skipped");
+                    }
+                    *last = id;
+                    true
+                }
+            }
+        });
+    }
+}
+
+/// The connector's status: its stored counters (`base`, from earlier runs)
+/// plus this session's.
+async fn copy_status(
+    s: &StatusSnapshot,
+    base: &marketd_model::ConnectorStatus,
+    status: &mut StatusReporter,
+) {
+    let state = match s.state {
+        SessionState::Connecting => ConnectorState::Connecting,
+        SessionState::Running => ConnectorState::Running,
+        SessionState::Reconnecting => ConnectorState::Reconnecting,
+        SessionState::CoolingDown => ConnectorState::CoolingDown,
+        SessionState::Stopped => ConnectorState::Stopped,
+        SessionState::Failed => ConnectorState::Failed,
+    };
+    status
+        .update(|c| {
+            c.reconnects = base.reconnects + s.reconnects;
+            c.messages_received = base.messages_received + s.messages_received;
+            c.ticks = base.ticks + s.items;
+            c.errors = base.errors + s.decode_errors;
+            c.last_message_at = s.last_message_at.or(base.last_message_at);
+            if s.last_error.is_some() {
+                c.last_error = s.last_error.clone();
+            }
+            c.cooldown_until = s.cooldown_until;
+        })
+        .await;
+    status.set_state(state).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use marketd_model::{Decimal, Symbol, TickKind};
+
+    fn trade(symbol: &str, id: u64) -> Tick {
+        let mut t = Tick::new(
+            Symbol::parse(symbol).unwrap(),
+            "binance",
+            TickKind::Trade,
+            Decimal::ONE,
+            Decimal::ONE,
+            1_700_000_000_000_000_000,
+            1_700_000_000_000_000_001,
+        );
+        t.trade_id = Some(id.to_string());
+        t
+    }
+
+    #[test]
+    fn repeated_ids_are_dropped_and_skipped_ranges_counted_per_symbol() {
+        let mut ids = TradeIds::default();
+        let mut batch = vec![
+            trade("BTC-USDT", 10),
+            trade("BTC-USDT", 11),
+            trade("ETH-USDT", 500),
+        ];
+        ids.check(&mut batch);
+        assert_eq!(batch.len(), 3);
+        // A reconnect replays 11, then the stream goes on past a gap.
+        let mut batch = vec![
+            trade("BTC-USDT", 11),
+            trade("BTC-USDT", 12),
+            trade("BTC-USDT", 15),
+            trade("ETH-USDT", 501),
+        ];
+        ids.check(&mut batch);
+        let kept: Vec<&str> = batch
+            .iter()
+            .map(|t| t.trade_id.as_deref().unwrap())
+            .collect();
+        assert_eq!(kept, ["12", "15", "501"]);
+        assert_eq!((ids.gaps, ids.repeated), (1, 1));
+    }
+}
