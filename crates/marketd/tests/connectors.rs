@@ -10,6 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use common::{TestApp, assert_error_shape, wait_until};
+use marketd_bus::{Bus, Consumer};
+use marketd_model::{Event, Topic};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -190,7 +192,7 @@ async fn mock_rest() -> String {
 #[tokio::test]
 async fn a_rest_connector_polls_maps_stores_and_stops() {
     let app = TestApp::spawn(|_| {}).await;
-    let host = mock_rest().await;
+    let host = mock_rest("tok-1").await;
     let def = rest_definition("mockex", &format!("http://{host}/v1/trades"), "tok-1");
     let (s, created) = app.post_json("/api/v1/connectors", &def).await;
     assert_eq!(s, 201, "{created}");
@@ -366,5 +368,110 @@ async fn a_binance_connector_reconnects_and_stores_each_trade_once() {
         "{status}"
     );
     assert!(mock.connections.load(Ordering::SeqCst) >= 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn connector_secrets_reach_no_answer_log_metric_or_bus_message() {
+    let logs = common::logs::logs();
+    let app = TestApp::spawn(|_| {}).await;
+    let mut commands = app
+        .bus
+        .subscribe(Topic::Connectors, "secrets-audit")
+        .await
+        .unwrap();
+    let mut statuses = app
+        .bus
+        .subscribe(Topic::ConnectorStatus, "secrets-audit")
+        .await
+        .unwrap();
+    let host = mock_rest("tok-SECRET-789").await;
+    let def = rest_definition(
+        "audited",
+        &format!("http://{host}/v1/trades"),
+        "tok-SECRET-789",
+    );
+    let mut answers = Vec::new();
+    let (s, created) = app.post_json("/api/v1/connectors", &def).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    answers.push(created);
+    let (_, started) = app
+        .post_json(&format!("/api/v1/connectors/{id}/start"), &json!({}))
+        .await;
+    answers.push(started);
+    // The secret works upstream (the mock checks it): ticks arrive.
+    wait_until(DEADLINE, "ticks through the secret's auth", || async {
+        let (_, page) = app
+            .get_json("/api/v1/prices/history?symbol=ETH-USDT&source=audited")
+            .await;
+        (page["count"].as_u64().unwrap_or(0) >= 3).then_some(())
+    })
+    .await;
+    for path in ["", "/status", "/data"] {
+        answers.push(
+            app.get_json(&format!("/api/v1/connectors/{id}{path}"))
+                .await
+                .1,
+        );
+    }
+    answers.push(app.get_json("/api/v1/connectors").await.1);
+    let (_, stopped) = app
+        .post_json(&format!("/api/v1/connectors/{id}/stop"), &json!({}))
+        .await;
+    answers.push(stopped);
+
+    // On the bus: the create's status, the start and stop commands, and the
+    // running connector's statuses until it stopped.
+    let mut seen = Vec::new();
+    let mut batch = Vec::new();
+    let mut commands_seen = 0;
+    while commands_seen < 2 {
+        batch.clear();
+        tokio::time::timeout(DEADLINE, commands.recv_batch(&mut batch, 100))
+            .await
+            .expect("the start and stop commands")
+            .unwrap();
+        commands_seen += batch.len();
+        seen.extend(
+            batch
+                .iter()
+                .map(|d| serde_json::to_string(&d.envelope).unwrap()),
+        );
+    }
+    loop {
+        batch.clear();
+        tokio::time::timeout(DEADLINE, statuses.recv_batch(&mut batch, 100))
+            .await
+            .expect("statuses until stopped")
+            .unwrap();
+        seen.extend(
+            batch
+                .iter()
+                .map(|d| serde_json::to_string(&d.envelope).unwrap()),
+        );
+        let stopped = batch.iter().any(|d| {
+            matches!(&d.envelope.event, Event::ConnectorStatus(s) if s.state == marketd_model::ConnectorState::Stopped && s.messages_received > 0)
+        });
+        if stopped {
+            break;
+        }
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+
+    for (what, text) in [
+        ("answers", serde_json::to_string(&answers).unwrap()),
+        ("bus messages", seen.join("\n")),
+        ("metrics", metrics),
+        ("logs", logs.text()),
+    ] {
+        for secret in ["tok-SECRET-789", "hdr-SECRET-456", "SECRET"] {
+            assert!(!text.contains(secret), "{secret} in the {what}");
+        }
+    }
+    assert!(
+        logs.text().contains("connector running"),
+        "the run was logged"
+    );
     app.stop().await;
 }

@@ -2,6 +2,8 @@
 //! directory and talks to it over HTTP, as a client would.
 #![allow(dead_code)]
 
+pub mod logs;
+
 use marketd::Application;
 use marketd::config::Config;
 use marketd_model::Role;
@@ -29,6 +31,8 @@ pub struct TestApp {
     pub bootstrap_key: Option<String>,
     /// The app's store (for tests that arrange rows directly).
     pub store: std::sync::Arc<marketd_store::AnyStore>,
+    /// The app's bus (for tests that read what was published).
+    pub bus: marketd_bus::AnyBus,
     pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -60,6 +64,7 @@ impl TestApp {
         let app = Application::build(cfg).await.expect("app builds");
         let bootstrap_key = app.bootstrap_key().map(|k| k.expose().to_string());
         let store = app.backends().store.clone();
+        let bus = app.backends().bus.clone();
         let access = app.services().access.clone();
         let mut keys = Vec::new();
         for role in [Role::Read, Role::Write, Role::Admin] {
@@ -96,6 +101,7 @@ impl TestApp {
             admin_key: keys[2].clone(),
             bootstrap_key,
             store,
+            bus,
             data_dir,
             stop: Some(tx),
             handle: Some(handle),
