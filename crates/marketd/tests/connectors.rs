@@ -165,15 +165,16 @@ async fn connectors_are_validated_stored_without_secrets_and_deleted() {
     app.stop().await;
 }
 
-/// A REST API that wants `Authorization: Bearer tok-1` and answers three
+/// A REST API that wants `Authorization: Bearer <token>` and answers three
 /// new trades per call, in the shape of the mapping above.
-async fn mock_rest() -> String {
-    let next = Arc::new(AtomicU64::new(1));
+async fn mock_rest(token: &'static str) -> String {
+    let next = Arc::new((AtomicU64::new(1), format!("Bearer {token}")));
     async fn trades(
-        State(next): State<Arc<AtomicU64>>,
+        State(state): State<Arc<(AtomicU64, String)>>,
         headers: HeaderMap,
     ) -> axum::response::Response {
-        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer tok-1") {
+        let (next, want) = &*state;
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
             return (StatusCode::UNAUTHORIZED, "bad token").into_response();
         }
         let first = next.fetch_add(3, Ordering::SeqCst);

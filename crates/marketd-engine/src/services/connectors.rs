@@ -31,11 +31,15 @@ pub const REDACTED: &str = "***";
 /// Fields of `auth` that are not secret (shown as given).
 pub const PUBLIC_AUTH_FIELDS: &[&str] = &["type", "name", "in", "username", "recv_window"];
 
-/// Venues with a built-in normalizer.
-pub const VENUES: &[&str] = &["binance", "binance_futures", "okx", "finnhub"];
+/// The venues with a built-in normalizer, for messages.
+fn venue_names() -> String {
+    Venue::ALL.map(Venue::name).join(", ")
+}
 
-/// Channels a venue connector can subscribe to.
-pub const CHANNELS: &[&str] = &["trades", "agg_trades", "quotes"];
+/// The channels a venue connector can subscribe to, for messages.
+fn channel_names() -> String {
+    Channel::ALL.map(Channel::as_str).join(", ")
+}
 
 /// Shortest and longest polling interval of a REST connector, ms.
 pub const POLLING_INTERVAL_MS: (u64, u64) = (100, 60_000);
@@ -127,15 +131,7 @@ impl ConnectorService {
             created_at: now,
             updated_at: now,
         };
-        if self
-            .store
-            .connectors()
-            .await?
-            .iter()
-            .any(|c| c.name == connector.name)
-        {
-            return Err(ConnectorError::NameTaken(connector.name));
-        }
+        // A taken name is refused by the store's unique index (NameTaken).
         self.seal(id, &secrets).await?;
         if let Err(e) = self.store.insert_connector(&connector).await {
             // Leave no orphaned secret behind a refused insert.
@@ -397,13 +393,13 @@ fn check_websocket(obj: &Map<String, Value>) -> Result<(), ConnectorError> {
     let venue = str_field(obj, "venue")?.ok_or_else(|| {
         invalid(format!(
             "venue is required for a websocket connector: one of {}",
-            VENUES.join(", ")
+            venue_names()
         ))
     })?;
-    if !VENUES.contains(&venue) {
+    if Venue::from_name(venue).is_err() {
         return Err(invalid(format!(
             "venue: unknown venue {venue:?}; known: {}",
-            VENUES.join(", ")
+            venue_names()
         )));
     }
     if let Some(url) = str_field(obj, "url")? {
@@ -423,14 +419,14 @@ fn check_websocket(obj: &Map<String, Value>) -> Result<(), ConnectorError> {
     if channels.is_empty() {
         return Err(invalid(format!(
             "channels: at least one of {} is required",
-            CHANNELS.join(", ")
+            channel_names()
         )));
     }
     for c in &channels {
-        if !CHANNELS.contains(&c.as_str()) {
+        if Channel::from_name(c).is_none() {
             return Err(invalid(format!(
                 "channels: unknown channel {c:?}; known: {}",
-                CHANNELS.join(", ")
+                channel_names()
             )));
         }
     }
@@ -530,7 +526,7 @@ pub fn ws_definition(def: &Value) -> Result<WsDefinition, ConnectorError> {
             Channel::from_name(c).ok_or_else(|| {
                 invalid(format!(
                     "channels: unknown channel {c:?}; known: {}",
-                    CHANNELS.join(", ")
+                    channel_names()
                 ))
             })
         })
