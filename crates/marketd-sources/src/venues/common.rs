@@ -2,7 +2,7 @@
 //! timestamps to nanoseconds, and serde helpers for fields whose JSON type
 //! depends on the message kind (decoded in one pass, without `Value`).
 
-use super::DecodeError;
+use super::{DecodeError, Frame, Limit, VenueMessage};
 use rust_decimal::Decimal;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
@@ -24,6 +24,23 @@ pub(super) fn json_error(venue: &'static str, frame: &str, e: serde_json::Error)
         venue,
         source: e,
         snippet: snippet(frame),
+    }
+}
+
+/// A frame that parses but is none of the venue's known shapes.
+pub(super) fn unrecognized(venue: &'static str, frame: &str) -> DecodeError {
+    DecodeError::Unrecognized {
+        venue,
+        snippet: snippet(frame),
+    }
+}
+
+/// An error message from the venue, as a [`Frame::Limit`] when it names a
+/// limit and as a [`Frame::Error`] otherwise.
+pub(super) fn error_or_limit(limit: Option<Limit>, error: VenueMessage) -> Frame {
+    match limit {
+        Some(limit) => Frame::Limit { limit, error },
+        None => Frame::Error(error),
     }
 }
 
@@ -305,8 +322,7 @@ pub(super) fn raw_present<'de: 'a, 'a, D: Deserializer<'de>>(
 
 /// Which limit an error's wording names, if any. Venues document few codes
 /// for these, so the text decides (codes are matched by each venue first).
-pub(super) fn limit_in_text(msg: &str) -> Option<super::Limit> {
-    use super::Limit;
+pub(super) fn limit_in_text(msg: &str) -> Option<Limit> {
     let m = msg.to_ascii_lowercase();
     if m.contains("too many connection")
         || m.contains("connection limit")

@@ -55,7 +55,7 @@ mod session;
 
 pub use session::VenueSession;
 
-use marketd_model::{Symbol, Tick};
+use marketd_model::{Decimal, Symbol, Tick, TickKind};
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -595,6 +595,34 @@ impl Decoder {
             out.truncate(start);
         }
         r
+    }
+
+    /// A tick of `venue_symbol` (kept as the venue spells it) with the fields
+    /// every venue sets; callers add `bid`/`ask`, `trade_id` and `sequence`
+    /// where their message has them.
+    fn tick(
+        &mut self,
+        venue_symbol: &str,
+        kind: TickKind,
+        price: Decimal,
+        size: Decimal,
+        ts_event: i64,
+        ts_received: i64,
+    ) -> Result<Tick, DecodeError> {
+        Ok(Tick {
+            symbol: self.symbol(venue_symbol)?,
+            source: self.source.clone(),
+            kind,
+            price,
+            size,
+            bid: None,
+            ask: None,
+            trade_id: None,
+            sequence: None,
+            venue_symbol: Some(venue_symbol.to_string()),
+            ts_event,
+            ts_received,
+        })
     }
 
     /// The canonical symbol of `venue_symbol`, from the cache when seen before.

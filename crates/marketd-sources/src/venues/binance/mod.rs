@@ -11,7 +11,8 @@
 mod wire;
 
 use super::common::{
-    Loose, decimal, id_text, json_error, limit_in_text, millis_to_nanos, require, snippet,
+    Loose, decimal, error_or_limit, id_text, json_error, limit_in_text, millis_to_nanos, require,
+    unrecognized,
 };
 use super::{
     Ack, Channel, ConnectPlan, DecodeError, Decoder, Frame, PlanError, Venue, VenueMessage,
@@ -197,10 +198,7 @@ fn error_of(m: &Msg<'_>) -> Option<Frame> {
     } else {
         limit_in_text(&error.msg)
     };
-    Some(match limit {
-        Some(limit) => Frame::Limit { limit, error },
-        None => Frame::Error(error),
-    })
+    Some(error_or_limit(limit, error))
 }
 
 /// A payload: what its event type (or, for spot `bookTicker`, its stream
@@ -225,10 +223,7 @@ fn event(
             }
             _ if ev.looks_like_book_ticker() => "bookTicker",
             _ => {
-                return Err(DecodeError::Unrecognized {
-                    venue,
-                    snippet: snippet(frame),
-                });
+                return Err(unrecognized(venue, frame));
             }
         },
     };
@@ -293,20 +288,9 @@ fn trade(
     // `T`: trade time, milliseconds since the epoch.
     let t_ms = require(venue, kind, "T", ev.trade_time.and_then(Loose::as_u64))?;
     let ts_event = millis_to_nanos(venue, "T", clamp_ms(t_ms))?;
-    let symbol = dec.symbol(s)?;
     out.push(Tick {
-        symbol,
-        source: dec.source.clone(),
-        kind: TickKind::Trade,
-        price,
-        size,
-        bid: None,
-        ask: None,
         trade_id: Some(id_text(id)),
-        sequence: None,
-        venue_symbol: Some(s.to_string()),
-        ts_event,
-        ts_received,
+        ..dec.tick(s, TickKind::Trade, price, size, ts_event, ts_received)?
     });
     Ok(())
 }
@@ -333,20 +317,21 @@ fn book_ticker(
         Some((field, ms)) => millis_to_nanos(venue, field, clamp_ms(ms))?,
         None => ts_received,
     };
-    let symbol = dec.symbol(s)?;
-    out.push(Tick {
-        symbol,
-        source: dec.source.clone(),
-        kind: TickKind::Quote,
-        price: mid(venue, bid, ask)?,
-        size: Decimal::ZERO,
-        bid: Some(bid),
-        ask: Some(ask),
-        trade_id: None,
-        sequence: ev.u.and_then(Loose::as_u64),
-        venue_symbol: Some(s.to_string()),
+    // The symbol is resolved (and refused) before the mid is computed.
+    let quote = dec.tick(
+        s,
+        TickKind::Quote,
+        Decimal::ZERO,
+        Decimal::ZERO,
         ts_event,
         ts_received,
+    )?;
+    out.push(Tick {
+        price: mid(venue, bid, ask)?,
+        bid: Some(bid),
+        ask: Some(ask),
+        sequence: ev.u.and_then(Loose::as_u64),
+        ..quote
     });
     Ok(())
 }

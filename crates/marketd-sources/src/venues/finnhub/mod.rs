@@ -8,7 +8,8 @@
 //! trade: that becomes a `last` tick of size 0.
 
 use super::common::{
-    Items, decimal_from_number, json_error, limit_in_text, millis_to_nanos, require, snippet,
+    Items, decimal_from_number, error_or_limit, json_error, limit_in_text, millis_to_nanos,
+    require, unrecognized,
 };
 use super::{Channel, DecodeError, Decoder, Frame, PlanError, VenueMessage};
 use marketd_model::{Symbol, Tick, TickKind};
@@ -80,10 +81,7 @@ pub(super) fn decode(
 ) -> Result<Frame, DecodeError> {
     let m: Msg<'_> = serde_json::from_str(frame).map_err(|e| json_error(VENUE, frame, e))?;
     let Some(kind) = m.kind else {
-        return Err(DecodeError::Unrecognized {
-            venue: VENUE,
-            snippet: snippet(frame),
-        });
+        return Err(unrecognized(VENUE, frame));
     };
     match kind {
         "trade" => {
@@ -102,10 +100,7 @@ pub(super) fn decode(
                 code: None,
                 msg: m.msg.as_deref().unwrap_or_default().to_string(),
             };
-            Ok(match limit_in_text(&error.msg) {
-                Some(limit) => Frame::Limit { limit, error },
-                None => Frame::Error(error),
-            })
+            Ok(error_or_limit(limit_in_text(&error.msg), error))
         }
         other => Ok(Frame::Ignored {
             kind: other.to_string(),
@@ -124,24 +119,12 @@ fn trade(
     let size = decimal_from_number(VENUE, "v", require(VENUE, "trade", "v", item.v)?.get())?;
     // `t`: trade time, milliseconds since the epoch.
     let ts_event = millis_to_nanos(VENUE, "t", require(VENUE, "trade", "t", item.t)?)?;
-    let symbol = dec.symbol(s)?;
-    out.push(Tick {
-        symbol,
-        source: dec.source.clone(),
-        kind: if size.is_zero() {
-            TickKind::Last
-        } else {
-            TickKind::Trade
-        },
-        price,
-        size,
-        bid: None,
-        ask: None,
-        trade_id: None,
-        sequence: None,
-        venue_symbol: Some(s.to_string()),
-        ts_event,
-        ts_received,
-    });
+    // A price update without volume is the last price, not a trade.
+    let kind = if size.is_zero() {
+        TickKind::Last
+    } else {
+        TickKind::Trade
+    };
+    out.push(dec.tick(s, kind, price, size, ts_event, ts_received)?);
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! All OKX numbers are strings; `ts` is milliseconds since the epoch.
 
 use super::common::{
-    Items, Loose, decimal, json_error, limit_in_text, millis_text_to_nanos, require, snippet,
+    Items, Loose, decimal, error_or_limit, json_error, limit_in_text, millis_text_to_nanos,
+    require, unrecognized,
 };
 use super::{Ack, Channel, DecodeError, Decoder, Frame, Limit, PlanError, Venue, VenueMessage};
 use marketd_model::{Decimal, Symbol, Tick, TickKind};
@@ -149,10 +150,7 @@ pub(super) fn decode(
         return Ok(event_frame(event, &m));
     }
     let (Some(arg), Some(data)) = (&m.arg, &m.data) else {
-        return Err(DecodeError::Unrecognized {
-            venue: VENUE,
-            snippet: snippet(frame),
-        });
+        return Err(unrecognized(VENUE, frame));
     };
     let channel = require(VENUE, "push", "arg.channel", arg.channel)?;
     let start = out.len();
@@ -239,10 +237,7 @@ fn error_frame(error: VenueMessage) -> Frame {
         Some("60020" | "60025") => Some(Limit::Subscriptions),
         _ => limit_in_text(&error.msg),
     };
-    match limit {
-        Some(limit) => Frame::Limit { limit, error },
-        None => Frame::Error(error),
-    }
+    error_or_limit(limit, error)
 }
 
 fn trade(
@@ -257,20 +252,9 @@ fn trade(
     // `ts`: trade time, milliseconds since the epoch, as a string.
     let ts_event = millis_text_to_nanos(VENUE, "ts", require(VENUE, "trades", "ts", item.ts)?)?;
     let trade_id = require(VENUE, "trades", "tradeId", item.trade_id)?;
-    let symbol = dec.symbol(inst)?;
     out.push(Tick {
-        symbol,
-        source: dec.source.clone(),
-        kind: TickKind::Trade,
-        price,
-        size,
-        bid: None,
-        ask: None,
         trade_id: Some(trade_id.to_string()),
-        sequence: None,
-        venue_symbol: Some(inst.to_string()),
-        ts_event,
-        ts_received,
+        ..dec.tick(inst, TickKind::Trade, price, size, ts_event, ts_received)?
     });
     Ok(())
 }
@@ -303,20 +287,17 @@ fn ticker(
     };
     // `ts`: when OKX generated the ticker, milliseconds since the epoch.
     let ts_event = millis_text_to_nanos(VENUE, "ts", require(VENUE, "tickers", "ts", item.ts)?)?;
-    let symbol = dec.symbol(inst)?;
     out.push(Tick {
-        symbol,
-        source: dec.source.clone(),
-        kind: TickKind::Quote,
-        price,
-        size: Decimal::ZERO,
         bid,
         ask,
-        trade_id: None,
-        sequence: None,
-        venue_symbol: Some(inst.to_string()),
-        ts_event,
-        ts_received,
+        ..dec.tick(
+            inst,
+            TickKind::Quote,
+            price,
+            Decimal::ZERO,
+            ts_event,
+            ts_received,
+        )?
     });
     Ok(())
 }
