@@ -280,6 +280,16 @@ pub struct Bar {
     pub volume: Decimal,
     /// Number of ticks in the bar.
     pub trades: u64,
+    /// Σ price × size over the bar's ticks, exact; `None` where the bar was
+    /// not folded from ticks (a provider's own bars) or the sum overflowed.
+    #[serde(default, with = "option_decimal_number")]
+    #[schema(value_type = Option<f64>)]
+    pub notional: Option<Decimal>,
+    /// Volume-weighted average price, `notional / volume` rounded to
+    /// [`Bar::VWAP_DECIMALS`] places; `None` without notional or volume.
+    #[serde(default, with = "option_decimal_number")]
+    #[schema(value_type = Option<f64>)]
+    pub vwap: Option<Decimal>,
     /// Event time of the first and last tick (for open/close and late-tick merges).
     pub first_ts: i64,
     pub last_ts: i64,
@@ -301,10 +311,23 @@ impl Bar {
             close: tick.price,
             volume: tick.size,
             trades: 1,
+            notional: tick.price.checked_mul(tick.size),
+            vwap: None,
             first_ts: tick.ts_event,
             last_ts: tick.ts_event,
             closed: false,
         }
+        .with_vwap()
+    }
+
+    /// Decimal places of [`Bar::vwap`]: a quotient rarely terminates, and
+    /// twelve places are finer than any venue's tick size.
+    pub const VWAP_DECIMALS: u32 = 12;
+
+    /// The bar with [`Bar::vwap`] computed from its notional and volume.
+    pub fn with_vwap(mut self) -> Self {
+        self.vwap = vwap(self.notional, self.volume);
+        self
     }
 
     /// Folds a tick of the same bucket into the bar. Open is the tick with the
@@ -327,7 +350,20 @@ impl Bar {
         }
         self.volume += tick.size;
         self.trades += 1;
+        self.notional = self
+            .notional
+            .and_then(|n| n.checked_add(tick.price.checked_mul(tick.size)?));
+        self.vwap = vwap(self.notional, self.volume);
     }
+}
+
+fn vwap(notional: Option<Decimal>, volume: Decimal) -> Option<Decimal> {
+    if volume.is_zero() {
+        return None;
+    }
+    notional?
+        .checked_div(volume)
+        .map(|v| v.round_dp(Bar::VWAP_DECIMALS).normalize())
 }
 
 /// Moving-average kind.
@@ -413,6 +449,33 @@ mod tests {
         assert_eq!(bar.low, "9".parse().unwrap());
         assert_eq!(bar.trades, 4);
         assert_eq!(bar.volume, Decimal::from(4));
+        assert_eq!(bar.notional, Some("42".parse().unwrap()));
+        assert_eq!(bar.vwap, Some("10.5".parse().unwrap()));
+    }
+
+    #[test]
+    fn vwap_weights_by_size_and_is_exact_to_its_places() {
+        let sized = |ts: i64, price: &str, size: &str| {
+            let mut t = tick(ts, price);
+            t.size = size.parse().unwrap();
+            t
+        };
+        let mut bar = Bar::open_with(&sized(1, "100.10", "0.5"), Interval::M1);
+        bar.apply(&sized(2, "100.40", "1.5"));
+        bar.apply(&sized(3, "99.95", "1"));
+        // (50.05 + 150.6 + 99.95) / 3 = 300.6 / 3
+        assert_eq!(bar.notional, Some("300.600".parse().unwrap()));
+        assert_eq!(bar.vwap, Some("100.2".parse().unwrap()));
+        bar.apply(&sized(4, "100", "0.0001"));
+        // 300.61 / 3.0001 = 100.1999933335555481... rounded to 12 places.
+        assert_eq!(bar.vwap, Some("100.199993333556".parse().unwrap()));
+        // Without volume there is no average.
+        let zero = Bar::open_with(&sized(1, "5", "0"), Interval::M1);
+        assert_eq!((zero.notional, zero.vwap), (Some(Decimal::ZERO), None));
+        let json = serde_json::to_value(&bar).unwrap();
+        assert_eq!(json["vwap"].to_string(), "100.199993333556");
+        let back: Bar = serde_json::from_value(json).unwrap();
+        assert_eq!(back, bar);
     }
 
     #[test]

@@ -200,6 +200,8 @@ pub fn parse_bars(
                 .unwrap_or_default()
                 .max(Decimal::ZERO),
             trades: 0,
+            notional: None,
+            vwap: None,
             first_ts: ts,
             last_ts: ts,
             closed: start.saturating_add(interval.nanos()) <= now_ns,

@@ -89,7 +89,7 @@ impl<B: SeriesSql> SeriesStore for B {
 
 /// Decodes a row of the backend's bar `SELECT` (symbol, source, interval,
 /// start, open, high, low, close, volume as decimal text, trades, first_ts,
-/// last_ts, closed).
+/// last_ts, closed, notional as decimal text or NULL); the VWAP is derived.
 fn bar_from_row<R: SqlRow>(row: &R, sources: &mut Sources) -> Result<Bar> {
     let c = Cols::new(row, "bars");
     let [open, high, low, close, volume] = c.decimals(4)?;
@@ -104,10 +104,13 @@ fn bar_from_row<R: SqlRow>(row: &R, sources: &mut Sources) -> Result<Bar> {
         close,
         volume,
         trades: c.count(9)?,
+        notional: c.opt_decimal(13)?,
+        vwap: None,
         first_ts: c.int(10)?,
         last_ts: c.int(11)?,
         closed: c.flag(12)?,
-    })
+    }
+    .with_vwap())
 }
 
 /// Decodes a row of `SELECT symbol, source, interval, kind, "window", ts,

@@ -66,6 +66,9 @@ fn bar(source: &str, start: i64, close: &str) -> Bar {
         close: dec(close),
         volume: dec("12.5"),
         trades: 3,
+        notional: Some(dec("1250.125")),
+        // 1250.125 / 12.5, as `with_vwap` computes it on every read.
+        vwap: Some(dec("100.01")),
         first_ts: start + 1,
         last_ts: start + 2,
         closed: false,
@@ -237,6 +240,11 @@ pub async fn exact_decimals_round_trip(store: &AnyStore) {
 
     let mut b = bar("sim", 0, "123456789.123456789");
     b.volume = dec("98765.4321098765432");
+    // A notional with more digits than a REAL holds survives exactly, and
+    // the VWAP read back is the one computed from it.
+    b.notional = Some(dec("12194330612.1234567890123456"));
+    let b = b.with_vwap();
+    assert_eq!(b.vwap, Some(dec("123467.597433859895")));
     store.upsert_bars(std::slice::from_ref(&b)).await.unwrap();
     assert_eq!(store.bars(&bar_query(10)).await.unwrap(), vec![b]);
 }

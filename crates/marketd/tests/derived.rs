@@ -21,6 +21,8 @@ struct Ohlcv {
     close: Decimal,
     volume: Decimal,
     trades: u64,
+    notional: Option<Decimal>,
+    vwap: Option<Decimal>,
 }
 
 impl From<&Bar> for Ohlcv {
@@ -32,6 +34,8 @@ impl From<&Bar> for Ohlcv {
             close: b.close,
             volume: b.volume,
             trades: b.trades,
+            notional: b.notional,
+            vwap: b.vwap,
         }
     }
 }
@@ -121,12 +125,22 @@ async fn bars_and_moving_averages_match_a_recomputation_from_ticks() {
                 close: p,
                 volume: Decimal::ZERO,
                 trades: 0,
+                notional: Some(Decimal::ZERO),
+                vwap: None,
             });
             b.high = b.high.max(p);
             b.low = b.low.min(p);
             b.close = p;
             b.volume += s;
             b.trades += 1;
+            b.notional = b.notional.map(|n| n + p * s);
+        }
+        // VWAP as documented: the exact notional over the volume, to 12 places.
+        for b in expected.values_mut() {
+            b.vwap = b
+                .notional
+                .filter(|_| !b.volume.is_zero())
+                .map(|n| (n / b.volume).round_dp(Bar::VWAP_DECIMALS).normalize());
         }
         let stored = bars(&app, symbol, "simulated", "1s").await;
         assert_eq!(
@@ -409,6 +423,18 @@ async fn open_bars_continue_across_a_restart() {
         assert_eq!(bar.high, *prices.iter().max().unwrap(), "{interval} high");
         assert_eq!(bar.low, *prices.iter().min().unwrap(), "{interval} low");
         assert_eq!(bar.volume, Decimal::from(sizes), "{interval} volume");
+        // The notional carried over the restart too: Σ price × size of all.
+        let notional: Decimal = ticks
+            .iter()
+            .zip(&prices)
+            .map(|(&i, p)| p * Decimal::from(if i == 99 { 1 } else { 1 + i % 3 }))
+            .sum();
+        assert_eq!(bar.notional, Some(notional), "{interval} notional");
+        assert_eq!(
+            bar.vwap,
+            Some((notional / Decimal::from(sizes)).round_dp(12).normalize()),
+            "{interval} vwap"
+        );
     }
     app.stop().await;
 }

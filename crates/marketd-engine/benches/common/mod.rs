@@ -48,30 +48,7 @@ pub async fn backends(store: Arc<AnyStore>, bus: AnyBus) -> Backends {
 /// The engine's consumers only (no feeds, no pollers): writer, aggregator
 /// (1s..1d bars, SMA/EMA 5/20/50) and cache updater.
 pub async fn start_consumers(backends: &Backends) -> Engine {
-    let mut feeds = FeedsConfig::default();
-    feeds.simulated.enabled = false;
-    let services = Services::new(
-        backends,
-        &ServicesConfig {
-            prices: PricesConfig::default(),
-            polling: PollingConfig::default(),
-            aggregator: EngineConfig::default().aggregator,
-            max_page: 10_000,
-        },
-        Keyring::empty(),
-    );
-    Engine::start(
-        backends.clone(),
-        &EngineConfig::default(),
-        &feeds,
-        &services,
-        Roles {
-            consumers: true,
-            producers: false,
-        },
-    )
-    .await
-    .unwrap()
+    start_engine(backends, &services(backends), false).await
 }
 
 /// CPU time spent by this process and by the services of a scaled-out run
@@ -149,4 +126,38 @@ impl CpuClock {
         }
         format!("{total:.1} us ({})", parts.join(", "))
     }
+}
+
+/// The services of a bench process (no encryption key: connectors without
+/// secrets only).
+pub fn services(backends: &Backends) -> Services {
+    Services::new(
+        backends,
+        &ServicesConfig {
+            prices: PricesConfig::default(),
+            polling: PollingConfig::default(),
+            aggregator: EngineConfig::default().aggregator,
+            max_page: 10_000,
+        },
+        Keyring::empty(),
+    )
+}
+
+/// The engine's consumers and, with `producers`, its supervisors (polling
+/// jobs, connectors); the simulated feed stays off.
+pub async fn start_engine(backends: &Backends, services: &Services, producers: bool) -> Engine {
+    let mut feeds = FeedsConfig::default();
+    feeds.simulated.enabled = false;
+    Engine::start(
+        backends.clone(),
+        &EngineConfig::default(),
+        &feeds,
+        services,
+        Roles {
+            consumers: true,
+            producers,
+        },
+    )
+    .await
+    .unwrap()
 }

@@ -8,22 +8,22 @@ use crate::series::SeriesSql;
 use marketd_model::{Bar, Indicator};
 
 const BAR_SELECT: &str = "SELECT symbol, source, \"interval\", start, open::text, high::text, low::text, \
-     close::text, volume::text, trades, first_ts, last_ts, closed FROM bars";
+     close::text, volume::text, trades, first_ts, last_ts, closed, notional::text FROM bars";
 
 const INDICATOR_SELECT: &str =
     "SELECT symbol, source, \"interval\", kind, \"window\", ts, value FROM indicators";
 
 const BAR_UPSERT: &str = "INSERT INTO bars (source, symbol, \"interval\", start, open, high, low, close, volume, \
-     trades, first_ts, last_ts, closed) \
+     trades, first_ts, last_ts, closed, notional) \
      SELECT source, symbol, iv, start, open::numeric, high::numeric, low::numeric, close::numeric, volume::numeric, \
-     trades, first_ts, last_ts, closed \
+     trades, first_ts, last_ts, closed, notional::numeric \
      FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], \
-     $9::text[], $10::int8[], $11::int8[], $12::int8[], $13::bool[]) \
-     AS t(source, symbol, iv, start, open, high, low, close, volume, trades, first_ts, last_ts, closed) \
+     $9::text[], $10::int8[], $11::int8[], $12::int8[], $13::bool[], $14::text[]) \
+     AS t(source, symbol, iv, start, open, high, low, close, volume, trades, first_ts, last_ts, closed, notional) \
      ON CONFLICT (source, symbol, \"interval\", start) DO UPDATE SET \
      open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, \
      volume = excluded.volume, trades = excluded.trades, first_ts = excluded.first_ts, \
-     last_ts = excluded.last_ts, closed = excluded.closed";
+     last_ts = excluded.last_ts, closed = excluded.closed, notional = excluded.notional";
 
 const INDICATOR_UPSERT: &str = "INSERT INTO indicators (source, symbol, \"interval\", kind, \"window\", ts, value) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::float8[]) \
@@ -33,6 +33,7 @@ fn bar_query(chunk: &[&Bar]) -> PgQuery<'static> {
     let mut cols: [Vec<String>; 8] = Default::default();
     let mut ints: [Vec<i64>; 4] = Default::default();
     let mut closed = Vec::with_capacity(chunk.len());
+    let mut notional = Vec::with_capacity(chunk.len());
     for b in chunk {
         cols[0].push(b.source.to_string());
         cols[1].push(b.symbol.as_str().to_string());
@@ -48,6 +49,7 @@ fn bar_query(chunk: &[&Bar]) -> PgQuery<'static> {
         ints[2].push(b.first_ts);
         ints[3].push(b.last_ts);
         closed.push(b.closed);
+        notional.push(b.notional.map(|d| d.to_string()));
     }
     let [source, symbol, interval, open, high, low, close, volume] = cols;
     let [start, trades, first_ts, last_ts] = ints;
@@ -65,6 +67,7 @@ fn bar_query(chunk: &[&Bar]) -> PgQuery<'static> {
         .bind(first_ts)
         .bind(last_ts)
         .bind(closed)
+        .bind(notional)
 }
 
 fn indicator_query(chunk: &[&Indicator]) -> PgQuery<'static> {

@@ -8,20 +8,21 @@ use crate::series::SeriesSql;
 use marketd_model::{Bar, Indicator};
 use std::sync::OnceLock;
 
-const BAR_COLS: usize = 18;
+const BAR_COLS: usize = 20;
 
 fn bar_upsert_sql() -> &'static InsertSql {
     static SQL: OnceLock<InsertSql> = OnceLock::new();
     SQL.get_or_init(|| {
         InsertSql::new(
             "INSERT INTO bars (source, symbol, interval, start, open, open_exact, high, high_exact, low, low_exact, \
-             close, close_exact, volume, volume_exact, trades, first_ts, last_ts, closed)",
+             close, close_exact, volume, volume_exact, trades, first_ts, last_ts, closed, notional, notional_exact)",
             BAR_COLS,
             "ON CONFLICT (source, symbol, interval, start) DO UPDATE SET \
              open = excluded.open, open_exact = excluded.open_exact, high = excluded.high, high_exact = excluded.high_exact, \
              low = excluded.low, low_exact = excluded.low_exact, close = excluded.close, close_exact = excluded.close_exact, \
              volume = excluded.volume, volume_exact = excluded.volume_exact, trades = excluded.trades, \
-             first_ts = excluded.first_ts, last_ts = excluded.last_ts, closed = excluded.closed",
+             first_ts = excluded.first_ts, last_ts = excluded.last_ts, closed = excluded.closed, \
+             notional = excluded.notional, notional_exact = excluded.notional_exact",
             1024,
         )
     })
@@ -51,10 +52,19 @@ fn bind_bar<'q>(q: SqliteQuery<'q>, b: &'q Bar) -> SqliteQuery<'q> {
         let (text, exact) = dec_pair(d);
         q = q.bind(text).bind(exact);
     }
+    let (notional, notional_exact) = match &b.notional {
+        Some(d) => {
+            let (text, exact) = dec_pair(d);
+            (Some(text), exact)
+        }
+        None => (None, None),
+    };
     q.bind(to_i64(b.trades))
         .bind(b.first_ts)
         .bind(b.last_ts)
         .bind(b.closed)
+        .bind(notional)
+        .bind(notional_exact)
 }
 
 fn bind_indicator<'q>(q: SqliteQuery<'q>, x: &'q Indicator) -> SqliteQuery<'q> {
@@ -70,7 +80,8 @@ fn bind_indicator<'q>(q: SqliteQuery<'q>, x: &'q Indicator) -> SqliteQuery<'q> {
 const BAR_SELECT: &str = "SELECT symbol, source, interval, start, \
      COALESCE(open_exact, CAST(open AS TEXT)), COALESCE(high_exact, CAST(high AS TEXT)), \
      COALESCE(low_exact, CAST(low AS TEXT)), COALESCE(close_exact, CAST(close AS TEXT)), \
-     COALESCE(volume_exact, CAST(volume AS TEXT)), trades, first_ts, last_ts, closed FROM bars";
+     COALESCE(volume_exact, CAST(volume AS TEXT)), trades, first_ts, last_ts, closed, \
+     COALESCE(notional_exact, CAST(notional AS TEXT)) FROM bars";
 
 const INDICATOR_SELECT: &str =
     "SELECT symbol, source, interval, kind, \"window\", ts, value FROM indicators";
