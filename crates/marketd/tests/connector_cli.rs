@@ -228,3 +228,252 @@ async fn preview_needs_write_a_valid_rest_definition_and_a_reachable_upstream() 
     }
     app.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// marketd replay CAPTURE
+
+/// `shared/fixtures/captures/<name>`, found above this crate (the
+/// repository may sit a level deeper, in a worktree).
+fn capture(name: &str) -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join("shared/fixtures/captures").join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("shared/fixtures/captures/{name} not found above {here:?}"))
+}
+
+/// What a capture holds, counted with serde_json alone (not with the
+/// venue decoders under test): received frames by kind.
+#[derive(Debug, Default)]
+struct Counted {
+    frames: u64,
+    /// Binance `aggTrade` frames.
+    agg_trades: u64,
+    /// Binance `bookTicker` frames.
+    book_tickers: u64,
+    /// Trades in OKX `trades` pushes (one push may hold several).
+    okx_trades: u64,
+}
+
+fn count_capture(text: &str) -> Counted {
+    let mut c = Counted::default();
+    for line in text.lines() {
+        // Received frames are the lines that start with their time.
+        if !line.starts_with(|ch: char| ch.is_ascii_digit()) {
+            continue;
+        }
+        c.frames += 1;
+        let (_, frame) = line.split_once(": ").unwrap();
+        let Ok(v) = serde_json::from_str::<Value>(frame) else {
+            continue;
+        };
+        let stream = v["stream"].as_str().unwrap_or_default();
+        if stream.ends_with("@aggTrade") {
+            c.agg_trades += 1;
+        } else if stream.ends_with("@bookTicker") {
+            c.book_tickers += 1;
+        }
+        if v["arg"]["channel"] == "trades" && v.get("event").is_none() {
+            c.okx_trades += v["data"].as_array().map_or(0, |d| d.len() as u64);
+        }
+    }
+    c
+}
+
+/// Stored ticks of `source` by kind, read from the SQLite file directly.
+async fn stored_by_kind(db: &std::path::Path, source: &str) -> (u64, u64) {
+    use sqlx::Row;
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows = sqlx::query("SELECT kind, COUNT(*) AS n FROM ticks WHERE source = ? GROUP BY kind")
+        .bind(source)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let mut trades_quotes = (0, 0);
+    for r in rows {
+        let n = r.get::<i64, _>("n") as u64;
+        match r.get::<String, _>("kind").as_str() {
+            "trade" => trades_quotes.0 = n,
+            "quote" => trades_quotes.1 = n,
+            other => panic!("unexpected kind {other}"),
+        }
+    }
+    trades_quotes
+}
+
+#[tokio::test]
+async fn replay_stores_one_tick_per_trade_frame_and_nothing_twice() {
+    let path = capture("BINANCE.ws.1.0");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let want = count_capture(&text);
+    assert!(want.agg_trades > 0 && want.book_tickers > 0, "{want:?}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = common::base_config(tmp.path());
+    let opts = marketd::replay::ReplayOptions {
+        capture: path.clone(),
+        venue: None,
+        speed: marketd_engine::services::replay::ReplaySpeed::Max,
+    };
+    let mut last = None;
+    let summary = marketd::replay::replay(
+        &cfg,
+        &opts,
+        tokio_util::sync::CancellationToken::new(),
+        |p| last = Some(p),
+    )
+    .await
+    .unwrap();
+    let s = &summary.stats;
+    assert_eq!(s.frames, want.frames);
+    assert_eq!(s.data_frames, want.agg_trades + want.book_tickers);
+    assert_eq!(
+        s.other_frames + s.decode_errors,
+        want.frames - s.data_frames
+    );
+    assert_eq!(s.decode_errors, 0, "{s:?}");
+    assert_eq!(s.ticks, want.agg_trades + want.book_tickers);
+    assert_eq!(summary.stored, Some(s.ticks));
+    let last = last.expect("progress reported");
+    assert_eq!((last.bytes, last.frames), (text.len(), want.frames));
+
+    let db = tmp.path().join("marketd.db");
+    assert_eq!(
+        stored_by_kind(&db, "binance").await,
+        (want.agg_trades, want.book_tickers)
+    );
+
+    // The same capture again: the same ticks, stored once.
+    let again = marketd::replay::replay(
+        &cfg,
+        &opts,
+        tokio_util::sync::CancellationToken::new(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.stats.ticks, s.ticks);
+    assert_eq!(again.stored, Some(0));
+    assert_eq!(
+        stored_by_kind(&db, "binance").await,
+        (want.agg_trades, want.book_tickers)
+    );
+}
+
+#[test]
+fn the_replay_command_plays_an_okx_capture_into_the_store() {
+    let path = capture("OKX.ws.1.0");
+    let want = count_capture(&std::fs::read_to_string(&path).unwrap());
+    assert!(want.okx_trades > 0);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::process::run(&["replay", path.to_str().unwrap()], tmp.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("frames:        {} received", want.frames)),
+        "{stdout}"
+    );
+    assert!(stdout.contains("decode errors: 0"), "{stdout}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (trades, _) = rt.block_on(stored_by_kind(&tmp.path().join("marketd.db"), "okx"));
+    assert_eq!(trades, want.okx_trades);
+
+    // A capture from a host without a normalizer is refused, naming it.
+    let odd = tmp.path().join("odd.capture");
+    std::fs::write(
+        &odd,
+        "wss://example.com/ws <-> 1633998511.1\n1633998512.0: {}\n",
+    )
+    .unwrap();
+    let out = common::process::run(&["replay", odd.to_str().unwrap()], tmp.path());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no venue decoder for \"wss://example.com/ws\""),
+        "{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// marketd connectors list|start|stop
+
+#[tokio::test]
+async fn connectors_commands_list_start_and_stop_on_the_store() {
+    let app = TestApp::spawn(|_| {}).await;
+    let def = json!({"name": "cli-binance", "kind": "websocket", "venue": "binance",
+                     "url": "ws://127.0.0.1:9", "symbols": ["BTC-USDT"], "channels": ["trades"]});
+    let (s, created) = app.post_json("/api/v1/connectors", &def).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let dir = app.data_dir.clone();
+    let run = move |args: Vec<String>| {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = common::process::run(&args, &dir);
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "marketd {args:?}: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            stdout
+        })
+    };
+
+    let listed = run(vec!["connectors".into(), "list".into()]).await.unwrap();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    let cols: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        cols,
+        [
+            id.as_str(),
+            "cli-binance",
+            "websocket",
+            "binance",
+            "stopped",
+            "stopped"
+        ],
+        "{listed}"
+    );
+
+    // By name, then by id; the API sees each change.
+    let out = run(vec![
+        "connectors".into(),
+        "start".into(),
+        "cli-binance".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(out.contains("desired state: running"), "{out}");
+    let (_, got) = app.get_json(&format!("/api/v1/connectors/{id}")).await;
+    assert_eq!(got["desired"], "running", "{got}");
+    let out = run(vec!["connectors".into(), "stop".into(), id.clone()])
+        .await
+        .unwrap();
+    assert!(out.contains("desired state: stopped"), "{out}");
+    let (_, got) = app.get_json(&format!("/api/v1/connectors/{id}")).await;
+    assert_eq!(got["desired"], "stopped", "{got}");
+
+    // An unknown connector is an error naming it.
+    let dir = app.data_dir.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        common::process::run(&["connectors", "stop", "no-such-connector"], &dir)
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-connector"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.stop().await;
+}
