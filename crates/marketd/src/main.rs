@@ -85,7 +85,12 @@ struct DataArgs {
 #[derive(Debug, clap::Args)]
 struct ReplayArgs {
     /// The capture file: `<ws url> <-> <time>` then `<time>: <frame>` lines.
-    capture: PathBuf,
+    #[arg(required_unless_present = "connector")]
+    capture: Option<PathBuf>,
+    /// Replay the raw frames a WebSocket connector archived (`raw_messages`)
+    /// instead of a capture file: its id or name.
+    #[arg(long, value_name = "ID|NAME", conflicts_with = "capture")]
+    connector: Option<String>,
     /// `max` (as fast as the pipeline takes it) or `recorded` (the
     /// recorded spacing between frames).
     #[arg(long, default_value = "max", value_name = "SPEED")]
@@ -437,8 +442,13 @@ async fn replay(args: &ReplayArgs, cfg: &Config) -> anyhow::Result<()> {
         .as_deref()
         .map(marketd_sources::venues::Venue::from_name)
         .transpose()?;
+    let source = match (&args.capture, &args.connector) {
+        (Some(path), _) => marketd::replay::ReplaySource::Capture(path.clone()),
+        (None, Some(c)) => marketd::replay::ReplaySource::Archive(c.clone()),
+        (None, None) => anyhow::bail!("name a CAPTURE file or a --connector"),
+    };
     let opts = marketd::replay::ReplayOptions {
-        capture: args.capture.clone(),
+        source,
         venue,
         speed: args.speed,
     };
@@ -450,16 +460,25 @@ async fn replay(args: &ReplayArgs, cfg: &Config) -> anyhow::Result<()> {
     });
     let tty = std::io::stderr().is_terminal();
     let progress = |p: marketd_engine::services::replay::ReplayProgress| {
-        if tty {
-            let pct = (p.bytes * 100).checked_div(p.total_bytes).unwrap_or(100);
-            let bar = "#".repeat(pct / 4);
-            let _ = write!(
+        if !tty {
+            return;
+        }
+        // An archive's size is not known in advance: counts only.
+        let _ = match (p.bytes * 100).checked_div(p.total_bytes) {
+            Some(pct) => write!(
                 std::io::stderr(),
-                "\r[{bar:<25}] {pct:>3}%  {} frames  {} ticks",
+                "\r[{:<25}] {pct:>3}%  {} frames  {} ticks",
+                "#".repeat(pct / 4),
                 p.frames,
                 p.ticks
-            );
-        }
+            ),
+            None => write!(
+                std::io::stderr(),
+                "\r{} frames  {} ticks",
+                p.frames,
+                p.ticks
+            ),
+        };
     };
     let summary = marketd::replay::replay(cfg, &opts, cancel.clone(), progress).await;
     if tty {
@@ -468,7 +487,7 @@ async fn replay(args: &ReplayArgs, cfg: &Config) -> anyhow::Result<()> {
     let summary = summary?;
     println!(
         "replayed {} at {} speed{}",
-        args.capture.display(),
+        opts.source,
         match args.speed {
             marketd_engine::services::replay::ReplaySpeed::Max => "max",
             marketd_engine::services::replay::ReplaySpeed::Recorded => "recorded",

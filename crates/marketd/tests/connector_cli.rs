@@ -313,7 +313,7 @@ async fn replay_stores_one_tick_per_trade_frame_and_nothing_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = common::base_config(tmp.path());
     let opts = marketd::replay::ReplayOptions {
-        capture: path.clone(),
+        source: marketd::replay::ReplaySource::Capture(path.clone()),
         venue: None,
         speed: marketd_engine::services::replay::ReplaySpeed::Max,
     };
@@ -398,6 +398,71 @@ fn the_replay_command_plays_an_okx_capture_into_the_store() {
         stderr.contains("no venue decoder for \"wss://example.com/ws\""),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn the_replay_command_plays_a_connectors_raw_archive() {
+    use marketd_store::prelude::*;
+    let path = capture("BINANCE_FUTURES.ws.1.0");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let want = count_capture(&text);
+    assert!(want.agg_trades > 0);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = marketd::open_store(&common::base_config(tmp.path()))
+        .await
+        .unwrap();
+    let now = marketd_model::time::now_ns();
+    let connector = marketd_model::Connector {
+        id: uuid::Uuid::now_v7(),
+        name: "futures-archive".into(),
+        kind: marketd_model::ConnectorKind::Websocket,
+        spec: json!({"name": "futures-archive", "kind": "websocket", "venue": "binance_futures",
+                     "symbols": ["BTC-USDT-PERP"], "channels": ["agg_trades"]}),
+        desired: marketd_model::Desired::Stopped,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_connector(&connector).await.unwrap();
+    // The capture's received frames as the connector would have archived them.
+    let frames: Vec<marketd_store::RawMessage> = text
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .map(|l| {
+            let (time, frame) = l.split_once(": ").unwrap();
+            let (secs, frac) = time.split_once('.').unwrap_or((time, "0"));
+            let nanos: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+            marketd_store::RawMessage {
+                connector_id: connector.id,
+                received_at: secs.parse::<i64>().unwrap() * 1_000_000_000
+                    + nanos.parse::<i64>().unwrap(),
+                class: "data".into(),
+                frame: frame.to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(frames.len() as u64, want.frames);
+    store.insert_raw_messages(&frames).await.unwrap();
+    store.close().await;
+
+    let dir = tmp.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        common::process::run(&["replay", "--connector", "futures-archive"], &dir)
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("frames:        {} received", want.frames)),
+        "{stdout}"
+    );
+    let (trades, quotes) = stored_by_kind(&tmp.path().join("marketd.db"), "binance_futures").await;
+    assert_eq!(trades, want.agg_trades, "{stdout}");
+    assert!(quotes > 0 && quotes <= want.book_tickers, "{quotes}");
 }
 
 // ---------------------------------------------------------------------------
