@@ -214,6 +214,18 @@ async fn preview_needs_write_a_valid_rest_definition_and_a_reachable_upstream() 
         "{b}"
     );
 
+    // The route is in the OpenAPI document, with its answers and schemes.
+    let (_, doc) = app.get_json("/openapi.json").await;
+    let op = &doc["paths"]["/api/v1/connectors/test"]["post"];
+    for status in ["200", "401", "403", "422", "502"] {
+        assert!(op["responses"].get(status).is_some(), "{status}: {op}");
+    }
+    assert!(op["security"].is_array(), "{op}");
+    let preview = &doc["components"]["schemas"]["PreviewView"]["properties"];
+    for field in ["status", "body", "truncated", "ticks", "errors"] {
+        assert!(preview.get(field).is_some(), "{field}: {preview}");
+    }
+
     // Nothing listens on the upstream's port: 502, no secret in the detail.
     let port = common::process::free_port();
     let mut down = definition("p", &format!("http://127.0.0.1:{port}/v1/trades"));
