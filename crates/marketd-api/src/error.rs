@@ -204,6 +204,7 @@ impl From<ServiceError> for ApiError {
                     ApiError::new(StatusCode::CONFLICT, "CONNECTOR_NAME_TAKEN", e.to_string())
                 }
                 e @ ConnectorError::Unavailable(_) => unavailable(&e),
+                ConnectorError::Upstream(m) => ApiError::bad_gateway(m),
                 ConnectorError::Access(e) => ServiceError::Access(e).into(),
                 ConnectorError::Store(e) => e.into(),
             },

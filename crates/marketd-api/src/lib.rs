@@ -93,6 +93,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         routes::connectors::stop,
         routes::connectors::status,
         routes::connectors::data,
+        routes::connectors::test,
         routes::health::live,
         routes::health::ready,
         routes::health::metrics,
@@ -165,6 +166,7 @@ fn routes(openapi: &utoipa::openapi::OpenApi) -> Routes<AppState> {
         .delete("/api/v1/polling-jobs/{id}", Write, polling::delete)
         .get("/api/v1/connectors", Read, connectors::list)
         .post("/api/v1/connectors", Write, connectors::create)
+        .post("/api/v1/connectors/test", Write, connectors::test)
         .get("/api/v1/connectors/{id}", Read, connectors::get)
         .put("/api/v1/connectors/{id}", Write, connectors::update)
         .delete("/api/v1/connectors/{id}", Write, connectors::delete)

@@ -8,6 +8,8 @@
 //! `/health/*` and `/metrics` on its admin port.
 
 pub mod config;
+pub mod connectors_cli;
+pub mod replay;
 pub mod telemetry;
 
 use anyhow::Context;
@@ -111,18 +113,7 @@ pub async fn connect_backends(cfg: &Config) -> anyhow::Result<Backends> {
     AccessService::new(store.clone(), Arc::new(keyring(cfg)?))
         .fill_provider_credentials(&mut providers_cfg)
         .await?;
-    let bus = AnyBus::connect(
-        &cfg.bus.url,
-        BusOptions {
-            buffer: cfg.bus.buffer,
-            partitions: cfg.bus.partitions,
-            topic_prefix: cfg.bus.topic_prefix.clone(),
-            replication_factor: cfg.bus.replication_factor,
-            session_timeout_ms: cfg.bus.session_timeout_ms,
-        },
-    )
-    .await
-    .with_context(|| format!("bus.url {:?}", cfg.bus.url))?;
+    let bus = connect_bus(cfg).await?;
     let cache = AnyCache::connect(
         &cfg.cache.url,
         CacheOptions {
@@ -146,6 +137,22 @@ pub async fn connect_backends(cfg: &Config) -> anyhow::Result<Backends> {
         cache,
         providers: Arc::new(providers),
     })
+}
+
+/// Connects the configured bus.
+pub async fn connect_bus(cfg: &Config) -> anyhow::Result<AnyBus> {
+    AnyBus::connect(
+        &cfg.bus.url,
+        BusOptions {
+            buffer: cfg.bus.buffer,
+            partitions: cfg.bus.partitions,
+            topic_prefix: cfg.bus.topic_prefix.clone(),
+            replication_factor: cfg.bus.replication_factor,
+            session_timeout_ms: cfg.bus.session_timeout_ms,
+        },
+    )
+    .await
+    .with_context(|| format!("bus.url {:?}", cfg.bus.url))
 }
 
 /// What a process runs (not to be confused with `marketd_model::Role`, the

@@ -43,6 +43,13 @@ enum Command {
     Credentials(CredentialsCommand),
     /// Apply database migrations and exit.
     Migrate(DataArgs),
+    /// Play a recorded venue session (the capture format of
+    /// shared/fixtures/captures) through the venue normalizers into the
+    /// pipeline: stored, aggregated and cached like live ticks.
+    Replay(ReplayArgs),
+    /// List, start and stop connectors (as the API does, on the configured store).
+    #[command(subcommand)]
+    Connectors(ConnectorsCommand),
     /// Vietoris-Rips persistence barcodes of a point cloud or distance matrix
     /// (Ripser-compatible input formats and output).
     Tda(marketd_tda::cli::TdaArgs),
@@ -73,6 +80,47 @@ struct DataArgs {
     /// Data directory (overrides data_dir).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// The capture file: `<ws url> <-> <time>` then `<time>: <frame>` lines.
+    #[arg(required_unless_present = "connector")]
+    capture: Option<PathBuf>,
+    /// Replay the raw frames a WebSocket connector archived (`raw_messages`)
+    /// instead of a capture file: its id or name.
+    #[arg(long, value_name = "ID|NAME", conflicts_with = "capture")]
+    connector: Option<String>,
+    /// `max` (as fast as the pipeline takes it) or `recorded` (the
+    /// recorded spacing between frames).
+    #[arg(long, default_value = "max", value_name = "SPEED")]
+    speed: marketd_engine::services::replay::ReplaySpeed,
+    /// The venue whose normalizer reads the frames (binance,
+    /// binance_futures, okx, finnhub); default: from the capture's URL.
+    #[arg(long)]
+    venue: Option<String>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectorsCommand {
+    /// Every connector: id, name, kind, venue, desired state, status.
+    List(DataArgs),
+    /// Ask for a connector to run (its worker starts it).
+    Start {
+        /// The connector's id or name.
+        connector: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Ask for a connector to stop.
+    Stop {
+        /// The connector's id or name.
+        connector: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +245,30 @@ fn main() -> anyhow::Result<()> {
             };
             let cfg = load_for_data(&cli, data_dir)?;
             runtime()?.block_on(credentials(cmd, &cfg))
+        }
+        Command::Replay(args) => {
+            let cfg = load_for_data(&cli, &args.data)?;
+            runtime()?.block_on(replay(args, &cfg))
+        }
+        Command::Connectors(cmd) => {
+            let data = match cmd {
+                ConnectorsCommand::List(data)
+                | ConnectorsCommand::Start { data, .. }
+                | ConnectorsCommand::Stop { data, .. } => data,
+            };
+            let cfg = load_for_data(&cli, data)?;
+            runtime()?.block_on(marketd::connectors_cli::run(
+                match cmd {
+                    ConnectorsCommand::List(_) => marketd::connectors_cli::Action::List,
+                    ConnectorsCommand::Start { connector, .. } => {
+                        marketd::connectors_cli::Action::Start(connector.clone())
+                    }
+                    ConnectorsCommand::Stop { connector, .. } => {
+                        marketd::connectors_cli::Action::Stop(connector.clone())
+                    }
+                },
+                &cfg,
+            ))
         }
         Command::Migrate(args) => {
             let cfg = load_for_data(&cli, args)?;
@@ -358,5 +430,76 @@ async fn credentials(cmd: &CredentialsCommand, cfg: &Config) -> anyhow::Result<(
         }
     }
     store.close().await;
+    Ok(())
+}
+
+/// `marketd replay`: the summary on standard output, a progress line on
+/// standard error while it runs (when that is a terminal).
+async fn replay(args: &ReplayArgs, cfg: &Config) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let venue = args
+        .venue
+        .as_deref()
+        .map(marketd_sources::venues::Venue::from_name)
+        .transpose()?;
+    let source = match (&args.capture, &args.connector) {
+        (Some(path), _) => marketd::replay::ReplaySource::Capture(path.clone()),
+        (None, Some(c)) => marketd::replay::ReplaySource::Archive(c.clone()),
+        (None, None) => anyhow::bail!("name a CAPTURE file or a --connector"),
+    };
+    let opts = marketd::replay::ReplayOptions {
+        source,
+        venue,
+        speed: args.speed,
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let stopper = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopper.cancel();
+    });
+    let tty = std::io::stderr().is_terminal();
+    let progress = |p: marketd_engine::services::replay::ReplayProgress| {
+        if !tty {
+            return;
+        }
+        // An archive's size is not known in advance: counts only.
+        let _ = match (p.bytes * 100).checked_div(p.total_bytes) {
+            Some(pct) => write!(
+                std::io::stderr(),
+                "\r[{:<25}] {pct:>3}%  {} frames  {} ticks",
+                "#".repeat(pct / 4),
+                p.frames,
+                p.ticks
+            ),
+            None => write!(
+                std::io::stderr(),
+                "\r{} frames  {} ticks",
+                p.frames,
+                p.ticks
+            ),
+        };
+    };
+    let summary = marketd::replay::replay(cfg, &opts, cancel.clone(), progress).await;
+    if tty {
+        eprintln!();
+    }
+    let summary = summary?;
+    println!(
+        "replayed {} at {} speed{}",
+        opts.source,
+        match args.speed {
+            marketd_engine::services::replay::ReplaySpeed::Max => "max",
+            marketd_engine::services::replay::ReplaySpeed::Recorded => "recorded",
+        },
+        if cancel.is_cancelled() {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    );
+    for line in summary.lines() {
+        println!("{line}");
+    }
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use marketd_engine::services::connectors::Preview;
 use marketd_model::time::to_rfc3339;
 use marketd_model::{Connector, ConnectorRecord, ConnectorStatus, Desired};
 use serde::{Deserialize, Serialize};
@@ -201,4 +202,119 @@ pub async fn data(
         records: page.records,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// One record a preview mapped.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewTickView {
+    /// Position among the records `mapping.records` selected.
+    pub index: usize,
+    #[schema(value_type = String)]
+    pub symbol: marketd_model::Symbol,
+    #[serde(with = "marketd_model::decimal_number")]
+    #[schema(value_type = f64)]
+    pub price: marketd_model::Decimal,
+    #[serde(with = "marketd_model::decimal_number")]
+    #[schema(value_type = f64)]
+    pub size: marketd_model::Decimal,
+    /// Event time, ns since the epoch, UTC.
+    pub ts_event: i64,
+    /// `buy` or `sell` when the mapping has `side`.
+    #[schema(value_type = Option<String>)]
+    pub side: Option<marketd_sources::connectors::Side>,
+    pub trade_id: Option<String>,
+}
+
+/// One record a preview could not map.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewErrorView {
+    pub index: usize,
+    /// The mapping field that failed (`price`, `ts`, ...).
+    pub field: String,
+    pub message: String,
+}
+
+/// What one fetch of a REST connector returned and what its mapping made
+/// of it. Nothing of it is stored or published.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewView {
+    /// The upstream's HTTP status.
+    pub status: u16,
+    /// The answer as text (secrets of the definition masked), cut to 64 KiB.
+    pub body: String,
+    /// The answer's full length, bytes.
+    pub body_bytes: usize,
+    /// Whether `body` was cut.
+    pub truncated: bool,
+    /// Why the mapping was not applied (a non-2xx answer, not JSON).
+    pub body_error: Option<String>,
+    /// Records `mapping.records` selected.
+    pub records: usize,
+    /// Records that mapped.
+    pub mapped: usize,
+    /// Records that did not.
+    pub rejected: usize,
+    /// The mapped records (at most 1000).
+    pub ticks: Vec<PreviewTickView>,
+    /// The records that did not map (at most 1000).
+    pub errors: Vec<PreviewErrorView>,
+}
+
+impl From<Preview> for PreviewView {
+    fn from(p: Preview) -> Self {
+        PreviewView {
+            status: p.status,
+            body: p.body,
+            body_bytes: p.body_bytes,
+            truncated: p.truncated,
+            body_error: p.body_error,
+            records: p.records,
+            mapped: p.mapped,
+            rejected: p.rejected,
+            ticks: p
+                .ticks
+                .into_iter()
+                .map(|t| PreviewTickView {
+                    index: t.index,
+                    symbol: t.symbol,
+                    price: t.price,
+                    size: t.size,
+                    ts_event: t.ts_event,
+                    side: t.side,
+                    trade_id: t.trade_id,
+                })
+                .collect(),
+            errors: p
+                .errors
+                .into_iter()
+                .map(|e| PreviewErrorView {
+                    index: e.index,
+                    field: e.field.to_string(),
+                    message: e.message,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Fetches once from a REST connector's upstream and shows what its
+/// mapping extracts: the status, the answer (cut to 64 KiB), the ticks and
+/// the records that did not map. The body is a definition as for `POST
+/// /api/v1/connectors`, checked the same way. Nothing is stored or
+/// published; secrets never come back. REST only: a websocket definition
+/// is a 422.
+#[utoipa::path(post, path = "/api/v1/connectors/test", tag = "connectors", request_body = ConnectorDefinition,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The upstream answered (any status)", body = PreviewView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, description = "Role below write", body = ErrorBody),
+        (status = 422, description = "Invalid definition, or a websocket connector", body = ErrorBody),
+        (status = 502, description = "The upstream could not be reached", body = ErrorBody),
+    ))]
+pub async fn test(
+    State(state): State<AppState>,
+    ApiJson(def): ApiJson<serde_json::Value>,
+) -> ApiResult<Json<PreviewView>> {
+    Ok(Json(state.services.connectors.preview(def).await?.into()))
 }

@@ -61,6 +61,10 @@ pub enum ConnectorError {
         "the connector was saved but could not be scheduled now; it follows on the next reconcile"
     )]
     Unavailable(#[source] marketd_bus::Error),
+    /// A preview's upstream could not be reached (connect, timeout, an
+    /// oversized body); the message holds no secret.
+    #[error("{0}")]
+    Upstream(String),
     #[error(transparent)]
     Access(#[from] AccessError),
     #[error(transparent)]
@@ -879,4 +883,217 @@ mod tests {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Preview (`POST /api/v1/connectors/test`, kept apart from the definition
+// parsing above): a REST definition is checked like a create, its request
+// sent once, and its mapping applied to the answer, so a user can build a
+// mapping without guessing. Nothing is stored, published or scheduled.
+
+/// The part of the upstream's body a preview shows, bytes (the mapping
+/// always reads the whole body).
+pub const PREVIEW_BODY_CAP: usize = 64 * 1024;
+
+/// Most ticks (and most record errors) a preview lists; the counts beside
+/// them are complete.
+pub const PREVIEW_MAX_ITEMS: usize = 1_000;
+
+/// What one record of a preview became.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PreviewTick {
+    /// Position of the record among those `mapping.records` selected.
+    pub index: usize,
+    pub symbol: Symbol,
+    #[serde(with = "marketd_model::decimal_number")]
+    pub price: marketd_model::Decimal,
+    #[serde(with = "marketd_model::decimal_number")]
+    pub size: marketd_model::Decimal,
+    /// ns since the epoch, UTC (the receive time when the mapping has no `ts`).
+    pub ts_event: i64,
+    pub side: Option<marketd_sources::connectors::Side>,
+    pub trade_id: Option<String>,
+}
+
+/// A record the mapping could not read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PreviewRecordError {
+    pub index: usize,
+    /// The mapping field that failed (`price`, `ts`, …).
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// One fetch of a REST connector and what its mapping made of it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preview {
+    /// The upstream's HTTP status.
+    pub status: u16,
+    /// The body as text (lossy UTF-8), secrets of the definition masked,
+    /// cut to [`PREVIEW_BODY_CAP`] bytes at a character boundary.
+    pub body: String,
+    /// The body's full length, bytes.
+    pub body_bytes: usize,
+    /// Whether `body` is cut.
+    pub truncated: bool,
+    /// Why the mapping was not applied: the answer is not a 2xx (the
+    /// runner would count it as a failed poll) or not JSON.
+    pub body_error: Option<String>,
+    /// Records `mapping.records` selected.
+    pub records: usize,
+    /// Records that mapped (`ticks` lists the first [`PREVIEW_MAX_ITEMS`]).
+    pub mapped: usize,
+    /// Records that did not (`errors` lists the first [`PREVIEW_MAX_ITEMS`]).
+    pub rejected: usize,
+    pub ticks: Vec<PreviewTick>,
+    pub errors: Vec<PreviewRecordError>,
+}
+
+/// One HTTP client for every preview of the process (its connection pool).
+fn preview_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .user_agent(concat!("marketd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+impl ConnectorService {
+    /// [`preview`] with the process's shared client.
+    pub async fn preview(&self, definition: Value) -> Result<Preview, ConnectorError> {
+        preview(preview_client(), definition).await
+    }
+}
+
+/// Checks `definition` as [`ConnectorService::create`] does, sends its
+/// request once (no retries, no host limiter: a person is waiting on one
+/// answer) and maps the answer as the runner would.
+///
+/// A websocket definition is refused ([`ConnectorError::Validation`]): a
+/// stream has no single answer to show, and the venues' normalizers are
+/// typed, not user-mapped. An upstream that cannot be reached is
+/// [`ConnectorError::Upstream`]; every answer, 4xx and 5xx included, is a
+/// preview. The definition's secrets are masked in everything returned.
+pub async fn preview(
+    client: &reqwest::Client,
+    definition: Value,
+) -> Result<Preview, ConnectorError> {
+    let spec = check(definition)?;
+    if spec_kind(&spec)? != ConnectorKind::Rest {
+        return Err(invalid(
+            "kind: a preview fetches once, so it is for rest connectors only; \
+             a websocket connector's venue decoder is fixed (start it and read its status)",
+        ));
+    }
+    let def = rest_definition(&spec)?;
+    let mapping = def.mapping.compile().map_err(|e| invalid(e.to_string()))?;
+    let secrets = preview_secrets(&spec);
+    let mask = |text: &str| mask_secrets(text, &secrets);
+    let outcome = marketd_sources::connectors::fetch_once(client, &def.request, now_ns())
+        .await
+        .map_err(|e| match e {
+            marketd_sources::connectors::FetchError::Spec(v) => invalid(mask(&v.to_string())),
+            marketd_sources::connectors::FetchError::Auth(a) => {
+                invalid(mask(&format!("auth: {a}")))
+            }
+            other => ConnectorError::Upstream(mask(&format!("upstream unreachable: {other}"))),
+        })?;
+    let received = now_ns();
+    let text = mask(&String::from_utf8_lossy(&outcome.body));
+    let mut cut = text.len().min(PREVIEW_BODY_CAP);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut preview = Preview {
+        status: outcome.status.as_u16(),
+        body: text[..cut].to_string(),
+        body_bytes: outcome.body.len(),
+        truncated: cut < text.len(),
+        body_error: None,
+        records: 0,
+        mapped: 0,
+        rejected: 0,
+        ticks: Vec::new(),
+        errors: Vec::new(),
+    };
+    if !outcome.is_success() {
+        preview.body_error = Some(format!(
+            "upstream answered {}; the mapping is applied to 2xx answers only",
+            outcome.status
+        ));
+        return Ok(preview);
+    }
+    let body: Value = match serde_json::from_slice(&outcome.body) {
+        Ok(v) => v,
+        Err(e) => {
+            preview.body_error = Some(format!("the answer is not JSON: {e}"));
+            return Ok(preview);
+        }
+    };
+    let source: Arc<str> = spec_name(&spec)?.into();
+    let ctx = marketd_sources::connectors::ExtractContext {
+        source,
+        symbol: def.symbol.clone(),
+        received_ns: received,
+    };
+    let (trades, errors) = mapping.extract_trades(&body, &ctx);
+    preview.mapped = trades.len();
+    preview.rejected = errors.len();
+    preview.records = trades.len() + errors.len();
+    preview.ticks = trades
+        .into_iter()
+        .take(PREVIEW_MAX_ITEMS)
+        .map(|t| PreviewTick {
+            index: t.index,
+            symbol: t.tick.symbol,
+            price: t.tick.price,
+            size: t.tick.size,
+            ts_event: t.tick.ts_event,
+            side: t.side,
+            trade_id: t.tick.trade_id,
+        })
+        .collect();
+    preview.errors = errors
+        .into_iter()
+        .take(PREVIEW_MAX_ITEMS)
+        .map(|e| PreviewRecordError {
+            index: e.index,
+            field: e.field,
+            message: mask(&e.message),
+        })
+        .collect();
+    Ok(preview)
+}
+
+/// The secret texts of a definition as they could come back in an answer:
+/// each secret value, and Basic auth's encoded credentials.
+fn preview_secrets(spec: &Value) -> Vec<String> {
+    let mut spec = spec.clone();
+    let mut out: Vec<String> = secret_slots(&mut spec)
+        .into_iter()
+        .filter_map(|(_, v)| v.as_str().map(str::to_string))
+        .filter(|s| !s.is_empty() && s != REDACTED)
+        .collect();
+    let auth = &spec["auth"];
+    if auth["type"] == "basic" {
+        use base64::Engine as _;
+        let user = auth["username"].as_str().unwrap_or_default();
+        let pass = auth["password"].as_str().unwrap_or_default();
+        out.push(base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")));
+    }
+    // Longest first, so a secret containing another is masked whole.
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
+}
+
+fn mask_secrets(text: &str, secrets: &[String]) -> String {
+    let mut text = text.to_string();
+    for s in secrets {
+        if text.contains(s.as_str()) {
+            text = text.replace(s.as_str(), REDACTED);
+        }
+    }
+    text
 }

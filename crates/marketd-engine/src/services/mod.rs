@@ -8,7 +8,9 @@
 //! - [`polling`]: polling jobs (check, store, announce on the bus);
 //! - [`access`]: API keys and encrypted upstream credentials;
 //! - [`connectors`]: user-configured sources (check, seal secrets, store,
-//!   announce on the `connectors` topic).
+//!   announce on the `connectors` topic), and their one-shot preview;
+//! - [`replay`]: recorded venue sessions played through the venue decoders
+//!   onto `ticks` (`marketd replay`).
 //!
 //! Each service has its own `thiserror` error naming what went wrong; the
 //! HTTP API maps them to statuses and error codes in one place
@@ -19,6 +21,7 @@ pub mod access;
 pub mod connectors;
 pub mod polling;
 pub mod prices;
+pub mod replay;
 pub mod series;
 
 use crate::{AggregatorConfig, Backends, PollingConfig};
