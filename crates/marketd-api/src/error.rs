@@ -205,6 +205,7 @@ impl From<ServiceError> for ApiError {
                 }
                 e @ ConnectorError::Unavailable(_) => unavailable(&e),
                 ConnectorError::Upstream(m) => ApiError::bad_gateway(m),
+                e @ ConnectorError::CorruptSecrets(_) => ApiError::internal(e),
                 ConnectorError::Access(e) => ServiceError::Access(e).into(),
                 ConnectorError::Store(e) => e.into(),
             },

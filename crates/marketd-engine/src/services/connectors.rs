@@ -65,6 +65,10 @@ pub enum ConnectorError {
     /// oversized body); the message holds no secret.
     #[error("{0}")]
     Upstream(String),
+    /// The connector's sealed secrets opened but are not what this service
+    /// stored (a JSON object): damage on the server's side, not the caller's.
+    #[error("stored secrets of connector {0} are not a JSON object")]
+    CorruptSecrets(Uuid),
     #[error(transparent)]
     Access(#[from] AccessError),
     #[error(transparent)]
@@ -312,9 +316,7 @@ impl ConnectorService {
         };
         match serde_json::from_str(secret.expose()) {
             Ok(Value::Object(m)) => Ok(m),
-            _ => Err(ConnectorError::Access(AccessError::Validation(format!(
-                "stored secrets of connector {id} are not a JSON object"
-            )))),
+            _ => Err(ConnectorError::CorruptSecrets(id)),
         }
     }
 }
