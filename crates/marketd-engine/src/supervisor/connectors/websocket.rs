@@ -19,6 +19,11 @@ use uuid::Uuid;
 /// bus slows the reading (backpressure) instead of growing memory.
 const QUEUED_BATCHES: usize = 64;
 
+/// Most ticks gathered into one bus publish: under load the session queues
+/// many small batches (one per frame), and one publish per frame costs the
+/// bus more than the decoding did.
+const MAX_PUBLISH_BATCH: usize = 1024;
+
 /// How often the session's status is copied into the connector's.
 const STATUS_EVERY: Duration = Duration::from_millis(500);
 
@@ -53,6 +58,13 @@ pub(super) async fn run(
         tokio::select! {
             batch = rx.recv() => match batch {
                 Some(mut ticks) => {
+                    // Whatever else is already queued goes in the same publish.
+                    while ticks.len() < MAX_PUBLISH_BATCH {
+                        match rx.try_recv() {
+                            Ok(more) => ticks.extend(more),
+                            Err(_) => break,
+                        }
+                    }
                     if let Some(ids) = &mut ids {
                         ids.check(&mut ticks);
                     }
