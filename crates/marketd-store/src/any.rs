@@ -135,5 +135,5 @@ delegate!(ConnectorStore {
     fn connector_records(&self, id: Uuid, after: Option<i64>, limit: u32) -> Result<Vec<ConnectorRecord>>;
     fn insert_raw_messages(&self, xs: &[RawMessage]) -> Result<u64>;
     fn raw_messages(&self, id: Uuid, from: i64, limit: u32) -> Result<Vec<RawMessage>>;
-    fn prune_raw_messages(&self, before: i64) -> Result<u64>;
+    fn prune_raw_messages(&self, id: Uuid, before: i64) -> Result<u64>;
 });

@@ -80,8 +80,10 @@ pub trait ConnectorStore: Send + Sync {
         from: i64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<RawMessage>>> + Send;
-    /// Deletes archived frames received before `before` (ns); the number deleted.
-    fn prune_raw_messages(&self, before: i64) -> impl Future<Output = Result<u64>> + Send;
+    /// Deletes a connector's archived frames received before `before` (ns);
+    /// the number deleted. Per connector: each keeps its own retention.
+    fn prune_raw_messages(&self, id: Uuid, before: i64)
+    -> impl Future<Output = Result<u64>> + Send;
 }
 
 /// Rows bound per multi-row insert: well under SQLite's parameter limit.
@@ -273,9 +275,11 @@ impl<B: Backend> ConnectorStore for B {
         .await
     }
 
-    async fn prune_raw_messages(&self, before: i64) -> Result<u64> {
-        let mut qb = B::Db::builder("DELETE FROM raw_messages WHERE received_at < ");
-        qb.int(before);
+    async fn prune_raw_messages(&self, id: Uuid, before: i64) -> Result<u64> {
+        let mut qb = B::Db::builder("DELETE FROM raw_messages WHERE connector_id = ");
+        qb.owned(id.to_string())
+            .sql(" AND received_at < ")
+            .int(before);
         let _turn = self.write_turn().await;
         B::Db::run(self.writer(), &mut qb)
             .await

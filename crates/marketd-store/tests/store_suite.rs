@@ -880,7 +880,17 @@ async fn connectors_lifecycle(store: &AnyStore) {
         store.raw_messages(a.id, T0 + 1_000, 10).await.unwrap(),
         raws[1..].to_vec()
     );
-    assert_eq!(store.prune_raw_messages(T0 + 2_000).await.unwrap(), 2);
+    // Pruning is per connector: another's frames of the same age stay.
+    let other = RawMessage {
+        connector_id: b.id,
+        ..raws[0].clone()
+    };
+    assert_eq!(
+        store.insert_raw_messages(&[other.clone()]).await.unwrap(),
+        1
+    );
+    assert_eq!(store.prune_raw_messages(a.id, T0 + 2_000).await.unwrap(), 2);
+    assert_eq!(store.raw_messages(b.id, 0, 10).await.unwrap(), [other]);
     assert_eq!(
         store.raw_messages(a.id, 0, 10).await.unwrap(),
         raws[2..].to_vec()

@@ -372,6 +372,104 @@ async fn a_binance_connector_reconnects_and_stores_each_trade_once() {
     app.stop().await;
 }
 
+/// Sends `frames` on each connection, then stays until the client leaves.
+async fn scripted_stream(
+    State(frames): State<Arc<Vec<String>>>,
+    ws: WebSocketUpgrade,
+) -> axum::response::Response {
+    ws.on_upgrade(move |mut socket: WebSocket| async move {
+        for f in frames.iter() {
+            if socket.send(Message::Text(f.clone().into())).await.is_err() {
+                return;
+            }
+        }
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+}
+
+#[tokio::test]
+async fn a_connector_with_an_archive_keeps_every_frame_classed_in_order() {
+    use marketd_store::prelude::*;
+    let app = TestApp::spawn(|_| {}).await;
+    let t = now_ms();
+    let frames = vec![
+        binance_trade(1, t),
+        "{not json".to_string(),
+        binance_trade(2, t),
+        json!({"result": null, "id": 7}).to_string(),
+        binance_trade(3, t),
+    ];
+    let router = axum::Router::new()
+        .route("/stream", get(scripted_stream))
+        .with_state(Arc::new(frames.clone()));
+    let host = serve(router).await;
+    let def = json!({"name": "archived", "kind": "websocket", "venue": "binance",
+                     "url": format!("ws://{host}"), "symbols": ["BTC-USDT"], "channels": ["trades"],
+                     "archive": {"retention_hours": 24}});
+    let (s, created) = app.post_json("/api/v1/connectors", &def).await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["archive"]["retention_hours"], 24);
+    let id = created["id"].as_str().unwrap().to_string();
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    let (s, _) = app
+        .post_json(&format!("/api/v1/connectors/{id}/start"), &json!({}))
+        .await;
+    assert_eq!(s, 200);
+
+    // The frames are archived as they arrive, while the connector runs.
+    let archived = wait_until(DEADLINE, "the five frames archived", || async {
+        let xs = app.store.raw_messages(uuid, 0, 100).await.unwrap();
+        (xs.len() >= frames.len()).then_some(xs)
+    })
+    .await;
+    let got: Vec<(&str, &str)> = archived
+        .iter()
+        .map(|m| (m.class.as_str(), m.frame.as_str()))
+        .collect();
+    let want: Vec<(&str, &str)> = ["data", "rejected", "data", "control", "data"]
+        .into_iter()
+        .zip(frames.iter().map(String::as_str))
+        .collect();
+    assert_eq!(got, want);
+    assert!(
+        archived
+            .windows(2)
+            .all(|w| w[0].received_at <= w[1].received_at)
+    );
+    assert!(archived.iter().all(|m| m.connector_id == uuid));
+    // The status is copied from the session periodically.
+    wait_until(DEADLINE, "the rejected frame counted", || async {
+        let (_, s) = app
+            .get_json(&format!("/api/v1/connectors/{id}/status"))
+            .await;
+        (s["errors"] == 1 && s["messages_received"] == 5).then_some(())
+    })
+    .await;
+
+    // Without `archive`, nothing is kept.
+    let mut plain = def.clone();
+    plain["name"] = json!("plain");
+    plain.as_object_mut().unwrap().remove("archive");
+    let (_, created) = app.post_json("/api/v1/connectors", &plain).await;
+    let plain_id = created["id"].as_str().unwrap().to_string();
+    app.post_json(&format!("/api/v1/connectors/{plain_id}/start"), &json!({}))
+        .await;
+    wait_until(DEADLINE, "the plain connector's three trades", || async {
+        let (_, s) = app
+            .get_json(&format!("/api/v1/connectors/{plain_id}/status"))
+            .await;
+        (s["messages_received"].as_u64() >= Some(5)).then_some(())
+    })
+    .await;
+    let none = app
+        .store
+        .raw_messages(plain_id.parse().unwrap(), 0, 100)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn connector_secrets_reach_no_answer_log_metric_or_bus_message() {
     let logs = common::logs::logs();

@@ -505,7 +505,13 @@ pub struct WsDefinition {
     /// sequence is subscribed (Binance `trades` or `agg_trades`, not both),
     /// so repeats are dropped and skipped ranges counted as gaps.
     pub sequential_ids: bool,
+    /// Keep every received frame in `raw_messages` for this long (the
+    /// definition's `archive.retention_hours`); `None`: no archive.
+    pub archive: Option<Duration>,
 }
+
+/// Longest raw-frame retention a connector may ask for (a year).
+const MAX_ARCHIVE_HOURS: u64 = 24 * 366;
 
 /// Reads a WebSocket definition: the venue, its URL (`url` replaces the
 /// venue's base; default the venue's public endpoint), the subscription
@@ -565,6 +571,21 @@ pub fn ws_definition(def: &Value) -> Result<WsDefinition, ConnectorError> {
             .filter(|ms| (1_000..=600_000).contains(ms))
             .ok_or_else(|| invalid("idle_timeout_ms must be 1000 to 600000"))?,
     };
+    let archive = match def.get("archive").filter(|v| !v.is_null()) {
+        None => None,
+        Some(a) => {
+            let hours = a
+                .get("retention_hours")
+                .and_then(Value::as_u64)
+                .filter(|h| (1..=MAX_ARCHIVE_HOURS).contains(h))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "archive.retention_hours must be 1 to {MAX_ARCHIVE_HOURS}"
+                    ))
+                })?;
+            Some(Duration::from_secs(hours * 3600))
+        }
+    };
     let binance = matches!(venue, Venue::Binance | Venue::BinanceFutures);
     let sequences = channels
         .iter()
@@ -575,6 +596,7 @@ pub fn ws_definition(def: &Value) -> Result<WsDefinition, ConnectorError> {
         plan,
         idle_timeout: Duration::from_millis(idle_ms),
         sequential_ids: binance && sequences == 1,
+        archive,
     })
 }
 
@@ -782,6 +804,33 @@ mod tests {
             split_secrets(&mut fresh, None),
             Err(ConnectorError::Validation(_))
         ));
+    }
+
+    #[test]
+    fn the_raw_archive_is_optional_with_a_bounded_retention() {
+        let ws = json!({"name": "b", "kind": "websocket", "venue": "binance", "url": "ws://127.0.0.1:9",
+                        "symbols": ["BTC-USDT"], "channels": ["trades"]});
+        assert_eq!(ws_definition(&ws).unwrap().archive, None);
+        let mut kept = ws.clone();
+        kept["archive"] = json!({"retention_hours": 48});
+        assert_eq!(
+            ws_definition(&kept).unwrap().archive,
+            Some(Duration::from_secs(48 * 3600))
+        );
+        for bad in [
+            json!({}),
+            json!({"retention_hours": 0}),
+            json!({"retention_hours": "1"}),
+            json!({"retention_hours": 9000}),
+        ] {
+            let mut v = ws.clone();
+            v["archive"] = bad;
+            let e = check(v).unwrap_err().to_string();
+            assert!(
+                e.contains("archive.retention_hours must be 1 to 8784"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! [`ConnectorStatus`] through a [`StatusReporter`] (`status.rs`), which
 //! stores it and publishes it on `connector-status`.
 
+mod archive;
 mod rest;
 mod status;
 mod websocket;

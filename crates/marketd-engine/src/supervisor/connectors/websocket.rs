@@ -2,8 +2,11 @@
 //! backoff, resubscribes everything on each connection, idle timeout, per-
 //! host connect gate, cool-down on 429/418) whose ticks are published on
 //! `ticks`; the session's live status is copied into the connector's.
+//! With `archive` set, every frame also goes to the raw archive
+//! (`archive.rs`).
 
 use super::Shared;
+use super::archive::{self, Archiving};
 use super::status::StatusReporter;
 use crate::feeds::TickPublisher;
 use crate::services::connectors::WsDefinition;
@@ -41,9 +44,16 @@ pub(super) async fn run(
         limiters: shared.ws_limiters.clone(),
         ..SessionOptions::default()
     };
+    let (tap, archiver) = match def.archive {
+        Some(retention) => {
+            let (tap, writer) = archive::start(shared.store.clone(), id, retention);
+            (Some(tap), Some(writer))
+        }
+        None => (None, None),
+    };
     let session = WsSession::new(
         id.to_string(),
-        VenueSession::new(def.venue, def.plan),
+        Archiving::new(VenueSession::new(def.venue, def.plan), tap),
         options,
     );
     let live = session.status();
@@ -84,6 +94,11 @@ pub(super) async fn run(
     publisher.flush().await;
     session_cancel.cancel();
     let end = task.await?;
+    // The session (and with it the archive's queue) is gone: the writer
+    // stores what is queued and ends.
+    if let Some(writer) = archiver {
+        writer.await?;
+    }
     copy_status(&live.snapshot(), &base, status).await;
     end.map(|_| ()).map_err(Into::into)
 }
