@@ -77,6 +77,14 @@ impl StatusReporter {
         self.report().await;
     }
 
+    /// Updates the counters with `f` without reporting: the caller reports
+    /// next (e.g. through [`set_state`](Self::set_state), which reports what
+    /// changed once, not twice).
+    pub fn apply(&mut self, f: impl FnOnce(&mut ConnectorStatus)) {
+        f(&mut self.status);
+        self.dirty = true;
+    }
+
     /// Updates the counters with `f`; reported within [`REPORT_EVERY`].
     pub async fn update(&mut self, f: impl FnOnce(&mut ConnectorStatus)) {
         f(&mut self.status);

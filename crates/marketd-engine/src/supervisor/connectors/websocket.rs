@@ -159,19 +159,18 @@ async fn copy_status(
         SessionState::Stopped => ConnectorState::Stopped,
         SessionState::Failed => ConnectorState::Failed,
     };
-    status
-        .update(|c| {
-            c.reconnects = base.reconnects + s.reconnects;
-            c.messages_received = base.messages_received + s.messages_received;
-            c.ticks = base.ticks + s.items;
-            c.errors = base.errors + s.decode_errors;
-            c.last_message_at = s.last_message_at.or(base.last_message_at);
-            if s.last_error.is_some() {
-                c.last_error = s.last_error.clone();
-            }
-            c.cooldown_until = s.cooldown_until;
-        })
-        .await;
+    // One report for both: counters and state.
+    status.apply(|c| {
+        c.reconnects = base.reconnects + s.reconnects;
+        c.messages_received = base.messages_received + s.messages_received;
+        c.ticks = base.ticks + s.items;
+        c.errors = base.errors + s.decode_errors;
+        c.last_message_at = s.last_message_at.or(base.last_message_at);
+        if s.last_error.is_some() {
+            c.last_error = s.last_error.clone();
+        }
+        c.cooldown_until = s.cooldown_until;
+    });
     status.set_state(state).await;
 }
 
