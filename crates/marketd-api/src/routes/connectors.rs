@@ -53,7 +53,8 @@ pub struct ConnectorList {
 /// A connector definition. `kind` `websocket`: `venue` (`binance`,
 /// `binance_futures`, `okx`, `finnhub`), optional `url` and `rest_url`
 /// (replacing the venue's), `symbols`, `channels` (`trades`, `agg_trades`,
-/// `quotes`). `kind` `rest`: `url`, `method`, `headers`, `query`, `body`,
+/// `quotes`), `idle_timeout_ms`, `archive` (`{"retention_hours": N}`: keep
+/// the raw frames). `kind` `rest`: `url`, `method`, `headers`, `query`, `body`,
 /// `polling_interval_ms` (100 to 60000), `auth`, `mapping`. See
 /// docs/connectors.md.
 #[derive(Debug, Deserialize, ToSchema)]
