@@ -18,12 +18,17 @@
 //!   sinks make it exactly-once in the store). A new group starts at the
 //!   earliest offset, so nothing published before a worker first started is
 //!   skipped. Rebalances update the member's [`Assignment`].
+//! - Tailing ([`Bus::tail`]): a consumer of its own per tail, assigned every
+//!   partition at its high watermark (read when the tail starts, so nothing
+//!   published after `tail` returns is missed), never committing; its group
+//!   id is unique and never joins a group, so it takes no partitions from
+//!   anyone.
 //! - A message that is not a valid envelope is logged, counted
 //!   (`marketd_bus_rejected_total`) and skipped, never fatal.
 
 use crate::{
-    AnyConsumer, Assignment, Bus, BusOptions, Consumer, Delivery, Error, Receipt, Result,
-    partition_of, topic_index,
+    AnyConsumer, AnyTail, Assignment, Bus, BusOptions, Consumer, Delivery, Error, Receipt, Result,
+    Tailed, partition_of, topic_index,
 };
 use futures::FutureExt;
 use marketd_model::{Envelope, Event, Topic};
@@ -386,6 +391,49 @@ impl Bus for KafkaBus {
         }))
     }
 
+    async fn tail(&self, topic: Topic) -> Result<AnyTail> {
+        let inner = &*self.inner;
+        let i = topic_index(topic);
+        if inner.closed[i].is_cancelled() {
+            return Err(Error::Closed(topic));
+        }
+        let name = inner.names[i].clone();
+        // librdkafka wants a group id even for assigned partitions; a
+        // unique one that never joins (no `subscribe`) and never commits.
+        let group_id = format!(
+            "{}tail-{}",
+            inner.opts.topic_prefix,
+            uuid::Uuid::now_v7().simple()
+        );
+        let consumer: StreamConsumer = base_config(&inner.brokers)
+            .set("group.id", &group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .map_err(|e| Error::kafka(&inner.brokers, "creating a tail consumer", e))?;
+        let consumer = Arc::new(consumer);
+        let partitions = inner.partitions[i];
+        let (c, n) = (consumer.clone(), name.clone());
+        blocking(&inner.brokers, "assigning a tail", move || {
+            let mut list = TopicPartitionList::new();
+            for p in 0..partitions as i32 {
+                let (_, high) = c.fetch_watermarks(&n, p, DESCRIBE_TIMEOUT)?;
+                list.add_partition_offset(&n, p, Offset::Offset(high))?;
+            }
+            c.assign(&list)
+        })
+        .await?;
+        Ok(AnyTail::Kafka(KafkaTail {
+            consumer,
+            brokers: inner.brokers.clone(),
+            topic,
+            topic_name: name,
+            closed: inner.closed[i].clone(),
+        }))
+    }
+
     fn close_topic(&self, topic: Topic) {
         self.inner.closed[topic_index(topic)].cancel();
     }
@@ -431,6 +479,34 @@ async fn blocking<T: Send + 'static>(
             message: format!("{what}: task failed: {e}"),
         })?
         .map_err(|e| Error::kafka(brokers, what, e))
+}
+
+/// Decodes one message; a message that is not an envelope is logged,
+/// counted and skipped (`None`).
+fn decode(topic: Topic, topic_name: &str, m: &BorrowedMessage<'_>) -> Option<Delivery> {
+    let decoded = m
+        .payload()
+        .ok_or_else(|| "empty payload".to_string())
+        .and_then(|p| serde_json::from_slice::<Envelope>(p).map_err(|e| e.to_string()));
+    match decoded {
+        Ok(envelope) => Some(Delivery {
+            envelope: Arc::new(envelope),
+            topic,
+            partition: m.partition() as u32,
+            offset: m.offset() as u64,
+        }),
+        Err(error) => {
+            metrics::counter!("marketd_bus_rejected_total", "topic" => topic.name()).increment(1);
+            tracing::warn!(
+                topic = %topic_name,
+                partition = m.partition(),
+                offset = m.offset(),
+                %error,
+                "skipping a message that is not a marketd envelope"
+            );
+            None
+        }
+    }
 }
 
 /// Follows rebalances of one consumer into its [`Assignment`].
@@ -573,29 +649,7 @@ impl KafkaConsumer {
     /// Decodes one message into `out`; a message that is not an envelope is
     /// logged, counted and skipped.
     fn push(&self, m: &BorrowedMessage<'_>, out: &mut Vec<Delivery>) {
-        let decoded = m
-            .payload()
-            .ok_or_else(|| "empty payload".to_string())
-            .and_then(|p| serde_json::from_slice::<Envelope>(p).map_err(|e| e.to_string()));
-        match decoded {
-            Ok(envelope) => out.push(Delivery {
-                envelope: Arc::new(envelope),
-                topic: self.topic,
-                partition: m.partition() as u32,
-                offset: m.offset() as u64,
-            }),
-            Err(error) => {
-                metrics::counter!("marketd_bus_rejected_total", "topic" => self.topic.name())
-                    .increment(1);
-                tracing::warn!(
-                    topic = %self.topic_name,
-                    partition = m.partition(),
-                    offset = m.offset(),
-                    %error,
-                    "skipping a message that is not a marketd envelope"
-                );
-            }
-        }
+        out.extend(decode(self.topic, &self.topic_name, m));
     }
 
     /// Runs after every assignment: describes the group and notes its size,
@@ -701,6 +755,49 @@ impl KafkaConsumer {
             match self.consumer.recv().now_or_never() {
                 Some(Ok(m)) => self.push(&m, out),
                 _ => break,
+            }
+        }
+    }
+}
+
+/// A tail of one topic on Kafka: all its partitions, from where they ended
+/// when the tail started.
+pub struct KafkaTail {
+    consumer: Arc<StreamConsumer>,
+    brokers: String,
+    topic: Topic,
+    topic_name: String,
+    closed: CancellationToken,
+}
+
+impl std::fmt::Debug for KafkaTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KafkaTail {{ topic: {:?}, .. }}", self.topic_name)
+    }
+}
+
+impl KafkaTail {
+    /// The next message, or `None` once the topic is closed. A Kafka tail
+    /// never lags out: the log keeps what it has not read yet.
+    pub async fn recv(&mut self) -> Result<Option<Tailed>> {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.closed.cancelled() => return Ok(None),
+                m = self.consumer.recv() => m,
+            };
+            match next {
+                Ok(m) => {
+                    if let Some(d) = decode(self.topic, &self.topic_name, &m) {
+                        return Ok(Some(Tailed::Message(d)));
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!("marketd_bus_consumer_errors_total", "topic" => self.topic.name())
+                        .increment(1);
+                    tracing::warn!(topic = %self.topic_name, brokers = %self.brokers, error = %e, "kafka tail error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
         }
     }

@@ -18,11 +18,13 @@ mod error;
 pub mod kafka;
 pub mod memory;
 mod partition;
+mod tail;
 
 pub use error::{Error, Result};
 pub use kafka::{KafkaBus, KafkaConsumer};
 pub use memory::{MemoryBus, MemoryConsumer};
 pub use partition::{murmur2, partition_of};
+pub use tail::{AnyTail, Tailed};
 use tokio::sync::watch;
 
 /// The partitions of one topic currently assigned to a consumer group member.
@@ -102,6 +104,9 @@ pub trait Bus: Send + Sync {
         topic: Topic,
         group: &str,
     ) -> impl Future<Output = Result<AnyConsumer>> + Send;
+    /// Follows `topic` from now on outside any consumer group, without
+    /// committing and without holding producers back (see [`AnyTail`]).
+    fn tail(&self, topic: Topic) -> impl Future<Output = Result<AnyTail>> + Send;
     /// Stops accepting messages on `topic`; consumers drain what is buffered
     /// and then see the end of the stream. Used for ordered shutdown.
     fn close_topic(&self, topic: Topic);
@@ -217,6 +222,12 @@ impl Bus for AnyBus {
         match self {
             AnyBus::Memory(b) => b.subscribe(topic, group).await,
             AnyBus::Kafka(b) => b.subscribe(topic, group).await,
+        }
+    }
+    async fn tail(&self, topic: Topic) -> Result<AnyTail> {
+        match self {
+            AnyBus::Memory(b) => b.tail(topic).await,
+            AnyBus::Kafka(b) => b.tail(topic).await,
         }
     }
     fn close_topic(&self, topic: Topic) {

@@ -12,16 +12,20 @@
 //! thousand ticks costs one wake-up of each consumer, not a thousand. The
 //! bound is in messages: producers take one permit per message from the
 //! group's semaphore, and consumers give them back as they take messages.
+//!
+//! Tails ([`Bus::tail`]) read a broadcast ring per topic, outside the
+//! groups: a publish never waits on them, and a tail that falls more than
+//! the buffer behind skips the oldest messages and is told how many.
 
 use crate::{
-    AnyConsumer, Assignment, Bus, BusOptions, Consumer, Delivery, Error, Receipt, Result,
-    topic_index,
+    AnyConsumer, AnyTail, Assignment, Bus, BusOptions, Consumer, Delivery, Error, Receipt, Result,
+    Tailed, topic_index,
 };
 use marketd_model::{Envelope, Event, Topic};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::sync::{Mutex, Semaphore, broadcast, mpsc, watch};
 
 #[derive(Debug, Clone)]
 pub struct MemoryBus {
@@ -34,11 +38,24 @@ struct Inner {
     topics: Vec<TopicState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct TopicState {
     closed: AtomicBool,
     next_offset: AtomicU64,
     groups: RwLock<Vec<Group>>,
+    /// The tails' ring; `None` once the topic is closed (tails then end).
+    tail: RwLock<Option<broadcast::Sender<Delivery>>>,
+}
+
+impl TopicState {
+    fn new(buffer: usize) -> Self {
+        TopicState {
+            closed: AtomicBool::new(false),
+            next_offset: AtomicU64::new(0),
+            groups: RwLock::new(Vec::new()),
+            tail: RwLock::new(Some(broadcast::channel(buffer.max(1)).0)),
+        }
+    }
 }
 
 /// The producer side of one group's stream.
@@ -90,7 +107,10 @@ impl GroupRx {
 
 impl MemoryBus {
     pub fn new(opts: BusOptions) -> Self {
-        let topics = Topic::ALL.iter().map(|_| TopicState::default()).collect();
+        let topics = Topic::ALL
+            .iter()
+            .map(|_| TopicState::new(opts.buffer))
+            .collect();
         MemoryBus {
             inner: Arc::new(Inner { opts, topics }),
         }
@@ -127,6 +147,20 @@ impl MemoryBus {
                 offset: first + i as u64,
             })
             .collect();
+        // Tails first: they never wait, and should see a message no later
+        // than the groups do.
+        if let Some(tail) = state
+            .tail
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|t| t.receiver_count() > 0)
+        {
+            for d in &deliveries {
+                // No receiver left is not an error: the ring is just unread.
+                let _ = tail.send(d.clone());
+            }
+        }
         let chunk = self.inner.opts.buffer.max(1);
         for part in deliveries.chunks(chunk) {
             for g in &senders {
@@ -217,9 +251,21 @@ impl Bus for MemoryBus {
         }))
     }
 
+    async fn tail(&self, topic: Topic) -> Result<AnyTail> {
+        let state = self.state(topic);
+        let tail = state.tail.read().unwrap_or_else(|e| e.into_inner());
+        match tail.as_ref() {
+            Some(t) if !state.closed.load(Ordering::Acquire) => {
+                Ok(AnyTail::Memory(MemoryTail { rx: t.subscribe() }))
+            }
+            _ => Err(Error::Closed(topic)),
+        }
+    }
+
     fn close_topic(&self, topic: Topic) {
         let state = self.state(topic);
         state.closed.store(true, Ordering::Release);
+        *state.tail.write().unwrap_or_else(|e| e.into_inner()) = None;
         let mut groups = state.groups.write().unwrap_or_else(|e| e.into_inner());
         for g in groups.iter_mut() {
             g.tx = None;
@@ -255,6 +301,27 @@ impl Bus for MemoryBus {
 
     fn backend_name(&self) -> &'static str {
         "memory"
+    }
+}
+
+/// A tail of one topic on the memory bus.
+#[derive(Debug)]
+pub struct MemoryTail {
+    rx: broadcast::Receiver<Delivery>,
+}
+
+impl MemoryTail {
+    /// The next message, the count skipped after falling behind, or `None`
+    /// once the topic is closed.
+    pub async fn recv(&mut self) -> Option<Tailed> {
+        match self.rx.recv().await {
+            Ok(d) => Some(Tailed::Message(d)),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                metrics::counter!("marketd_bus_tail_skipped_total").increment(n);
+                Some(Tailed::Lagged(n))
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
     }
 }
 
@@ -313,6 +380,32 @@ mod tests {
             Event::Tick(t) => t.ts_event,
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_tail_that_falls_behind_skips_and_says_how_many_never_holding_producers() {
+        let bus = bus(4);
+        let AnyTail::Memory(mut tail) = bus.tail(Topic::Ticks).await.unwrap() else {
+            unreachable!("the memory bus tails in memory")
+        };
+        // Ten messages into a ring of four, nobody reading: the publish
+        // returns (no group waits), and the tail skips the six oldest.
+        bus.publish_batch((0..10).map(|i| tick("AAPL", i)).collect())
+            .await
+            .unwrap();
+        assert!(matches!(tail.recv().await, Some(Tailed::Lagged(6))));
+        for want in 6..10 {
+            match tail.recv().await {
+                Some(Tailed::Message(d)) => assert_eq!(ts(&d), want),
+                other => panic!("{other:?}"),
+            }
+        }
+        bus.close_topic(Topic::Ticks);
+        assert!(tail.recv().await.is_none(), "a closed topic ends its tails");
+        assert!(matches!(
+            bus.tail(Topic::Ticks).await,
+            Err(Error::Closed(_))
+        ));
     }
 
     #[tokio::test]

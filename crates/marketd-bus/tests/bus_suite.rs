@@ -4,7 +4,7 @@
 //! skipped, unless `MARKETD_REQUIRE_SERVICES=1`, where they fail. Every Kafka
 //! test uses its own topic prefix, so tests never see each other's messages.
 
-use marketd_bus::{AnyBus, AnyConsumer, Bus, BusOptions, Consumer, Delivery};
+use marketd_bus::{AnyBus, AnyConsumer, AnyTail, Bus, BusOptions, Consumer, Delivery, Tailed};
 use marketd_model::{Decimal, Event, Symbol, Tick, TickKind, Topic};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -211,6 +211,64 @@ async fn pipelined_batches_keep_key_order(bus: &AnyBus) {
     nothing_more(&mut c, Duration::from_millis(300)).await;
 }
 
+/// The next `n` messages of a tail (fails after 30 s or on a lag).
+async fn tail_take(t: &mut AnyTail, n: usize) -> Vec<Delivery> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, t.recv()).await {
+            Ok(Ok(Some(Tailed::Message(d)))) => got.push(d),
+            Ok(other) => panic!("after {} of {n}: {other:?}", got.len()),
+            Err(_) => panic!("only {} of {n} messages within 30 s", got.len()),
+        }
+    }
+    got
+}
+
+/// Two tails each see every message published after they started, in key
+/// order, beside a consumer group that still gets them all; tailing
+/// commits nothing, so a group member started later still begins at the
+/// start, and what came before a tail started is not in it.
+async fn tails_see_everything_from_their_start_without_a_group(bus: &AnyBus) {
+    let mut group = bus.subscribe(Topic::Ticks, "beside-tails").await.unwrap();
+    bus.publish_batch((0..5).map(|i| tick("AAPL", i)).collect())
+        .await
+        .unwrap();
+    let mut a = bus.tail(Topic::Ticks).await.unwrap();
+    let mut b = bus.tail(Topic::Ticks).await.unwrap();
+    let events: Vec<Event> = (5..65)
+        .map(|i| tick(["AAPL", "MSFT", "BTC-USDT"][i as usize % 3], i))
+        .collect();
+    bus.publish_batch(events).await.unwrap();
+    for t in [&mut a, &mut b] {
+        let got = tail_take(t, 60).await;
+        let times: Vec<i64> = per_key(&got).into_values().flatten().collect();
+        assert!(
+            times.iter().all(|&t| t >= 5),
+            "from before the tail: {times:?}"
+        );
+        for (key, times) in per_key(&got) {
+            assert_eq!(times.len(), 20, "{key}");
+            assert!(times.windows(2).all(|w| w[0] < w[1]), "{key}: {times:?}");
+        }
+    }
+    assert_eq!(take(&mut group, 65).await.len(), 65);
+    // Other topics are not tailed.
+    bus.publish(Event::ConnectorStatus(
+        marketd_model::ConnectorStatus::initial(
+            uuid::Uuid::now_v7(),
+            marketd_model::ConnectorState::Running,
+            1,
+        ),
+    ))
+    .await
+    .unwrap();
+    bus.publish(tick("AAPL", 99)).await.unwrap();
+    let next = tail_take(&mut a, 1).await;
+    assert_eq!(ts(&next[0]), 99);
+}
+
 macro_rules! for_each_suite_test {
     ($runner:ident) => {
         $runner!(
@@ -221,6 +279,7 @@ macro_rules! for_each_suite_test {
             close_hands_over_then_ends,
             decimals_and_ids_survive_the_wire,
             pipelined_batches_keep_key_order,
+            tails_see_everything_from_their_start_without_a_group,
         );
     };
 }
