@@ -17,6 +17,7 @@
 pub mod aggregator;
 mod cache_updater;
 pub mod feeds;
+pub mod realtime;
 pub mod services;
 pub mod sinks;
 pub mod supervisor;
