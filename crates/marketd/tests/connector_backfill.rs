@@ -264,5 +264,20 @@ async fn a_custom_stream_without_rest_url_counts_the_gap_and_does_not_backfill()
     assert_eq!(status["backfilled"], 0, "{status}");
     let ticks = stored_ids(&app, STREAMED.len()).await;
     assert_eq!(ids_of(&ticks), STREAMED, "the streamed trades only");
+
+    // The status schema has the field; older statuses may lack it.
+    let (_, doc) = app.get_json("/openapi.json").await;
+    let schema = &doc["components"]["schemas"]["ConnectorStatus"];
+    assert_eq!(
+        schema["properties"]["backfilled"]["type"], "integer",
+        "{schema}"
+    );
+    assert!(
+        !schema["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("backfilled")),
+        "{schema}"
+    );
     app.stop().await;
 }
