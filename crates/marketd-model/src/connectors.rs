@@ -164,6 +164,9 @@ pub struct ConnectorStatus {
     pub reconnects: u64,
     /// Trade-id gaps seen (each backfilled where the venue allows).
     pub gaps: u64,
+    /// Trades recovered from the venue's REST history to fill gaps.
+    #[serde(default)]
+    pub backfilled: u64,
     /// Frames or responses received.
     pub messages_received: u64,
     /// Ticks produced.
@@ -187,6 +190,7 @@ impl ConnectorStatus {
             state,
             reconnects: 0,
             gaps: 0,
+            backfilled: 0,
             messages_received: 0,
             ticks: 0,
             errors: 0,
@@ -214,4 +218,24 @@ pub struct ConnectorRecord {
     pub raw: String,
     /// Why (part of) it was rejected.
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_stored_or_published_before_backfill_reads_with_zero_backfilled() {
+        let id = Uuid::nil();
+        let old = serde_json::json!({
+            "connector_id": id, "state": "running", "reconnects": 1, "gaps": 2,
+            "messages_received": 10, "ticks": 9, "errors": 0, "last_message_at": null,
+            "last_error": null, "cooldown_until": null, "updated_at": 5
+        });
+        let s: ConnectorStatus = serde_json::from_value(old).unwrap();
+        assert_eq!((s.gaps, s.backfilled), (2, 0));
+        let mut now = ConnectorStatus::initial(id, ConnectorState::Running, 5);
+        now.backfilled = 3;
+        assert_eq!(serde_json::to_value(&now).unwrap()["backfilled"], 3);
+    }
 }

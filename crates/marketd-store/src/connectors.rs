@@ -162,8 +162,9 @@ impl<B: Backend> ConnectorStore for B {
 
     async fn put_connector_status(&self, s: &ConnectorStatus) -> Result<()> {
         let mut qb = B::Db::builder(
-            "INSERT INTO connector_status (connector_id, state, reconnects, gaps, messages_received, \
-             ticks, errors, last_message_at, last_error, cooldown_until, updated_at) VALUES (",
+            "INSERT INTO connector_status (connector_id, state, reconnects, gaps, backfilled, \
+             messages_received, ticks, errors, last_message_at, last_error, cooldown_until, \
+             updated_at) VALUES (",
         );
         qb.owned(s.connector_id.to_string())
             .sql(", ")
@@ -172,6 +173,8 @@ impl<B: Backend> ConnectorStore for B {
             .int(to_i64(s.reconnects))
             .sql(", ")
             .int(to_i64(s.gaps))
+            .sql(", ")
+            .int(to_i64(s.backfilled))
             .sql(", ")
             .int(to_i64(s.messages_received))
             .sql(", ")
@@ -189,6 +192,7 @@ impl<B: Backend> ConnectorStore for B {
             .sql(
                 ") ON CONFLICT (connector_id) DO UPDATE SET state = excluded.state, \
                  reconnects = excluded.reconnects, gaps = excluded.gaps, \
+                 backfilled = excluded.backfilled, \
                  messages_received = excluded.messages_received, ticks = excluded.ticks, \
                  errors = excluded.errors, last_message_at = excluded.last_message_at, \
                  last_error = excluded.last_error, cooldown_until = excluded.cooldown_until, \
@@ -330,7 +334,7 @@ fn connector_from_row<R: SqlRow>(row: &R) -> Result<Connector> {
 }
 
 const STATUS_SELECT: &str = "SELECT connector_id, state, reconnects, gaps, messages_received, ticks, errors, \
-     last_message_at, last_error, cooldown_until, updated_at FROM connector_status";
+     last_message_at, last_error, cooldown_until, updated_at, backfilled FROM connector_status";
 
 fn status_from_row<R: SqlRow>(row: &R) -> Result<ConnectorStatus> {
     let c = Cols::new(row, "connector_status");
@@ -346,6 +350,7 @@ fn status_from_row<R: SqlRow>(row: &R) -> Result<ConnectorStatus> {
         last_error: c.opt_string(8)?,
         cooldown_until: c.opt_int(9)?,
         updated_at: c.int(10)?,
+        backfilled: c.count(11)?,
     })
 }
 

@@ -827,6 +827,8 @@ async fn connectors_lifecycle(store: &AnyStore) {
     st.state = ConnectorState::Running;
     st.messages_received = 42;
     st.ticks = 40;
+    st.gaps = 2;
+    st.backfilled = 7;
     st.last_message_at = Some(T0 + 29);
     st.updated_at = T0 + 30;
     store.put_connector_status(&st).await.unwrap();

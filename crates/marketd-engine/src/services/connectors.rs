@@ -508,6 +508,14 @@ pub struct WsDefinition {
     /// Keep every received frame in `raw_messages` for this long (the
     /// definition's `archive.retention_hours`); `None`: no archive.
     pub archive: Option<Duration>,
+    /// The channel whose ids are checked (`trades` or `agg_trades`) when
+    /// [`WsDefinition::sequential_ids`].
+    pub id_channel: Option<Channel>,
+    /// The venue's REST base, for backfilling gaps: `rest_url`, else the
+    /// venue's public one when `url` is its public stream too (a connector
+    /// pointed at another stream, a mock or a proxy, gets no default: its
+    /// gaps are counted, not fetched from the real venue).
+    pub rest_url: Option<url::Url>,
 }
 
 /// Longest raw-frame retention a connector may ask for (a year).
@@ -515,7 +523,8 @@ const MAX_ARCHIVE_HOURS: u64 = 24 * 366;
 
 /// Reads a WebSocket definition: the venue, its URL (`url` replaces the
 /// venue's base; default the venue's public endpoint), the subscription
-/// plan, and the Finnhub token (`auth` `api_key` in the query).
+/// plan, the Finnhub token (`auth` `api_key` in the query) and the REST
+/// base used for backfill (`rest_url`).
 pub fn ws_definition(def: &Value) -> Result<WsDefinition, ConnectorError> {
     let name = def["venue"].as_str().unwrap_or_default();
     let venue = Venue::from_name(name).map_err(|e| invalid(format!("venue: {e}")))?;
@@ -587,15 +596,36 @@ pub fn ws_definition(def: &Value) -> Result<WsDefinition, ConnectorError> {
         }
     };
     let binance = matches!(venue, Venue::Binance | Venue::BinanceFutures);
-    let sequences = channels
+    let sequences: Vec<Channel> = channels
         .iter()
+        .copied()
         .filter(|c| matches!(c, Channel::Trades | Channel::AggTrades))
-        .count();
+        .collect();
+    let sequential_ids = binance && sequences.len() == 1;
+    let rest_url = match def.get("rest_url").filter(|v| !v.is_null()) {
+        Some(v) => {
+            let text = v
+                .as_str()
+                .ok_or_else(|| invalid("rest_url must be a string"))?;
+            check_url("rest_url", text, &["http", "https"])?;
+            Some(
+                url::Url::parse(text)
+                    .map_err(|e| invalid(format!("rest_url: invalid URL {text:?}: {e}")))?,
+            )
+        }
+        None if base.trim_end_matches('/') == venue.default_ws_url() => Some(
+            url::Url::parse(venue.default_rest_url())
+                .map_err(|e| invalid(format!("rest_url: {e}")))?,
+        ),
+        None => None,
+    };
     Ok(WsDefinition {
         venue,
         plan,
         idle_timeout: Duration::from_millis(idle_ms),
-        sequential_ids: binance && sequences == 1,
+        sequential_ids,
+        id_channel: sequences.first().copied().filter(|_| sequential_ids),
+        rest_url,
         archive,
     })
 }
@@ -830,6 +860,74 @@ mod tests {
                 e.contains("archive.retention_hours must be 1 to 8784"),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn websocket_definitions_take_a_rest_url_for_backfill() {
+        let ws = |extra: Value| {
+            let mut v = json!({"name": "b", "kind": "websocket", "venue": "binance",
+                               "symbols": ["BTC-USDT"], "channels": ["agg_trades", "quotes"]});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            v
+        };
+        let rest = |d: &WsDefinition| d.rest_url.as_ref().map(url::Url::as_str).map(str::to_owned);
+
+        // The public stream: the public REST base.
+        let d = ws_definition(&check(ws(json!({}))).unwrap()).unwrap();
+        assert_eq!(rest(&d).as_deref(), Some("https://api.binance.com/"));
+        assert!(d.sequential_ids);
+        assert_eq!(d.id_channel, Some(Channel::AggTrades));
+        let d = ws_definition(&ws(json!({"url": "wss://stream.binance.com:9443/"}))).unwrap();
+        assert_eq!(rest(&d).as_deref(), Some("https://api.binance.com/"));
+        let mut futures = ws(json!({"venue": "binance_futures", "channels": ["trades"]}));
+        futures["symbols"] = json!(["BTC-USDT-PERP"]);
+        let d = ws_definition(&futures).unwrap();
+        assert_eq!(rest(&d).as_deref(), Some("https://fapi.binance.com/"));
+        assert_eq!(d.id_channel, Some(Channel::Trades));
+
+        // Another stream (a mock): no default, so no call to the real venue.
+        let d = ws_definition(&ws(json!({"url": "ws://127.0.0.1:9"}))).unwrap();
+        assert_eq!(d.rest_url, None);
+        // Unless one is given.
+        let def = check(ws(
+            json!({"url": "ws://127.0.0.1:9", "rest_url": "http://127.0.0.1:10/binance"}),
+        ))
+        .unwrap();
+        let d = ws_definition(&def).unwrap();
+        assert_eq!(rest(&d).as_deref(), Some("http://127.0.0.1:10/binance"));
+
+        // Both id sequences subscribed: nothing is checked, so nothing to fill.
+        let d = ws_definition(&ws(json!({"channels": ["trades", "agg_trades"]}))).unwrap();
+        assert!(!d.sequential_ids);
+        assert_eq!(d.id_channel, None);
+
+        for (bad, want) in [
+            (
+                json!("ftp://api.binance.com"),
+                r#"rest_url: "ftp://api.binance.com" must be a http or https URL with a host"#,
+            ),
+            (
+                json!("wss://api.binance.com"),
+                r#"rest_url: "wss://api.binance.com" must be a http or https URL with a host"#,
+            ),
+            (json!("not a url"), r#"rest_url: invalid URL "not a url""#),
+            (json!(42), "rest_url must be a string"),
+        ] {
+            let def = ws(json!({ "rest_url": bad }));
+            for result in [
+                check(def.clone()).map(|_| ()),
+                ws_definition(&def).map(|_| ()),
+            ] {
+                match result {
+                    Err(ConnectorError::Validation(msg)) => {
+                        assert!(msg.starts_with(want), "{bad}: {msg:?} is not {want:?}")
+                    }
+                    other => panic!("{bad}: expected a validation error, got {other:?}"),
+                }
+            }
         }
     }
 

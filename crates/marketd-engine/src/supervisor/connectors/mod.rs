@@ -5,13 +5,15 @@
 //!
 //! A unit's run opens the connector's sealed secrets, then collects: a REST
 //! connector polls on a fixed grid (`rest.rs`), a WebSocket connector keeps
-//! a venue session (`websocket.rs`). Both hand ticks to the `ticks` topic
+//! a venue session (`websocket.rs`) whose trade-id gaps a worker fills from
+//! the venue's REST history (`backfill.rs`). Both hand ticks to the `ticks` topic
 //! through a [`TickPublisher`](crate::feeds::TickPublisher) (same identity
 //! rules as every feed, so a redelivery never duplicates) and report their
 //! [`ConnectorStatus`] through a [`StatusReporter`] (`status.rs`), which
 //! stores it and publishes it on `connector-status`.
 
 mod archive;
+mod backfill;
 mod rest;
 mod status;
 mod websocket;

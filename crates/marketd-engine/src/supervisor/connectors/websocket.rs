@@ -7,6 +7,7 @@
 
 use super::Shared;
 use super::archive::{self, Archiving};
+use super::backfill::{self, Backfill, Gap};
 use super::status::StatusReporter;
 use crate::feeds::TickPublisher;
 use crate::services::connectors::WsDefinition;
@@ -51,6 +52,7 @@ pub(super) async fn run(
         }
         None => (None, None),
     };
+    let mut backfill = Backfill::start(shared, id, &def, cancel.child_token());
     let session = WsSession::new(
         id.to_string(),
         Archiving::new(VenueSession::new(def.venue, def.plan), tap),
@@ -79,6 +81,10 @@ pub(super) async fn run(
                         ids.check(&mut ticks);
                     }
                     publisher.publish(ticks).await;
+                    if let Some(ids) = ids.as_mut().filter(|ids| !ids.found.is_empty()) {
+                        let total = base.gaps + ids.gaps;
+                        backfill::found(ids.found.drain(..), total, backfill.as_ref(), status).await;
+                    }
                 }
                 None => break,
             },
@@ -88,11 +94,18 @@ pub(super) async fn run(
                     let gaps = base.gaps + ids.gaps;
                     status.update(|c| c.gaps = gaps).await;
                 }
+                if let Some(b) = &backfill {
+                    b.report(&base, status).await;
+                }
             }
         }
     }
     publisher.flush().await;
     session_cancel.cancel();
+    if let Some(b) = &mut backfill {
+        b.stop().await;
+        b.report(&base, status).await;
+    }
     let end = task.await?;
     // The session (and with it the archive's queue) is gone: the writer
     // stores what is queued and ends.
@@ -106,12 +119,13 @@ pub(super) async fn run(
 /// Trade ids per symbol, for venues whose ids are consecutive per symbol
 /// (Binance `t` and `a`): a repeated or older id is dropped before the bus
 /// (a reconnect replaying the last trades), a skipped range is a gap,
-/// counted and logged.
+/// counted, logged and kept in `found` for the backfill.
 #[derive(Debug, Default)]
 struct TradeIds {
     last: std::collections::HashMap<marketd_model::Symbol, u64>,
     gaps: u64,
     repeated: u64,
+    found: Vec<Gap>,
 }
 
 impl TradeIds {
@@ -135,6 +149,11 @@ impl TradeIds {
                         self.gaps += 1;
                         metrics::counter!("marketd_connector_gaps_total").increment(1);
                         tracing::warn!(symbol = %t.symbol, from = *last + 1, to = id - 1, "trade ids skipped");
+                        self.found.push(Gap {
+                            symbol: t.symbol.clone(),
+                            from: *last + 1,
+                            to: id - 1,
+                        });
                     }
                     *last = id;
                     true
@@ -217,5 +236,13 @@ mod tests {
             .collect();
         assert_eq!(kept, ["12", "15", "501"]);
         assert_eq!((ids.gaps, ids.repeated), (1, 1));
+        assert_eq!(
+            ids.found,
+            [Gap {
+                symbol: Symbol::parse("BTC-USDT").unwrap(),
+                from: 13,
+                to: 14
+            }]
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! Timestamps are milliseconds: the plans never ask for
 //! `timeUnit=MICROSECOND`.
 
+pub mod history;
 mod wire;
 
 use super::common::{
@@ -19,6 +20,8 @@ use super::{
 };
 use marketd_model::{Decimal, Symbol, Tick, TickKind};
 use wire::{Combined, Msg, Payload};
+
+pub use history::{HistoryClient, HistoryError, Page};
 
 /// Streams one connection may carry (spot docs: 1024; USD-M docs: 200).
 const MAX_STREAMS_SPOT: usize = 1024;
