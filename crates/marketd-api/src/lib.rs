@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod ratelimit;
+pub mod realtime;
 pub mod route_table;
 pub mod routes;
 pub mod security;
@@ -103,6 +104,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         routes::credentials::put,
         routes::credentials::list,
         routes::credentials::delete,
+        realtime::connect,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&SecuritySchemes),
@@ -112,6 +114,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         (name = "connectors", description = "User-configured REST and WebSocket sources"),
         (name = "operations", description = "Health and metrics"),
         (name = "access", description = "API keys and stored credentials (admin)"),
+        (name = "realtime", description = "Live data over WebSocket (docs/realtime.md)"),
     )
 )]
 pub struct ApiDoc;
@@ -177,6 +180,7 @@ fn routes(openapi: &utoipa::openapi::OpenApi) -> Routes<AppState> {
         .get("/api/v1/api-keys", Admin, keys::list)
         .post("/api/v1/api-keys", Admin, keys::create)
         .delete("/api/v1/api-keys/{id}", Admin, keys::revoke)
+        .get("/api/v1/realtime", Read, crate::realtime::connect)
         .get("/api/v1/credentials", Admin, credentials::list)
         .put("/api/v1/credentials/{name}", Admin, credentials::put)
         .delete("/api/v1/credentials/{name}", Admin, credentials::delete)

@@ -28,6 +28,8 @@ pub struct AppState {
     pub started: Instant,
     /// Verifies API keys and tokens (see [`crate::auth`]).
     pub auth: Arc<Authenticator>,
+    /// The realtime fan-out behind `/api/v1/realtime`.
+    pub realtime: marketd_engine::realtime::Hub,
 }
 
 impl std::fmt::Debug for AppState {

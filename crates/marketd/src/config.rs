@@ -7,6 +7,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use marketd_api::auth::AuthConfig;
 use marketd_api::{HttpConfig, RateLimitConfig};
+use marketd_engine::realtime::RealtimeConfig;
 use marketd_engine::{
     AggregatorConfig, EngineConfig, FeedsConfig, PollingConfig, PricesConfig, ServicesConfig,
     WriterConfig,
@@ -36,6 +37,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub auth: AuthConfig,
     pub encryption: EncryptionConfig,
+    pub realtime: RealtimeConfig,
 }
 
 impl Default for Config {
@@ -57,6 +59,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             auth: AuthConfig::default(),
             encryption: EncryptionConfig::default(),
+            realtime: RealtimeConfig::default(),
         }
     }
 }

@@ -202,6 +202,8 @@ pub struct Application {
     shutdown_timeout: Duration,
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
     bootstrap_key: Option<Secret>,
+    /// Stops the realtime hub and closes its sessions.
+    realtime_stop: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for Application {
@@ -272,6 +274,18 @@ impl Application {
         } else {
             None
         };
+        let realtime_stop = tokio_util::sync::CancellationToken::new();
+        let realtime = if role.serves_api() {
+            marketd_engine::realtime::Hub::start(
+                &backends.bus,
+                cfg.realtime.clone(),
+                realtime_stop.clone(),
+            )
+            .await
+            .context("starting the realtime hub")?
+        } else {
+            marketd_engine::realtime::Hub::new(cfg.realtime.clone())
+        };
         let state = AppState {
             services: services.clone(),
             backends: backends.clone(),
@@ -281,6 +295,7 @@ impl Application {
             metrics,
             started: Instant::now(),
             auth: Arc::new(auth),
+            realtime,
         };
         let security = marketd_api::security::SecurityConfig {
             hsts: tls.is_some(),
@@ -298,6 +313,7 @@ impl Application {
             shutdown_timeout: Duration::from_millis(cfg.server.shutdown_timeout_ms),
             tls,
             bootstrap_key,
+            realtime_stop,
         })
     }
 
@@ -355,6 +371,7 @@ impl Application {
             engine,
             shutdown_timeout,
             tls,
+            realtime_stop,
             ..
         } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -389,6 +406,7 @@ impl Application {
             r = &mut server => Some(r),
         };
         tracing::info!("shutting down: no new connections");
+        realtime_stop.cancel();
         let deadline = tokio::time::Instant::now() + shutdown_timeout;
         let result = match finished {
             Some(r) => Ok(r),

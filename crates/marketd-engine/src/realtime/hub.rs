@@ -32,6 +32,13 @@ pub struct RealtimeConfig {
     /// A client with skipped ticks for this long without catching up is
     /// closed, in seconds.
     pub slow_close_secs: u64,
+    /// The server pings every this many seconds.
+    pub heartbeat_secs: u64,
+    /// A client silent (no frame, no pong) for this long is closed, seconds.
+    pub heartbeat_timeout_secs: u64,
+    /// Messages a client may send per second (a burst of twice as many);
+    /// beyond, each gets an `error` frame `RATE_LIMITED`.
+    pub client_messages_per_sec: u32,
 }
 
 impl Default for RealtimeConfig {
@@ -41,6 +48,9 @@ impl Default for RealtimeConfig {
             history_secs: 300,
             client_queue: 8_192,
             slow_close_secs: 10,
+            heartbeat_secs: 15,
+            heartbeat_timeout_secs: 45,
+            client_messages_per_sec: 20,
         }
     }
 }
@@ -73,6 +83,8 @@ pub struct Hub {
 #[derive(Debug)]
 struct Inner {
     config: RealtimeConfig,
+    /// Cancelled when the hub stops: its readers end, sessions close.
+    stop: CancellationToken,
     channels: Vec<Mutex<ChannelState>>,
     next_client: AtomicU64,
 }
@@ -111,9 +123,14 @@ impl Subscriber {
 impl Hub {
     /// A hub fed by nothing yet; [`Hub::start`] tails the bus into it.
     pub fn new(config: RealtimeConfig) -> Hub {
+        Self::with_stop(config, CancellationToken::new())
+    }
+
+    fn with_stop(config: RealtimeConfig, stop: CancellationToken) -> Hub {
         Hub {
             inner: Arc::new(Inner {
                 config,
+                stop,
                 channels: Channel::ALL
                     .iter()
                     .map(|_| Mutex::new(ChannelState::default()))
@@ -123,13 +140,14 @@ impl Hub {
         }
     }
 
-    /// Tails every channel's topic into a new hub until `cancel`.
+    /// Tails every channel's topic into a new hub until `cancel`, which
+    /// also ends every client session.
     pub async fn start(
         bus: &AnyBus,
         config: RealtimeConfig,
         cancel: CancellationToken,
     ) -> marketd_bus::Result<Hub> {
-        let hub = Hub::new(config);
+        let hub = Hub::with_stop(config, cancel.clone());
         for channel in Channel::ALL {
             let mut tail = bus.tail(channel.topic()).await?;
             let hub = hub.clone();
@@ -350,6 +368,15 @@ impl Hub {
         for c in Channel::ALL {
             self.unsubscribe(outbox, c, &["*".to_string()]);
         }
+    }
+
+    /// Resolves once the hub stops (the process is shutting down).
+    pub async fn stopped(&self) {
+        self.inner.stop.cancelled().await;
+    }
+
+    pub fn config(&self) -> &RealtimeConfig {
+        &self.inner.config
     }
 
     /// The last seq of a key (0: none seen).

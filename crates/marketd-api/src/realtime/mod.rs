@@ -1,0 +1,43 @@
+//! `GET /api/v1/realtime`: the WebSocket face of the realtime hub
+//! ([`marketd_engine::realtime`]). The protocol is in `protocol.rs` and
+//! `docs/realtime.md`; one connection's loop in `session.rs`.
+
+pub mod protocol;
+pub mod session;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::http::StatusCode;
+use axum::response::Response;
+
+/// Largest client message accepted (a subscribe with many symbols fits).
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// Upgrades to the realtime protocol.
+#[utoipa::path(get, path = "/api/v1/realtime", tag = "realtime",
+    security((), ("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol of docs/realtime.md"),
+        (status = 426, description = "Not a WebSocket upgrade", body = crate::error::ErrorBody),
+        (status = 401, description = "Reads need a key (auth.require_read_key)", body = crate::error::ErrorBody),
+    ))]
+pub async fn connect(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let ws = ws.map_err(|e| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "WEBSOCKET_REQUIRED",
+            format!("this route speaks WebSocket only: {e}"),
+        )
+    })?;
+    let hub = state.realtime.clone();
+    Ok(ws
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| session::run(socket, hub)))
+}
