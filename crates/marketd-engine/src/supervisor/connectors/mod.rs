@@ -87,6 +87,12 @@ impl UnitKind for Connectors {
         c.id
     }
 
+    /// Every change (`PUT`, start, stop) moves `updated_at` forward, so a
+    /// running connector whose definition changed restarts with it.
+    fn version(c: &Connector) -> i64 {
+        c.updated_at
+    }
+
     async fn load(&self) -> marketd_store::Result<Vec<Connector>> {
         let all = self.store.connectors().await?;
         Ok(all
