@@ -232,10 +232,6 @@ impl VenueMock {
         format!("ws://{}", self.addr)
     }
 
-    pub fn dialect(&self) -> Dialect {
-        self.shared.dialect
-    }
-
     /// Every connection attempt so far, oldest first.
     pub fn connections(&self) -> Vec<Connection> {
         self.shared.state().connections.clone()
@@ -342,6 +338,9 @@ async fn serve_connection(shared: Arc<Shared>, index: usize, step: Step, tcp: Tc
         } => Some((*status, *retry_after)),
         Step::Serve { .. } => None,
     };
+    // The callback's signature is tungstenite's (`Callback`): its error is
+    // the HTTP response to send, large or not.
+    #[allow(clippy::result_large_err)]
     let callback = |req: &Request, resp: Response| {
         path = Some(req.uri().to_string());
         match refuse {
