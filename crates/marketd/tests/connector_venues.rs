@@ -686,10 +686,11 @@ impl Outage {
             assert_eq!(c.subscriptions, feed.subscriptions, "{c:?}");
         }
         let sent: usize = served.iter().map(|c| c.frames_sent).sum();
-        let replayed = sent - feed.frames.len();
-        if served.len() > 1 {
-            assert!(replayed > 0, "the mock replayed trades: {served:?}");
-        }
+        assert_eq!(
+            sent - feed.frames.len(),
+            REPLAYED * (served.len() - 1),
+            "each reconnection got the last trades again: {served:?}"
+        );
 
         // The status counts each reconnection and each frame decoded
         // (replays included), no gap, and runs again.

@@ -409,7 +409,7 @@ impl Conn {
                 }
             }
         }
-        if self.serve(new).await.is_err() {
+        if self.replay().await.is_err() || self.serve(new).await.is_err() {
             return;
         }
         match then {
@@ -470,9 +470,10 @@ impl Conn {
             .collect()
     }
 
-    /// Sends the replay and then `new` new frames of this connection's
-    /// subscriptions.
-    async fn serve(&mut self, new: Option<usize>) -> Result<(), ()> {
+    /// On a reconnection (an earlier connection sent data), sends the last
+    /// `replay_on_reconnect` frames sent before again, those of this
+    /// connection's subscriptions.
+    async fn replay(&mut self) -> Result<(), ()> {
         let subs = self.subscriptions();
         let replay: Vec<usize> = {
             let st = self.shared.state();
@@ -494,6 +495,13 @@ impl Conn {
                 self.send_frame(i).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Sends `new` frames of this connection's subscriptions not sent yet
+    /// (every one left when `None`).
+    async fn serve(&mut self, new: Option<usize>) -> Result<(), ()> {
+        let subs = self.subscriptions();
         let mut left = new.unwrap_or(usize::MAX);
         while left > 0 {
             // Take the next frame under the lock, so two connections never
