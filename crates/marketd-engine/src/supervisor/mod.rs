@@ -16,7 +16,10 @@
 //!   process. The running set is reconciled with the store on every
 //!   rebalance and every [`RECONCILE_EVERY`], which repairs anything a lost
 //!   command or a failed store read left behind.
-//! - Units start and stop at run time as commands arrive.
+//! - Units start and stop at run time as commands arrive. A unit whose
+//!   definition changed (a command or the store carries a newer
+//!   [`UnitKind::version`] than the running one) is restarted with it: the
+//!   old run ends first, then the new one starts.
 //! - A unit whose run fails (returns an error or panics) is logged, counted
 //!   (`marketd_supervisor_unit_failures_total{kind}`) and restarted after a
 //!   capped exponential backoff ([`RestartPolicy`]), reset once a run has
@@ -47,7 +50,8 @@ pub type UnitResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 /// What a command on a kind's topic asks.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command<U> {
-    /// Run this unit (if this process owns it); replaces nothing already running.
+    /// Run this unit (if this process owns it); a running unit restarts
+    /// only when this one is a newer [`UnitKind::version`].
     Start(U),
     /// Stop the unit with this id, wherever it runs.
     Stop(Uuid),
@@ -67,6 +71,16 @@ pub trait UnitKind: Send + Sync + 'static {
     const RUNNING_GAUGE: &'static str;
 
     fn id(unit: &Self::Unit) -> Uuid;
+
+    /// The version of a unit's definition, growing with each change (e.g.
+    /// its `updated_at`). A unit seen again (a command, the store) with a
+    /// newer version than the running one is restarted with it; an equal or
+    /// older one (a redelivered or stale command) changes nothing. The
+    /// default, one version forever, never restarts a running unit.
+    fn version(unit: &Self::Unit) -> i64 {
+        let _ = unit;
+        0
+    }
 
     /// Every unit that should be running (somewhere) now.
     fn load(&self) -> impl Future<Output = marketd_store::Result<Vec<Self::Unit>>> + Send;
@@ -116,6 +130,8 @@ impl Default for RestartPolicy {
 
 /// A unit this process owns.
 struct Owned {
+    /// The [`UnitKind::version`] it runs.
+    version: i64,
     cancel: CancellationToken,
     handle: JoinHandle<()>,
     state: watch::Receiver<UnitState>,
@@ -309,12 +325,30 @@ impl<K: UnitKind> Supervisor<K> {
         self.stop_all().await;
     }
 
+    /// Runs `unit` unless it already runs at this version or a newer one;
+    /// an older running version is stopped and replaced.
     fn start_unit(&self, unit: K::Unit) {
         let mut units = self.units();
         let id = K::id(&unit);
-        if units.contains_key(&id) {
-            return;
-        }
+        let version = K::version(&unit);
+        let previous = match units.remove(&id) {
+            Some(running) if running.version >= version => {
+                units.insert(id, running);
+                return;
+            }
+            Some(running) => {
+                tracing::info!(
+                    kind = K::NAME,
+                    unit = %id,
+                    from = running.version,
+                    to = version,
+                    "unit changed; restarting it"
+                );
+                running.cancel.cancel();
+                Some(running.handle)
+            }
+            None => None,
+        };
         let cancel = self.cancel.child_token();
         let (tx, state) = watch::channel(UnitState::Starting);
         let handle = tokio::spawn(supervise(
@@ -323,10 +357,12 @@ impl<K: UnitKind> Supervisor<K> {
             unit,
             cancel.clone(),
             tx,
+            previous,
         ));
         units.insert(
             id,
             Owned {
+                version,
                 cancel,
                 handle,
                 state,
@@ -350,14 +386,24 @@ impl<K: UnitKind> Supervisor<K> {
     }
 }
 
-/// Runs one unit until `cancel`, restarting it after failures.
+/// Runs one unit until `cancel`, restarting it after failures. When it
+/// replaces a `previous` run of the same unit (an older version), that run
+/// ends first, so the two never run (or report) at once.
 async fn supervise<K: UnitKind>(
     kind: Arc<K>,
     policy: RestartPolicy,
     unit: K::Unit,
     cancel: CancellationToken,
     state: watch::Sender<UnitState>,
+    previous: Option<JoinHandle<()>>,
 ) {
+    if let Some(previous) = previous {
+        let _ = previous.await;
+        if cancel.is_cancelled() {
+            state.send_replace(UnitState::Stopped);
+            return;
+        }
+    }
     let id = K::id(&unit);
     let mut delay = policy.initial;
     loop {

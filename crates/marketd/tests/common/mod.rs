@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod logs;
+pub mod venue_mock;
 
 use marketd::Application;
 use marketd::config::Config;

@@ -90,6 +90,14 @@ impl UnitKind for Connectors {
         c.id
     }
 
+    /// Every change (`PUT`, start, stop) moves `updated_at` forward, so a
+    /// running connector whose definition changed restarts with it (so does
+    /// one sent `start` again while it runs: the store does not say what
+    /// changed, and its sealed secrets may have).
+    fn version(c: &Connector) -> i64 {
+        c.updated_at
+    }
+
     async fn load(&self) -> marketd_store::Result<Vec<Connector>> {
         let all = self.store.connectors().await?;
         Ok(all
