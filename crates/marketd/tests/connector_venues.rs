@@ -952,6 +952,13 @@ async fn a_running_connector_restarts_with_its_changed_definition() {
         BTreeSet::from(["sushiusdt@aggTrade".to_string()])
     );
 
+    // A start sent to the running connector changes nothing: no restart
+    // (the two connections counted below are the first and the PUT's).
+    let (s, again) = app
+        .post_json(&format!("/api/v1/connectors/{id}/start"), &json!({}))
+        .await;
+    assert_eq!(s, 200, "{again}");
+
     // The running connector takes the new symbol list at once.
     def["symbols"] = json!(["SUSHI-USDT-PERP", "CTK-USDT-PERP"]);
     let (s, updated, _) = app

@@ -197,6 +197,12 @@ impl ConnectorService {
         desired: Desired,
     ) -> Result<Connector, ConnectorError> {
         let old = self.get(id).await?;
+        if old.desired == desired {
+            // Already so: announced again (a lost command is repaired) with
+            // the same version, so a running connector is not restarted.
+            self.announce(&old).await?;
+            return Ok(old);
+        }
         let connector = Connector {
             desired,
             updated_at: now_ns().max(old.updated_at + 1),

@@ -91,9 +91,9 @@ impl UnitKind for Connectors {
     }
 
     /// Every change (`PUT`, start, stop) moves `updated_at` forward, so a
-    /// running connector whose definition changed restarts with it (so does
-    /// one sent `start` again while it runs: the store does not say what
-    /// changed, and its sealed secrets may have).
+    /// running connector whose definition (or sealed secrets) changed
+    /// restarts with it; a `start` sent to a running connector changes
+    /// nothing and keeps its version, so it does not restart.
     fn version(c: &Connector) -> i64 {
         c.updated_at
     }
