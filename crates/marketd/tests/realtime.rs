@@ -31,6 +31,20 @@ async fn connect(app: &TestApp, key: Option<&str>) -> Client {
     ws
 }
 
+/// A client whose socket's receive buffer is 4 KiB (no autotuning).
+async fn connect_small(app: &TestApp) -> Client {
+    let addr: std::net::SocketAddr = app.addr.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let req = ws_url(app).into_client_request().unwrap();
+    let (ws, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    ws
+}
+
 /// The next text frame as JSON (server pings included), within the deadline.
 async fn next(ws: &mut Client) -> Value {
     loop {
@@ -45,14 +59,19 @@ async fn next(ws: &mut Client) -> Value {
     }
 }
 
-/// The next frame that is not a server ping.
+/// The next frame that is not a server ping, within the deadline.
 async fn next_not_ping(ws: &mut Client) -> Value {
-    loop {
-        let v = next(ws).await;
-        if v["type"] != "ping" {
-            return v;
+    let skip_pings = async {
+        loop {
+            let v = next(ws).await;
+            if v["type"] != "ping" {
+                return v;
+            }
         }
-    }
+    };
+    tokio::time::timeout(DEADLINE, skip_pings)
+        .await
+        .expect("a frame other than ping within the deadline")
 }
 
 async fn send(ws: &mut Client, v: Value) {
@@ -249,5 +268,155 @@ async fn reads_that_need_a_key_need_it_for_realtime_too() {
     let body: Value = r.json().await.unwrap();
     assert_error_shape(&body);
     assert_eq!(body["error_code"], "WEBSOCKET_REQUIRED");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_after_the_heartbeat_timeout() {
+    let app = TestApp::spawn(|c| {
+        c.realtime.heartbeat_secs = 1;
+        c.realtime.heartbeat_timeout_secs = 2;
+    })
+    .await;
+    let mut ws = connect(&app, None).await;
+    assert_eq!(next(&mut ws).await["type"], "connected");
+    // Read (pings arrive) but never send: the server hears nothing.
+    let mut pings = 0;
+    let code = loop {
+        let msg = tokio::time::timeout(DEADLINE, ws.next())
+            .await
+            .expect("closed within the deadline");
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                assert_eq!(v["type"], "ping", "{v}");
+                pings += 1;
+            }
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, 4000);
+    assert!(pings >= 1, "pinged before being closed");
+    app.stop().await;
+}
+
+/// Reads frames until `done` says so; every frame that is not a ping.
+async fn read_until(ws: &mut Client, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    let mut got = Vec::new();
+    loop {
+        let v = next_not_ping(ws).await;
+        let stop = done(&v);
+        got.push(v);
+        if stop {
+            return got;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_gets_gaps_and_latest_bars_while_another_gets_all() {
+    let app = TestApp::spawn(|c| {
+        c.realtime.client_queue = 512;
+        // Behind, and silent, for the whole test without being closed
+        // (4008 and 4000 are for clients that never catch up or answer).
+        c.realtime.slow_close_secs = 600;
+        c.realtime.heartbeat_timeout_secs = 600;
+    })
+    .await;
+    // The slow client's socket buffers little, so what it does not read
+    // piles up at the server soon.
+    let (mut slow, mut fast) = (connect_small(&app).await, connect(&app, None).await);
+    for ws in [&mut slow, &mut fast] {
+        next(ws).await;
+        send(
+            ws,
+            json!({"type": "subscribe", "channel": "ticks", "symbols": ["RTSLO"]}),
+        )
+        .await;
+        next_not_ping(ws).await;
+        send(
+            ws,
+            json!({"type": "subscribe", "channel": "bars", "symbols": ["RTBAR"]}),
+        )
+        .await;
+        next_not_ping(ws).await;
+    }
+    // Far more than the socket buffers and the queue hold, while `slow`
+    // reads nothing; `fast` reads as they come.
+    const N: i64 = 20_000;
+    const CHUNK: i64 = 200;
+    let bars: Vec<Event> = (0..N / CHUNK)
+        .map(|n| {
+            let Event::Tick(t) = tick("RTBAR", n) else {
+                unreachable!("tick() makes ticks")
+            };
+            // Bars of a symbol without ticks: the aggregator makes none.
+            let mut b = marketd_model::Bar::open_with(&t, marketd_model::Interval::H1);
+            b.source = "rt-bars".into();
+            b.close = Decimal::from(n);
+            Event::Bar(b)
+        })
+        .collect();
+    // Published a few at a time, each read by `fast` before the next.
+    let mut fast_ticks = Vec::new();
+    let mut fast_bars = 0;
+    for chunk in 0..(N / CHUNK) {
+        publish(&app, "RTSLO", chunk * CHUNK..(chunk + 1) * CHUNK).await;
+        app.bus.publish(bars[chunk as usize].clone()).await.unwrap();
+        while fast_ticks.len() < ((chunk + 1) * CHUNK) as usize || fast_bars <= chunk {
+            let v = next_not_ping(&mut fast).await;
+            match (v["type"].as_str(), v["channel"].as_str()) {
+                (Some("data_update"), Some("ticks")) => fast_ticks.push(v["seq"].as_u64().unwrap()),
+                (Some("data_update"), Some("bars")) => {
+                    assert_eq!(v["data"]["close"], json!(fast_bars), "{v}");
+                    fast_bars += 1;
+                }
+                _ => panic!("the fast client got {v}"),
+            }
+        }
+    }
+    assert_eq!(
+        fast_ticks,
+        (1..=N as u64).collect::<Vec<_>>(),
+        "all, in order"
+    );
+
+    // The slow one now reads: every tick seq is either delivered or inside
+    // exactly one gap, in order; the bars conflated to fewer, ending with
+    // the latest.
+    let got = read_until(&mut slow, |v| {
+        v["type"] == "data_update" && v["data"]["close"] == json!(N / CHUNK - 1)
+    })
+    .await;
+    // Ticks after the last bar frame may still be queued: read to N.
+    let mut covered = 0u64;
+    let mut gaps = 0;
+    let mut bar_frames = 0;
+    let mut rest = got;
+    loop {
+        for v in &rest {
+            match (v["type"].as_str(), v["channel"].as_str()) {
+                (Some("data_update"), Some("ticks")) => {
+                    assert_eq!(v["seq"].as_u64().unwrap(), covered + 1, "{v}");
+                    covered += 1;
+                }
+                (Some("gap"), Some("ticks")) => {
+                    assert_eq!(v["from"].as_u64().unwrap(), covered + 1, "{v}");
+                    assert_eq!(v["reason"], "slow_consumer");
+                    covered = v["to"].as_u64().unwrap();
+                    gaps += 1;
+                }
+                (Some("data_update"), Some("bars")) => bar_frames += 1,
+                _ => panic!("the slow client got {v}"),
+            }
+        }
+        if covered == N as u64 {
+            break;
+        }
+        rest = vec![next_not_ping(&mut slow).await];
+    }
+    assert!(gaps >= 1, "the slow client skipped something");
+    assert!(bar_frames < N / CHUNK, "bars were conflated: {bar_frames}");
     app.stop().await;
 }
