@@ -888,7 +888,10 @@ async fn connectors_lifecycle(store: &AnyStore) {
         ..raws[0].clone()
     };
     assert_eq!(
-        store.insert_raw_messages(&[other.clone()]).await.unwrap(),
+        store
+            .insert_raw_messages(std::slice::from_ref(&other))
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(store.prune_raw_messages(a.id, T0 + 2_000).await.unwrap(), 2);

@@ -51,6 +51,7 @@ pub mod capture;
 mod common;
 pub mod finnhub;
 pub mod okx;
+mod scan;
 mod session;
 
 pub use session::VenueSession;

@@ -159,6 +159,11 @@ pub(super) fn decode(
 ) -> Result<Frame, DecodeError> {
     let venue = dec.venue.name();
     if frame.starts_with("{\"stream\":") {
+        // The stream's own frames, read without serde; what the scanner
+        // leaves (anything unusual) goes to serde.
+        if let Some((stream, data)) = wire::combined_fast(frame) {
+            return event(dec, &data, Some(stream), frame, ts_received, out);
+        }
         // A frame that does not fit the fast shape gets the general parse,
         // which also gives the error message.
         if let Ok(c) = serde_json::from_str::<Combined<'_>>(frame) {
