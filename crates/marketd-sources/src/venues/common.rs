@@ -272,12 +272,34 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Tolerant<T> {
 /// with the first element stored inline: pushes almost always carry one
 /// entry, and this keeps the hot path free of a heap allocation.
 #[derive(Debug)]
+#[cfg_attr(test, derive(PartialEq))]
 pub(super) struct Items<T> {
     first: Option<T>,
     rest: Vec<T>,
 }
 
+impl<T> Default for Items<T> {
+    fn default() -> Self {
+        Items::new()
+    }
+}
+
 impl<T> Items<T> {
+    pub(super) fn new() -> Self {
+        Items {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+
+    pub(super) fn push(&mut self, item: T) {
+        if self.first.is_none() {
+            self.first = Some(item);
+        } else {
+            self.rest.push(item);
+        }
+    }
+
     pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
         self.first.iter().chain(self.rest.iter())
     }
@@ -292,17 +314,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Items<T> {
                 f.write_str("an array")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<T>, A::Error> {
-                let mut items = Items {
-                    first: None,
-                    rest: Vec::new(),
-                };
+                let mut items = Items::new();
                 while let Some(Tolerant(item)) = seq.next_element::<Tolerant<T>>()? {
                     let Some(item) = item else { continue };
-                    if items.first.is_none() {
-                        items.first = Some(item);
-                    } else {
-                        items.rest.push(item);
-                    }
+                    items.push(item);
                 }
                 Ok(items)
             }

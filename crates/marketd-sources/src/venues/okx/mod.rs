@@ -9,6 +9,7 @@ use super::common::{
     Items, Loose, decimal, error_or_limit, json_error, limit_in_text, millis_text_to_nanos,
     require, unrecognized,
 };
+use super::scan::{Scalar, Scan, once};
 use super::{Ack, Channel, DecodeError, Decoder, Frame, Limit, PlanError, Venue, VenueMessage};
 use marketd_model::{Decimal, Symbol, Tick, TickKind};
 use serde::Deserialize;
@@ -83,7 +84,8 @@ pub(super) fn frames(
     Ok(frames)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(test, derive(PartialEq))]
 struct Msg<'a> {
     #[serde(borrow)]
     event: Option<&'a str>,
@@ -100,7 +102,8 @@ struct Msg<'a> {
     channel: Option<&'a str>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(test, derive(PartialEq))]
 struct Arg<'a> {
     #[serde(borrow)]
     channel: Option<&'a str>,
@@ -109,7 +112,8 @@ struct Arg<'a> {
 }
 
 /// The union of a `trades` and a `tickers` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(test, derive(PartialEq))]
 struct Item<'a> {
     #[serde(rename = "instId", borrow)]
     inst_id: Option<&'a str>,
@@ -145,7 +149,11 @@ pub(super) fn decode(
         }
         _ => {}
     }
-    let m: Msg<'_> = serde_json::from_str(frame).map_err(|e| json_error(VENUE, frame, e))?;
+    // Pushes are read without serde; anything unusual goes to serde.
+    let m: Msg<'_> = match push_fast(frame) {
+        Some(m) => m,
+        None => serde_json::from_str(frame).map_err(|e| json_error(VENUE, frame, e))?,
+    };
     if let Some(event) = m.event {
         return Ok(event_frame(event, &m));
     }
@@ -240,6 +248,62 @@ fn error_frame(error: VenueMessage) -> Frame {
     error_or_limit(limit, error)
 }
 
+/// A push `{"arg":{..},"data":[{..},..]}` read by [`Scan`] instead of
+/// serde, as [`Msg`] would have it; `None` for anything else.
+fn push_fast(frame: &str) -> Option<Msg<'_>> {
+    /// A field the decoder reads: a string, as serde wants it.
+    fn text<'a>(slot: &mut Option<&'a str>, v: Scalar<'a>) -> Option<()> {
+        let Scalar::Str(s) = v else { return None };
+        once(slot, s)
+    }
+    let mut sc = Scan::new(frame);
+    sc.eat(b'{')?;
+    if sc.key()? != "arg" {
+        return None;
+    }
+    sc.eat(b'{')?;
+    let mut arg = Arg::default();
+    sc.members(|k, v| match k {
+        "channel" => text(&mut arg.channel, v),
+        "instId" => text(&mut arg.inst_id, v),
+        _ => Some(()),
+    })?;
+    sc.eat(b',')?;
+    if sc.key()? != "data" {
+        return None;
+    }
+    sc.eat(b'[')?;
+    let mut data = Items::new();
+    if !sc.eat_if(b']') {
+        loop {
+            sc.eat(b'{')?;
+            let mut item = Item::default();
+            sc.members(|k, v| match k {
+                "instId" => text(&mut item.inst_id, v),
+                "tradeId" => text(&mut item.trade_id, v),
+                "px" => text(&mut item.px, v),
+                "sz" => text(&mut item.sz, v),
+                "ts" => text(&mut item.ts, v),
+                "last" => text(&mut item.last, v),
+                "bidPx" => text(&mut item.bid_px, v),
+                "askPx" => text(&mut item.ask_px, v),
+                _ => Some(()),
+            })?;
+            data.push(item);
+            if !sc.more(b']')? {
+                break;
+            }
+        }
+    }
+    sc.eat(b'}')?;
+    sc.end()?;
+    Some(Msg {
+        arg: Some(arg),
+        data: Some(data),
+        ..Msg::default()
+    })
+}
+
 fn trade(
     dec: &mut Decoder,
     item: &Item<'_>,
@@ -300,4 +364,68 @@ fn ticker(
         )?
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every OKX frame the fixtures hold: the scanner reads it exactly as
+    /// serde does, or leaves it to serde.
+    #[test]
+    fn the_fast_path_agrees_with_serde_on_every_recorded_frame() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+        let root = std::path::Path::new(root);
+        let capture = std::fs::read_to_string(root.join("captures/OKX.ws.1.0")).unwrap();
+        // `TIMESTAMP: PAYLOAD` per line after the connection line.
+        let mut frames: Vec<String> = capture
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .map(|(_, payload)| payload.to_string())
+            .collect();
+        for f in [
+            "okx_trades.json",
+            "okx_tickers.json",
+            "okx_control_messages.json",
+        ] {
+            let text = std::fs::read_to_string(root.join("formats").join(f)).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            collect_pushes(&v, &mut frames);
+        }
+        let mut fast = 0;
+        for frame in &frames {
+            if let Some(m) = push_fast(frame) {
+                let serde: Msg<'_> = serde_json::from_str(frame).expect("serde reads it too");
+                assert_eq!(m, serde, "{frame}");
+                fast += 1;
+            }
+        }
+        assert!(
+            fast > 50,
+            "only {fast} of {} frames took the fast path",
+            frames.len()
+        );
+        for frame in [
+            r#"{"arg":{"channel":"trades"},"data":[{"px":1}]}"#,
+            r#"{"arg":{"channel":"trades"},"data":[{"px":"1","px":"2"}]}"#,
+            r#"{"arg":{"channel":"trades"},"data":[{"px":"1\\u0030"}]}"#,
+            r#"{"arg":{"channel":"trades"},"data":[1]}"#,
+            r#"{"arg":{"channel":"trades"},"data":[{"px":"1"}],"extra":1}"#,
+            r#"{"data":[],"arg":{"channel":"trades"}}"#,
+            r#"{"event":"subscribe","arg":{"channel":"trades"}}"#,
+        ] {
+            assert!(push_fast(frame).is_none(), "{frame}");
+        }
+    }
+
+    fn collect_pushes(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) if m.contains_key("arg") => {
+                out.push(serde_json::to_string(v).unwrap());
+            }
+            serde_json::Value::Object(m) => m.values().for_each(|x| collect_pushes(x, out)),
+            serde_json::Value::Array(xs) => xs.iter().for_each(|x| collect_pushes(x, out)),
+            _ => {}
+        }
+    }
 }
