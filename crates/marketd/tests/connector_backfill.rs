@@ -118,17 +118,6 @@ async fn agg_trades(
     axum::Json(items).into_response()
 }
 
-async fn start(app: &TestApp, def: &Value) -> String {
-    let (s, created) = app.post_json("/api/v1/connectors", def).await;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_string();
-    let (s, started) = app
-        .post_json(&format!("/api/v1/connectors/{id}/start"), &json!({}))
-        .await;
-    assert_eq!(s, 200, "{started}");
-    id
-}
-
 /// The stored BTC-USDT trades of `binance` by id, once `want` are stored.
 async fn stored_ids(app: &TestApp, want: usize) -> Vec<marketd_model::Tick> {
     let query = "symbol=BTC-USDT&source=binance";
@@ -173,7 +162,7 @@ async fn a_gap_in_the_stream_is_backfilled_from_rest_and_every_trade_stored_once
     let def = json!({"name": "binance-agg", "kind": "websocket", "venue": "binance",
                      "url": format!("ws://{ws_host}"), "rest_url": format!("http://{rest_host}"),
                      "symbols": ["BTC-USDT"], "channels": ["agg_trades"]});
-    let id = start(&app, &def).await;
+    let id = app.start_connector(&def).await;
 
     let status = wait_until(DEADLINE, "the gap backfilled in the status", || async {
         let (_, s) = app
@@ -251,7 +240,7 @@ async fn a_custom_stream_without_rest_url_counts_the_gap_and_does_not_backfill()
     let def = json!({"name": "binance-agg", "kind": "websocket", "venue": "binance",
                      "url": format!("ws://{ws_host}"),
                      "symbols": ["BTC-USDT"], "channels": ["agg_trades"]});
-    let id = start(&app, &def).await;
+    let id = app.start_connector(&def).await;
 
     let status = wait_until(DEADLINE, "the gap in the status", || async {
         let (_, s) = app

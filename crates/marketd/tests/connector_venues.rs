@@ -415,18 +415,6 @@ async fn assert_trades_stored(app: &TestApp, feed: &Feed) {
     }
 }
 
-async fn start_connector(app: &TestApp, definition: &Value) -> String {
-    let (s, created) = app.post_json("/api/v1/connectors", definition).await;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_string();
-    let (s, started) = app
-        .post_json(&format!("/api/v1/connectors/{id}/start"), &json!({}))
-        .await;
-    assert_eq!(s, 200, "{started}");
-    assert_eq!(started["desired"], "running");
-    id
-}
-
 fn definition(name: &str, feed: &Feed, url: &str) -> Value {
     json!({"name": name, "kind": "websocket", "venue": feed.venue, "url": url,
            "symbols": feed.symbols, "channels": feed.channels})
@@ -464,7 +452,9 @@ async fn replay(feed: Feed) {
     let app = TestApp::spawn(|_| {}).await;
     let mock = VenueMock::start(feed.dialect, feed.frames.clone(), 0, None, Vec::new()).await;
     let before = marketd_model::time::now_ns();
-    let id = start_connector(&app, &definition("capture", &feed, &mock.url())).await;
+    let id = app
+        .start_connector(&definition("capture", &feed, &mock.url()))
+        .await;
 
     // The connector asked for exactly the feed's subscriptions, on one
     // connection that the mock served in full.
@@ -665,7 +655,7 @@ impl Outage {
         if let Some(ms) = self.idle_timeout_ms {
             def["idle_timeout_ms"] = json!(ms);
         }
-        let id = start_connector(&app, &def).await;
+        let id = app.start_connector(&def).await;
         let (app, mock) = during(app, mock, id.clone()).await;
 
         // Every trade stored once, though the mock sent the last ones again
@@ -938,7 +928,7 @@ async fn a_running_connector_restarts_with_its_changed_definition() {
     .await;
     let mut def = definition("changing", &feed, &mock.url());
     def["symbols"] = json!(["SUSHI-USDT-PERP"]);
-    let id = start_connector(&app, &def).await;
+    let id = app.start_connector(&def).await;
     let sushi = feed.expected["SUSHI-USDT-PERP"].trades.len();
     wait_until(DEADLINE, "SUSHI's trades stored", || async {
         let n = stored(&app, "SUSHI-USDT-PERP", "binance_futures")

@@ -60,6 +60,19 @@ pub fn records(text: &str) -> Records<'_> {
     }
 }
 
+/// The frames a server sent in a capture file (for tests that read
+/// recorded traffic).
+#[cfg(test)]
+pub(crate) fn received_frames(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    parse(&text)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .filter(|r| r.direction == Direction::Received)
+        .map(|r| r.text.to_string())
+        .collect()
+}
+
 /// All records of a capture, or the first error.
 pub fn parse(text: &str) -> Result<Vec<Record<'_>>, CaptureError> {
     records(text).collect()

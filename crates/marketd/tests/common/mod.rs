@@ -110,6 +110,22 @@ impl TestApp {
         }
     }
 
+    /// Creates a connector from `definition` and starts it; its id.
+    pub async fn start_connector(&self, definition: &serde_json::Value) -> String {
+        let (s, created) = self.post_json("/api/v1/connectors", definition).await;
+        assert_eq!(s, 201, "{created}");
+        let id = created["id"].as_str().unwrap().to_string();
+        let (s, started) = self
+            .post_json(
+                &format!("/api/v1/connectors/{id}/start"),
+                &serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(s, 200, "{started}");
+        assert_eq!(started["desired"], "running");
+        id
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.addr, path)
     }

@@ -166,13 +166,9 @@ mod tests {
         let root = std::path::Path::new(root);
         let mut frames: Vec<String> = Vec::new();
         for capture in ["BINANCE.ws.1.0", "BINANCE_FUTURES.ws.1.0"] {
-            let text = std::fs::read_to_string(root.join("captures").join(capture)).unwrap();
-            // `TIMESTAMP: PAYLOAD` per line after the connection line.
-            frames.extend(
-                text.lines()
-                    .filter_map(|l| l.split_once(": "))
-                    .map(|(_, payload)| payload.to_string()),
-            );
+            frames.extend(crate::venues::capture::received_frames(
+                &root.join("captures").join(capture),
+            ));
         }
         for f in [
             "binance_trade.json",

@@ -376,13 +376,7 @@ mod tests {
     fn the_fast_path_agrees_with_serde_on_every_recorded_frame() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
         let root = std::path::Path::new(root);
-        let capture = std::fs::read_to_string(root.join("captures/OKX.ws.1.0")).unwrap();
-        // `TIMESTAMP: PAYLOAD` per line after the connection line.
-        let mut frames: Vec<String> = capture
-            .lines()
-            .filter_map(|l| l.split_once(": "))
-            .map(|(_, payload)| payload.to_string())
-            .collect();
+        let mut frames = crate::venues::capture::received_frames(&root.join("captures/OKX.ws.1.0"));
         for f in [
             "okx_trades.json",
             "okx_tickers.json",
