@@ -9,13 +9,16 @@ mod common;
 
 use common::process::{Proc, marketd};
 use common::{metrics, poll_until, service, status_of, strings, wait_until};
+use futures::{SinkExt, StreamExt};
 use marketd_bus::{AnyBus, Bus, BusOptions, Consumer};
 use marketd_model::{Decimal, Event, Topic};
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// How long a stopped process may take to exit after SIGTERM.
 const EXIT_DEADLINE: Duration = Duration::from_secs(15);
@@ -123,6 +126,76 @@ async fn stored_ticks(conn: &mut sqlx::PgConnection) -> Vec<TickKey> {
         .collect()
 }
 
+/// A realtime client subscribed to every tick of an api instance; what it
+/// received, in order, as (symbol, seq, tick). It answers the server's
+/// pings so a long test does not look like a dead client.
+async fn realtime_client(base: &str) -> Arc<Mutex<Vec<(String, u64, TickKey)>>> {
+    let url = format!("{}/api/v1/realtime", base.replacen("http", "ws", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let sub = json!({"type": "subscribe", "channel": "ticks", "symbols": ["*"]});
+    ws.send(WsMessage::Text(sub.to_string().into()))
+        .await
+        .unwrap();
+    // `connected`, then `subscribed`: the subscription is in place when
+    // this returns, before any tick is published.
+    loop {
+        let Some(Ok(WsMessage::Text(t))) = ws.next().await else {
+            panic!("{url}: closed before subscribing")
+        };
+        if serde_json::from_str::<Value>(&t).unwrap()["type"] == "subscribed" {
+            break;
+        }
+    }
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = ws.next().await {
+            let WsMessage::Text(t) = msg else { continue };
+            let v: Value = serde_json::from_str(&t).unwrap();
+            match v["type"].as_str() {
+                Some("ping") => {
+                    let pong = WsMessage::Text(json!({"type": "pong"}).to_string().into());
+                    if ws.send(pong).await.is_err() {
+                        return;
+                    }
+                }
+                Some("data_update") => {
+                    let d = &v["data"];
+                    let key = (
+                        d["source"].as_str().unwrap().to_string(),
+                        d["symbol"].as_str().unwrap().to_string(),
+                        d["ts_event"].as_i64().unwrap(),
+                        Decimal::from_str(&d["price"].to_string())
+                            .unwrap()
+                            .normalize(),
+                    );
+                    let symbol = v["symbol"].as_str().unwrap().to_string();
+                    sink.lock()
+                        .unwrap()
+                        .push((symbol, v["seq"].as_u64().unwrap(), key));
+                }
+                other => panic!("unexpected realtime frame {other:?}: {v}"),
+            }
+        }
+    });
+    got
+}
+
+/// Per symbol, the seqs and ticks a realtime client received, in order.
+type PerSymbol = BTreeMap<String, (Vec<u64>, Vec<TickKey>)>;
+
+fn received_per_symbol(got: &Mutex<Vec<(String, u64, TickKey)>>) -> PerSymbol {
+    let mut m = PerSymbol::new();
+    for (symbol, seq, key) in got.lock().unwrap().iter() {
+        let e = m.entry(symbol.clone()).or_default();
+        e.0.push(*seq);
+        e.1.push(key.clone());
+    }
+    m
+}
+
 /// The identity of a tick as the test compares it across Kafka and PostgreSQL.
 type TickKey = (String, String, i64, Decimal);
 
@@ -227,6 +300,11 @@ async fn scale_out(test: &str, stop: Stop) {
     let api = ["api", "--addr", "127.0.0.1:0"];
     let (mut a1, a1_url) = start(&client, "api1", &api, &env, dir.path()).await;
     let (mut a2, a2_url) = start(&client, "api2", &api, &env, dir.path()).await;
+    // A realtime client on each api instance, subscribed before any tick.
+    let live = [
+        realtime_client(&a1_url).await,
+        realtime_client(&a2_url).await,
+    ];
 
     // An api process serves no operations on the worker side.
     let workers_have_no_api = status_of(&client, &format!("{w1_url}/api/v1/polling-jobs")).await;
@@ -411,6 +489,47 @@ async fn scale_out(test: &str, stop: Stop) {
         distinct.len(),
         stored.len()
     );
+
+    // The realtime clients on the two api instances each received every
+    // message of the topic, numbered 1.. per symbol without a hole, in the
+    // same order on both.
+    let mut published_per_symbol: BTreeMap<String, usize> = BTreeMap::new();
+    for k in &published {
+        *published_per_symbol.entry(k.1.clone()).or_default() += 1;
+    }
+    let views = poll_until(Duration::from_secs(60), || async {
+        let views: Vec<PerSymbol> = live.iter().map(|c| received_per_symbol(c)).collect();
+        views
+            .iter()
+            .all(|v| {
+                published_per_symbol
+                    .iter()
+                    .all(|(s, n)| v.get(s).is_some_and(|(seqs, _)| seqs.len() >= *n))
+            })
+            .then_some(views)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "the realtime clients did not receive every published tick: {:?} vs {:?}",
+            live.iter()
+                .map(|c| c.lock().unwrap().len())
+                .collect::<Vec<_>>(),
+            published.len()
+        )
+    });
+    assert_eq!(views[0], views[1], "the two instances streamed the same");
+    for (symbol, (seqs, keys)) in &views[0] {
+        assert_eq!(
+            seqs,
+            &(1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "{symbol}: seq without holes"
+        );
+        let received: BTreeSet<&TickKey> = keys.iter().collect();
+        let expected: BTreeSet<&TickKey> = distinct.iter().filter(|k| &k.1 == symbol).collect();
+        assert_eq!(received, expected, "{symbol}: the ticks published");
+    }
+    assert_eq!(views[0].len(), symbols.len());
 
     for p in [&mut survivor, &mut a1, &mut a2] {
         terminate(p);
