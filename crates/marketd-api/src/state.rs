@@ -30,6 +30,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// The realtime fan-out behind `/api/v1/realtime`.
     pub realtime: marketd_engine::realtime::Hub,
+    /// API keys no longer active (realtime connections holding one close).
+    pub revoked: crate::realtime::revocations::Revoked,
 }
 
 impl std::fmt::Debug for AppState {

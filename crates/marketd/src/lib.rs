@@ -296,6 +296,14 @@ impl Application {
             started: Instant::now(),
             auth: Arc::new(auth),
             realtime,
+            revoked: if role.serves_api() {
+                marketd_api::realtime::revocations::watch(
+                    services.access.clone(),
+                    realtime_stop.clone(),
+                )
+            } else {
+                marketd_api::realtime::revocations::none()
+            },
         };
         let security = marketd_api::security::SecurityConfig {
             hsts: tls.is_some(),

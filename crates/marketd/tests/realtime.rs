@@ -420,3 +420,62 @@ async fn a_client_that_stops_reading_gets_gaps_and_latest_bars_while_another_get
     assert!(bar_frames < N / CHUNK, "bars were conflated: {bar_frames}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_browser_key_in_the_query_works_and_a_revoked_key_is_closed() {
+    let app = TestApp::spawn(|c| c.auth.require_read_key = true).await;
+    let (s, created) = app
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/api-keys",
+            Some(&json!({"name": "browser", "role": "read"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let (id, key) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["key"].as_str().unwrap().to_string(),
+    );
+
+    // A browser cannot set headers on an upgrade: `api_key` in the query.
+    let bad = format!("{}?api_key=mk_nope", ws_url(&app));
+    match tokio_tungstenite::connect_async(bad.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let url = format!("{}?api_key={key}", ws_url(&app));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ws).await["type"], "connected");
+    // Only on an upgrade: a plain read with the key in the query is refused.
+    let plain = app
+        .anon
+        .get(app.url(&format!("/api/v1/prices/latest?symbol=AAPL&api_key={key}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 401);
+
+    // Revoked: the open connection is closed with 4001 within seconds.
+    let (s, body) = app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{id}"),
+            None,
+        )
+        .await;
+    assert!(s == 200 || s == 204, "{s} {body}");
+    let code = loop {
+        match tokio::time::timeout(DEADLINE, ws.next())
+            .await
+            .expect("closed within the deadline")
+        {
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(Message::Text(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, 4001);
+    app.stop().await;
+}

@@ -80,7 +80,7 @@ impl Authenticator {
         Ok(None)
     }
 
-    async fn key_principal(&self, key: &str) -> Result<Principal, ApiError> {
+    pub(crate) async fn key_principal(&self, key: &str) -> Result<Principal, ApiError> {
         if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
             return Err(invalid_key());
         }
@@ -107,6 +107,21 @@ impl Authenticator {
     }
 }
 
+fn is_websocket_upgrade(req: &Request) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The `api_key` query parameter, decoded.
+fn query_key(req: &Request) -> Option<String> {
+    let query = req.uri().query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "api_key")
+        .map(|(_, v)| v.into_owned())
+}
+
 fn unauthorized(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail)
 }
@@ -129,6 +144,16 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let principal = match auth.principal(req.headers()).await {
+        // A browser cannot set headers on a WebSocket upgrade: there, and
+        // only there, the key may come as the `api_key` query parameter
+        // (request logs carry the path only, never the query).
+        Ok(None) if is_websocket_upgrade(&req) => match query_key(&req) {
+            Some(key) => auth.key_principal(&key).await.map(Some),
+            None => Ok(None),
+        },
+        other => other,
+    };
+    let principal = match principal {
         Ok(p) => p,
         Err(e) => {
             metrics::counter!("marketd_auth_failures_total", "reason" => e.code).increment(1);

@@ -3,13 +3,15 @@
 //! `docs/realtime.md`; one connection's loop in `session.rs`.
 
 pub mod protocol;
+pub mod revocations;
 pub mod session;
 
+use crate::auth::{Principal, PrincipalKind};
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -26,6 +28,7 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
     ))]
 pub async fn connect(
     State(state): State<AppState>,
+    caller: Option<Extension<Principal>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ws = ws.map_err(|e| {
@@ -36,8 +39,12 @@ pub async fn connect(
         )
     })?;
     let hub = state.realtime.clone();
+    // A connection made with an API key closes when the key is revoked.
+    let key = caller
+        .filter(|Extension(p)| p.kind == PrincipalKind::ApiKey)
+        .map(|Extension(p)| (p.id, state.revoked.clone()));
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| session::run(socket, hub)))
+        .on_upgrade(move |socket| session::run(socket, hub, key)))
 }

@@ -3,6 +3,7 @@
 //! when it goes silent or stays too far behind.
 
 use super::protocol::{self, ClientMessage, Refusal, ServerMessage, now_rfc3339};
+use super::revocations::Revoked;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{SinkExt, StreamExt};
 use marketd_engine::realtime::{Channel, Hub, Outbox, Outgoing};
@@ -38,8 +39,13 @@ enum End {
     Close(u16, &'static str),
 }
 
-/// Runs a connection until it ends.
-pub async fn run(socket: WebSocket, hub: Hub) {
+/// Runs a connection until it ends; `key` (the caller's API key id and the
+/// revoked keys) closes it when that key is revoked.
+pub async fn run(socket: WebSocket, hub: Hub, key: Option<(String, Revoked)>) {
+    let (key_id, mut revoked) = match key {
+        Some((id, r)) => (Some(id), Some(r)),
+        None => (None, None),
+    };
     let outbox = hub.outbox();
     let config = hub.config().clone();
     let heartbeat = Duration::from_secs(config.heartbeat_secs.max(1));
@@ -128,6 +134,20 @@ pub async fn run(socket: WebSocket, hub: Hub) {
                     }
                     metrics::counter!("marketd_realtime_messages_sent_total").increment(batch.len() as u64);
                     metrics::counter!("marketd_realtime_bytes_sent_total").increment(sent_bytes as u64);
+                }
+            }
+            Ok(()) = async {
+                match revoked.as_mut() {
+                    Some(r) => r.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let gone = revoked.as_ref().is_some_and(|r| {
+                    key_id.as_ref().is_some_and(|id| r.borrow().contains(id))
+                });
+                if gone {
+                    end = End::Close(close::REVOKED, "the API key was revoked");
+                    break 'conn;
                 }
             }
             () = hub.stopped() => {
