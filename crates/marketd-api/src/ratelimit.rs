@@ -143,9 +143,22 @@ fn group_of(declared: Option<&Declared>) -> Option<&'static str> {
 
 /// The client address of a request.
 fn client_addr(req: &Request, trust_forwarded_for: bool) -> String {
+    client_addr_of(
+        req.headers(),
+        req.extensions().get::<ConnectInfo<SocketAddr>>(),
+        trust_forwarded_for,
+    )
+}
+
+/// The client's address: the last `X-Forwarded-For` entry when the proxy
+/// is trusted, else the peer's.
+pub(crate) fn client_addr_of(
+    headers: &axum::http::HeaderMap,
+    peer: Option<&ConnectInfo<SocketAddr>>,
+    trust_forwarded_for: bool,
+) -> String {
     if trust_forwarded_for
-        && let Some(last) = req
-            .headers()
+        && let Some(last) = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -156,9 +169,7 @@ fn client_addr(req: &Request, trust_forwarded_for: bool) -> String {
     {
         return ip.to_string();
     }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+    peer.map(|c| c.0.ip().to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -166,7 +177,14 @@ fn client_addr(req: &Request, trust_forwarded_for: bool) -> String {
 /// inside the route table's `declare` (it reads the route's [`Declared`]).
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let cfg = &state.cfg.rate_limit;
-    let group = group_of(req.extensions().get::<Declared>());
+    // A WebSocket upgrade opens a long connection, not a request per read:
+    // the realtime API limits connections per client and messages per
+    // connection itself (`[realtime]`).
+    let upgrade = req
+        .headers()
+        .get(axum::http::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let group = group_of(req.extensions().get::<Declared>()).filter(|_| !upgrade);
     let Some(group) = group.filter(|_| cfg.enabled) else {
         return next.run(req).await;
     };

@@ -479,3 +479,34 @@ async fn a_browser_key_in_the_query_works_and_a_revoked_key_is_closed() {
     assert_eq!(code, 4001);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_defaults_hold_256_connections_of_one_client_and_a_limit_refuses_more() {
+    let app = TestApp::spawn(|_| {}).await;
+    // Opened as fast as the client can: the request rate limit does not
+    // apply to upgrades; each answers its pings' pongs without error.
+    let mut conns = Vec::new();
+    for _ in 0..256 {
+        conns.push(connect(&app, None).await);
+    }
+    for ws in conns.iter_mut() {
+        assert_eq!(next(ws).await["type"], "connected");
+    }
+    let last = conns.last_mut().unwrap();
+    send(last, json!({"type": "pong"})).await;
+    assert!(until_pong(last, 256).await.is_empty());
+    drop(conns);
+    app.stop().await;
+
+    let app = TestApp::spawn(|c| c.realtime.max_connections_per_client = 2).await;
+    let (_a, _b) = (connect(&app, None).await, connect(&app, None).await);
+    match tokio_tungstenite::connect_async(ws_url(&app).as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), 429);
+            let body: Value = serde_json::from_slice(r.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["error_code"], "TOO_MANY_CONNECTIONS", "{body}");
+        }
+        other => panic!("expected 429, got {other:?}"),
+    }
+    app.stop().await;
+}

@@ -11,9 +11,11 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Extension, State};
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::Response;
+use std::net::SocketAddr;
 
 /// Largest client message accepted (a subscribe with many symbols fits).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
@@ -29,6 +31,8 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 pub async fn connect(
     State(state): State<AppState>,
     caller: Option<Extension<Principal>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ws = ws.map_err(|e| {
@@ -39,6 +43,28 @@ pub async fn connect(
         )
     })?;
     let hub = state.realtime.clone();
+    let client = match &caller {
+        Some(Extension(p)) => p.rate_limit_identity(),
+        None => format!(
+            "ip:{}",
+            crate::ratelimit::client_addr_of(
+                &headers,
+                peer.as_ref().map(|Extension(c)| c),
+                state.cfg.rate_limit.trust_forwarded_for
+            )
+        ),
+    };
+    let Some(admission) = hub.admit(&client) else {
+        metrics::counter!("marketd_realtime_refused_total").increment(1);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_CONNECTIONS",
+            format!(
+                "at most {} realtime connections per client",
+                hub.config().max_connections_per_client
+            ),
+        ));
+    };
     // A connection made with an API key closes when the key is revoked.
     let key = caller
         .filter(|Extension(p)| p.kind == PrincipalKind::ApiKey)
@@ -46,5 +72,8 @@ pub async fn connect(
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| session::run(socket, hub, key)))
+        .on_upgrade(move |socket| async move {
+            session::run(socket, hub, key).await;
+            drop(admission);
+        }))
 }

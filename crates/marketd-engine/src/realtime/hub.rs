@@ -39,6 +39,9 @@ pub struct RealtimeConfig {
     /// Messages a client may send per second (a burst of twice as many);
     /// beyond, each gets an `error` frame `RATE_LIMITED`.
     pub client_messages_per_sec: u32,
+    /// Open connections one client (API key, token subject, or address
+    /// without credentials) may hold on this instance.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -51,6 +54,7 @@ impl Default for RealtimeConfig {
             heartbeat_secs: 15,
             heartbeat_timeout_secs: 45,
             client_messages_per_sec: 20,
+            max_connections_per_client: 1_024,
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct Hub {
 #[derive(Debug)]
 struct Inner {
     config: RealtimeConfig,
+    /// Open connections per client identity.
+    connections: Mutex<HashMap<String, usize>>,
     /// Cancelled when the hub stops: its readers end, sessions close.
     stop: CancellationToken,
     channels: Vec<Mutex<ChannelState>>,
@@ -131,6 +137,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 config,
                 stop,
+                connections: Mutex::new(HashMap::new()),
                 channels: Channel::ALL
                     .iter()
                     .map(|_| Mutex::new(ChannelState::default()))
@@ -370,6 +377,26 @@ impl Hub {
         }
     }
 
+    /// Counts a connection of `client` if it has fewer than
+    /// `max_connections_per_client` open; the count drops with the
+    /// returned [`Admission`]. `None`: over the limit.
+    pub fn admit(&self, client: &str) -> Option<Admission> {
+        let mut open = self
+            .inner
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(client.to_string()).or_insert(0);
+        if *n >= self.inner.config.max_connections_per_client {
+            return None;
+        }
+        *n += 1;
+        Some(Admission {
+            hub: self.clone(),
+            client: client.to_string(),
+        })
+    }
+
     /// Resolves once the hub stops (the process is shutting down).
     pub async fn stopped(&self) {
         self.inner.stop.cancelled().await;
@@ -382,6 +409,30 @@ impl Hub {
     /// The last seq of a key (0: none seen).
     pub fn last_seq(&self, channel: Channel, key: &str) -> u64 {
         self.channel(channel).keys.get(key).map_or(0, |k| k.seq)
+    }
+}
+
+/// One counted connection of a client (see [`Hub::admit`]).
+#[derive(Debug)]
+pub struct Admission {
+    hub: Hub,
+    client: String,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut open = self
+            .hub
+            .inner
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.client) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.client);
+            }
+        }
     }
 }
 
@@ -503,6 +554,26 @@ mod tests {
                 "AAPL 8",
                 "AAPL 9"
             ]
+        );
+    }
+
+    #[test]
+    fn connections_are_counted_per_client() {
+        let hub = Hub::new(RealtimeConfig {
+            max_connections_per_client: 2,
+            ..RealtimeConfig::default()
+        });
+        let a = hub.admit("ip:1").unwrap();
+        let _b = hub.admit("ip:1").unwrap();
+        assert!(hub.admit("ip:1").is_none());
+        assert!(
+            hub.admit("ip:2").is_some(),
+            "another client is not affected"
+        );
+        drop(a);
+        assert!(
+            hub.admit("ip:1").is_some(),
+            "a closed connection frees its place"
         );
     }
 

@@ -21,5 +21,5 @@ mod hub;
 mod outbox;
 
 pub use channel::{Channel, Update};
-pub use hub::{Hub, RealtimeConfig, SubscribeError, Subscription};
+pub use hub::{Admission, Hub, RealtimeConfig, SubscribeError, Subscription};
 pub use outbox::{Outbox, Outgoing};
