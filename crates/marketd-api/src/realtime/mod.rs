@@ -20,6 +20,15 @@ use std::net::SocketAddr;
 /// Largest client message accepted (a subscribe with many symbols fits).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
+/// Socket buffers per connection. tungstenite's defaults (128 KiB each way)
+/// cost every idle connection that much; clients send small messages, and
+/// the session flushes what it writes, so a little suffices.
+const READ_BUFFER: usize = 8 * 1024;
+const WRITE_BUFFER: usize = 16 * 1024;
+/// Bytes a connection may have unwritten before the write fails (the
+/// session then closes it): the slow-consumer rules keep it far below.
+const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
+
 /// Upgrades to the realtime protocol.
 #[utoipa::path(get, path = "/api/v1/realtime", tag = "realtime",
     security((), ("api_key" = []), ("bearer" = [])),
@@ -72,6 +81,9 @@ pub async fn connect(
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             session::run(socket, hub, key).await;
             drop(admission);

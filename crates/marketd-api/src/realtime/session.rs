@@ -75,7 +75,8 @@ pub async fn run(socket: WebSocket, hub: Hub, key: Option<(String, Revoked)>) {
     pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
     pings.tick().await;
     let mut last_heard = Instant::now();
-    let mut batch: Vec<Outgoing> = Vec::with_capacity(WRITE_BATCH);
+    // Grows on first use: an idle connection holds no batch.
+    let mut batch: Vec<Outgoing> = Vec::new();
     'conn: loop {
         tokio::select! {
             msg = rx.next() => {
