@@ -52,6 +52,7 @@ pub async fn run(socket: WebSocket, hub: Hub, key: Option<(String, Revoked)>) {
     let silent_limit = Duration::from_secs(config.heartbeat_timeout_secs.max(1));
     let write_limit = Duration::from_secs(config.slow_close_secs.max(1));
     let rate = f64::from(config.client_messages_per_sec.max(1));
+    let coalesce = Duration::from_millis(config.coalesce_ms);
     let (mut tx, mut rx) = socket.split();
     let mut session = Session {
         hub: hub.clone(),
@@ -75,6 +76,10 @@ pub async fn run(socket: WebSocket, hub: Hub, key: Option<(String, Revoked)>) {
     pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
     pings.tick().await;
     let mut last_heard = Instant::now();
+    // Metric handles looked up once, not per message.
+    let latency = metrics::histogram!("marketd_realtime_publish_to_send_seconds");
+    let sent = metrics::counter!("marketd_realtime_messages_sent_total");
+    let bytes = metrics::counter!("marketd_realtime_bytes_sent_total");
     // Grows on first use: an idle connection holds no batch.
     let mut batch: Vec<Outgoing> = Vec::new();
     'conn: loop {
@@ -98,6 +103,11 @@ pub async fn run(socket: WebSocket, hub: Hub, key: Option<(String, Revoked)>) {
                 }
             }
             () = outbox.ready() => {
+                // Let what the hub is dispatching right now join this
+                // write: one write and flush for a burst, not one per tick.
+                if !coalesce.is_zero() {
+                    tokio::time::sleep(coalesce).await;
+                }
                 loop {
                     if outbox.closed().is_some() {
                         end = End::Close(close::SLOW_CONSUMER, "too far behind the stream");
@@ -113,8 +123,7 @@ pub async fn run(socket: WebSocket, hub: Hub, key: Option<(String, Revoked)>) {
                         sent_bytes += frame.len();
                         if let Outgoing::Update(u) = x {
                             let lag_ns = marketd_model::time::now_ns().saturating_sub(u.produced_at);
-                            metrics::histogram!("marketd_realtime_publish_to_send_seconds")
-                                .record(lag_ns as f64 / 1e9);
+                            latency.record(lag_ns as f64 / 1e9);
                         }
                         match timeout(write_limit, tx.feed(Message::Text(frame))).await {
                             Ok(Ok(())) => {}
@@ -133,8 +142,8 @@ pub async fn run(socket: WebSocket, hub: Hub, key: Option<(String, Revoked)>) {
                             break 'conn;
                         }
                     }
-                    metrics::counter!("marketd_realtime_messages_sent_total").increment(batch.len() as u64);
-                    metrics::counter!("marketd_realtime_bytes_sent_total").increment(sent_bytes as u64);
+                    sent.increment(batch.len() as u64);
+                    bytes.increment(sent_bytes as u64);
                 }
             }
             Ok(()) = async {

@@ -42,6 +42,9 @@ pub struct RealtimeConfig {
     /// Open connections one client (API key, token subject, or address
     /// without credentials) may hold on this instance.
     pub max_connections_per_client: usize,
+    /// How long a woken session waits for more before it writes, in ms
+    /// (0: write at once): fewer, larger writes under load.
+    pub coalesce_ms: u64,
 }
 
 impl Default for RealtimeConfig {
@@ -55,6 +58,7 @@ impl Default for RealtimeConfig {
             heartbeat_timeout_secs: 45,
             client_messages_per_sec: 20,
             max_connections_per_client: 1_024,
+            coalesce_ms: 2,
         }
     }
 }

@@ -39,9 +39,10 @@ pub enum Closed {
     SlowConsumer,
 }
 
-#[derive(Debug)]
 pub struct Outbox {
     id: u64,
+    /// `marketd_realtime_client_queue_depth`, looked up once.
+    depth_metric: metrics::Histogram,
     capacity: usize,
     slow_close_after: Duration,
     state: Mutex<State>,
@@ -66,6 +67,7 @@ impl Outbox {
     pub(crate) fn new(id: u64, capacity: usize, slow_close_after: Duration) -> Self {
         Outbox {
             id,
+            depth_metric: metrics::histogram!("marketd_realtime_client_queue_depth"),
             capacity: capacity.max(1),
             slow_close_after,
             state: Mutex::new(State::default()),
@@ -156,7 +158,7 @@ impl Outbox {
         }
         let depth = s.queue.len() + s.latest_order.len();
         drop(s);
-        metrics::histogram!("marketd_realtime_client_queue_depth").record(depth as f64);
+        self.depth_metric.record(depth as f64);
         out.len() - start
     }
 
@@ -174,6 +176,15 @@ impl Outbox {
     pub fn depth(&self) -> usize {
         let s = self.state();
         s.queue.len() + s.latest_order.len()
+    }
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("id", &self.id)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
     }
 }
 
