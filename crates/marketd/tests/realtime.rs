@@ -510,3 +510,30 @@ async fn the_defaults_hold_256_connections_of_one_client_and_a_limit_refuses_mor
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_browser_may_offer_its_key_as_a_subprotocol_and_gets_marketd_v1_back() {
+    let app = TestApp::spawn(|c| c.auth.require_read_key = true).await;
+    let mut req = ws_url(&app).into_client_request().unwrap();
+    let offered = format!("marketd.v1, {}", app.read_key);
+    req.headers_mut()
+        .insert("sec-websocket-protocol", offered.parse().unwrap());
+    let (mut ws, res) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(
+        res.headers()["sec-websocket-protocol"],
+        "marketd.v1",
+        "the key is never echoed"
+    );
+    assert_eq!(next(&mut ws).await["type"], "connected");
+    // A key that does not verify is refused.
+    let mut bad = ws_url(&app).into_client_request().unwrap();
+    bad.headers_mut().insert(
+        "sec-websocket-protocol",
+        "marketd.v1, mkd_nope".parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(bad).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    app.stop().await;
+}

@@ -114,6 +114,18 @@ fn is_websocket_upgrade(req: &Request) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+/// An offered `Sec-WebSocket-Protocol` entry that is an API key.
+fn protocol_key(req: &Request) -> Option<String> {
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|p| p.starts_with(KEY_PREFIX))
+        .map(str::to_string)
+}
+
 /// The `api_key` query parameter, decoded.
 fn query_key(req: &Request) -> Option<String> {
     let query = req.uri().query()?;
@@ -146,11 +158,15 @@ pub async fn authenticate(
     let principal = match auth.principal(req.headers()).await {
         // A browser cannot set headers on a WebSocket upgrade: there, and
         // only there, the key may come as the `api_key` query parameter
-        // (request logs carry the path only, never the query).
-        Ok(None) if is_websocket_upgrade(&req) => match query_key(&req) {
-            Some(key) => auth.key_principal(&key).await.map(Some),
-            None => Ok(None),
-        },
+        // (request logs carry the path only, never the query) or as one of
+        // the offered subprotocols (the server answers with `marketd.v1`,
+        // never the key).
+        Ok(None) if is_websocket_upgrade(&req) => {
+            match query_key(&req).or_else(|| protocol_key(&req)) {
+                Some(key) => auth.key_principal(&key).await.map(Some),
+                None => Ok(None),
+            }
+        }
         other => other,
     };
     let principal = match principal {

@@ -17,6 +17,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use std::net::SocketAddr;
 
+/// The subprotocol the server answers when a client offers it (a browser
+/// offering its key as a subprotocol must offer this one too: the server
+/// never echoes the key).
+pub const SUBPROTOCOL: &str = "marketd.v1";
+
 /// Largest client message accepted (a subscribe with many symbols fits).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
@@ -81,6 +86,7 @@ pub async fn connect(
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
+        .protocols([SUBPROTOCOL])
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
