@@ -107,6 +107,8 @@ struct ChannelState {
 
 #[derive(Debug)]
 struct KeyState {
+    /// The map's key, shared with every update of it.
+    key: Arc<str>,
     symbol: Arc<str>,
     seq: u64,
     history: History,
@@ -210,24 +212,32 @@ impl Hub {
         let max_age =
             i64::try_from(config.history_secs.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX);
         let mut ch = self.channel(k.channel);
-        let key: Arc<str> = k.key.as_str().into();
-        let state = ch.keys.entry(key.clone()).or_insert_with(|| KeyState {
-            symbol: k.symbol.as_str().into(),
-            seq: 0,
-            history: History::new(),
-        });
+        // Looked up by &str: a key seen before costs no allocation.
+        if !ch.keys.contains_key(k.key.as_str()) {
+            let key: Arc<str> = k.key.as_str().into();
+            let state = KeyState {
+                key: key.clone(),
+                symbol: k.symbol.as_str().into(),
+                seq: 0,
+                history: History::new(),
+            };
+            ch.keys.insert(key, state);
+        }
+        let Some(state) = ch.keys.get_mut(k.key.as_str()) else {
+            return;
+        };
         let seq = state.seq + 1;
         let frame = match k.frame(seq) {
             Ok(f) => f,
             Err(e) => {
-                tracing::warn!(channel = k.channel.name(), key = %key, error = %e, "could not serialize a realtime update");
+                tracing::warn!(channel = k.channel.name(), key = %k.key, error = %e, "could not serialize a realtime update");
                 return;
             }
         };
         state.seq = seq;
         let update = Arc::new(Update {
             channel: k.channel,
-            key,
+            key: state.key.clone(),
             symbol: state.symbol.clone(),
             interval: k.interval,
             seq,
@@ -285,14 +295,20 @@ impl Hub {
         let mut ch = self.channel(channel);
         // Replay first, under the channel's lock: nothing is dispatched in
         // between, so live messages continue exactly after the replay.
+        let unseen = History::new();
         for (key, &after) in since {
-            let Some(state) = ch.keys.get(key.as_str()) else {
-                continue;
+            // A key this hub has not seen (it started after the client's
+            // last message) resumes from nothing: any `since` above 0 is a gap.
+            let (history, last) = match ch.keys.get(key.as_str()) {
+                Some(state) => {
+                    if !all && !symbols.iter().any(|s| **s == *state.symbol) {
+                        return Err(SubscribeError::SinceOutside(key.clone()));
+                    }
+                    (&state.history, state.seq)
+                }
+                None => (&unseen, 0),
             };
-            if !all && !symbols.iter().any(|s| **s == *state.symbol) {
-                return Err(SubscribeError::SinceOutside(key.clone()));
-            }
-            match state.history.since(after, state.seq) {
+            match history.since(after, last) {
                 Resume::Complete(xs) => {
                     for u in xs {
                         outbox.push_resumed(Outgoing::Update(u));
@@ -408,11 +424,6 @@ impl Hub {
 
     pub fn config(&self) -> &RealtimeConfig {
         &self.inner.config
-    }
-
-    /// The last seq of a key (0: none seen).
-    pub fn last_seq(&self, channel: Channel, key: &str) -> u64 {
-        self.channel(channel).keys.get(key).map_or(0, |k| k.seq)
     }
 }
 
@@ -579,6 +590,17 @@ mod tests {
             hub.admit("ip:1").is_some(),
             "a closed connection frees its place"
         );
+    }
+
+    #[test]
+    fn resuming_a_key_this_hub_never_saw_is_a_gap_not_silence() {
+        let hub = Hub::new(RealtimeConfig::default());
+        let c = hub.outbox();
+        let since = BTreeMap::from([("AAPL".to_string(), 7)]);
+        hub.subscribe(&c, Channel::Ticks, &syms(&["AAPL"]), None, &since)
+            .unwrap();
+        hub.dispatch(&tick("AAPL", 0), 0);
+        assert_eq!(drain(&c), ["gap AAPL 1-7 history", "AAPL 1"]);
     }
 
     #[test]

@@ -171,12 +171,6 @@ impl Outbox {
     pub fn closed(&self) -> Option<Closed> {
         self.state().closed
     }
-
-    /// Messages waiting (queued and conflated).
-    pub fn depth(&self) -> usize {
-        let s = self.state();
-        s.queue.len() + s.latest_order.len()
-    }
 }
 
 impl std::fmt::Debug for Outbox {
