@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::capture;
+
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -243,16 +245,6 @@ async fn preview_needs_write_a_valid_rest_definition_and_a_reachable_upstream() 
 
 // ---------------------------------------------------------------------------
 // marketd replay CAPTURE
-
-/// `shared/fixtures/captures/<name>`, found above this crate (the
-/// repository may sit a level deeper, in a worktree).
-fn capture(name: &str) -> std::path::PathBuf {
-    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared/fixtures/captures").join(name))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/fixtures/captures/{name} not found above {here:?}"))
-}
 
 /// What a capture holds, counted with serde_json alone (not with the
 /// venue decoders under test): received frames by kind.

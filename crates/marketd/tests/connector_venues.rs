@@ -18,6 +18,8 @@
 
 mod common;
 
+use common::capture;
+
 use common::venue_mock::{
     Connection, DataFrame, Dialect, GARBAGE_BINARY, GARBAGE_TEXT, Step, Then, VenueMock,
 };
@@ -40,16 +42,6 @@ const REPLAYED: usize = 3;
 
 // ---------------------------------------------------------------------------
 // What a capture holds, read with serde_json alone
-
-/// `shared/fixtures/captures/<name>`, found above this crate (the
-/// repository may sit a level deeper, in a worktree).
-fn capture(name: &str) -> std::path::PathBuf {
-    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared/fixtures/captures").join(name))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("shared/fixtures/captures/{name} not found above {here:?}"))
-}
 
 /// The frames a capture received (`<unix time>: <frame>` lines), as text.
 fn received_frames(name: &str) -> Vec<String> {

@@ -60,11 +60,23 @@ pub fn records(text: &str) -> Records<'_> {
     }
 }
 
-/// The frames a server sent in a capture file (for tests that read
-/// recorded traffic).
+/// `shared/fixtures/<path>`, found above this crate (the repository may
+/// sit a level deeper, in a worktree). For tests.
 #[cfg(test)]
-pub(crate) fn received_frames(path: &std::path::Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+pub(crate) fn fixture(path: &str) -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join("shared/fixtures").join(path))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("shared/fixtures/{path} not found above {here:?}"))
+}
+
+/// The frames a server sent in the capture `shared/fixtures/captures/<name>`
+/// (for tests that read recorded traffic).
+#[cfg(test)]
+pub(crate) fn received_frames(name: &str) -> Vec<String> {
+    let path = fixture(&format!("captures/{name}"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     parse(&text)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .into_iter()

@@ -40,6 +40,16 @@ pub struct TestApp {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// `shared/fixtures/captures/<name>`, found above this crate (the
+/// repository may sit a level deeper, in a worktree).
+pub fn capture(name: &str) -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join("shared/fixtures/captures").join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("shared/fixtures/captures/{name} not found above {here:?}"))
+}
+
 pub fn base_config(data_dir: &std::path::Path) -> Config {
     let mut cfg = Config {
         data_dir: data_dir.to_path_buf(),

@@ -162,14 +162,9 @@ mod tests {
     /// as serde does, or leaves it to serde.
     #[test]
     fn the_fast_path_agrees_with_serde_on_every_recorded_frame() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
-        let root = std::path::Path::new(root);
-        let mut frames: Vec<String> = Vec::new();
-        for capture in ["BINANCE.ws.1.0", "BINANCE_FUTURES.ws.1.0"] {
-            frames.extend(crate::venues::capture::received_frames(
-                &root.join("captures").join(capture),
-            ));
-        }
+        use crate::venues::capture::{fixture, received_frames};
+        let mut frames = received_frames("BINANCE.ws.1.0");
+        frames.extend(received_frames("BINANCE_FUTURES.ws.1.0"));
         for f in [
             "binance_trade.json",
             "binance_aggTrade.json",
@@ -177,7 +172,7 @@ mod tests {
             "binance_combined_stream.json",
         ] {
             let v: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(root.join("formats").join(f)).unwrap(),
+                &std::fs::read_to_string(fixture(&format!("formats/{f}"))).unwrap(),
             )
             .unwrap();
             collect_objects(&v, &mut frames);

@@ -374,15 +374,14 @@ mod tests {
     /// serde does, or leaves it to serde.
     #[test]
     fn the_fast_path_agrees_with_serde_on_every_recorded_frame() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
-        let root = std::path::Path::new(root);
-        let mut frames = crate::venues::capture::received_frames(&root.join("captures/OKX.ws.1.0"));
+        use crate::venues::capture::{fixture, received_frames};
+        let mut frames = received_frames("OKX.ws.1.0");
         for f in [
             "okx_trades.json",
             "okx_tickers.json",
             "okx_control_messages.json",
         ] {
-            let text = std::fs::read_to_string(root.join("formats").join(f)).unwrap();
+            let text = std::fs::read_to_string(fixture(&format!("formats/{f}"))).unwrap();
             let v: serde_json::Value = serde_json::from_str(&text).unwrap();
             collect_pushes(&v, &mut frames);
         }
