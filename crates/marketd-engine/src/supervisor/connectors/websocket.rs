@@ -89,11 +89,7 @@ pub(super) async fn run(
                 None => break,
             },
             _ = every.tick() => {
-                copy_status(&live.snapshot(), &base, status).await;
-                if let Some(ids) = &ids {
-                    let gaps = base.gaps + ids.gaps;
-                    status.update(|c| c.gaps = gaps).await;
-                }
+                copy_status(&live.snapshot(), &base, ids.as_ref(), status).await;
                 if let Some(b) = &backfill {
                     b.report(&base, status).await;
                 }
@@ -112,7 +108,7 @@ pub(super) async fn run(
     if let Some(writer) = archiver {
         writer.await?;
     }
-    copy_status(&live.snapshot(), &base, status).await;
+    copy_status(&live.snapshot(), &base, ids.as_ref(), status).await;
     end.map(|_| ()).map_err(Into::into)
 }
 
@@ -164,10 +160,11 @@ impl TradeIds {
 }
 
 /// The connector's status: its stored counters (`base`, from earlier runs)
-/// plus this session's.
+/// plus this session's and, when ids are checked, this run's gaps.
 async fn copy_status(
     s: &StatusSnapshot,
     base: &marketd_model::ConnectorStatus,
+    ids: Option<&TradeIds>,
     status: &mut StatusReporter,
 ) {
     let state = match s.state {
@@ -189,6 +186,9 @@ async fn copy_status(
             c.last_error = s.last_error.clone();
         }
         c.cooldown_until = s.cooldown_until;
+        if let Some(ids) = ids {
+            c.gaps = base.gaps + ids.gaps;
+        }
     });
     status.set_state(state).await;
 }
