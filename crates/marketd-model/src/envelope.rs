@@ -1,5 +1,6 @@
 use crate::{
-    Bar, ConnectorCommand, ConnectorStatus, Indicator, PollingJobCommand, PriceRequest, Tick,
+    Bar, ConnectorCommand, ConnectorStatus, Indicator, PollingJobCommand, PriceRequest, TdaJob,
+    TdaSignal, Tick,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -77,6 +78,8 @@ pub enum EventKind {
     PollingJob,
     Connector,
     ConnectorStatus,
+    Job,
+    TdaSignal,
 }
 
 /// The payloads carried on the bus, tagged by `kind` on the wire.
@@ -90,6 +93,10 @@ pub enum Event {
     PollingJob(PollingJobCommand),
     Connector(ConnectorCommand),
     ConnectorStatus(ConnectorStatus),
+    /// A persistent-homology job's transition or progress (`jobs`).
+    Job(TdaJob),
+    /// One window of a streaming basket's signal (`tda-signals`).
+    TdaSignal(TdaSignal),
 }
 
 impl Event {
@@ -102,6 +109,8 @@ impl Event {
             Event::PollingJob(_) => EventKind::PollingJob,
             Event::Connector(_) => EventKind::Connector,
             Event::ConnectorStatus(_) => EventKind::ConnectorStatus,
+            Event::Job(_) => EventKind::Job,
+            Event::TdaSignal(_) => EventKind::TdaSignal,
         }
     }
 
@@ -115,6 +124,8 @@ impl Event {
             Event::PollingJob(c) => c.job_id().to_string(),
             Event::Connector(c) => c.connector_id().to_string(),
             Event::ConnectorStatus(s) => s.connector_id.to_string(),
+            Event::Job(j) => j.id.to_string(),
+            Event::TdaSignal(s) => s.basket.clone(),
         }
     }
 
@@ -128,6 +139,8 @@ impl Event {
             Event::PollingJob(_) => Topic::PollingJobs,
             Event::Connector(_) => Topic::Connectors,
             Event::ConnectorStatus(_) => Topic::ConnectorStatus,
+            Event::Job(_) => Topic::Jobs,
+            Event::TdaSignal(_) => Topic::TdaSignals,
         }
     }
 }
@@ -175,6 +188,8 @@ impl<'de> Deserialize<'de> for Envelope {
             EventKind::PollingJob => serde_json::from_str(text).map(Event::PollingJob),
             EventKind::Connector => serde_json::from_str(text).map(Event::Connector),
             EventKind::ConnectorStatus => serde_json::from_str(text).map(Event::ConnectorStatus),
+            EventKind::Job => serde_json::from_str(text).map(Event::Job),
+            EventKind::TdaSignal => serde_json::from_str(text).map(Event::TdaSignal),
         }
         .map_err(|e| D::Error::custom(format!("invalid {:?} payload: {e}", w.kind)))?;
         Ok(Envelope {

@@ -13,6 +13,7 @@ mod jobs;
 mod market;
 mod secret;
 mod symbol;
+mod tda;
 pub mod time;
 
 pub use access::{ApiKey, Role, SealedSecret, StoredCredential};
@@ -28,6 +29,7 @@ pub use market::{Bar, Indicator, Interval, MaKind, Tick, TickKind};
 pub use rust_decimal::Decimal;
 pub use secret::Secret;
 pub use symbol::Symbol;
+pub use tda::{TdaJob, TdaJobError, TdaJobStatus, TdaSignal, Upload, UploadFormat};
 
 /// Lossy conversion of an exact price to `f64` for analytics (moving averages).
 pub fn rust_decimal_to_f64(d: Decimal) -> f64 {

@@ -537,3 +537,59 @@ async fn a_browser_may_offer_its_key_as_a_subprotocol_and_gets_marketd_v1_back()
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_made_with_a_token_closes_when_the_token_expires() {
+    const SECRET: &str = "realtime-test-hs256-secret-32-bytes-long";
+    let app = TestApp::spawn(|c| {
+        c.auth.require_read_key = true;
+        c.auth.jwt.enabled = true;
+        c.auth.jwt.secret = Some(marketd_model::Secret::new(SECRET));
+        c.auth.jwt.issuer = "https://idp.test".into();
+        c.auth.jwt.leeway_s = 0;
+    })
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "alice", "role": "read", "exp": now + 3,
+                "iss": "https://idp.test", "aud": "marketd"}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let mut req = ws_url(&app).into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(next(&mut ws).await["type"], "connected");
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "channel": "ticks", "symbols": ["AAPL"]}),
+    )
+    .await;
+    assert_eq!(next_not_ping(&mut ws).await["type"], "subscribed");
+    // Live until the token's `exp`, then closed with 4002.
+    let code = loop {
+        match tokio::time::timeout(DEADLINE, ws.next())
+            .await
+            .expect("closed within the deadline")
+        {
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(Message::Text(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, 4002);
+    let closed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        closed_at >= (now + 3) as f64 - 0.01,
+        "closed before the token expired"
+    );
+    app.stop().await;
+}

@@ -122,11 +122,20 @@ impl JwtVerifier {
                 format!("token has no known role in claim {:?}", self.role_claim),
             )
         })?;
+        // `exp` is required and was checked; the leeway extends it here too.
+        let expires_at = claims
+            .get("exp")
+            .and_then(serde_json::Value::as_i64)
+            .map(|exp| {
+                exp.saturating_add(i64::try_from(self.validation.leeway).unwrap_or(i64::MAX))
+                    .saturating_mul(1_000_000_000)
+            });
         Ok(Principal {
             kind: PrincipalKind::Jwt,
             id: sub.chars().take(256).collect(),
             issuer: iss.chars().take(256).collect(),
             role,
+            expires_at,
         })
     }
 }

@@ -95,6 +95,7 @@ impl Authenticator {
                 id: k.id.to_string(),
                 issuer: String::new(),
                 role: k.role,
+                expires_at: k.expires_at,
             }),
             _ => Err(invalid_key()),
         }

@@ -53,6 +53,10 @@ pub struct Principal {
     /// The token's `iss` (empty for API keys).
     pub issuer: String,
     pub role: Role,
+    /// When the credential stops being valid (ns since the epoch): the
+    /// token's `exp` plus the configured leeway, the key's expiry. Realtime
+    /// connections made with it close then.
+    pub expires_at: Option<i64>,
 }
 
 impl Principal {
@@ -77,6 +81,7 @@ mod tests {
             id: "alice".into(),
             issuer: "idp".into(),
             role: Role::Read,
+            expires_at: None,
         };
         assert_eq!(p.rate_limit_identity(), "jwt:idp:alice");
     }

@@ -79,7 +79,9 @@ pub async fn connect(
             ),
         ));
     };
-    // A connection made with an API key closes when the key is revoked.
+    // A connection closes when its credentials expire, and one made with an
+    // API key when the key is revoked.
+    let expires_at = caller.as_ref().and_then(|Extension(p)| p.expires_at);
     let key = caller
         .filter(|Extension(p)| p.kind == PrincipalKind::ApiKey)
         .map(|Extension(p)| (p.id, state.revoked.clone()));
@@ -91,7 +93,7 @@ pub async fn connect(
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
-            session::run(socket, hub, key).await;
+            session::run(socket, hub, key, expires_at).await;
             drop(admission);
         }))
 }

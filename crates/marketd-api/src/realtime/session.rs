@@ -17,6 +17,8 @@ pub mod close {
     pub const HEARTBEAT_TIMEOUT: u16 = 4000;
     /// The client's credentials were revoked.
     pub const REVOKED: u16 = 4001;
+    /// The client's credentials expired (the token's `exp`, the key's expiry).
+    pub const EXPIRED: u16 = 4002;
     /// The client stayed behind the stream for too long.
     pub const SLOW_CONSUMER: u16 = 4008;
     /// The server is shutting down (standard "going away").
@@ -40,8 +42,14 @@ enum End {
 }
 
 /// Runs a connection until it ends; `key` (the caller's API key id and the
-/// revoked keys) closes it when that key is revoked.
-pub async fn run(socket: WebSocket, hub: Hub, key: Option<(String, Revoked)>) {
+/// revoked keys) closes it when that key is revoked, `expires_at` (ns since
+/// the epoch) when its credentials expire.
+pub async fn run(
+    socket: WebSocket,
+    hub: Hub,
+    key: Option<(String, Revoked)>,
+    expires_at: Option<i64>,
+) {
     let (key_id, mut revoked) = match key {
         Some((id, r)) => (Some(id), Some(r)),
         None => (None, None),
@@ -76,6 +84,14 @@ pub async fn run(socket: WebSocket, hub: Hub, key: Option<(String, Revoked)>) {
     pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
     pings.tick().await;
     let mut last_heard = Instant::now();
+    // One timer for the connection's life, not one per loop turn.
+    let expiry = tokio::time::sleep(match expires_at {
+        Some(at) => Duration::from_nanos(
+            u64::try_from(at.saturating_sub(marketd_model::time::now_ns())).unwrap_or(0),
+        ),
+        None => Duration::from_secs(86_400 * 365),
+    });
+    tokio::pin!(expiry);
     // Metric handles looked up once, not per message.
     let latency = metrics::histogram!("marketd_realtime_publish_to_send_seconds");
     let sent = metrics::counter!("marketd_realtime_messages_sent_total");
@@ -159,6 +175,10 @@ pub async fn run(socket: WebSocket, hub: Hub, key: Option<(String, Revoked)>) {
                     end = End::Close(close::REVOKED, "the API key was revoked");
                     break 'conn;
                 }
+            }
+            () = &mut expiry, if expires_at.is_some() => {
+                end = End::Close(close::EXPIRED, "the credentials expired");
+                break 'conn;
             }
             () = hub.stopped() => {
                 end = End::Close(close::GOING_AWAY, "the server is shutting down");

@@ -118,6 +118,8 @@ enum Payload<'a> {
     Bar(&'a marketd_model::Bar),
     Indicator(&'a marketd_model::Indicator),
     ConnectorStatus(&'a marketd_model::ConnectorStatus),
+    Job(&'a marketd_model::TdaJob),
+    TdaSignal(&'a marketd_model::TdaSignal),
 }
 
 pub(crate) fn keyed(event: &Event) -> Option<Keyed<'_>> {
@@ -163,6 +165,23 @@ pub(crate) fn keyed(event: &Event) -> Option<Keyed<'_>> {
                 payload: Payload::ConnectorStatus(s),
             }
         }
+        Event::Job(j) => {
+            let id = j.id.to_string();
+            Keyed {
+                channel: Channel::Jobs,
+                key: id.clone(),
+                symbol: id,
+                interval: None,
+                payload: Payload::Job(j),
+            }
+        }
+        Event::TdaSignal(s) => Keyed {
+            channel: Channel::TdaSignals,
+            key: s.basket.clone(),
+            symbol: s.basket.clone(),
+            interval: None,
+            payload: Payload::TdaSignal(s),
+        },
         Event::PriceRequest(_) | Event::PollingJob(_) | Event::Connector(_) => return None,
     })
 }
