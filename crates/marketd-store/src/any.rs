@@ -2,13 +2,14 @@
 
 use crate::connectors::{NewConnectorRecord, RawMessage};
 use crate::error::scheme_of;
+use crate::tda::{KeyedTdaJob, NewTdaJob, TdaResult, TdaStore};
 use crate::{
     AccessStore, BarQuery, ConnectorStore, Error, IndicatorQuery, JobStore, RequestStore, Result,
     SeriesStore, Store, StoreOptions, TickPage, TickQuery, TickStore, postgres, sqlite,
 };
 use marketd_model::{
     ApiKey, Bar, Connector, ConnectorRecord, ConnectorStatus, Indicator, PollingJob, PriceRequest,
-    StoredCredential, Symbol, Tick,
+    StoredCredential, Symbol, TdaJob, TdaJobStatus, Tick, Upload,
 };
 use uuid::Uuid;
 
@@ -136,4 +137,23 @@ delegate!(ConnectorStore {
     fn insert_raw_messages(&self, xs: &[RawMessage]) -> Result<u64>;
     fn raw_messages(&self, id: Uuid, from: i64, limit: u32) -> Result<Vec<RawMessage>>;
     fn prune_raw_messages(&self, id: Uuid, before: i64) -> Result<u64>;
+});
+
+delegate!(TdaStore {
+    fn insert_upload(&self, u: &Upload, body: &[u8]) -> Result<()>;
+    fn upload(&self, id: Uuid) -> Result<Option<Upload>>;
+    fn upload_body(&self, id: Uuid) -> Result<Option<Vec<u8>>>;
+    fn uploads(&self, limit: u32) -> Result<Vec<Upload>>;
+    fn delete_upload(&self, id: Uuid) -> Result<bool>;
+    fn insert_tda_job(&self, j: &NewTdaJob<'_>) -> Result<()>;
+    fn tda_job(&self, id: Uuid) -> Result<Option<TdaJob>>;
+    fn tda_job_by_key(&self, key: &str) -> Result<Option<KeyedTdaJob>>;
+    fn tda_job_request(&self, id: Uuid) -> Result<Option<String>>;
+    fn tda_jobs(&self, status: Option<TdaJobStatus>, limit: u32) -> Result<Vec<TdaJob>>;
+    fn unfinished_tda_jobs(&self) -> Result<Vec<TdaJob>>;
+    fn update_tda_job(&self, j: &TdaJob) -> Result<bool>;
+    fn finish_tda_job(&self, j: &TdaJob, result: &str) -> Result<bool>;
+    fn cancel_tda_job(&self, id: Uuid, at: i64) -> Result<Option<TdaJob>>;
+    fn tda_job_result(&self, id: Uuid, now: i64) -> Result<Option<TdaResult>>;
+    fn prune_tda_results(&self, now: i64) -> Result<u64>;
 });

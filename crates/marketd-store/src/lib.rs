@@ -7,7 +7,8 @@
 //! backend:
 //! - `ticks`, `series` (bars and indicators), `requests` (price requests),
 //!   `jobs` (polling jobs), `access` (API keys and credentials), `connectors`
-//!   (connectors, their status, data and raw frames): each holds its
+//!   (connectors, their status, data and raw frames), `tda` (uploads and
+//!   persistent-homology jobs): each holds its
 //!   aggregate's trait ([`TickStore`], [`SeriesStore`], [`RequestStore`],
 //!   [`JobStore`], [`AccessStore`], [`ConnectorStore`]), its query types, and what both dialects
 //!   share: the row decoder, the binding of a record, the shape of the reads;
@@ -35,6 +36,7 @@ mod rows;
 pub mod series;
 mod sql;
 pub mod sqlite;
+pub mod tda;
 pub mod ticks;
 
 pub use access::AccessStore;
@@ -46,12 +48,14 @@ pub use postgres::PostgresStore;
 pub use requests::RequestStore;
 pub use series::{BarQuery, IndicatorQuery, SeriesStore};
 pub use sqlite::SqliteStore;
+pub use tda::{KeyedTdaJob, NewTdaJob, TdaResult, TdaStore};
 pub use ticks::{TickPage, TickQuery, TickStore};
 
 /// Every store trait, for `use marketd_store::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AccessStore, ConnectorStore, JobStore, RequestStore, SeriesStore, Store, TickStore,
+        AccessStore, ConnectorStore, JobStore, RequestStore, SeriesStore, Store, TdaStore,
+        TickStore,
     };
 }
 

@@ -55,6 +55,8 @@ pub(crate) trait Filter<'q> {
     fn int(&mut self, v: i64) -> &mut Self;
     fn opt_text(&mut self, v: Option<&'q str>) -> &mut Self;
     fn opt_int(&mut self, v: Option<i64>) -> &mut Self;
+    fn float(&mut self, v: f64) -> &mut Self;
+    fn bytes(&mut self, v: &'q [u8]) -> &mut Self;
 
     /// ` AND {col} = <v>`.
     fn eq_text(&mut self, col: &str, v: &'q str) -> &mut Self {
@@ -102,6 +104,8 @@ where
     i64: Encode<'q, DB> + Type<DB>,
     Option<&'q str>: Encode<'q, DB> + Type<DB>,
     Option<i64>: Encode<'q, DB> + Type<DB>,
+    f64: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
 {
     fn sql(&mut self, sql: &str) -> &mut Self {
         self.push(sql)
@@ -119,6 +123,12 @@ where
         self.push_bind(v)
     }
     fn opt_int(&mut self, v: Option<i64>) -> &mut Self {
+        self.push_bind(v)
+    }
+    fn float(&mut self, v: f64) -> &mut Self {
+        self.push_bind(v)
+    }
+    fn bytes(&mut self, v: &'q [u8]) -> &mut Self {
         self.push_bind(v)
     }
 }

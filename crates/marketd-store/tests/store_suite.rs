@@ -922,6 +922,229 @@ async fn connectors_lifecycle(store: &AnyStore) {
 }
 
 /// Opens `url`, checks it is the `backend` expected, and migrates it.
+fn tda_job(id: Uuid, submitted_at: i64) -> marketd_model::TdaJob {
+    marketd_model::TdaJob {
+        id,
+        kind: "vietoris-rips".into(),
+        status: marketd_model::TdaJobStatus::Queued,
+        progress: 0.0,
+        stage: "queued".into(),
+        attempts: 0,
+        max_attempts: 3,
+        upload_id: None,
+        submitted_at,
+        started_at: None,
+        finished_at: None,
+        updated_at: submitted_at,
+        expires_at: None,
+        error: None,
+        cancel_requested: false,
+    }
+}
+
+async fn uploads_and_tda_jobs_lifecycle(store: &AnyStore) {
+    use marketd_model::{TdaJobStatus, Upload, UploadFormat};
+    use marketd_store::{NewTdaJob, TdaResult};
+    // Uploads: bytes kept exactly, newest first, deleted.
+    let body: Vec<u8> = (0..=255u8).chain(b"0,1\n2,3\n".iter().copied()).collect();
+    let up = Upload {
+        id: Uuid::now_v7(),
+        format: UploadFormat::PointCloud,
+        name: Some("cloud.csv".into()),
+        size: body.len() as u64,
+        sha256: "ab".repeat(32),
+        points: 2,
+        dimension: 2,
+        created_at: T0,
+    };
+    store.insert_upload(&up, &body).await.unwrap();
+    let later = Upload {
+        id: Uuid::now_v7(),
+        name: None,
+        created_at: T0 + SEC,
+        ..up.clone()
+    };
+    store.insert_upload(&later, b"1 2").await.unwrap();
+    assert_eq!(store.upload(up.id).await.unwrap().as_ref(), Some(&up));
+    assert_eq!(store.upload_body(up.id).await.unwrap(), Some(body));
+    let ids: Vec<Uuid> = store
+        .uploads(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(ids, vec![later.id, up.id]);
+    assert!(store.delete_upload(later.id).await.unwrap());
+    assert!(!store.delete_upload(later.id).await.unwrap());
+    assert_eq!(store.upload(later.id).await.unwrap(), None);
+
+    // Jobs: submitted with an idempotency key, which a second one cannot take.
+    let a = tda_job(Uuid::now_v7(), T0);
+    let mut with_upload = tda_job(Uuid::now_v7(), T0 + SEC);
+    with_upload.upload_id = Some(up.id);
+    store
+        .insert_tda_job(&NewTdaJob {
+            job: &a,
+            request: r#"{"points":[[0,0]]}"#,
+            request_hash: "h1",
+            idempotency_key: Some("key-1"),
+        })
+        .await
+        .unwrap();
+    let dup = store
+        .insert_tda_job(&NewTdaJob {
+            job: &with_upload,
+            request: "{}",
+            request_hash: "h2",
+            idempotency_key: Some("key-1"),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, Error::Conflict(_)), "{dup:?}");
+    store
+        .insert_tda_job(&NewTdaJob {
+            job: &with_upload,
+            request: "{}",
+            request_hash: "h2",
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+    let keyed = store.tda_job_by_key("key-1").await.unwrap().unwrap();
+    assert_eq!(
+        (keyed.job.clone(), keyed.request_hash.as_str()),
+        (a.clone(), "h1")
+    );
+    assert_eq!(store.tda_job_by_key("key-2").await.unwrap(), None);
+    assert_eq!(
+        store.tda_job_request(a.id).await.unwrap().as_deref(),
+        Some(r#"{"points":[[0,0]]}"#)
+    );
+    assert_eq!(
+        store
+            .tda_job(with_upload.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .upload_id,
+        Some(up.id)
+    );
+    let unfinished: Vec<Uuid> = store
+        .unfinished_tda_jobs()
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(unfinished, vec![a.id, with_upload.id]);
+
+    // Running with progress, then succeeded with a result that expires.
+    let mut run = a.clone();
+    run.status = TdaJobStatus::Running;
+    run.attempts = 1;
+    run.progress = 0.25;
+    run.stage = "h1".into();
+    run.started_at = Some(T0 + 2 * SEC);
+    run.updated_at = T0 + 2 * SEC;
+    assert!(store.update_tda_job(&run).await.unwrap());
+    assert_eq!(store.tda_job(a.id).await.unwrap().unwrap(), run);
+    assert!(matches!(
+        store.tda_job_result(a.id, T0).await.unwrap(),
+        Some(TdaResult::NotReady(_))
+    ));
+    let mut done = run.clone();
+    done.status = TdaJobStatus::Succeeded;
+    done.progress = 1.0;
+    done.stage = "done".into();
+    done.finished_at = Some(T0 + 3 * SEC);
+    done.expires_at = Some(T0 + 100 * SEC);
+    assert!(
+        store
+            .finish_tda_job(&done, r#"{"diagrams":{}}"#)
+            .await
+            .unwrap()
+    );
+    // A finished job moves no more: a late progress write changes nothing.
+    assert!(!store.update_tda_job(&run).await.unwrap());
+    match store.tda_job_result(a.id, T0 + 50 * SEC).await.unwrap() {
+        Some(TdaResult::Ready(j, r)) => {
+            assert_eq!(j, done);
+            assert_eq!(r, r#"{"diagrams":{}}"#);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.tda_job_result(a.id, T0 + 200 * SEC).await.unwrap(),
+        Some(TdaResult::Expired(_))
+    ));
+    assert_eq!(store.prune_tda_results(T0 + 50 * SEC).await.unwrap(), 0);
+    assert_eq!(store.prune_tda_results(T0 + 200 * SEC).await.unwrap(), 1);
+    assert!(matches!(
+        store.tda_job_result(a.id, T0 + 50 * SEC).await.unwrap(),
+        Some(TdaResult::Expired(_))
+    ));
+    assert_eq!(
+        store.tda_job_result(Uuid::now_v7(), T0).await.unwrap(),
+        None
+    );
+
+    // Cancel: a queued job at once, a running one flagged, a finished one not.
+    let c = store
+        .cancel_tda_job(with_upload.id, T0 + 4 * SEC)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.status, TdaJobStatus::Canceled);
+    assert_eq!(c.finished_at, Some(T0 + 4 * SEC));
+    let r = tda_job(Uuid::now_v7(), T0 + 5 * SEC);
+    store
+        .insert_tda_job(&NewTdaJob {
+            job: &r,
+            request: "{}",
+            request_hash: "h3",
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+    let mut running = r.clone();
+    running.status = TdaJobStatus::Running;
+    assert!(store.update_tda_job(&running).await.unwrap());
+    let flagged = store
+        .cancel_tda_job(r.id, T0 + 6 * SEC)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (flagged.status, flagged.cancel_requested),
+        (TdaJobStatus::Running, true)
+    );
+    // Progress writes keep the flag.
+    assert!(store.update_tda_job(&running).await.unwrap());
+    assert!(store.tda_job(r.id).await.unwrap().unwrap().cancel_requested);
+    let unchanged = store
+        .cancel_tda_job(a.id, T0 + 7 * SEC)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged.status, TdaJobStatus::Succeeded);
+    assert_eq!(
+        store.cancel_tda_job(Uuid::now_v7(), T0).await.unwrap(),
+        None
+    );
+
+    let canceled: Vec<Uuid> = store
+        .tda_jobs(Some(TdaJobStatus::Canceled), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(canceled, vec![with_upload.id]);
+    assert_eq!(store.tda_jobs(None, 10).await.unwrap().len(), 3);
+    assert_eq!(store.tda_jobs(None, 1).await.unwrap()[0].id, r.id);
+}
+
 async fn open_migrated(url: &str, backend: &str) -> AnyStore {
     let store = AnyStore::connect(url, &StoreOptions::default())
         .await
@@ -954,6 +1177,7 @@ macro_rules! suite_tests {
             api_keys_lifecycle,
             credentials_are_stored_sealed,
             connectors_lifecycle,
+            uploads_and_tda_jobs_lifecycle,
         );
     };
     ($($name:ident),* $(,)?) => {$(
