@@ -9,6 +9,8 @@ use marketd_engine::services::access::AccessError;
 use marketd_engine::services::connectors::ConnectorError;
 use marketd_engine::services::polling::PollingError;
 use marketd_engine::services::series::SeriesError;
+use marketd_engine::services::tda::TdaError;
+use marketd_engine::tda::ProblemError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -142,6 +144,8 @@ pub enum ServiceError {
     Access(#[from] AccessError),
     #[error(transparent)]
     Connectors(#[from] ConnectorError),
+    #[error(transparent)]
+    Tda(#[from] TdaError),
 }
 
 /// The one mapping from the services' errors to the API's statuses, error
@@ -209,6 +213,44 @@ impl From<ServiceError> for ApiError {
                 ConnectorError::Access(e) => ServiceError::Access(e).into(),
                 ConnectorError::Store(e) => e.into(),
             },
+            ServiceError::Tda(e) => match e {
+                TdaError::Problem(p) => match p {
+                    ProblemError::Invalid(m) => ApiError::validation(m),
+                    ProblemError::TooLarge(m) => {
+                        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", m)
+                    }
+                    e @ ProblemError::UploadNotFound(_) => ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "UPLOAD_NOT_FOUND",
+                        e.to_string(),
+                    ),
+                    e @ (ProblemError::Canceled | ProblemError::Failed(_)) => ApiError::internal(e),
+                },
+                e @ TdaError::NotFound("upload", _) => {
+                    ApiError::not_found("UPLOAD_NOT_FOUND", e.to_string())
+                }
+                e @ TdaError::NotFound(..) => ApiError::not_found("JOB_NOT_FOUND", e.to_string()),
+                e @ TdaError::NotFinished(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "JOB_NOT_FINISHED", e.to_string())
+                }
+                e @ TdaError::NoResult(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "JOB_HAS_NO_RESULT", e.to_string())
+                }
+                e @ TdaError::Expired(_) => {
+                    ApiError::new(StatusCode::GONE, "RESULT_EXPIRED", e.to_string())
+                }
+                e @ TdaError::IdempotencyConflict => {
+                    ApiError::new(StatusCode::CONFLICT, "IDEMPOTENCY_CONFLICT", e.to_string())
+                }
+                TdaError::InvalidUpload(m) => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_UPLOAD", m)
+                }
+                TdaError::UploadTooLarge(m) => {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", m)
+                }
+                TdaError::Store(e) => e.into(),
+                e @ TdaError::Bus(_) => unavailable(&e),
+            },
         }
     }
 }
@@ -241,7 +283,8 @@ from_service_error!(
     SeriesError,
     PollingError,
     AccessError,
-    ConnectorError
+    ConnectorError,
+    TdaError
 );
 
 impl From<marketd_model::Error> for ApiError {

@@ -105,6 +105,18 @@ pub fn metrics_handle() -> PrometheusHandle {
         routes::credentials::list,
         routes::credentials::delete,
         realtime::connect,
+        routes::tda::vietoris_rips,
+        routes::tda::summaries,
+        routes::tda::distance,
+        routes::tda::submit,
+        routes::tda::list_jobs,
+        routes::tda::get_job,
+        routes::tda::job_result,
+        routes::tda::cancel_job,
+        routes::tda::upload,
+        routes::tda::list_uploads,
+        routes::tda::get_upload,
+        routes::tda::delete_upload,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&SecuritySchemes),
@@ -115,6 +127,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         (name = "operations", description = "Health and metrics"),
         (name = "access", description = "API keys and stored credentials (admin)"),
         (name = "realtime", description = "Live data over WebSocket (docs/realtime.md)"),
+        (name = "tda", description = "Persistent homology: computations, jobs, uploads (docs/tda.md)"),
     )
 )]
 pub struct ApiDoc;
@@ -181,6 +194,18 @@ fn routes(openapi: &utoipa::openapi::OpenApi) -> Routes<AppState> {
         .post("/api/v1/api-keys", Admin, keys::create)
         .delete("/api/v1/api-keys/{id}", Admin, keys::revoke)
         .get("/api/v1/realtime", Read, crate::realtime::connect)
+        .post("/api/v1/tda/vietoris-rips", Read, tda::vietoris_rips)
+        .post("/api/v1/tda/summaries", Read, tda::summaries)
+        .post("/api/v1/tda/distance", Read, tda::distance)
+        .get("/api/v1/jobs", Read, tda::list_jobs)
+        .post("/api/v1/jobs", Write, tda::submit)
+        .get("/api/v1/jobs/{id}", Read, tda::get_job)
+        .delete("/api/v1/jobs/{id}", Write, tda::cancel_job)
+        .get("/api/v1/jobs/{id}/result", Read, tda::job_result)
+        .get("/api/v1/uploads", Read, tda::list_uploads)
+        .post("/api/v1/uploads", Write, tda::upload)
+        .get("/api/v1/uploads/{id}", Read, tda::get_upload)
+        .delete("/api/v1/uploads/{id}", Write, tda::delete_upload)
         .get("/api/v1/credentials", Admin, credentials::list)
         .put("/api/v1/credentials/{name}", Admin, credentials::put)
         .delete("/api/v1/credentials/{name}", Admin, credentials::delete)

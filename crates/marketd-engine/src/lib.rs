@@ -21,6 +21,7 @@ pub mod realtime;
 pub mod services;
 pub mod sinks;
 pub mod supervisor;
+pub mod tda;
 
 pub use aggregator::{Aggregator, AggregatorConfig};
 pub use feeds::FeedsConfig;
@@ -31,7 +32,9 @@ pub use supervisor::connectors::{ConnectorSupervisor, Connectors};
 /// The polling jobs' unit kind, at its former path.
 pub use supervisor::polling;
 pub use supervisor::polling::{PollingConfig, PollingJobs, PollingScheduler};
+pub use supervisor::tda_jobs::{TdaJobRunner, TdaJobs};
 pub use supervisor::{Supervisor, UnitKind, UnitState};
+pub use tda::TdaConfig;
 
 use marketd_bus::{AnyBus, Bus};
 use marketd_cache::AnyCache;
@@ -94,6 +97,7 @@ pub struct Engine {
     pub prices: Arc<PriceService>,
     pub polling: Option<Arc<PollingScheduler>>,
     pub connectors: Option<Arc<ConnectorSupervisor>>,
+    pub tda_jobs: Option<Arc<TdaJobRunner>>,
     producers_cancel: CancellationToken,
     producers: TaskTracker,
     derivers: TaskTracker,
@@ -129,7 +133,7 @@ impl Engine {
             let consumer = bus.subscribe(Topic::Ticks, "latest-cache").await?;
             derivers.spawn(cache_updater::run(consumer, backends.cache.clone()));
         }
-        let (mut polling, mut connectors) = (None, None);
+        let (mut polling, mut connectors, mut tda_jobs) = (None, None, None);
         if roles.producers {
             let kind = PollingJobs::new(backends.store.clone(), prices.clone());
             let cancel = producers_cancel.child_token();
@@ -141,6 +145,13 @@ impl Engine {
             );
             let cancel = producers_cancel.child_token();
             connectors = Some(Supervisor::start(kind, bus, cancel, &producers).await?);
+            let kind = TdaJobs::new(backends.store.clone(), services.tda.clone());
+            let cancel = producers_cancel.child_token();
+            tda_jobs = Some(Supervisor::start(kind, bus, cancel, &producers).await?);
+            producers.spawn(prune_tda_results(
+                backends.store.clone(),
+                producers_cancel.child_token(),
+            ));
             feeds::start(feeds, &backends, &producers, &producers_cancel)?;
         }
         Ok(Engine {
@@ -148,6 +159,7 @@ impl Engine {
             prices,
             polling,
             connectors,
+            tda_jobs,
             producers_cancel,
             producers,
             derivers,
@@ -180,5 +192,22 @@ impl Engine {
         self.sinks.close();
         self.sinks.wait().await;
         tracing::info!("engine stopped; all received events written");
+    }
+}
+
+/// Drops the job results that expired, once a minute.
+async fn prune_tda_results(store: Arc<AnyStore>, cancel: CancellationToken) {
+    use marketd_store::prelude::*;
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = every.tick() => {}
+        }
+        match store.prune_tda_results(marketd_model::time::now_ns()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(results = n, "expired job results dropped"),
+            Err(e) => tracing::warn!(error = %e, "could not drop expired job results"),
+        }
     }
 }

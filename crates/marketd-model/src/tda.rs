@@ -106,17 +106,20 @@ pub enum UploadFormat {
     UpperDistance,
     /// `i j d` triples of a sparse matrix.
     Sparse,
+    /// DIPHA's binary distance matrix.
+    Dipha,
     /// Ripser's binary lower-triangular format (little-endian f32).
     Binary,
 }
 
 impl UploadFormat {
-    pub const ALL: [UploadFormat; 6] = [
+    pub const ALL: [UploadFormat; 7] = [
         UploadFormat::PointCloud,
         UploadFormat::DistanceMatrix,
         UploadFormat::LowerDistance,
         UploadFormat::UpperDistance,
         UploadFormat::Sparse,
+        UploadFormat::Dipha,
         UploadFormat::Binary,
     ];
 
@@ -127,12 +130,22 @@ impl UploadFormat {
             UploadFormat::LowerDistance => "lower-distance",
             UploadFormat::UpperDistance => "upper-distance",
             UploadFormat::Sparse => "sparse",
+            UploadFormat::Dipha => "dipha",
             UploadFormat::Binary => "binary",
         }
     }
 
+    /// A format by name; `distance` (Ripser's name) is `distance-matrix`.
     pub fn parse(s: &str) -> Option<Self> {
+        if s == "distance" {
+            return Some(UploadFormat::DistanceMatrix);
+        }
         UploadFormat::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Whether the bytes are binary (not text with lines and columns).
+    pub fn is_binary(self) -> bool {
+        matches!(self, UploadFormat::Dipha | UploadFormat::Binary)
     }
 }
 

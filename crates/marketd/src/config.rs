@@ -38,6 +38,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub encryption: EncryptionConfig,
     pub realtime: RealtimeConfig,
+    /// The persistent-homology service (`[tda]`).
+    pub tda: marketd_engine::TdaConfig,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             encryption: EncryptionConfig::default(),
             realtime: RealtimeConfig::default(),
+            tda: marketd_engine::TdaConfig::default(),
         }
     }
 }
@@ -278,6 +281,7 @@ impl Config {
             polling: self.polling.clone(),
             aggregator: self.aggregator.clone(),
             max_page: self.http.max_page,
+            tda: self.tda.clone(),
         }
     }
 
@@ -316,6 +320,16 @@ impl Config {
             return Err("bus.session_timeout_ms must be at least 1000".into());
         }
         self.rate_limit.validate()?;
+        let t = &self.tda;
+        if t.max_points < 2 || t.max_coordinates == 0 || t.max_concurrent == 0 {
+            return Err("tda.max_points (at least 2), tda.max_coordinates and tda.max_concurrent must be positive".into());
+        }
+        if !(t.sync_max_simplices.is_finite() && t.sync_max_simplices >= 0.0) {
+            return Err("tda.sync_max_simplices must be a non-negative number".into());
+        }
+        if t.max_attempts == 0 || t.max_upload_bytes == 0 {
+            return Err("tda.max_attempts and tda.max_upload_bytes must be at least 1".into());
+        }
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //! - [`access`]: API keys and encrypted upstream credentials;
 //! - [`connectors`]: user-configured sources (check, seal secrets, store,
 //!   announce on the `connectors` topic), and their one-shot preview;
+//! - [`tda`]: persistent homology: synchronous computations, jobs, uploads;
 //! - [`replay`]: recorded venue sessions played through the venue decoders
 //!   onto `ticks` (`marketd replay`).
 //!
@@ -23,6 +24,7 @@ pub mod polling;
 pub mod prices;
 pub mod replay;
 pub mod series;
+pub mod tda;
 
 use crate::{AggregatorConfig, Backends, PollingConfig};
 use access::AccessService;
@@ -32,6 +34,7 @@ use polling::PollingService;
 use prices::{PriceService, PricesConfig};
 use series::SeriesService;
 use std::sync::Arc;
+use tda::TdaService;
 
 /// What the services need from the configuration.
 #[derive(Debug, Clone)]
@@ -43,6 +46,8 @@ pub struct ServicesConfig {
     pub aggregator: AggregatorConfig,
     /// Largest page size of list reads.
     pub max_page: u32,
+    /// Limits of the persistent-homology service.
+    pub tda: crate::tda::TdaConfig,
 }
 
 /// Every service, built once per process over its backends (cheap to clone;
@@ -54,6 +59,7 @@ pub struct Services {
     pub polling: PollingService,
     pub access: AccessService,
     pub connectors: ConnectorService,
+    pub tda: TdaService,
 }
 
 impl Services {
@@ -78,6 +84,7 @@ impl Services {
             ),
             access: access.clone(),
             connectors: ConnectorService::new(b.store.clone(), b.bus.clone(), access, cfg.max_page),
+            tda: TdaService::new(b.store.clone(), b.bus.clone(), cfg.tda.clone()),
         }
     }
 }

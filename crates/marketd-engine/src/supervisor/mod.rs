@@ -1,5 +1,5 @@
-//! One supervisor for long-running units of work (polling jobs today;
-//! connectors and TDA jobs next).
+//! One supervisor for long-running units of work: polling jobs, connectors
+//! and persistent-homology jobs.
 //!
 //! A *kind* of unit is a [`UnitKind`]: where its units are stored, the bus
 //! topic on which changes are announced (keyed by unit id), how a command
@@ -27,6 +27,7 @@
 
 pub mod connectors;
 pub mod polling;
+pub mod tda_jobs;
 
 use marketd_bus::{AnyBus, AnyConsumer, Assignment, Bus, Consumer};
 use marketd_model::{Envelope, Topic};
