@@ -244,55 +244,15 @@ async fn scale_out(test: &str, stop: Stop) {
         return;
     };
     let db = marketd_testkit::FreshDatabase::create(&pg, "e2e").await.url;
-    let prefix = format!("e2e{}.", uuid::Uuid::now_v7().simple());
     let dir = tempfile::tempdir().unwrap();
     let session_ms = 6_000u64;
-    let env: Vec<(String, String)> = [
-        ("MARKETD__STORAGE__URL", db.clone()),
-        ("MARKETD__BUS__URL", format!("kafka://{brokers}")),
-        ("MARKETD__CACHE__URL", redis.clone()),
-        ("MARKETD__BUS__TOPIC_PREFIX", prefix.clone()),
-        ("MARKETD__BUS__PARTITIONS", "6".into()),
-        ("MARKETD__BUS__SESSION_TIMEOUT_MS", session_ms.to_string()),
-        ("MARKETD__FEEDS__SIMULATED__ENABLED", "false".into()),
-        ("MARKETD__WRITER__FLUSH_INTERVAL_MS", "200".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-
-    // Writes need a key with role write: made with the CLI on the shared database.
-    let out = marketd()
-        .args([
-            "keys",
-            "create",
-            "--role",
-            "write",
-            "--name",
-            "e2e",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("cli"))
-        .env("MARKETD__STORAGE__URL", &db)
-        .output()
+    let env = cluster_env(&brokers, &db, &redis, session_ms);
+    let prefix = env
+        .iter()
+        .find(|(k, _)| k == "MARKETD__BUS__TOPIC_PREFIX")
+        .map(|(_, v)| v.clone())
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("x-api-key", key.parse().unwrap());
-    let client = reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap();
+    let client = write_client(&db, dir.path());
     // The first worker creates the topics; the others find them.
     let worker = ["worker", "--admin-addr", "127.0.0.1:0"];
     let (w1, w1_url) = start(&client, "worker1", &worker, &env, dir.path()).await;
@@ -615,4 +575,181 @@ async fn the_rate_limit_holds_across_api_instances() {
             .unwrap();
         assert_eq!(h.status(), 200);
     }
+}
+
+/// The environment of every process of a test cluster: the shared
+/// PostgreSQL database, Kafka with a topic prefix of its own, Redis.
+fn cluster_env(brokers: &str, db: &str, redis: &str, session_ms: u64) -> Vec<(String, String)> {
+    let prefix = format!("e2e{}.", uuid::Uuid::now_v7().simple());
+    [
+        ("MARKETD__STORAGE__URL", db.to_string()),
+        ("MARKETD__BUS__URL", format!("kafka://{brokers}")),
+        ("MARKETD__CACHE__URL", redis.to_string()),
+        ("MARKETD__BUS__TOPIC_PREFIX", prefix),
+        ("MARKETD__BUS__PARTITIONS", "6".into()),
+        ("MARKETD__BUS__SESSION_TIMEOUT_MS", session_ms.to_string()),
+        ("MARKETD__FEEDS__SIMULATED__ENABLED", "false".into()),
+        ("MARKETD__WRITER__FLUSH_INTERVAL_MS", "200".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A client sending a `write` key, made with the CLI on the shared database.
+fn write_client(db: &str, dir: &std::path::Path) -> reqwest::Client {
+    let out = marketd()
+        .args([
+            "keys",
+            "create",
+            "--role",
+            "write",
+            "--name",
+            "e2e",
+            "--data-dir",
+        ])
+        .arg(dir.join("cli"))
+        .env("MARKETD__STORAGE__URL", db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-api-key", key.parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// kill -9 of the worker running a persistent-homology job: after one
+/// rebalance the other worker runs it again (attempt 2), and it can still be
+/// canceled there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tda_job_whose_worker_dies_runs_again_on_the_other() {
+    let test = "a_tda_job_whose_worker_dies_runs_again_on_the_other";
+    let (Some(brokers), Some(pg), Some(redis)) = (
+        service("MARKETD_TEST_KAFKA_BROKERS", test),
+        service("MARKETD_TEST_POSTGRES_URL", test),
+        service("MARKETD_TEST_REDIS_URL", test),
+    ) else {
+        return;
+    };
+    let db = marketd_testkit::FreshDatabase::create(&pg, "e2e").await.url;
+    let dir = tempfile::tempdir().unwrap();
+    let session_ms = 6_000u64;
+    let env = cluster_env(&brokers, &db, &redis, session_ms);
+    let client = write_client(&db, dir.path());
+    let worker = ["worker", "--admin-addr", "127.0.0.1:0"];
+    let (w1, w1_url) = start(&client, "worker1", &worker, &env, dir.path()).await;
+    let (w2, w2_url) = start(&client, "worker2", &worker, &env, dir.path()).await;
+    let (mut api, api_url) = start(
+        &client,
+        "api1",
+        &["api", "--addr", "127.0.0.1:0"],
+        &env,
+        dir.path(),
+    )
+    .await;
+
+    // 2,048 points on O(3) to H2 without a threshold: minutes of work.
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = here
+        .ancestors()
+        .map(|a| a.join("shared/data/tda/examples/o3_2048.txt"))
+        .find(|p| p.is_file())
+        .unwrap();
+    let r = client
+        .post(format!("{api_url}/api/v1/uploads?format=point-cloud"))
+        .body(std::fs::read(file).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let up: Value = r.json().await.unwrap();
+    let r = client
+        .post(format!("{api_url}/api/v1/jobs"))
+        .json(&json!({"kind": "vietoris-rips", "upload_id": up["id"], "max_dim": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let job: Value = r.json().await.unwrap();
+    let job_url = format!("{api_url}/api/v1/jobs/{}", job["id"].as_str().unwrap());
+    let running_tda = |url: String| {
+        let client = client.clone();
+        async move {
+            let page = metrics(&client, &url).await?;
+            gauge(&page, "marketd_tda_jobs_running")
+        }
+    };
+    // Running on exactly one of the two workers.
+    let on = poll_until(Duration::from_secs(60), || async {
+        let n1 = running_tda(w1_url.clone()).await.unwrap_or(0.0);
+        let n2 = running_tda(w2_url.clone()).await.unwrap_or(0.0);
+        match (n1, n2) {
+            (1.0, 0.0) => Some(1),
+            (0.0, 1.0) => Some(2),
+            _ => None,
+        }
+    })
+    .await
+    .expect("the job runs on one worker");
+    let (mut victim, survivor, survivor_url) = if on == 1 {
+        (w1, w2, w2_url)
+    } else {
+        (w2, w1, w1_url)
+    };
+    let status: Value = client
+        .get(&job_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (status["status"].as_str(), status["attempts"].as_u64()),
+        (Some("running"), Some(1))
+    );
+    victim.kill9();
+
+    // The survivor takes the job's partition and runs it again.
+    let again = poll_until(
+        Duration::from_millis(session_ms) + Duration::from_secs(30),
+        || async {
+            let j: Value = client.get(&job_url).send().await.ok()?.json().await.ok()?;
+            let n = running_tda(survivor_url.clone()).await.unwrap_or(0.0);
+            (j["attempts"] == 2 && j["status"] == "running" && n == 1.0).then_some(j)
+        },
+    )
+    .await;
+    assert!(
+        again.is_some(),
+        "the job did not run again on {}:\n{}",
+        survivor.name,
+        survivor.tail()
+    );
+
+    // And is canceled there.
+    let r = client.delete(&job_url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let done = poll_until(Duration::from_secs(30), || async {
+        let j: Value = client.get(&job_url).send().await.ok()?.json().await.ok()?;
+        (j["status"] == "canceled").then_some(j)
+    })
+    .await;
+    assert!(done.is_some(), "not canceled:\n{}", survivor.tail());
+    terminate(&mut api);
+    let mut survivor = survivor;
+    terminate(&mut survivor);
 }
