@@ -603,3 +603,66 @@ async fn a_long_job_is_canceled_within_a_second_and_its_result_is_409() {
     assert_eq!(assert_error_shape(&b), "JOB_HAS_NO_RESULT");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn realtime_clients_follow_a_job_on_the_jobs_channel() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::spawn(|_| {}).await;
+    let url = app.url("/api/v1/realtime").replacen("http", "ws", 1);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let sub = json!({"type": "subscribe", "channel": "jobs", "symbols": ["*"]});
+    ws.send(Message::Text(sub.to_string().into()))
+        .await
+        .unwrap();
+    type Ws = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+    async fn next(ws: &mut Ws) -> Value {
+        loop {
+            let m = tokio::time::timeout(DEADLINE, ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let Message::Text(t) = m {
+                return serde_json::from_str(&t).unwrap();
+            }
+        }
+    }
+    loop {
+        if next(&mut ws).await["type"] == "subscribed" {
+            break;
+        }
+    }
+    let (s, job) = app
+        .post_json(
+            "/api/v1/jobs",
+            &json!({"kind": "vietoris-rips", "points": [[0, 0], [1, 0], [0, 1]]}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let id = job["id"].as_str().unwrap();
+    let mut statuses = Vec::new();
+    let mut seqs = Vec::new();
+    while statuses.last().map(String::as_str) != Some("succeeded") {
+        let m = next(&mut ws).await;
+        if m["type"] == "data_update" && m["symbol"] == id {
+            assert_eq!(m["channel"], "jobs");
+            seqs.push(m["seq"].as_u64().unwrap());
+            statuses.push(m["data"]["status"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(
+        statuses.first().map(String::as_str),
+        Some("queued"),
+        "{statuses:?}"
+    );
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    // The last frame is the job as GET answers it.
+    let (_, got) = app.get_json(&format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(got["status"], "succeeded");
+    app.stop().await;
+}
