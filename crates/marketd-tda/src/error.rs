@@ -19,9 +19,6 @@ pub enum Error {
     /// Invalid argument or data.
     #[error("invalid argument: {0}")]
     Invalid(String),
-    /// The computation was canceled through its control.
-    #[error("canceled")]
-    Canceled,
     /// I/O failure.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

@@ -17,7 +17,7 @@ pub fn check_summaries(spec: &Map<String, Value>) -> Result<(), ProblemError> {
 
 fn summary_spec(
     spec: &Map<String, Value>,
-) -> Result<marketd_tda::summaries_shim::SummarySpec, ProblemError> {
+) -> Result<marketd_tda::summaries::SummarySpec, ProblemError> {
     serde_json::from_value(Value::Object(spec.clone()))
         .map_err(|e| ProblemError::Invalid(format!("summaries: {e}")))
 }
@@ -53,7 +53,7 @@ fn summarize(
     spec: &Map<String, Value>,
 ) -> Result<Map<String, Value>, ProblemError> {
     let spec = summary_spec(spec)?;
-    marketd_tda::summaries_shim::summarize(barcode, &spec)
+    marketd_tda::summaries::summarize(barcode, &spec)
         .map_err(|e| ProblemError::Invalid(format!("summaries: {e}")))
 }
 
@@ -96,10 +96,10 @@ pub fn compute(
         }
         Problem::Distance { a, b, metric, p } => {
             let kind = match metric.as_str() {
-                "wasserstein" => marketd_tda::summaries_shim::DistanceKind::Wasserstein,
-                _ => marketd_tda::summaries_shim::DistanceKind::Bottleneck,
+                "wasserstein" => marketd_tda::summaries::DistanceKind::Wasserstein,
+                _ => marketd_tda::summaries::DistanceKind::Bottleneck,
             };
-            let d = marketd_tda::summaries_shim::distance(a, b, kind, *p)
+            let d = marketd_tda::summaries::distance(a, b, kind, *p)
                 .map_err(|e| ProblemError::Invalid(e.to_string()))?;
             Ok(json!({"distance": d, "metric": metric, "p": p}))
         }
