@@ -4,10 +4,10 @@
 //! same diagrams with the same parameters; run both in one session for the side-by-side figures
 //! of `docs/benchmarks.md`.
 //!
-//! Each summary is timed through `summaries::summarize` (parameters validated, JSON built: what
-//! the API pays), one diagram of one dimension at a time, as giotto-tda's `fit_transform` on a
-//! one-diagram collection of that dimension. Infinite bars are dropped first (giotto-tda never
-//! sees them).
+//! Each summary is timed as the library computes it (grid range, grid, values: what giotto-tda's
+//! `fit_transform` does on a one-diagram collection of one dimension), and once more through
+//! `summaries::summarize` (`*_json`: parameters validated and the JSON answer built, what the
+//! API pays). Infinite bars are dropped first (giotto-tda never sees them).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -81,28 +81,16 @@ fn main() {
         finite(Barcode::from_ripser_text(&text).unwrap().dim(dim))
     };
     let budget = Duration::from_millis(1500);
-    let specs: [(&str, serde_json::Value); 6] = [
+    let specs: [(&str, serde_json::Value); 3] = [
         (
-            "landscape",
+            "landscape_json",
             json!({"summaries": ["landscape"], "landscape": {"layers": 5, "samples": 100}}),
         ),
         (
-            "betti_curve",
-            json!({"summaries": ["betti-curve"], "betti_curve": {"samples": 100}}),
-        ),
-        (
-            "persistence_image",
+            "persistence_image_json",
             json!({"summaries": ["persistence-image"], "persistence_image": {"sigma": 0.1, "pixels": [100, 100]}}),
         ),
-        ("entropy", json!({"summaries": ["entropy"]})),
-        (
-            "silhouette",
-            json!({"summaries": ["silhouette"], "silhouette": {"power": 1.0, "samples": 100}}),
-        ),
-        (
-            "amplitude_landscape",
-            json!({"summaries": ["amplitude"], "amplitude": {"metric": "landscape", "p": 2.0, "samples": 100, "layers": 1}}),
-        ),
+        ("entropy_json", json!({"summaries": ["entropy"]})),
     ];
     if !json_out {
         println!(
@@ -126,10 +114,73 @@ fn main() {
         let bc = Barcode {
             dims: vec![bars.clone()],
         };
+        let n = bars.len();
+        let grid = || {
+            let r = summaries::sample_ranges(&bc, &[0])[0];
+            summaries::linspace(r.0, r.1, 100).0
+        };
+        report(
+            name,
+            "landscape",
+            n,
+            best(budget, || summaries::landscape(&bars, 5, &grid())),
+        );
+        report(
+            name,
+            "betti_curve",
+            n,
+            best(budget, || summaries::betti_curve(&bars, &grid())),
+        );
+        report(
+            name,
+            "persistence_image",
+            n,
+            best(budget, || {
+                let (rb, rp) = summaries::image_ranges(&bc, &[0])[0];
+                summaries::persistence_image_giotto(
+                    &bars,
+                    (rb.0, rb.1, 100),
+                    (rp.0, rp.1, 100),
+                    0.1,
+                    summaries::ImageWeight::One,
+                )
+            }),
+        );
+        report(
+            name,
+            "entropy",
+            n,
+            best(budget, || {
+                summaries::entropy(&bars, summaries::EntropyBase::Two, false)
+            }),
+        );
+        report(
+            name,
+            "silhouette",
+            n,
+            best(budget, || summaries::silhouette(&bars, 1.0, &grid())),
+        );
+        report(
+            name,
+            "amplitude_landscape",
+            n,
+            best(budget, || {
+                let opts = summaries::AmplitudeOptions::default();
+                let line = summaries::sample_ranges(&bc, &[0])[0];
+                let image = summaries::image_ranges(&bc, &[0])[0];
+                summaries::amplitude(
+                    &bars,
+                    summaries::AmplitudeMetric::Landscape,
+                    &opts,
+                    line,
+                    image,
+                )
+            }),
+        );
         for (op, v) in &specs {
             let spec: SummarySpec = serde_json::from_value(v.clone()).unwrap();
             let t = best(budget, || summaries::summarize(&bc, &spec).unwrap());
-            report(name, op, bars.len(), t);
+            report(name, op, n, t);
         }
     }
     for (name, (fa, da), (fb, db)) in PAIRS {

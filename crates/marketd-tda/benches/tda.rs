@@ -1,6 +1,5 @@
-//! `cargo bench -p marketd-tda`: the engine on Ripser's examples (1 and 2 threads), the
-//! streaming use (H1 of 50-point clouds in R^4), and the latency of a cancel (`-- cancel`: from
-//! `Control::cancel` to `compute_controlled` returning, on a long H2 computation). For the side-by-side comparison with giotto-ph
+//! `cargo bench -p marketd-tda`: the engine on Ripser's examples (1 and 2 threads) and the
+//! streaming use (H1 of 50-point clouds in R^4). For the side-by-side comparison with giotto-ph
 //! use `scripts/bench-tda`.
 
 #[path = "../tests/support/mod.rs"]
@@ -95,61 +94,5 @@ fn streaming(c: &mut Criterion) {
     g.finish();
 }
 
-/// `n` points uniform in the unit cube of R^3 (the problem of `tests/control.rs`).
-fn cube(n: usize, seed: u64) -> marketd_tda::Data {
-    let mut s = seed;
-    let mut r = move || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 11) as f64) / ((1u64 << 53) as f64)
-    };
-    let pts: Vec<[f64; 3]> = (0..n).map(|_| [r(), r(), r()]).collect();
-    marketd_tda::Data::from_points(&pts).unwrap()
-}
-
-/// Time from `cancel()` to the return of a computation that would run for about 12 s (H2 of
-/// 2,000 points in the unit cube at threshold 0.35), canceled after `after` in the reduction.
-fn cancel(c: &mut Criterion) {
-    use std::sync::Arc;
-    use std::time::Instant;
-    let data = Arc::new(cube(2000, 11));
-    let mut g = c.benchmark_group("cancel");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(1))
-        .measurement_time(Duration::from_secs(5));
-    for threads in [1, 2] {
-        for after_ms in [300u64, 2000] {
-            let opts = Options {
-                max_dim: 2,
-                threshold: Some(0.35),
-                threads,
-                ..Options::default()
-            };
-            g.bench_function(format!("latency_{threads}t_after_{after_ms}ms"), |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let control = Arc::new(marketd_tda::Control::new());
-                        let (c2, d2, o2) = (control.clone(), data.clone(), opts.clone());
-                        let h = std::thread::spawn(move || {
-                            let r = marketd_tda::compute_controlled(&d2, &o2, &c2);
-                            (r.is_err(), Instant::now())
-                        });
-                        std::thread::sleep(Duration::from_millis(after_ms));
-                        let t0 = Instant::now();
-                        control.cancel();
-                        let (canceled, done) = h.join().unwrap();
-                        assert!(canceled, "finished before the cancel");
-                        total += done - t0;
-                    }
-                    total
-                })
-            });
-        }
-    }
-    g.finish();
-}
-
-criterion_group!(benches, streaming, examples, cancel);
+criterion_group!(benches, streaming, examples);
 criterion_main!(benches);

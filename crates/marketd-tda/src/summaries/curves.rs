@@ -49,20 +49,47 @@ pub fn landscape(bars: &[Bar], levels: usize, grid: &[f64]) -> Vec<Vec<f64>> {
         .copied()
         .filter(|b| b.death.is_finite() && b.death > b.birth)
         .collect();
-    let mut vals: Vec<f64> = Vec::with_capacity(fin.len());
-    for (i, &t) in grid.iter().enumerate() {
-        vals.clear();
-        vals.extend(fin.iter().map(|b| tent(b, t)).filter(|&v| v > 0.0));
-        if vals.len() > levels {
-            vals.select_nth_unstable_by(levels - 1, |a, b| b.total_cmp(a));
-            vals.truncate(levels);
+    // each bar is positive on a run of grid points only: visit those (O(Σ run lengths), not
+    // O(n N)), keeping the top `levels` values per grid point sorted in `top`
+    let n = grid.len();
+    let mut top = vec![0.0f64; n * levels];
+    for b in &fin {
+        let (i0, i1) = support(grid, b);
+        for (i, &t) in grid.iter().enumerate().take(i1).skip(i0) {
+            let v = tent(b, t);
+            let row = &mut top[i * levels..(i + 1) * levels];
+            if v <= row[levels - 1] {
+                continue;
+            }
+            // insert v, dropping the smallest
+            let mut k = levels - 1;
+            while k > 0 && row[k - 1] < v {
+                row[k] = row[k - 1];
+                k -= 1;
+            }
+            row[k] = v;
         }
-        vals.sort_unstable_by(|a, b| b.total_cmp(a));
-        for (k, &v) in vals.iter().enumerate() {
+    }
+    for (i, row) in top.chunks_exact(levels).enumerate() {
+        for (k, &v) in row.iter().enumerate() {
             out[k][i] = v;
         }
     }
     out
+}
+
+/// The grid points `i0..i1` inside the bar (birth < t < death), for a grid in increasing order
+/// (any other order: all of it).
+#[inline]
+fn support(grid: &[f64], b: &Bar) -> (usize, usize) {
+    if grid.windows(2).all(|w| w[0] <= w[1]) {
+        (
+            grid.partition_point(|&t| t <= b.birth),
+            grid.partition_point(|&t| t < b.death),
+        )
+    } else {
+        (0, grid.len())
+    }
 }
 
 /// L^p norm (any p >= 1) of a sampled landscape by the trapezoidal rule, summing over levels:
@@ -186,15 +213,15 @@ pub fn silhouette(bars: &[Bar], power: f64, grid: &[f64]) -> Vec<f64> {
     if total == 0.0 || fin.is_empty() {
         return vec![0.0; grid.len()];
     }
-    grid.iter()
-        .map(|&t| {
-            fin.iter()
-                .zip(&w)
-                .map(|(b, &wi)| wi * tent(b, t))
-                .sum::<f64>()
-                / total
-        })
-        .collect()
+    let mut out = vec![0.0; grid.len()];
+    for (b, &wi) in fin.iter().zip(&w) {
+        let (i0, i1) = support(grid, b);
+        for (o, &t) in out[i0..i1.max(i0)].iter_mut().zip(&grid[i0..i1.max(i0)]) {
+            *o += wi * tent(b, t);
+        }
+    }
+    out.iter_mut().for_each(|o| *o /= total);
+    out
 }
 
 #[cfg(test)]

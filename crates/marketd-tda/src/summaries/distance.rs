@@ -221,55 +221,70 @@ impl HopcroftKarp {
     }
 }
 
-/// q-Wasserstein distance (q >= 1) between two diagrams, exact via the Hungarian algorithm on
-/// the (n + m)² cost matrix (each point may go to its own copy on the diagonal; diagonal copies
-/// match each other for free). O((n + m)³): meant for diagrams of up to a few thousand points.
+/// q-Wasserstein distance (q >= 1) between two diagrams, exact via the Hungarian algorithm.
+///
+/// With d(x) the cost of sending x to the diagonal, the cost of a partial matching M of the
+/// finite points is Σ d(a) + Σ d(b) + Σ_{(a,b) in M} (c(a, b) - d(a) - d(b)), so it is an
+/// assignment of the smaller diagram's n points to the larger's m points or to one of n
+/// "unmatched" columns of cost 0: an n × (m + n) rectangular problem, O(n² (n + m)) instead of
+/// the (n + m)³ of the square formulation with diagonal copies.
 pub fn wasserstein(a: &[Bar], b: &[Bar], q: f64) -> f64 {
     let (fa, ia) = split(a);
     let (fb, ib) = split(b);
     if ia.len() != ib.len() {
         return f64::INFINITY;
     }
-    let mut total: f64 = ia.iter().zip(&ib).map(|(x, y)| (x - y).abs().powf(q)).sum();
-    let (n, m) = (fa.len(), fb.len());
-    let size = n + m;
-    if size > 0 {
-        // a point matched to another point's diagonal copy: never optimal, forbidden
-        const BIG: f64 = 1e300;
-        let mut cost = vec![0.0; size * size];
-        for i in 0..size {
-            let row = &mut cost[i * size..(i + 1) * size];
-            if i < n {
-                for j in 0..m {
-                    row[j] = linf(fa[i], fb[j]).powf(q);
-                }
-                for (j, c) in row[m..].iter_mut().enumerate() {
-                    *c = if j == i { to_diag(fa[i]).powf(q) } else { BIG };
-                }
-            } else {
-                for (j, c) in row[..m].iter_mut().enumerate() {
-                    *c = if j == i - n {
-                        to_diag(fb[j]).powf(q)
-                    } else {
-                        BIG
-                    };
-                }
+    let essential: f64 = ia.iter().zip(&ib).map(|(x, y)| (x - y).abs().powf(q)).sum();
+    let (small, large) = if fa.len() <= fb.len() {
+        (&fa, &fb)
+    } else {
+        (&fb, &fa)
+    };
+    let (n, m) = (small.len(), large.len());
+    let ds: Vec<f64> = small.iter().map(|&x| to_diag(x).powf(q)).collect();
+    let dl: Vec<f64> = large.iter().map(|&y| to_diag(y).powf(q)).collect();
+    let mut matched = vec![false; m];
+    let mut total = essential;
+    if n > 0 {
+        let cols = m + n;
+        let mut cost = vec![0.0; n * cols];
+        for i in 0..n {
+            let row = &mut cost[i * cols..(i + 1) * cols];
+            for j in 0..m {
+                // matching i with j instead of sending both to the diagonal
+                row[j] = linf(small[i], large[j]).powf(q) - ds[i] - dl[j];
             }
         }
-        total += hungarian(size, &cost);
+        // the cost of the optimal matching, summed from its pairs (not from the reduced costs,
+        // whose differences would round)
+        for (i, &j) in hungarian(n, cols, &cost).iter().enumerate() {
+            if j < m {
+                matched[j] = true;
+                total += linf(small[i], large[j]).powf(q);
+            } else {
+                total += ds[i];
+            }
+        }
     }
+    total += dl
+        .iter()
+        .zip(&matched)
+        .filter(|(_, m)| !**m)
+        .map(|(d, _)| d)
+        .sum::<f64>();
     total.powf(1.0 / q)
 }
 
-/// Minimum-cost perfect assignment on an n×n row-major cost matrix (O(n³) potentials method).
-fn hungarian(n: usize, cost: &[f64]) -> f64 {
+/// Minimum-cost assignment of the `n` rows of an n × `m` row-major cost matrix (n <= m) to
+/// distinct columns (O(n² m) potentials method); returns the column of each row.
+fn hungarian(n: usize, m: usize, cost: &[f64]) -> Vec<usize> {
     let inf = f64::INFINITY;
     let mut u = vec![0.0; n + 1];
-    let mut v = vec![0.0; n + 1];
-    let mut p = vec![0usize; n + 1];
-    let mut way = vec![0usize; n + 1];
-    let mut minv = vec![inf; n + 1];
-    let mut used = vec![false; n + 1];
+    let mut v = vec![0.0; m + 1];
+    let mut p = vec![0usize; m + 1];
+    let mut way = vec![0usize; m + 1];
+    let mut minv = vec![inf; m + 1];
+    let mut used = vec![false; m + 1];
     for i in 1..=n {
         p[0] = i;
         let mut j0 = 0usize;
@@ -278,11 +293,11 @@ fn hungarian(n: usize, cost: &[f64]) -> f64 {
         loop {
             used[j0] = true;
             let i0 = p[j0];
-            let row = &cost[(i0 - 1) * n..i0 * n];
+            let row = &cost[(i0 - 1) * m..i0 * m];
             let ui0 = u[i0];
             let mut delta = inf;
             let mut j1 = 0usize;
-            for j in 1..=n {
+            for j in 1..=m {
                 if !used[j] {
                     let cur = row[j - 1] - ui0 - v[j];
                     if cur < minv[j] {
@@ -295,7 +310,7 @@ fn hungarian(n: usize, cost: &[f64]) -> f64 {
                     }
                 }
             }
-            for j in 0..=n {
+            for j in 0..=m {
                 if used[j] {
                     u[p[j]] += delta;
                     v[j] -= delta;
@@ -317,7 +332,13 @@ fn hungarian(n: usize, cost: &[f64]) -> f64 {
             }
         }
     }
-    (1..=n).map(|j| cost[(p[j] - 1) * n + j - 1]).sum()
+    let mut assignment = vec![usize::MAX; n];
+    for j in 1..=m {
+        if p[j] != 0 {
+            assignment[p[j] - 1] = j - 1;
+        }
+    }
+    assignment
 }
 
 #[cfg(test)]
