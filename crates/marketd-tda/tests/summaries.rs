@@ -479,3 +479,60 @@ proptest! {
         prop_assert!(ours_b <= bottleneck(&ba, &[]).max(bottleneck(&[], &bb)) + 1e-12);
     }
 }
+
+#[test]
+fn cli_prints_summaries() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: marketd_tda::cli::TdaArgs,
+    }
+    // four points on a unit square: one H1 bar [1, √2)
+    let path = std::env::temp_dir().join(format!("marketd-tda-square-{}.txt", std::process::id()));
+    std::fs::write(&path, "1\n1.41421356 1\n1 1.41421356 1\n").unwrap();
+    let run = |extra: &[&str]| -> Result<Value, String> {
+        let mut argv = vec!["marketd-tda", "--format", "lower-distance", "--dim", "1"];
+        argv.extend_from_slice(extra);
+        argv.push(path.to_str().unwrap());
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        marketd_tda::cli::run(&cli.args, &mut out).map_err(|e| e.to_string())?;
+        Ok(serde_json::from_slice(&out).unwrap())
+    };
+    let v = run(&[
+        "--summary",
+        "landscape",
+        "--summary",
+        "entropy",
+        "--layers",
+        "2",
+        "--samples",
+        "5",
+    ])
+    .unwrap();
+    let l = &v["landscape"]["1"];
+    assert_eq!(l["values"].as_array().unwrap().len(), 2);
+    let peak = l["values"][0][2].as_f64().unwrap();
+    assert!(
+        (peak - (std::f64::consts::SQRT_2 - 1.0) / 2.0).abs() < 1e-6,
+        "{peak}"
+    );
+    assert_eq!(l["values"][1], json!([0.0, 0.0, 0.0, 0.0, 0.0]));
+    assert_eq!(v["entropy"]["1"], json!(0.0));
+    let v = run(&[
+        "--summary-spec",
+        r#"{"summaries": ["amplitude"], "amplitude": {"metric": "bottleneck"}}"#,
+    ])
+    .unwrap();
+    assert!(
+        (v["amplitude"]["1"].as_f64().unwrap() - (std::f64::consts::SQRT_2 - 1.0) / 2.0).abs()
+            < 1e-6
+    );
+    let e = run(&["--summary", "landscapes"]).unwrap_err();
+    assert!(
+        e.starts_with("summaries[0]: unknown summary \"landscapes\""),
+        "{e}"
+    );
+    let _ = std::fs::remove_file(&path);
+}
