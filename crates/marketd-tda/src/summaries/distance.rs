@@ -68,10 +68,16 @@ pub fn bottleneck(a: &[Bar], b: &[Bar]) -> f64 {
         .map(|&x| nearest(x, &fb))
         .chain(fb.iter().map(|&y| nearest(y, &fa)))
         .fold(0.0f64, f64::max);
+    // and an upper bound: everything to the diagonal
+    let ceil = fa
+        .iter()
+        .chain(&fb)
+        .map(|&x| to_diag(x))
+        .fold(0.0f64, f64::max);
     for &x in &fa {
         for &y in &fb {
             let d = linf(x, y);
-            if d >= floor {
+            if d >= floor && d <= ceil {
                 cands.push(d);
             }
         }
@@ -225,9 +231,10 @@ impl HopcroftKarp {
 ///
 /// With d(x) the cost of sending x to the diagonal, the cost of a partial matching M of the
 /// finite points is Σ d(a) + Σ d(b) + Σ_{(a,b) in M} (c(a, b) - d(a) - d(b)), so it is an
-/// assignment of the smaller diagram's n points to the larger's m points or to one of n
+/// assignment of the smaller side's n points to the other side's m points or to one of n
 /// "unmatched" columns of cost 0: an n × (m + n) rectangular problem, O(n² (n + m)) instead of
-/// the (n + m)³ of the square formulation with diagonal copies.
+/// the (n + m)³ of the square formulation with diagonal copies; points with no partner cheaper
+/// than the diagonal are left out of it.
 pub fn wasserstein(a: &[Bar], b: &[Bar], q: f64) -> f64 {
     let (fa, ia) = split(a);
     let (fb, ib) = split(b);
@@ -235,40 +242,61 @@ pub fn wasserstein(a: &[Bar], b: &[Bar], q: f64) -> f64 {
         return f64::INFINITY;
     }
     let essential: f64 = ia.iter().zip(&ib).map(|(x, y)| (x - y).abs().powf(q)).sum();
-    let (small, large) = if fa.len() <= fb.len() {
-        (&fa, &fb)
-    } else {
-        (&fb, &fa)
-    };
-    let (n, m) = (small.len(), large.len());
-    let ds: Vec<f64> = small.iter().map(|&x| to_diag(x).powf(q)).collect();
-    let dl: Vec<f64> = large.iter().map(|&y| to_diag(y).powf(q)).collect();
-    let mut matched = vec![false; m];
-    let mut total = essential;
-    if n > 0 {
-        let cols = m + n;
-        let mut cost = vec![0.0; n * cols];
-        for i in 0..n {
-            let row = &mut cost[i * cols..(i + 1) * cols];
-            for j in 0..m {
-                // matching i with j instead of sending both to the diagonal
-                row[j] = linf(small[i], large[j]).powf(q) - ds[i] - dl[j];
-            }
-        }
-        // the cost of the optimal matching, summed from its pairs (not from the reduced costs,
-        // whose differences would round)
-        for (i, &j) in hungarian(n, cols, &cost).iter().enumerate() {
-            if j < m {
-                matched[j] = true;
-                total += linf(small[i], large[j]).powf(q);
-            } else {
-                total += ds[i];
+    let da: Vec<f64> = fa.iter().map(|&x| to_diag(x).powf(q)).collect();
+    let db: Vec<f64> = fb.iter().map(|&y| to_diag(y).powf(q)).collect();
+    let c = |i: usize, j: usize| linf(fa[i], fb[j]).powf(q);
+    // only pairs cheaper than sending both points to the diagonal can be in an optimal
+    // matching; a point in no such pair goes to the diagonal (unmatching it costs nothing and
+    // frees its partner), so only the others enter the assignment
+    let (mut ka, mut kb) = (vec![false; fa.len()], vec![false; fb.len()]);
+    for i in 0..fa.len() {
+        for j in 0..fb.len() {
+            if c(i, j) < da[i] + db[j] {
+                ka[i] = true;
+                kb[j] = true;
             }
         }
     }
-    total += dl
+    let ra: Vec<usize> = (0..fa.len()).filter(|&i| ka[i]).collect();
+    let rb: Vec<usize> = (0..fb.len()).filter(|&j| kb[j]).collect();
+    // rows: the smaller side
+    let swap = ra.len() > rb.len();
+    let (rows, cols) = if swap { (&rb, &ra) } else { (&ra, &rb) };
+    let pair = |r: usize, col: usize| if swap { (col, r) } else { (r, col) };
+    let (mut ma, mut mb) = (vec![false; fa.len()], vec![false; fb.len()]);
+    let mut total = essential;
+    let (n, m) = (rows.len(), cols.len());
+    if n > 0 {
+        let width = m + n;
+        let mut cost = vec![0.0; n * width];
+        for (ri, &r) in rows.iter().enumerate() {
+            let row = &mut cost[ri * width..ri * width + m];
+            for (o, &col) in row.iter_mut().zip(cols.iter()) {
+                // matching the two instead of sending both to the diagonal
+                let (i, j) = pair(r, col);
+                *o = c(i, j) - da[i] - db[j];
+            }
+        }
+        // the cost of the optimal matching is summed from its pairs (not from the reduced
+        // costs, whose differences would round)
+        for (ri, &cj) in hungarian(n, width, &cost).iter().enumerate() {
+            if cj < m {
+                let (i, j) = pair(rows[ri], cols[cj]);
+                ma[i] = true;
+                mb[j] = true;
+                total += c(i, j);
+            }
+        }
+    }
+    total += da
         .iter()
-        .zip(&matched)
+        .zip(&ma)
+        .filter(|(_, m)| !**m)
+        .map(|(d, _)| d)
+        .sum::<f64>();
+    total += db
+        .iter()
+        .zip(&mb)
         .filter(|(_, m)| !**m)
         .map(|(d, _)| d)
         .sum::<f64>();
