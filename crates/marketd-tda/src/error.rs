@@ -19,6 +19,13 @@ pub enum Error {
     /// Invalid argument or data.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// A bad summary or distance request: the field (e.g. `landscape.samples`) and what is
+    /// wrong with it.
+    #[error("{field}: {message}")]
+    Spec { field: String, message: String },
+    /// The computation was canceled through its [`crate::Control`].
+    #[error("canceled")]
+    Canceled,
     /// I/O failure.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -30,6 +37,12 @@ impl Error {
             line,
             column,
             message,
+        }
+    }
+    pub(crate) fn spec(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Spec {
+            field: field.into(),
+            message: message.into(),
         }
     }
     pub(crate) fn invalid(message: String) -> Self {

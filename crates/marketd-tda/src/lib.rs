@@ -15,9 +15,19 @@
 //! threshold) distances, coefficients in Z/p. On 2+ threads the edge sort, the H0 apparent-pair
 //! filter, the column assembly and the reduction (chunked: columns reduced in parallel against
 //! the pivots of earlier chunks, then finished in order) run in parallel.
+//!
+//! [`compute_controlled`] runs the same computation under a [`Control`]: another thread can
+//! cancel it (the job service's `DELETE`) and read its stage and progress. The engine looks at
+//! the flag every few dozen columns, so a cancel takes effect well within a second without a
+//! measurable cost (see `docs/benchmarks.md`).
+//!
+//! [`summaries`] turns barcodes into the vectors and numbers that the API and the streaming
+//! signals serve (landscapes, silhouettes, Betti curves, images, entropy, amplitudes,
+//! distances), following giotto-tda's conventions where the reference libraries disagree.
 
 pub mod barcode;
 pub mod cli;
+mod control;
 mod engine;
 mod error;
 mod heap;
@@ -34,6 +44,7 @@ pub mod summaries_shim {
 }
 
 pub use barcode::{Bar, Barcode, Cocycle};
+pub use control::{Control, Stage};
 pub use error::Error;
 pub use input::{Data, Format, parse};
 
@@ -190,6 +201,7 @@ fn run_engine<M: Metric>(
     opts: &Options,
     threshold: f32,
     ws: &mut Workspace,
+    ctl: &Control,
 ) -> Result<engine::RawBarcode, Error> {
     let cfg = engine::RipsConfig {
         max_dim: opts.max_dim,
@@ -209,8 +221,12 @@ fn run_engine<M: Metric>(
     if !ws.tables.prepare(m.n(), opts.max_dim + 2, opts.modulus) {
         return Err(too_large());
     }
-    let e = engine::Reducer::new(m, cfg, &ws.tables).ok_or_else(too_large)?;
-    Ok(e.run(&mut ws.bufs))
+    let e = engine::Reducer::new(m, cfg, &ws.tables, ctl).ok_or_else(too_large)?;
+    let raw = e.run(&mut ws.bufs);
+    if ctl.is_canceled() {
+        return Err(Error::Canceled);
+    }
+    Ok(raw)
 }
 
 /// Problems of at most this many points run on one thread whatever `Options::threads` says
@@ -242,6 +258,17 @@ impl Computer {
 
     /// Computes the Vietoris–Rips barcode of `data` (as [`compute`]).
     pub fn compute(&mut self, data: &Data, opts: &Options) -> Result<Computation, Error> {
+        self.compute_controlled(data, opts, &Control::new())
+    }
+
+    /// Computes the Vietoris–Rips barcode of `data` under `control` (as
+    /// [`compute_controlled`]).
+    pub fn compute_controlled(
+        &mut self,
+        data: &Data,
+        opts: &Options,
+        control: &Control,
+    ) -> Result<Computation, Error> {
         let small = data.len() <= SMALL_PROBLEM;
         self.ws.bufs.recycle = small;
         let res = if small {
@@ -249,13 +276,14 @@ impl Computer {
                 threads: 1,
                 ..opts.clone()
             };
-            compute_in(data, &single, &mut self.ws)
+            compute_in(data, &single, &mut self.ws, control)
         } else {
-            compute_in(data, opts, &mut self.ws)
+            compute_in(data, opts, &mut self.ws, control)
         };
         if !small {
             self.ws = Workspace::default();
         }
+        control.finish();
         res
     }
 }
@@ -266,20 +294,42 @@ fn fmt(x: f32) -> String {
 
 /// Computes the Vietoris–Rips barcode of `data`.
 pub fn compute(data: &Data, opts: &Options) -> Result<Computation, Error> {
+    compute_controlled(data, opts, &Control::new())
+}
+
+/// Computes the Vietoris–Rips barcode of `data` under `control`: returns
+/// [`Error::Canceled`] soon after [`Control::cancel`] is called from another thread, and
+/// publishes its stage and progress (readable by [`Control::progress`]; [`Stage::Done`] and 1
+/// at the end, whether it succeeded, failed or was canceled). The one gap: sorting the edges
+/// for H0 is not interruptible (a fraction of a second even for the largest inputs accepted).
+pub fn compute_controlled(
+    data: &Data,
+    opts: &Options,
+    control: &Control,
+) -> Result<Computation, Error> {
+    if control.is_canceled() {
+        control.finish();
+        return Err(Error::Canceled);
+    }
     if data.len() <= SMALL_PROBLEM {
         thread_local! {
             static COMPUTER: std::cell::RefCell<Computer> = std::cell::RefCell::default();
         }
         COMPUTER.with(|c| match c.try_borrow_mut() {
-            Ok(mut c) => c.compute(data, opts),
-            Err(_) => Computer::new().compute(data, opts),
+            Ok(mut c) => c.compute_controlled(data, opts, control),
+            Err(_) => Computer::new().compute_controlled(data, opts, control),
         })
     } else {
-        Computer::new().compute(data, opts)
+        Computer::new().compute_controlled(data, opts, control)
     }
 }
 
-fn compute_in(data: &Data, opts: &Options, ws: &mut Workspace) -> Result<Computation, Error> {
+fn compute_in(
+    data: &Data,
+    opts: &Options,
+    ws: &mut Workspace,
+    ctl: &Control,
+) -> Result<Computation, Error> {
     if !is_prime(opts.modulus) {
         return Err(Error::invalid(format!(
             "modulus {} is not a prime",
@@ -311,18 +361,19 @@ fn compute_in(data: &Data, opts: &Options, ws: &mut Workspace) -> Result<Computa
     }
     let parallel = opts.threads > 1;
     let mut header = Vec::new();
+    ctl.set(Stage::Distances, 0.0);
     let raw = match data {
         Data::PointCloud { n, dim, coords } => {
             header.push(format!("point cloud with {n} points in dimension {dim}"));
             match opts.threshold {
                 Some(t) => {
                     let m = point_distances_sparse(*n, *dim, coords, t, parallel);
-                    run_engine(&m, opts, t, ws)?
+                    run_engine(&m, opts, t, ws, ctl)?
                 }
                 None => {
                     let buf = std::mem::take(&mut ws.dist);
                     let m = point_distances_dense(*n, *dim, coords, parallel, buf);
-                    dense_path(m, opts, &mut header, ws)?
+                    dense_path(m, opts, &mut header, ws, ctl)?
                 }
             }
         }
@@ -332,7 +383,7 @@ fn compute_in(data: &Data, opts: &Options, ws: &mut Workspace) -> Result<Computa
             }
             let buf = std::mem::take(&mut ws.dist);
             let m = DenseMatrix::from_lower_in(*n, values, buf);
-            dense_path(m, opts, &mut header, ws)?
+            dense_path(m, opts, &mut header, ws, ctl)?
         }
         Data::Sparse { n, edges } => {
             let t = opts.threshold.unwrap_or(f32::INFINITY);
@@ -341,10 +392,13 @@ fn compute_in(data: &Data, opts: &Options, ws: &mut Workspace) -> Result<Computa
                 "sparse distance matrix with {n} points and {} entries",
                 m.num_entries()
             ));
-            run_engine(&m, opts, t, ws)?
+            run_engine(&m, opts, t, ws, ctl)?
         }
     };
     let barcode = Barcode::from_raw(&raw.bars);
+    if opts.cocycles {
+        ctl.set(Stage::Cocycles, 0.99);
+    }
     let cocycles = opts.cocycles.then(|| {
         raw.cocycles
             .into_iter()
@@ -379,6 +433,7 @@ fn dense_path(
     opts: &Options,
     header: &mut Vec<String>,
     ws: &mut Workspace,
+    ctl: &Control,
 ) -> Result<engine::RawBarcode, Error> {
     let n = m.n();
     let (lo, hf) = m.value_range();
@@ -392,7 +447,7 @@ fn dense_path(
                 "distance matrix with {n} points, using threshold at enclosing radius {}",
                 fmt(r)
             ));
-            let res = run_engine(&m, opts, r, ws);
+            let res = run_engine(&m, opts, r, ws, ctl);
             if ws.bufs.recycle {
                 ws.dist = m.into_data();
             }
@@ -410,7 +465,7 @@ fn dense_path(
             } else {
                 drop(m);
             }
-            run_engine(&s, opts, t, ws)
+            run_engine(&s, opts, t, ws, ctl)
         }
     }
 }

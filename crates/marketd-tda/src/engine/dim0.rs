@@ -72,7 +72,11 @@ impl<'a, M: Metric> Reducer<'a, M> {
         cols.clear();
         // sequentially, non-tree edges are filtered right away; in parallel, afterwards
         let filter_now = !parallel;
-        for &key in &keys {
+        for (t, &key) in keys.iter().enumerate() {
+            // the apparent-pair test makes this loop long on large sparse inputs
+            if t % 4096 == 0 && self.ctl.is_canceled() {
+                break;
+            }
             let (d, i, j) = edge_of_key(key);
             let (a, b) = (uf_find(&mut parent, i), uf_find(&mut parent, j));
             if a != b {
@@ -92,9 +96,10 @@ impl<'a, M: Metric> Reducer<'a, M> {
             }
         }
         if !filter_now {
+            // (a canceled computation drops the rest)
             let keep = |e: &Entry| {
                 let [i, j] = edge_vertices(e.idx());
-                !self.edge_has_apparent_cofacet(i, j, e.diam())
+                !self.ctl.is_canceled() && !self.edge_has_apparent_cofacet(i, j, e.diam())
             };
             let flags: Vec<bool> = cols.par_iter().map(keep).collect();
             let mut it = flags.into_iter();
@@ -254,7 +259,7 @@ impl<'a, M: Metric> Reducer<'a, M> {
         }
         let keep = |e: &Entry| {
             let [i, j] = edge_vertices(e.idx());
-            !self.edge_has_apparent_cofacet(i, j, e.diam())
+            !self.ctl.is_canceled() && !self.edge_has_apparent_cofacet(i, j, e.diam())
         };
         // the edges are only needed to assemble the columns of dimension 2
         if self.cfg.max_dim < 2 {

@@ -24,6 +24,7 @@ pub(crate) use reducer::{RawBarcode, Reducer, RipsConfig, Tables};
 
 use rayon::prelude::*;
 
+use crate::control::{Stage, fraction};
 use crate::matrix::Metric;
 use crate::simplex::{Entry, MAX_VERTICES};
 use reducer::PivotMap;
@@ -45,7 +46,10 @@ impl<'a, M: Metric> Reducer<'a, M> {
             let mut vs = [0u32; MAX_VERTICES];
             let mut cv = [0u32; MAX_VERTICES];
             let k = dim + 1;
-            for s in chunk {
+            for (i, s) in chunk.iter().enumerate() {
+                if i % 1024 == 0 && self.ctl.is_canceled() {
+                    break;
+                }
                 self.vertices(s.idx(), dim, &mut vs);
                 let base = s.idx();
                 let vsl = &vs[..k];
@@ -106,14 +110,22 @@ impl<'a, M: Metric> Reducer<'a, M> {
             None
         };
         let parallel = pool.is_some();
+        let max_dim = self.cfg.max_dim;
         let run = |out: &mut RawBarcode, bufs: &mut Buffers| {
+            self.ctl.set(Stage::Dimension(0), fraction(0, max_dim, 0.0));
             let (mut simplices, mut cols) = self.dim0(parallel, out, bufs);
             let mut map = std::mem::take(&mut bufs.map);
-            for dim in 1..=self.cfg.max_dim {
+            for dim in 1..=max_dim {
+                // the reduction checks the flag too, every few dozen columns
+                if self.ctl.is_canceled() {
+                    break;
+                }
+                self.ctl
+                    .set(Stage::Dimension(dim), fraction(dim, max_dim, 0.0));
                 map.clear();
                 map.reserve(cols.len());
                 self.compute_pairs(&cols, dim, pool.as_deref(), out, &mut map, bufs);
-                if dim < self.cfg.max_dim {
+                if dim < max_dim && !self.ctl.is_canceled() {
                     let keep_next = dim + 1 < self.cfg.max_dim;
                     let (next, c) = self.assemble(&simplices, dim, &map, keep_next, parallel);
                     if !bufs.recycle {

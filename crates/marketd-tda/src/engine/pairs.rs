@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use rayon::prelude::*;
 
+use crate::control::{Stage, fraction};
 use crate::engine::buffers::Buffers;
 use crate::engine::column::{Outcome, REDUCED_BUDGET, VMatrix, Work};
 use crate::engine::reducer::{PivotMap, RawBarcode, Reducer};
@@ -22,7 +23,19 @@ use crate::simplex::Entry;
 /// same speed.
 const PARK_BUDGET: usize = 1 << 20;
 
+/// Columns between two looks at the cancel flag (a relaxed load) and two progress updates (a
+/// relaxed `fetch_max`) in the sequential reduction: a column costs at least a few hundred
+/// nanoseconds, so this is free, and a cancel is seen within microseconds to milliseconds.
+const CHECK_EVERY: usize = 64;
+
 impl<'a, M: Metric> Reducer<'a, M> {
+    /// Publishes the progress of dimension `dim`: `done` of `total` columns reduced.
+    fn report(&self, dim: usize, done: usize, total: usize) {
+        let f = done as f64 / total.max(1) as f64;
+        self.ctl
+            .set(Stage::Dimension(dim), fraction(dim, self.cfg.max_dim, f));
+    }
+
     /// Makes a column waiting for commit (parallel reduction) hold less memory: plain
     /// coboundaries are released (rebuilt if the column has to continue), and so are working
     /// coboundaries that do not fit in what is left of `budget` (the column then restarts from
@@ -69,6 +82,12 @@ impl<'a, M: Metric> Reducer<'a, M> {
                 vmat.clear();
                 let mut work = bufs.work.take().unwrap_or_else(Work::new);
                 for (ci, &col) in cols.iter().enumerate() {
+                    if ci % CHECK_EVERY == 0 {
+                        if self.ctl.is_canceled() {
+                            break;
+                        }
+                        self.report(dim, ci, cols.len());
+                    }
                     self.init_column(col, dim, map, &mut work, true);
                     let o = self.reduce(col, cols, dim, map, &vmat, &mut work);
                     self.finish(ci, col, o, dim, &mut work, map, &mut vmat, out);
@@ -110,6 +129,10 @@ impl<'a, M: Metric> Reducer<'a, M> {
                             .with_min_len(4)
                             .map(|&col| {
                                 let mut w = Work::new();
+                                if self.ctl.is_canceled() {
+                                    // the chunk's results are dropped below
+                                    return (w, Outcome::Essential);
+                                }
                                 self.init_column(col, dim, map, &mut w, true);
                                 let o = self.reduce(col, cols, dim, map, &vmat, &mut w);
                                 self.park(&mut w, &budget);
@@ -119,6 +142,9 @@ impl<'a, M: Metric> Reducer<'a, M> {
                     });
                     t_par += clock.elapsed().as_secs_f64();
                     min_budget = min_budget.min(budget.load(AtomicOrdering::Relaxed));
+                    if self.ctl.is_canceled() {
+                        break;
+                    }
                     let mut next = start;
                     loop {
                         let clock = std::time::Instant::now();
@@ -138,7 +164,8 @@ impl<'a, M: Metric> Reducer<'a, M> {
                             next += 1;
                         }
                         t_commit += clock.elapsed().as_secs_f64();
-                        if next == end {
+                        self.report(dim, next, cols.len());
+                        if next == end || self.ctl.is_canceled() {
                             break;
                         }
                         rounds += 1;
@@ -153,6 +180,7 @@ impl<'a, M: Metric> Reducer<'a, M> {
                                 .for_each(|(k, (w, o))| {
                                     if let Outcome::Pivot(pv) = o
                                         && map_r.contains_key(&pv.idx())
+                                        && !self.ctl.is_canceled()
                                     {
                                         let col = cols[next + k];
                                         self.unpark(w, budget_r);

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::control::Control;
 use crate::matrix::Metric;
 use crate::simplex::Binomial;
 
@@ -61,6 +62,8 @@ pub(crate) struct Reducer<'a, M: Metric> {
     pub(super) cfg: RipsConfig,
     pub(super) binom: &'a Binomial,
     pub(super) inv: &'a [u32],
+    /// Cancel flag (read every few dozen columns) and progress of the computation.
+    pub(super) ctl: &'a Control,
 }
 
 /// Binomial coefficients and inverses mod p, kept between computations of the same size.
@@ -101,7 +104,12 @@ pub(crate) fn multiplicative_inverses(p: u32) -> Vec<u32> {
 
 impl<'a, M: Metric> Reducer<'a, M> {
     /// `tables` must have been prepared for `m.n()`, `cfg.max_dim + 2` and `cfg.modulus`.
-    pub(crate) fn new(m: &'a M, cfg: RipsConfig, tables: &'a Tables) -> Option<Self> {
+    pub(crate) fn new(
+        m: &'a M,
+        cfg: RipsConfig,
+        tables: &'a Tables,
+        ctl: &'a Control,
+    ) -> Option<Self> {
         let n = m.n();
         let binom = match &tables.binom {
             Some((key, b)) if *key == (n.max(1), cfg.max_dim + 2) => b,
@@ -117,6 +125,7 @@ impl<'a, M: Metric> Reducer<'a, M> {
             cfg,
             binom,
             inv,
+            ctl,
         })
     }
 
