@@ -49,6 +49,19 @@ pub fn landscape(bars: &[Bar], levels: usize, grid: &[f64]) -> Vec<Vec<f64>> {
         .copied()
         .filter(|b| b.death.is_finite() && b.death > b.birth)
         .collect();
+    if let Some(b0) = common_birth(&fin) {
+        // all bars born together (H0): the tent at t grows with the death, so λ_k is the tent
+        // of the k-th longest bar: O(n log n + N k)
+        let mut deaths: Vec<f64> = fin.iter().map(|b| b.death).collect();
+        deaths.sort_unstable_by(|a, b| b.total_cmp(a));
+        for (k, &d) in deaths.iter().take(levels).enumerate() {
+            let bar = Bar::new(b0, d);
+            for (o, &t) in out[k].iter_mut().zip(grid) {
+                *o = tent(&bar, t);
+            }
+        }
+        return out;
+    }
     // each bar is positive on a run of grid points only: visit those (O(Σ run lengths), not
     // O(n N)), keeping the top `levels` values per grid point sorted in `top`
     let n = grid.len();
@@ -76,6 +89,12 @@ pub fn landscape(bars: &[Bar], levels: usize, grid: &[f64]) -> Vec<Vec<f64>> {
         }
     }
     out
+}
+
+/// The birth of all of `bars` if they share one (and there is at least one).
+fn common_birth(bars: &[Bar]) -> Option<f64> {
+    let b0 = bars.first()?.birth;
+    bars.iter().all(|b| b.birth == b0).then_some(b0)
 }
 
 /// The grid points `i0..i1` inside the bar (birth < t < death), for a grid in increasing order
@@ -213,6 +232,33 @@ pub fn silhouette(bars: &[Bar], power: f64, grid: &[f64]) -> Vec<f64> {
     if total == 0.0 || fin.is_empty() {
         return vec![0.0; grid.len()];
     }
+    if let Some(b0) = common_birth(&fin) {
+        // all bars born together (H0): at t, bars with d >= 2t - b0 contribute w (t - b0) and
+        // those with t < d < 2t - b0 contribute w (d - t): prefix sums over the bars sorted by
+        // death make each grid point O(log n)
+        let mut bw: Vec<(f64, f64)> = fin.iter().map(|b| b.death).zip(w).collect();
+        bw.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut sw = vec![0.0; bw.len() + 1];
+        let mut swd = vec![0.0; bw.len() + 1];
+        for (k, &(d, wi)) in bw.iter().enumerate() {
+            sw[k + 1] = sw[k] + wi;
+            swd[k + 1] = swd[k] + wi * d;
+        }
+        let n = bw.len();
+        return grid
+            .iter()
+            .map(|&t| {
+                if t <= b0 {
+                    return 0.0;
+                }
+                let alive = bw.partition_point(|&(d, _)| d <= t);
+                let top = bw.partition_point(|&(d, _)| d < 2.0 * t - b0).max(alive);
+                let v = (sw[n] - sw[top]) * (t - b0) + (swd[top] - swd[alive])
+                    - t * (sw[top] - sw[alive]);
+                v.max(0.0) / total
+            })
+            .collect();
+    }
     let mut out = vec![0.0; grid.len()];
     for (b, &wi) in fin.iter().zip(&w) {
         let (i0, i1) = support(grid, b);
@@ -281,6 +327,36 @@ mod tests {
             let l = landscape(&d, k, &grid);
             assert!((landscape_norm(&l, &grid, 1.0) - ex.l1).abs() < 1e-6 * ex.l1);
             assert!((landscape_norm(&l, &grid, 2.0) - ex.l2).abs() < 1e-6 * ex.l2);
+        }
+    }
+
+    #[test]
+    fn common_birth_fast_paths_equal_the_definitions() {
+        let mut s = 3u64;
+        let mut r = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let d: Vec<Bar> = (0..200).map(|_| Bar::new(0.5, 0.5 + r())).collect();
+        let grid: Vec<f64> = (0..=300).map(|i| i as f64 / 200.0).collect();
+        let l = landscape(&d, 4, &grid);
+        for (i, &t) in grid.iter().enumerate() {
+            let mut v: Vec<f64> = d.iter().map(|b| tent(b, t)).collect();
+            v.sort_by(|a, b| b.total_cmp(a));
+            for k in 0..4 {
+                // equal up to the rounding of the tents (1e-16)
+                assert!((l[k][i] - v[k]).abs() < 1e-12, "λ{k}({t})");
+            }
+        }
+        for power in [1.0, 2.5] {
+            let sil = silhouette(&d, power, &grid);
+            let w: Vec<f64> = d.iter().map(|b| (b.death - b.birth).powf(power)).collect();
+            let total: f64 = w.iter().sum();
+            for (i, &t) in grid.iter().enumerate() {
+                let want: f64 =
+                    d.iter().zip(&w).map(|(b, wi)| wi * tent(b, t)).sum::<f64>() / total;
+                assert!((sil[i] - want).abs() < 1e-12, "{t}: {} vs {want}", sil[i]);
+            }
         }
     }
 
