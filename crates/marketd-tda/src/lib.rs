@@ -34,14 +34,8 @@ mod heap;
 pub mod input;
 mod matrix;
 mod pool;
-mod shim;
 mod simplex;
 pub mod summaries;
-pub use shim::{Control, Stage, compute_controlled};
-/// TEMPORARY shim of the summaries entry point.
-pub mod summaries_shim {
-    pub use crate::shim::summaries::*;
-}
 
 pub use barcode::{Bar, Barcode, Cocycle};
 pub use control::{Control, Stage};

@@ -101,7 +101,9 @@ pub fn compute(
             };
             let d = marketd_tda::summaries::distance(a, b, kind, *p)
                 .map_err(|e| ProblemError::Invalid(e.to_string()))?;
-            Ok(json!({"distance": d, "metric": metric, "p": p}))
+            // Diagrams with different numbers of infinite bars are
+            // infinitely far apart: JSON has no infinity, so `null` and a flag.
+            Ok(json!({"distance": d.is_finite().then_some(d), "infinite": !d.is_finite(), "metric": metric, "p": p}))
         }
     }
 }
