@@ -4,11 +4,12 @@ use crate::connectors::{NewConnectorRecord, RawMessage};
 use crate::error::scheme_of;
 use crate::{
     AccessStore, BarQuery, ConnectorStore, Error, IndicatorQuery, JobStore, RequestStore, Result,
-    SeriesStore, Store, StoreOptions, TickPage, TickQuery, TickStore, postgres, sqlite,
+    SeriesStore, SignalQuery, SignalStore, Store, StoreOptions, TickPage, TickQuery, TickStore,
+    postgres, sqlite,
 };
 use marketd_model::{
     ApiKey, Bar, Connector, ConnectorRecord, ConnectorStatus, Indicator, PollingJob, PriceRequest,
-    StoredCredential, Symbol, Tick,
+    StoredCredential, Symbol, TdaSignal, Tick,
 };
 use uuid::Uuid;
 
@@ -136,4 +137,9 @@ delegate!(ConnectorStore {
     fn insert_raw_messages(&self, xs: &[RawMessage]) -> Result<u64>;
     fn raw_messages(&self, id: Uuid, from: i64, limit: u32) -> Result<Vec<RawMessage>>;
     fn prune_raw_messages(&self, id: Uuid, before: i64) -> Result<u64>;
+});
+
+delegate!(SignalStore {
+    fn upsert_tda_signal(&self, s: &TdaSignal) -> Result<()>;
+    fn tda_signals(&self, q: &SignalQuery) -> Result<Vec<TdaSignal>>;
 });
