@@ -195,9 +195,13 @@ impl BasketConfig {
             return Err(format!("{at}.min_history must be at least 3 windows"));
         }
         if let Some(source) = &self.source
-            && (source.is_empty() || source.len() > 64 || !source.bytes().all(|b| b.is_ascii_graphic()))
+            && (source.is_empty()
+                || source.len() > 64
+                || !source.bytes().all(|b| b.is_ascii_graphic()))
         {
-            return Err(format!("{at}.source must be 1 to 64 visible ASCII characters"));
+            return Err(format!(
+                "{at}.source must be 1 to 64 visible ASCII characters"
+            ));
         }
         Ok(())
     }
@@ -215,7 +219,10 @@ impl TdaStreamConfig {
         for b in &self.baskets {
             b.validate()?;
             if !names.insert(b.name.as_str()) {
-                return Err(format!("tda.stream.baskets: the name {} is used twice", b.name));
+                return Err(format!(
+                    "tda.stream.baskets: the name {} is used twice",
+                    b.name
+                ));
             }
             if b.min_history > self.zscore_history {
                 return Err(format!(

@@ -121,7 +121,10 @@ impl BasketState {
     /// that were not done before, stamping them `now`.
     pub fn push(&mut self, i: usize, start: i64, close: f64, now: i64) -> Vec<Computed> {
         let windows = self.assembler.push(i, start, close);
-        windows.into_iter().filter_map(|w| self.window(w, now)).collect()
+        windows
+            .into_iter()
+            .filter_map(|w| self.window(w, now))
+            .collect()
     }
 
     fn window(&mut self, w: Window, now: i64) -> Option<Computed> {
@@ -134,7 +137,9 @@ impl BasketState {
             && let Some(prev) = self.replayed.take()
             && Some(prev.end()) == self.last_end
         {
-            self.previous_h1 = measure(&mut self.computer, &prev, embedding).ok().map(|m| m.h1);
+            self.previous_h1 = measure(&mut self.computer, &prev, embedding)
+                .ok()
+                .map(|m| m.h1);
         }
         let m = match measure(&mut self.computer, &w, embedding) {
             Ok(m) => m,
@@ -146,7 +151,10 @@ impl BasketState {
         let zscore = self.history.zscore(m.landscape_l1);
         let (alarm, alarm_raised) = self.alarm.step(zscore);
         self.history.push(m.landscape_l1);
-        let wasserstein = self.previous_h1.as_deref().and_then(|p| h1_distance(p, &m.h1));
+        let wasserstein = self
+            .previous_h1
+            .as_deref()
+            .and_then(|p| h1_distance(p, &m.h1));
         self.previous_h1 = Some(m.h1.clone());
         self.last_end = Some(w.end());
         let signal = TdaSignal {
@@ -165,6 +173,9 @@ impl BasketState {
             alarm_raised,
             emitted_at: now,
         };
-        Some(Computed { signal, measures: m })
+        Some(Computed {
+            signal,
+            measures: m,
+        })
     }
 }

@@ -67,7 +67,8 @@ impl TdaBaskets {
         self.store.upsert_tda_signal(s).await?;
         self.bus.publish(Event::TdaSignal(s.clone())).await?;
         let basket = s.basket.clone();
-        metrics::counter!("marketd_tda_stream_windows_total", "basket" => basket.clone()).increment(1);
+        metrics::counter!("marketd_tda_stream_windows_total", "basket" => basket.clone())
+            .increment(1);
         metrics::histogram!(
             "marketd_tda_computation_seconds",
             "algorithm" => "vietoris-rips",
@@ -75,7 +76,8 @@ impl TdaBaskets {
         )
         .record(c.measures.seconds);
         if s.alarm_raised {
-            metrics::counter!("marketd_tda_stream_alarms_total", "basket" => basket.clone()).increment(1);
+            metrics::counter!("marketd_tda_stream_alarms_total", "basket" => basket.clone())
+                .increment(1);
             tracing::warn!(basket = %basket, zscore = ?s.zscore, window_end = s.window_end, "tda alarm raised");
         }
         if live {
@@ -178,7 +180,9 @@ pub async fn rebuild<S: SignalStore + SeriesStore>(
     // z-score history to exist at once when the bars are there.
     let from = match state.last_end() {
         Some(end) => end - (2 * basket.window as i64 + 16) * interval,
-        None => now - 2 * (basket.window + (basket.min_history + 1) * basket.step) as i64 * interval,
+        None => {
+            now - 2 * (basket.window + (basket.min_history + 1) * basket.step) as i64 * interval
+        }
     };
     let mut bars: Vec<(i64, usize, f64)> = Vec::new();
     for (i, symbol) in basket.symbols.iter().enumerate() {

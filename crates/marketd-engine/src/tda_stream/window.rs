@@ -78,10 +78,16 @@ impl Assembler {
     /// it completes, oldest first. A bar of a sealed step, or with a close
     /// that is not a positive number, is ignored.
     pub fn push(&mut self, i: usize, start: i64, close: f64) -> Vec<Window> {
-        if i >= self.n || self.sealed.is_some_and(|s| start <= s) || !(close > 0.0) || !close.is_finite() {
+        if i >= self.n
+            || self.sealed.is_some_and(|s| start <= s)
+            || !(close > 0.0)
+            || !close.is_finite()
+        {
             return Vec::new();
         }
-        self.pending.entry(start).or_insert_with(|| vec![None; self.n])[i] = Some(close);
+        self.pending
+            .entry(start)
+            .or_insert_with(|| vec![None; self.n])[i] = Some(close);
         let f = &mut self.frontier[i];
         *f = Some(f.map_or(start, |x| x.max(start)));
         self.seal()
@@ -132,7 +138,10 @@ pub fn log_returns(w: &Window) -> Vec<Vec<f64>> {
 /// The point cloud of a window, row-major: the returns themselves (one
 /// point in R^n per step), or the delay embedding of the first symbol's
 /// returns. Returns (points, dimension, coordinates).
-pub fn point_cloud(returns: &[Vec<f64>], embedding: Option<(usize, usize)>) -> (usize, usize, Vec<f32>) {
+pub fn point_cloud(
+    returns: &[Vec<f64>],
+    embedding: Option<(usize, usize)>,
+) -> (usize, usize, Vec<f32>) {
     match embedding {
         None => {
             let dim = returns.first().map_or(0, Vec::len);
