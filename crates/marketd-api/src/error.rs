@@ -9,6 +9,7 @@ use marketd_engine::services::access::AccessError;
 use marketd_engine::services::connectors::ConnectorError;
 use marketd_engine::services::polling::PollingError;
 use marketd_engine::services::series::SeriesError;
+use marketd_engine::services::tda_signals::TdaSignalError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -142,6 +143,8 @@ pub enum ServiceError {
     Access(#[from] AccessError),
     #[error(transparent)]
     Connectors(#[from] ConnectorError),
+    #[error(transparent)]
+    TdaSignals(#[from] TdaSignalError),
 }
 
 /// The one mapping from the services' errors to the API's statuses, error
@@ -209,6 +212,13 @@ impl From<ServiceError> for ApiError {
                 ConnectorError::Access(e) => ServiceError::Access(e).into(),
                 ConnectorError::Store(e) => e.into(),
             },
+            ServiceError::TdaSignals(e) => match e {
+                TdaSignalError::Validation(m) => ApiError::validation(m),
+                e @ TdaSignalError::UnknownBasket(_) => {
+                    ApiError::not_found("BASKET_NOT_FOUND", e.to_string())
+                }
+                TdaSignalError::Store(e) => e.into(),
+            },
         }
     }
 }
@@ -241,7 +251,8 @@ from_service_error!(
     SeriesError,
     PollingError,
     AccessError,
-    ConnectorError
+    ConnectorError,
+    TdaSignalError
 );
 
 impl From<marketd_model::Error> for ApiError {

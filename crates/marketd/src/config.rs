@@ -10,7 +10,7 @@ use marketd_api::{HttpConfig, RateLimitConfig};
 use marketd_engine::realtime::RealtimeConfig;
 use marketd_engine::{
     AggregatorConfig, EngineConfig, FeedsConfig, PollingConfig, PricesConfig, ServicesConfig,
-    WriterConfig,
+    TdaStreamConfig, WriterConfig,
 };
 use marketd_model::Secret;
 use marketd_sources::ProvidersConfig;
@@ -38,6 +38,15 @@ pub struct Config {
     pub auth: AuthConfig,
     pub encryption: EncryptionConfig,
     pub realtime: RealtimeConfig,
+    pub tda: TdaConfig,
+}
+
+/// `[tda]`: persistent homology as a service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TdaConfig {
+    /// `[tda.stream]`: streaming topological signals over baskets of symbols.
+    pub stream: TdaStreamConfig,
 }
 
 impl Default for Config {
@@ -60,6 +69,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             encryption: EncryptionConfig::default(),
             realtime: RealtimeConfig::default(),
+            tda: TdaConfig::default(),
         }
     }
 }
@@ -267,6 +277,7 @@ impl Config {
             writer: self.writer.clone(),
             aggregator: self.aggregator.clone(),
             polling: self.polling.clone(),
+            tda_stream: self.tda.stream.clone(),
         }
     }
 
@@ -278,6 +289,7 @@ impl Config {
             polling: self.polling.clone(),
             aggregator: self.aggregator.clone(),
             max_page: self.http.max_page,
+            tda_stream: self.tda.stream.clone(),
         }
     }
 
@@ -316,6 +328,10 @@ impl Config {
             return Err("bus.session_timeout_ms must be at least 1000".into());
         }
         self.rate_limit.validate()?;
+        self.tda.stream.validate(&self.aggregator.intervals)?;
+        if let Some(regime) = &self.feeds.simulated.regime {
+            regime.resolve(0)?;
+        }
         Ok(())
     }
 }

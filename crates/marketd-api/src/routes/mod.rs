@@ -6,4 +6,5 @@ pub mod health;
 pub mod keys;
 pub mod polling;
 pub mod prices;
+pub mod tda_signals;
 mod views;

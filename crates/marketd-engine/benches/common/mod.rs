@@ -138,6 +138,7 @@ pub fn services(backends: &Backends) -> Services {
             polling: PollingConfig::default(),
             aggregator: EngineConfig::default().aggregator,
             max_page: 10_000,
+            tda_stream: Default::default(),
         },
         Keyring::empty(),
     )

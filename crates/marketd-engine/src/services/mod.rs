@@ -9,6 +9,8 @@
 //! - [`access`]: API keys and encrypted upstream credentials;
 //! - [`connectors`]: user-configured sources (check, seal secrets, store,
 //!   announce on the `connectors` topic), and their one-shot preview;
+//! - [`tda_signals`]: the configured streaming TDA baskets and their
+//!   stored signals;
 //! - [`replay`]: recorded venue sessions played through the venue decoders
 //!   onto `ticks` (`marketd replay`).
 //!
@@ -23,8 +25,9 @@ pub mod polling;
 pub mod prices;
 pub mod replay;
 pub mod series;
+pub mod tda_signals;
 
-use crate::{AggregatorConfig, Backends, PollingConfig};
+use crate::{AggregatorConfig, Backends, PollingConfig, TdaStreamConfig};
 use access::AccessService;
 use connectors::ConnectorService;
 use marketd_store::crypto::Keyring;
@@ -32,6 +35,7 @@ use polling::PollingService;
 use prices::{PriceService, PricesConfig};
 use series::SeriesService;
 use std::sync::Arc;
+use tda_signals::TdaSignalService;
 
 /// What the services need from the configuration.
 #[derive(Debug, Clone)]
@@ -43,6 +47,8 @@ pub struct ServicesConfig {
     pub aggregator: AggregatorConfig,
     /// Largest page size of list reads.
     pub max_page: u32,
+    /// The streaming TDA baskets whose signals can be read.
+    pub tda_stream: TdaStreamConfig,
 }
 
 /// Every service, built once per process over its backends (cheap to clone;
@@ -54,6 +60,7 @@ pub struct Services {
     pub polling: PollingService,
     pub access: AccessService,
     pub connectors: ConnectorService,
+    pub tda_signals: TdaSignalService,
 }
 
 impl Services {
@@ -78,6 +85,11 @@ impl Services {
             ),
             access: access.clone(),
             connectors: ConnectorService::new(b.store.clone(), b.bus.clone(), access, cfg.max_page),
+            tda_signals: TdaSignalService::new(
+                b.store.clone(),
+                cfg.tda_stream.clone(),
+                cfg.max_page,
+            ),
         }
     }
 }
