@@ -22,7 +22,7 @@ pub(super) fn build(
     if let Some(regime) = &cfg.regime {
         let regime = regime
             .resolve(marketd_model::time::now_ns())
-            .map_err(|e| marketd_sources::Error::Config(e))?;
+            .map_err(marketd_sources::Error::Config)?;
         tracing::info!(
             at = regime.at_ns,
             symbols = regime.symbols.len(),

@@ -80,8 +80,8 @@ impl Assembler {
     pub fn push(&mut self, i: usize, start: i64, close: f64) -> Vec<Window> {
         if i >= self.n
             || self.sealed.is_some_and(|s| start <= s)
-            || !(close > 0.0)
             || !close.is_finite()
+            || close <= 0.0
         {
             return Vec::new();
         }
