@@ -2,7 +2,7 @@
 //! point cloud and what is read off it, and the realized volatility beside.
 
 use super::window::{Window, log_returns, point_cloud};
-use marketd_tda::summaries::{landscape_norm_exact, wasserstein};
+use marketd_tda::summaries::wasserstein;
 use marketd_tda::{Bar, Computer, Data, Options};
 
 /// What one window computes to (the signal's fields before z-score and alarm).
@@ -18,6 +18,25 @@ pub struct Measures {
     pub volatility: f64,
     /// Seconds the persistent homology took.
     pub seconds: f64,
+}
+
+/// Exact L1 and L2 norms of the persistence landscape (all layers) of the
+/// finite bars, giotto-tda's convention (a bar of length `l` is a tent of
+/// height `l/2`). At every `t` the layers `λ_1(t) ≥ λ_2(t) ≥ …` are the
+/// tents' values sorted, so any sum over layers of `λ_k(t)^p` is the same
+/// sum over tents: `‖λ‖_p^p = Σ_i ∫ tent_i^p = Σ_i 2 (l_i/2)^{p+1} / (p+1)`,
+/// i.e. `L1 = Σ l²/4` and `L2 = (Σ l³/12)^{1/2}`: O(bars), and equal to
+/// `marketd_tda::summaries::landscape_norm_exact` (tested).
+pub fn landscape_norms(bars: &[Bar]) -> (f64, f64) {
+    let (mut l1, mut l2sq) = (0.0, 0.0);
+    for b in bars {
+        let l = b.death - b.birth;
+        if l.is_finite() && l > 0.0 {
+            l1 += l * l / 4.0;
+            l2sq += l * l * l / 12.0;
+        }
+    }
+    (l1, l2sq.sqrt())
 }
 
 /// Persistence entropy, natural log: `-Σ p_i ln p_i` with `p_i = l_i / Σ l`
@@ -95,10 +114,11 @@ pub fn measure(
     } else {
         &returns
     };
+    let (landscape_l1, landscape_l2) = landscape_norms(&h1);
     Ok(Measures {
         points: u32::try_from(n).unwrap_or(u32::MAX),
-        landscape_l1: landscape_norm_exact(&h1, 1.0),
-        landscape_l2: landscape_norm_exact(&h1, 2.0),
+        landscape_l1,
+        landscape_l2,
         entropy: persistence_entropy(&h1),
         volatility: realized_volatility(vol_returns),
         h1,

@@ -86,6 +86,33 @@ fn returns_and_embedding() {
 }
 
 #[test]
+fn closed_form_landscape_norms_equal_the_exact_ones_and_entropy_is_in_nats() {
+    use super::signal::{landscape_norms, persistence_entropy};
+    use marketd_tda::Bar;
+    use marketd_tda::summaries::landscape_norm_exact;
+    let bars = [
+        Bar::new(0.0, 4.0),
+        Bar::new(1.0, 3.0),
+        Bar::new(2.0, 7.5),
+        Bar::new(2.5, 2.75),
+        Bar::new(6.0, 9.0),
+        Bar::new(1.0, f64::INFINITY),
+    ];
+    let (l1, l2) = landscape_norms(&bars);
+    let (e1, e2) = (landscape_norm_exact(&bars, 1.0), landscape_norm_exact(&bars, 2.0));
+    assert!((l1 - e1).abs() <= 1e-12 * e1, "{l1} {e1}");
+    assert!((l2 - e2).abs() <= 1e-12 * e2, "{l2} {e2}");
+    // One bar [0, 2): a tent of height 1, area 1, ∫ tent² = 2/3.
+    assert_eq!(landscape_norms(&[Bar::new(0.0, 2.0)]), (1.0, (2.0f64 / 3.0).sqrt()));
+    assert_eq!(landscape_norms(&[]), (0.0, 0.0));
+    // Lengths 1 and 3: p = 1/4, 3/4.
+    let h = persistence_entropy(&[Bar::new(0.0, 1.0), Bar::new(1.0, 4.0)]);
+    let expect = -(0.25f64 * 0.25f64.ln() + 0.75 * 0.75f64.ln());
+    assert!((h - expect).abs() < 1e-15);
+    assert_eq!(persistence_entropy(&[]), 0.0);
+}
+
+#[test]
 fn robust_zscore_uses_median_and_mad() {
     let mut h = History::new(5, 3);
     h.push(1.0);
