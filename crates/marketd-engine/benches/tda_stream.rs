@@ -45,6 +45,50 @@ fn basket(window: usize) -> BasketConfig {
     }
 }
 
+/// Closes of 1 s bars of the 4 symbols for `steps` seconds.
+fn series(steps: usize) -> Vec<Vec<f64>> {
+    let market = SimulatedMarket::new(11);
+    let t0 = 1_700_000_000 * SEC;
+    (0..steps as i64)
+        .map(|t| {
+            symbols()
+                .iter()
+                .map(|s| rust_decimal_to_f64(market.next_tick(s, t0 + t * SEC).price))
+                .collect()
+        })
+        .collect()
+}
+
+/// Windows of `series` through a fresh basket state.
+fn run_basket(series: &[Vec<f64>]) -> u64 {
+    let t0 = 1_700_000_000 * SEC;
+    let mut state = BasketState::new(basket(51), 100, &[]);
+    let mut n = 0u64;
+    for (t, closes) in series.iter().enumerate() {
+        for (i, c) in closes.iter().enumerate() {
+            n += state.push(i, t0 + t as i64 * SEC, *c, 0).len() as u64;
+        }
+    }
+    n
+}
+
+/// Windows per CPU second of this process (less sensitive than wall time
+/// to other work on a shared machine).
+fn per_cpu_second() {
+    let series = series(2_050);
+    let clock = common::CpuClock::start();
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    for _ in 0..5 {
+        n += run_basket(&series);
+    }
+    println!(
+        "tda_stream/windows_50pt_r4: {n} windows, {:.0} windows/s wall; cpu {}",
+        n as f64 / started.elapsed().as_secs_f64(),
+        clock.per_item(n as usize)
+    );
+}
+
 fn throughput(c: &mut Criterion) {
     let market = SimulatedMarket::new(11);
     let t0 = 1_700_000_000 * SEC;
@@ -80,10 +124,14 @@ fn throughput(c: &mut Criterion) {
 async fn lag_run(secs: u64, tps: f64) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = AnyStore::connect(&url, &StoreOptions::default()).await.unwrap();
+    let store = AnyStore::connect(&url, &StoreOptions::default())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let store = Arc::new(store);
-    let bus = AnyBus::connect("memory://", BusOptions::default()).await.unwrap();
+    let bus = AnyBus::connect("memory://", BusOptions::default())
+        .await
+        .unwrap();
     let backends = common::backends(store.clone(), bus).await;
     let services = common::services(&backends);
     let mut feeds = FeedsConfig::default();
@@ -113,6 +161,18 @@ async fn lag_run(secs: u64, tps: f64) {
         .skip(3)
         .map(|s| emit_lag_seconds(s, SEC))
         .collect();
+    let late: Vec<String> = signals
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| emit_lag_seconds(s, SEC) > 0.5)
+        .map(|(i, s)| format!("#{i} {:.2}s", emit_lag_seconds(s, SEC)))
+        .collect();
+    if !late.is_empty() {
+        println!(
+            "tda_stream/emit_lag: windows later than 0.5 s: {}",
+            late.join(", ")
+        );
+    }
     lags.sort_by(f64::total_cmp);
     let pct = |p: f64| lags[((lags.len() as f64 - 1.0) * p).round() as usize] * 1e3;
     if lags.is_empty() {
@@ -134,6 +194,7 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     throughput(&mut c);
     c.final_summary();
+    per_cpu_second();
     let secs: u64 = std::env::var("MARKETD_BENCH_LAG_SECS")
         .ok()
         .and_then(|v| v.parse().ok())

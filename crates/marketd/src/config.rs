@@ -398,18 +398,47 @@ threshold = 4.0
             cfg.validate()?;
             let b = &cfg.tda.stream.baskets;
             assert_eq!((b[0].points(), b[0].dimension(), b[0].step), (50, 4, 5));
-            assert_eq!((b[0].threshold, b[0].hysteresis, b[0].cooldown, b[0].min_history), (3.0, 1.5, 10, 20));
-            assert_eq!((b[1].points(), b[1].dimension(), b[1].threshold), (56, 3, 4.0));
+            assert_eq!(
+                (
+                    b[0].threshold,
+                    b[0].hysteresis,
+                    b[0].cooldown,
+                    b[0].min_history
+                ),
+                (3.0, 1.5, 10, 20)
+            );
+            assert_eq!(
+                (b[1].points(), b[1].dimension(), b[1].threshold),
+                (56, 3, 4.0)
+            );
 
             for (bad, says) in [
-                ("symbols = [\"BTC USDT\", \"ETH-USDT\"]\nwindow = 10", "symbols"),
-                ("symbols = [\"A\", \"B\"]\nwindow = 2", "window must be at least 3"),
-                ("symbols = [\"A\", \"B\"]\nwindow = 10\ninterval = \"5s\"", "interval"),
-                ("symbols = [\"A\", \"B\"]\nwindow = 10\nhysteresis = 3.5", "hysteresis"),
+                (
+                    "symbols = [\"BTC USDT\", \"ETH-USDT\"]\nwindow = 10",
+                    "symbols",
+                ),
+                (
+                    "symbols = [\"A\", \"B\"]\nwindow = 2",
+                    "window must be at least 3",
+                ),
+                (
+                    "symbols = [\"A\", \"B\"]\nwindow = 10\ninterval = \"5s\"",
+                    "interval",
+                ),
+                (
+                    "symbols = [\"A\", \"B\"]\nwindow = 10\nhysteresis = 3.5",
+                    "hysteresis",
+                ),
                 ("symbols = [\"A\"]\nwindow = 10", "embedding"),
-                ("symbols = [\"A\", \"B\"]\nwindow = 10\nwindows = 3", "windows"),
+                (
+                    "symbols = [\"A\", \"B\"]\nwindow = 10\nwindows = 3",
+                    "windows",
+                ),
             ] {
-                jail.create_file("b.toml", &format!("[[tda.stream.baskets]]\nname = \"x\"\n{bad}\n"))?;
+                jail.create_file(
+                    "b.toml",
+                    &format!("[[tda.stream.baskets]]\nname = \"x\"\n{bad}\n"),
+                )?;
                 let err = match Config::load(Some(Path::new("b.toml")), &Overrides::default()) {
                     Err(e) => e.to_string(),
                     Ok(cfg) => cfg.validate().unwrap_err(),

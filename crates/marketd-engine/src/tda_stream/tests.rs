@@ -99,11 +99,17 @@ fn closed_form_landscape_norms_equal_the_exact_ones_and_entropy_is_in_nats() {
         Bar::new(1.0, f64::INFINITY),
     ];
     let (l1, l2) = landscape_norms(&bars);
-    let (e1, e2) = (landscape_norm_exact(&bars, 1.0), landscape_norm_exact(&bars, 2.0));
+    let (e1, e2) = (
+        landscape_norm_exact(&bars, 1.0),
+        landscape_norm_exact(&bars, 2.0),
+    );
     assert!((l1 - e1).abs() <= 1e-12 * e1, "{l1} {e1}");
     assert!((l2 - e2).abs() <= 1e-12 * e2, "{l2} {e2}");
     // One bar [0, 2): a tent of height 1, area 1, ∫ tent² = 2/3.
-    assert_eq!(landscape_norms(&[Bar::new(0.0, 2.0)]), (1.0, (2.0f64 / 3.0).sqrt()));
+    assert_eq!(
+        landscape_norms(&[Bar::new(0.0, 2.0)]),
+        (1.0, (2.0f64 / 3.0).sqrt())
+    );
     assert_eq!(landscape_norms(&[]), (0.0, 0.0));
     // Lengths 1 and 3: p = 1/4, 3/4.
     let h = persistence_entropy(&[Bar::new(0.0, 1.0), Bar::new(1.0, 4.0)]);

@@ -300,16 +300,26 @@ fn a_regime_change_raises_volatility_and_correlation_of_its_symbols_only() {
         correlation: 0.8,
     }));
     let before = second_returns(&changed, &symbols, 0, 1_999);
-    assert_eq!(before, second_returns(&plain, &symbols, 0, 1_999), "nothing changes before `at`");
+    assert_eq!(
+        before,
+        second_returns(&plain, &symbols, 0, 1_999),
+        "nothing changes before `at`"
+    );
     let after = second_returns(&changed, &symbols, 1_999, 2_000);
     let (vol_before, corr_before) = stats(&before);
     let (vol_after, corr_after) = stats(&after);
     assert!(corr_before.abs() < 0.1, "independent before: {corr_before}");
-    assert!((0.7..0.9).contains(&corr_after), "correlated after: {corr_after}");
+    assert!(
+        (0.7..0.9).contains(&corr_after),
+        "correlated after: {corr_after}"
+    );
     let ratio = vol_after / vol_before;
     assert!((2.6..3.4).contains(&ratio), "volatility x3: {ratio}");
     // SOL is not in the regime: it moves as it did.
     let untouched: Vec<f64> = after.iter().map(|r| r[2]).collect();
-    let plain_after: Vec<f64> = second_returns(&plain, &symbols, 1_999, 2_000).iter().map(|r| r[2]).collect();
+    let plain_after: Vec<f64> = second_returns(&plain, &symbols, 1_999, 2_000)
+        .iter()
+        .map(|r| r[2])
+        .collect();
     assert_eq!(untouched, plain_after);
 }
