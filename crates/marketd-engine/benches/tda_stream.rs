@@ -137,10 +137,12 @@ async fn lag_run(secs: u64, tps: f64) {
     let mut feeds = FeedsConfig::default();
     feeds.simulated.symbols = symbols();
     feeds.simulated.ticks_per_second = tps;
-    let mut cfg = EngineConfig::default();
-    cfg.tda_stream = TdaStreamConfig {
-        baskets: vec![basket(21)],
-        ..TdaStreamConfig::default()
+    let cfg = EngineConfig {
+        tda_stream: TdaStreamConfig {
+            baskets: vec![basket(21)],
+            ..TdaStreamConfig::default()
+        },
+        ..EngineConfig::default()
     };
     let engine = marketd_engine::Engine::start(backends, &cfg, &feeds, &services, Roles::ALL)
         .await
