@@ -10,6 +10,7 @@ use marketd_engine::services::connectors::ConnectorError;
 use marketd_engine::services::polling::PollingError;
 use marketd_engine::services::series::SeriesError;
 use marketd_engine::services::tda::TdaError;
+use marketd_engine::services::tda_signals::TdaSignalError;
 use marketd_engine::tda::ProblemError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -146,6 +147,8 @@ pub enum ServiceError {
     Connectors(#[from] ConnectorError),
     #[error(transparent)]
     Tda(#[from] TdaError),
+    #[error(transparent)]
+    TdaSignals(#[from] TdaSignalError),
 }
 
 /// The one mapping from the services' errors to the API's statuses, error
@@ -251,6 +254,13 @@ impl From<ServiceError> for ApiError {
                 TdaError::Store(e) => e.into(),
                 e @ TdaError::Bus(_) => unavailable(&e),
             },
+            ServiceError::TdaSignals(e) => match e {
+                TdaSignalError::Validation(m) => ApiError::validation(m),
+                e @ TdaSignalError::UnknownBasket(_) => {
+                    ApiError::not_found("BASKET_NOT_FOUND", e.to_string())
+                }
+                TdaSignalError::Store(e) => e.into(),
+            },
         }
     }
 }
@@ -284,7 +294,8 @@ from_service_error!(
     PollingError,
     AccessError,
     ConnectorError,
-    TdaError
+    TdaError,
+    TdaSignalError
 );
 
 impl From<marketd_model::Error> for ApiError {

@@ -104,6 +104,8 @@ pub fn metrics_handle() -> PrometheusHandle {
         routes::credentials::put,
         routes::credentials::list,
         routes::credentials::delete,
+        routes::tda_signals::signals,
+        routes::tda_signals::baskets,
         realtime::connect,
         routes::tda::vietoris_rips,
         routes::tda::summaries,
@@ -126,6 +128,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         (name = "connectors", description = "User-configured REST and WebSocket sources"),
         (name = "operations", description = "Health and metrics"),
         (name = "access", description = "API keys and stored credentials (admin)"),
+        (name = "tda", description = "Topological data analysis: streaming signals (docs/tda.md)"),
         (name = "realtime", description = "Live data over WebSocket (docs/realtime.md)"),
         (name = "tda", description = "Persistent homology: computations, jobs, uploads (docs/tda.md)"),
     )
@@ -193,6 +196,8 @@ fn routes(openapi: &utoipa::openapi::OpenApi) -> Routes<AppState> {
         .get("/api/v1/api-keys", Admin, keys::list)
         .post("/api/v1/api-keys", Admin, keys::create)
         .delete("/api/v1/api-keys/{id}", Admin, keys::revoke)
+        .get("/api/v1/tda/signals", Read, tda_signals::signals)
+        .get("/api/v1/tda/baskets", Read, tda_signals::baskets)
         .get("/api/v1/realtime", Read, crate::realtime::connect)
         .post("/api/v1/tda/vietoris-rips", Read, tda::vietoris_rips)
         .post("/api/v1/tda/summaries", Read, tda::summaries)

@@ -8,6 +8,8 @@
 //! - [`supervisor`]: long-running units owned by one worker each, restarted
 //!   when they fail; polling jobs (`polling-jobs` → provider fetches → `ticks`)
 //!   are its first kind;
+//! - [`tda_stream`]: streaming topological signals per configured basket
+//!   (`bars` → `tda_signals`, `tda-signals`), each basket a supervised unit;
 //! - [`feeds`]: the [`feeds::Feed`]s (simulated, replay) publishing on `ticks`;
 //! - the [`PriceService`] behind `GET /prices/latest`.
 //!
@@ -22,6 +24,7 @@ pub mod services;
 pub mod sinks;
 pub mod supervisor;
 pub mod tda;
+pub mod tda_stream;
 
 pub use aggregator::{Aggregator, AggregatorConfig};
 pub use feeds::FeedsConfig;
@@ -35,6 +38,7 @@ pub use supervisor::polling::{PollingConfig, PollingJobs, PollingScheduler};
 pub use supervisor::tda_jobs::{TdaJobRunner, TdaJobs};
 pub use supervisor::{Supervisor, UnitKind, UnitState};
 pub use tda::TdaConfig;
+pub use tda_stream::{TdaBaskets, TdaStreamConfig};
 
 use marketd_bus::{AnyBus, Bus};
 use marketd_cache::AnyCache;
@@ -56,13 +60,15 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Engine settings (the `[writer]`, `[aggregator]` and `[polling]` sections).
+/// Engine settings (the `[writer]`, `[aggregator]`, `[polling]` and
+/// `[tda.stream]` sections).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     pub writer: WriterConfig,
     pub aggregator: AggregatorConfig,
     pub polling: PollingConfig,
+    pub tda_stream: TdaStreamConfig,
 }
 
 /// Which parts run in this process.
@@ -98,6 +104,8 @@ pub struct Engine {
     pub polling: Option<Arc<PollingScheduler>>,
     pub connectors: Option<Arc<ConnectorSupervisor>>,
     pub tda_jobs: Option<Arc<TdaJobRunner>>,
+    /// The streaming TDA baskets this process owns (none configured: `None`).
+    pub tda_stream: Option<Arc<Supervisor<TdaBaskets>>>,
     producers_cancel: CancellationToken,
     producers: TaskTracker,
     derivers: TaskTracker,
@@ -133,6 +141,12 @@ impl Engine {
             let consumer = bus.subscribe(Topic::Ticks, "latest-cache").await?;
             derivers.spawn(cache_updater::run(consumer, backends.cache.clone()));
         }
+        let mut tda_stream = None;
+        if roles.consumers && !cfg.tda_stream.baskets.is_empty() {
+            let kind = TdaBaskets::new(cfg.tda_stream.clone(), backends.store.clone(), bus.clone());
+            let cancel = producers_cancel.child_token();
+            tda_stream = Some(Supervisor::start(kind, bus, cancel, &producers).await?);
+        }
         let (mut polling, mut connectors, mut tda_jobs) = (None, None, None);
         if roles.producers {
             let kind = PollingJobs::new(backends.store.clone(), prices.clone());
@@ -160,6 +174,7 @@ impl Engine {
             polling,
             connectors,
             tda_jobs,
+            tda_stream,
             producers_cancel,
             producers,
             derivers,

@@ -140,6 +140,77 @@ pub struct SimulatedFeedConfig {
     pub ticks_per_second: f64,
     /// Seed of the random arrival times (prices come from the simulated market's own seed).
     pub seed: u64,
+    /// `[feeds.simulated.regime]`: an optional regime change of the market
+    /// (unset: the walks keep their volatility and stay independent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regime: Option<RegimeConfig>,
+}
+
+/// When a regime change happens: an RFC 3339 time, or seconds after start.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RegimeAt {
+    SecondsAfterStart(f64),
+    Time(String),
+}
+
+/// A regime change of the simulated market: from `at` on, the walks of
+/// `symbols` move `volatility_factor` times as much and their increments
+/// share a common factor with pairwise correlation `correlation`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegimeConfig {
+    pub at: RegimeAt,
+    pub symbols: Vec<Symbol>,
+    #[serde(default = "default_volatility_factor")]
+    pub volatility_factor: f64,
+    #[serde(default = "default_correlation")]
+    pub correlation: f64,
+}
+
+fn default_volatility_factor() -> f64 {
+    3.0
+}
+
+fn default_correlation() -> f64 {
+    0.8
+}
+
+impl RegimeConfig {
+    /// The regime with its start in ns since the epoch, `start_ns` being
+    /// when the process started; errors name the key.
+    pub fn resolve(&self, start_ns: i64) -> Result<crate::simulated::Regime, String> {
+        let at_ns = match &self.at {
+            RegimeAt::SecondsAfterStart(s) if s.is_finite() && *s >= 0.0 => {
+                start_ns.saturating_add((s * 1e9) as i64)
+            }
+            RegimeAt::SecondsAfterStart(s) => {
+                return Err(format!(
+                    "feeds.simulated.regime.at: {s} seconds is not a time after start"
+                ));
+            }
+            RegimeAt::Time(t) => marketd_model::time::parse_ts(t).ok_or_else(|| {
+                format!(
+                    "feeds.simulated.regime.at: expected RFC 3339 or seconds after start, got {t:?}"
+                )
+            })?,
+        };
+        if self.symbols.is_empty() {
+            return Err("feeds.simulated.regime.symbols must name at least one symbol".into());
+        }
+        if !self.volatility_factor.is_finite() || self.volatility_factor <= 0.0 {
+            return Err("feeds.simulated.regime.volatility_factor must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.correlation) {
+            return Err("feeds.simulated.regime.correlation must be between 0 and 1".into());
+        }
+        Ok(crate::simulated::Regime {
+            at_ns,
+            symbols: self.symbols.clone(),
+            volatility_factor: self.volatility_factor,
+            correlation: self.correlation,
+        })
+    }
 }
 
 impl Default for SimulatedFeedConfig {
@@ -154,6 +225,7 @@ impl Default for SimulatedFeedConfig {
             .collect(),
             ticks_per_second: 10.0,
             seed: DEFAULT_SEED,
+            regime: None,
         }
     }
 }

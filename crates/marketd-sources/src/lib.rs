@@ -40,15 +40,15 @@ pub mod yahoo;
 
 pub use backoff::Backoff;
 pub use config::{
-    FinnhubConfig, ProvidersConfig, ReplayFeedConfig, SimulatedFeedConfig, SimulatedProviderConfig,
-    YahooConfig,
+    FinnhubConfig, ProvidersConfig, RegimeAt, RegimeConfig, ReplayFeedConfig, SimulatedFeedConfig,
+    SimulatedProviderConfig, YahooConfig,
 };
 pub use error::{Error, Result};
 pub use finnhub::{FinnhubApi, FinnhubProvider};
 pub use health::{CircuitBreakerConfig, ProviderHealth, UNHEALTHY_AFTER_FAILURES};
 pub use replay::{ReplayFeed, ReplayProvider, ReplayStats};
 pub use rest::RestProvider;
-pub use simulated::{SimulatedFeed, SimulatedMarket, SimulatedProvider};
+pub use simulated::{Regime, SimulatedFeed, SimulatedMarket, SimulatedProvider};
 pub use yahoo::{YahooApi, YahooProvider};
 
 /// A provider's answer to a history request: bars of `interval` in `[from, to)`.

@@ -5,11 +5,12 @@ use crate::error::scheme_of;
 use crate::tda::{KeyedTdaJob, NewTdaJob, TdaResult, TdaStore};
 use crate::{
     AccessStore, BarQuery, ConnectorStore, Error, IndicatorQuery, JobStore, RequestStore, Result,
-    SeriesStore, Store, StoreOptions, TickPage, TickQuery, TickStore, postgres, sqlite,
+    SeriesStore, SignalQuery, SignalStore, Store, StoreOptions, TickPage, TickQuery, TickStore,
+    postgres, sqlite,
 };
 use marketd_model::{
     ApiKey, Bar, Connector, ConnectorRecord, ConnectorStatus, Indicator, PollingJob, PriceRequest,
-    StoredCredential, Symbol, TdaJob, TdaJobStatus, Tick, Upload,
+    StoredCredential, Symbol, TdaJob, TdaJobStatus, TdaSignal, Tick, Upload,
 };
 use uuid::Uuid;
 
@@ -156,4 +157,9 @@ delegate!(TdaStore {
     fn cancel_tda_job(&self, id: Uuid, at: i64) -> Result<Option<TdaJob>>;
     fn tda_job_result(&self, id: Uuid, now: i64) -> Result<Option<TdaResult>>;
     fn prune_tda_results(&self, now: i64) -> Result<u64>;
+});
+
+delegate!(SignalStore {
+    fn upsert_tda_signal(&self, s: &TdaSignal) -> Result<()>;
+    fn tda_signals(&self, q: &SignalQuery) -> Result<Vec<TdaSignal>>;
 });

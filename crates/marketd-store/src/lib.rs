@@ -8,7 +8,8 @@
 //! - `ticks`, `series` (bars and indicators), `requests` (price requests),
 //!   `jobs` (polling jobs), `access` (API keys and credentials), `connectors`
 //!   (connectors, their status, data and raw frames), `tda` (uploads and
-//!   persistent-homology jobs): each holds its
+//!   persistent-homology jobs), `signals` (streaming TDA signals,
+//!   [`SignalStore`]): each holds its
 //!   aggregate's trait ([`TickStore`], [`SeriesStore`], [`RequestStore`],
 //!   [`JobStore`], [`AccessStore`], [`ConnectorStore`]), its query types, and what both dialects
 //!   share: the row decoder, the binding of a record, the shape of the reads;
@@ -34,6 +35,7 @@ pub mod postgres;
 pub mod requests;
 mod rows;
 pub mod series;
+pub mod signals;
 mod sql;
 pub mod sqlite;
 pub mod tda;
@@ -47,6 +49,7 @@ pub use jobs::JobStore;
 pub use postgres::PostgresStore;
 pub use requests::RequestStore;
 pub use series::{BarQuery, IndicatorQuery, SeriesStore};
+pub use signals::{SignalQuery, SignalStore};
 pub use sqlite::SqliteStore;
 pub use tda::{KeyedTdaJob, NewTdaJob, TdaResult, TdaStore};
 pub use ticks::{TickPage, TickQuery, TickStore};
@@ -54,8 +57,8 @@ pub use ticks::{TickPage, TickQuery, TickStore};
 /// Every store trait, for `use marketd_store::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AccessStore, ConnectorStore, JobStore, RequestStore, SeriesStore, Store, TdaStore,
-        TickStore,
+        AccessStore, ConnectorStore, JobStore, RequestStore, SeriesStore, SignalStore, Store,
+        TdaStore, TickStore,
     };
 }
 

@@ -21,6 +21,7 @@ pub(crate) trait SqlRow {
     fn int(&self, idx: usize) -> sqlx::Result<i64>;
     fn opt_int(&self, idx: usize) -> sqlx::Result<Option<i64>>;
     fn float(&self, idx: usize) -> sqlx::Result<f64>;
+    fn opt_float(&self, idx: usize) -> sqlx::Result<Option<f64>>;
     fn flag(&self, idx: usize) -> sqlx::Result<bool>;
     fn bytes(&self, idx: usize) -> sqlx::Result<Vec<u8>>;
 }
@@ -48,6 +49,9 @@ where
         self.try_get(idx)
     }
     fn float(&self, idx: usize) -> sqlx::Result<f64> {
+        self.try_get(idx)
+    }
+    fn opt_float(&self, idx: usize) -> sqlx::Result<Option<f64>> {
         self.try_get(idx)
     }
     fn flag(&self, idx: usize) -> sqlx::Result<bool> {
@@ -103,6 +107,9 @@ impl<'r, R: SqlRow> Cols<'r, R> {
     }
     pub(crate) fn float(&self, idx: usize) -> Result<f64> {
         self.read(idx, self.row.float(idx))
+    }
+    pub(crate) fn opt_float(&self, idx: usize) -> Result<Option<f64>> {
+        self.read(idx, self.row.opt_float(idx))
     }
     pub(crate) fn flag(&self, idx: usize) -> Result<bool> {
         self.read(idx, self.row.flag(idx))

@@ -15,6 +15,9 @@ pub(crate) trait Binds<'q>: Sized {
     fn int(self, v: i64) -> Self;
     fn opt_int(self, v: Option<i64>) -> Self;
     fn blob(self, v: &'q [u8]) -> Self;
+    fn float(self, v: f64) -> Self;
+    fn opt_float(self, v: Option<f64>) -> Self;
+    fn flag(self, v: bool) -> Self;
 }
 
 impl<'q, DB> Binds<'q> for Query<'q, DB, DB::Arguments<'q>>
@@ -26,6 +29,9 @@ where
     i64: Encode<'q, DB> + Type<DB>,
     Option<i64>: Encode<'q, DB> + Type<DB>,
     &'q [u8]: Encode<'q, DB> + Type<DB>,
+    f64: Encode<'q, DB> + Type<DB>,
+    Option<f64>: Encode<'q, DB> + Type<DB>,
+    bool: Encode<'q, DB> + Type<DB>,
 {
     fn text(self, v: &'q str) -> Self {
         self.bind(v)
@@ -43,6 +49,15 @@ where
         self.bind(v)
     }
     fn blob(self, v: &'q [u8]) -> Self {
+        self.bind(v)
+    }
+    fn float(self, v: f64) -> Self {
+        self.bind(v)
+    }
+    fn opt_float(self, v: Option<f64>) -> Self {
+        self.bind(v)
+    }
+    fn flag(self, v: bool) -> Self {
         self.bind(v)
     }
 }

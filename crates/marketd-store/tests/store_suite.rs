@@ -7,13 +7,13 @@
 use marketd_model::{
     ApiKey, Bar, Connector, ConnectorKind, ConnectorState, ConnectorStatus, Decimal, Desired,
     Indicator, Interval, JobStatus, MaKind, PollingJob, PriceRequest, RequestOutcome, Role, Secret,
-    StoredCredential, Symbol, Tick, TickKind,
+    StoredCredential, Symbol, TdaSignal, Tick, TickKind,
 };
 use marketd_store::crypto::{Keyring, generate_key};
 use marketd_store::prelude::*;
 use marketd_store::{
-    AnyStore, BarQuery, Error, IndicatorQuery, NewConnectorRecord, RawMessage, StoreOptions,
-    TickQuery,
+    AnyStore, BarQuery, Error, IndicatorQuery, NewConnectorRecord, RawMessage, SignalQuery,
+    StoreOptions, TickQuery,
 };
 use std::future::Future;
 use std::str::FromStr;
@@ -1145,6 +1145,100 @@ async fn uploads_and_tda_jobs_lifecycle(store: &AnyStore) {
     assert_eq!(store.tda_jobs(None, 1).await.unwrap()[0].id, r.id);
 }
 
+fn signal(basket: &str, window_end: i64, l1: f64) -> TdaSignal {
+    TdaSignal {
+        basket: basket.into(),
+        window_start: window_end - 50 * SEC,
+        window_end,
+        points: 50,
+        h1_bars: 3,
+        landscape_l1: l1,
+        landscape_l2: 0.25,
+        entropy: 1.0986,
+        wasserstein: None,
+        volatility: 0.0125,
+        zscore: Some(-0.5),
+        alarm: false,
+        alarm_raised: false,
+        emitted_at: window_end + 7,
+    }
+}
+
+fn signal_query(basket: &str, from: Option<i64>, limit: u32) -> SignalQuery {
+    SignalQuery {
+        basket: basket.into(),
+        from,
+        to: None,
+        limit,
+    }
+}
+
+/// One row per (basket, window_end): a recomputed window replaces itself;
+/// reads are ascending, newest `limit` without `from`.
+async fn tda_signals_upsert_and_window(store: &AnyStore) {
+    for k in 0..5 {
+        store
+            .upsert_tda_signal(&signal("calm", T0 + k * SEC, k as f64))
+            .await
+            .unwrap();
+    }
+    store
+        .upsert_tda_signal(&signal("other", T0, 9.0))
+        .await
+        .unwrap();
+    let mut again = signal("calm", T0 + 2 * SEC, 2.5);
+    again.wasserstein = Some(0.125);
+    again.zscore = None;
+    again.alarm = true;
+    again.alarm_raised = true;
+    store.upsert_tda_signal(&again).await.unwrap();
+
+    let all = store
+        .tda_signals(&signal_query("calm", Some(0), 100))
+        .await
+        .unwrap();
+    let ends: Vec<i64> = all.iter().map(|s| (s.window_end - T0) / SEC).collect();
+    assert_eq!(ends, [0, 1, 2, 3, 4]);
+    assert_eq!(
+        all[2], again,
+        "the upsert replaced the window, every field round-trips"
+    );
+    assert_eq!(all[0], signal("calm", T0, 0.0));
+
+    let newest = store
+        .tda_signals(&signal_query("calm", None, 2))
+        .await
+        .unwrap();
+    let ends: Vec<i64> = newest.iter().map(|s| (s.window_end - T0) / SEC).collect();
+    assert_eq!(ends, [3, 4], "newest two, ascending");
+
+    let mut q = signal_query("calm", Some(T0 + SEC), 100);
+    q.to = Some(T0 + 3 * SEC);
+    let ends: Vec<i64> = store
+        .tda_signals(&q)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| (s.window_end - T0) / SEC)
+        .collect();
+    assert_eq!(ends, [1, 2], "[from, to)");
+    assert_eq!(
+        store
+            .tda_signals(&signal_query("other", None, 10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .tda_signals(&signal_query("none", None, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn open_migrated(url: &str, backend: &str) -> AnyStore {
     let store = AnyStore::connect(url, &StoreOptions::default())
         .await
@@ -1178,6 +1272,7 @@ macro_rules! suite_tests {
             credentials_are_stored_sealed,
             connectors_lifecycle,
             uploads_and_tda_jobs_lifecycle,
+            tda_signals_upsert_and_window,
         );
     };
     ($($name:ident),* $(,)?) => {$(

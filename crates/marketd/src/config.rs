@@ -270,6 +270,7 @@ impl Config {
             writer: self.writer.clone(),
             aggregator: self.aggregator.clone(),
             polling: self.polling.clone(),
+            tda_stream: self.tda.stream.clone(),
         }
     }
 
@@ -282,6 +283,7 @@ impl Config {
             aggregator: self.aggregator.clone(),
             max_page: self.http.max_page,
             tda: self.tda.clone(),
+            tda_stream: self.tda.stream.clone(),
         }
     }
 
@@ -330,6 +332,10 @@ impl Config {
         if t.max_attempts == 0 || t.max_upload_bytes == 0 {
             return Err("tda.max_attempts and tda.max_upload_bytes must be at least 1".into());
         }
+        self.tda.stream.validate(&self.aggregator.intervals)?;
+        if let Some(regime) = &self.feeds.simulated.regime {
+            regime.resolve(0)?;
+        }
         Ok(())
     }
 }
@@ -366,6 +372,83 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("urll"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tda_stream_baskets_load_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "m.toml",
+                r#"
+[tda.stream]
+[[tda.stream.baskets]]
+name = "crypto4"
+symbols = ["BTC-USDT", "ETH-USDT", "SOL-USDT", "BNB-USDT"]
+interval = "1s"
+window = 51
+step = 5
+[[tda.stream.baskets]]
+name = "btc"
+symbols = ["BTC-USDT"]
+interval = "1m"
+window = 61
+embedding = { dimension = 3, delay = 2 }
+threshold = 4.0
+"#,
+            )?;
+            let cfg = Config::load(Some(Path::new("m.toml")), &Overrides::default()).unwrap();
+            cfg.validate()?;
+            let b = &cfg.tda.stream.baskets;
+            assert_eq!((b[0].points(), b[0].dimension(), b[0].step), (50, 4, 5));
+            assert_eq!(
+                (
+                    b[0].threshold,
+                    b[0].hysteresis,
+                    b[0].cooldown,
+                    b[0].min_history
+                ),
+                (3.0, 1.5, 10, 20)
+            );
+            assert_eq!(
+                (b[1].points(), b[1].dimension(), b[1].threshold),
+                (56, 3, 4.0)
+            );
+
+            for (bad, says) in [
+                (
+                    "symbols = [\"BTC USDT\", \"ETH-USDT\"]\nwindow = 10",
+                    "symbols",
+                ),
+                (
+                    "symbols = [\"A\", \"B\"]\nwindow = 2",
+                    "window must be at least 3",
+                ),
+                (
+                    "symbols = [\"A\", \"B\"]\nwindow = 10\ninterval = \"5s\"",
+                    "interval",
+                ),
+                (
+                    "symbols = [\"A\", \"B\"]\nwindow = 10\nhysteresis = 3.5",
+                    "hysteresis",
+                ),
+                ("symbols = [\"A\"]\nwindow = 10", "embedding"),
+                (
+                    "symbols = [\"A\", \"B\"]\nwindow = 10\nwindows = 3",
+                    "windows",
+                ),
+            ] {
+                jail.create_file(
+                    "b.toml",
+                    &format!("[[tda.stream.baskets]]\nname = \"x\"\n{bad}\n"),
+                )?;
+                let err = match Config::load(Some(Path::new("b.toml")), &Overrides::default()) {
+                    Err(e) => e.to_string(),
+                    Ok(cfg) => cfg.validate().unwrap_err(),
+                };
+                assert!(err.contains(says), "{bad}: {err}");
+            }
             Ok(())
         });
     }

@@ -681,11 +681,24 @@ async fn summaries_and_distances_over_the_api() {
     assert_eq!(s, 200, "{a}");
     let l = &a["landscape"]["1"];
     let r2 = std::f64::consts::SQRT_2;
-    let grid: Vec<f64> = l["grid"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let grid: Vec<f64> = l["grid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     let expect = [1.0, (1.0 + r2) / 2.0, r2];
-    assert!(grid.iter().zip(expect).all(|(x, y)| (x - y).abs() < 1e-6), "{grid:?}");
+    assert!(
+        grid.iter().zip(expect).all(|(x, y)| (x - y).abs() < 1e-6),
+        "{grid:?}"
+    );
     // giotto-tda's convention: the tent's height is half the bar, no sqrt 2.
-    let first: Vec<f64> = l["values"][0].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let first: Vec<f64> = l["values"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     assert!((first[1] - (r2 - 1.0) / 2.0).abs() < 1e-6, "{first:?}");
     assert_eq!((first[0], first[2]), (0.0, 0.0));
     assert!(l["values"][1].as_array().unwrap().iter().all(|x| x == 0.0));
@@ -700,7 +713,10 @@ async fn summaries_and_distances_over_the_api() {
         .await;
     assert_eq!(s, 200, "{e}");
     // Two equal bars: one bit (giotto-tda's default, log base 2).
-    assert!((e["entropy"]["1"].as_f64().unwrap() - 1.0).abs() < 1e-9, "{e}");
+    assert!(
+        (e["entropy"]["1"].as_f64().unwrap() - 1.0).abs() < 1e-9,
+        "{e}"
+    );
 
     for (metric, p, want) in [("bottleneck", 2.0, 1.0), ("wasserstein", 1.0, 1.0)] {
         let (s, d) = app
@@ -710,14 +726,20 @@ async fn summaries_and_distances_over_the_api() {
             )
             .await;
         assert_eq!(s, 200, "{d}");
-        assert!((d["distance"].as_f64().unwrap() - want).abs() < 1e-9, "{metric}: {d}");
+        assert!(
+            (d["distance"].as_f64().unwrap() - want).abs() < 1e-9,
+            "{metric}: {d}"
+        );
     }
     // Different numbers of infinite bars: infinitely far.
     let (s, d) = app
         .post_json("/api/v1/tda/distance", &json!({"a": [[0, null]], "b": []}))
         .await;
     assert_eq!(s, 200, "{d}");
-    assert_eq!((d["distance"].clone(), d["infinite"].clone()), (Value::Null, json!(true)));
+    assert_eq!(
+        (d["distance"].clone(), d["infinite"].clone()),
+        (Value::Null, json!(true))
+    );
     let (s, b) = app
         .post_json("/api/v1/tda/summaries", &json!({"diagrams": {"1": [[0, 1]]}, "summaries": ["landscape"], "landscape": {"layers": 0}}))
         .await;

@@ -7,4 +7,5 @@ pub mod keys;
 pub mod polling;
 pub mod prices;
 pub mod tda;
+pub mod tda_signals;
 mod views;

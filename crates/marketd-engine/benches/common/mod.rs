@@ -139,6 +139,7 @@ pub fn services(backends: &Backends) -> Services {
             aggregator: EngineConfig::default().aggregator,
             max_page: 10_000,
             tda: marketd_engine::TdaConfig::default(),
+            tda_stream: Default::default(),
         },
         Keyring::empty(),
     )

@@ -19,6 +19,17 @@ pub(super) fn build(
         .providers
         .simulated_market()
         .unwrap_or_else(|| Arc::new(SimulatedMarket::new(cfg.seed)));
+    if let Some(regime) = &cfg.regime {
+        let regime = regime
+            .resolve(marketd_model::time::now_ns())
+            .map_err(marketd_sources::Error::Config)?;
+        tracing::info!(
+            at = regime.at_ns,
+            symbols = regime.symbols.len(),
+            "simulated regime change configured"
+        );
+        market.set_regime(Some(regime));
+    }
     tracing::info!(
         symbols = cfg.symbols.len(),
         rate = cfg.ticks_per_second,

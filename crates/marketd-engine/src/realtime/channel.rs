@@ -57,9 +57,11 @@ impl Channel {
 
     /// Whether a waiting message is replaced by a newer one of its key: a
     /// state channel's latest value is what a late client needs; every
-    /// trade counts, so `ticks` never conflate.
+    /// trade counts, so `ticks` never conflate, and neither do
+    /// `tda-signals` (each window is an event: a raised alarm must not be
+    /// replaced by the next window).
     pub fn conflates(self) -> bool {
-        self != Channel::Ticks
+        !matches!(self, Channel::Ticks | Channel::TdaSignals)
     }
 
     pub(crate) fn index(self) -> usize {

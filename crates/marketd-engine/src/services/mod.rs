@@ -10,6 +10,8 @@
 //! - [`connectors`]: user-configured sources (check, seal secrets, store,
 //!   announce on the `connectors` topic), and their one-shot preview;
 //! - [`tda`]: persistent homology: synchronous computations, jobs, uploads;
+//! - [`tda_signals`]: the configured streaming TDA baskets and their
+//!   stored signals;
 //! - [`replay`]: recorded venue sessions played through the venue decoders
 //!   onto `ticks` (`marketd replay`).
 //!
@@ -25,8 +27,9 @@ pub mod prices;
 pub mod replay;
 pub mod series;
 pub mod tda;
+pub mod tda_signals;
 
-use crate::{AggregatorConfig, Backends, PollingConfig};
+use crate::{AggregatorConfig, Backends, PollingConfig, TdaStreamConfig};
 use access::AccessService;
 use connectors::ConnectorService;
 use marketd_store::crypto::Keyring;
@@ -35,6 +38,7 @@ use prices::{PriceService, PricesConfig};
 use series::SeriesService;
 use std::sync::Arc;
 use tda::TdaService;
+use tda_signals::TdaSignalService;
 
 /// What the services need from the configuration.
 #[derive(Debug, Clone)]
@@ -48,6 +52,8 @@ pub struct ServicesConfig {
     pub max_page: u32,
     /// Limits of the persistent-homology service.
     pub tda: crate::tda::TdaConfig,
+    /// The streaming TDA baskets whose signals can be read.
+    pub tda_stream: TdaStreamConfig,
 }
 
 /// Every service, built once per process over its backends (cheap to clone;
@@ -60,6 +66,7 @@ pub struct Services {
     pub access: AccessService,
     pub connectors: ConnectorService,
     pub tda: TdaService,
+    pub tda_signals: TdaSignalService,
 }
 
 impl Services {
@@ -85,6 +92,11 @@ impl Services {
             access: access.clone(),
             connectors: ConnectorService::new(b.store.clone(), b.bus.clone(), access, cfg.max_page),
             tda: TdaService::new(b.store.clone(), b.bus.clone(), cfg.tda.clone()),
+            tda_signals: TdaSignalService::new(
+                b.store.clone(),
+                cfg.tda_stream.clone(),
+                cfg.max_page,
+            ),
         }
     }
 }

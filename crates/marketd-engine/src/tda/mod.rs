@@ -10,7 +10,7 @@ pub mod run;
 use serde::{Deserialize, Serialize};
 
 /// `[tda]`: limits of the synchronous endpoint, the jobs and the uploads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TdaConfig {
     /// Most points (or matrix rows) of any problem.
@@ -34,6 +34,8 @@ pub struct TdaConfig {
     pub max_attempts: u32,
     /// Largest upload, bytes.
     pub max_upload_bytes: usize,
+    /// `[tda.stream]`: streaming topological signals over baskets of symbols.
+    pub stream: crate::tda_stream::TdaStreamConfig,
 }
 
 impl Default for TdaConfig {
@@ -48,6 +50,7 @@ impl Default for TdaConfig {
             result_ttl_secs: 86_400,
             max_attempts: 3,
             max_upload_bytes: 64 * 1024 * 1024,
+            stream: crate::tda_stream::TdaStreamConfig::default(),
         }
     }
 }

@@ -103,7 +103,9 @@ pub fn compute(
                 .map_err(|e| ProblemError::Invalid(e.to_string()))?;
             // Diagrams with different numbers of infinite bars are
             // infinitely far apart: JSON has no infinity, so `null` and a flag.
-            Ok(json!({"distance": d.is_finite().then_some(d), "infinite": !d.is_finite(), "metric": metric, "p": p}))
+            Ok(
+                json!({"distance": d.is_finite().then_some(d), "infinite": !d.is_finite(), "metric": metric, "p": p}),
+            )
         }
     }
 }

@@ -4,7 +4,20 @@ use super::NAME;
 use super::walk::{Walk, price_scale, profile, to_decimal};
 use marketd_model::{Decimal, Symbol, Tick};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// A regime change: from `at_ns` on, the walks of `symbols` have their
+/// volatility multiplied by `volatility_factor`, and each increment is
+/// `√ρ·common + √(1-ρ)·own` where `common` is one Brownian path shared by
+/// all of them (ρ = `correlation`, the pairwise correlation of increments
+/// over the same interval).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Regime {
+    pub at_ns: i64,
+    pub symbols: Vec<Symbol>,
+    pub volatility_factor: f64,
+    pub correlation: f64,
+}
 
 /// The simulated market: one deterministic random walk per symbol.
 /// Thread-safe; share it as `Arc<SimulatedMarket>` between the feed and the
@@ -13,6 +26,7 @@ use std::sync::{Arc, Mutex};
 pub struct SimulatedMarket {
     seed: u64,
     walks: Mutex<HashMap<Symbol, Walk>>,
+    regime: RwLock<Option<Arc<Regime>>>,
 }
 
 impl SimulatedMarket {
@@ -20,7 +34,20 @@ impl SimulatedMarket {
         SimulatedMarket {
             seed,
             walks: Mutex::new(HashMap::new()),
+            regime: RwLock::new(None),
         }
+    }
+
+    /// Sets (or clears) the regime change; ticks from now on follow it.
+    pub fn set_regime(&self, regime: Option<Regime>) {
+        *self.regime.write().unwrap_or_else(|e| e.into_inner()) = regime.map(Arc::new);
+    }
+
+    fn regime(&self) -> Option<Arc<Regime>> {
+        self.regime
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn seed(&self) -> u64 {
@@ -41,7 +68,14 @@ impl SimulatedMarket {
         let walk = walks
             .entry(symbol.clone())
             .or_insert_with(|| Walk::new(self.seed, symbol));
-        walk.trade(symbol, Arc::from(NAME), now_ns)
+        let regime = self.regime();
+        walk.trade_in(
+            symbol,
+            Arc::from(NAME),
+            now_ns,
+            regime.as_deref(),
+            self.seed,
+        )
     }
 
     /// A pure, fast generator for benchmarks: `n` trades round-robin over
@@ -56,9 +90,16 @@ impl SimulatedMarket {
         let source: Arc<str> = Arc::from(NAME);
         let mut out = Vec::with_capacity(n);
         let mut ts = start_ns;
+        let regime = self.regime();
         for i in 0..n {
             let k = i % symbols.len();
-            let tick = walks[k].trade(&symbols[k], source.clone(), ts);
+            let tick = walks[k].trade_in(
+                &symbols[k],
+                source.clone(),
+                ts,
+                regime.as_deref(),
+                self.seed,
+            );
             out.push(tick);
             ts = ts.saturating_add(step_ns);
         }

@@ -254,3 +254,72 @@ async fn feed_stops_when_receiver_dropped() {
         .expect("stops when the receiver is gone")
         .unwrap();
 }
+
+/// Log returns of `symbols` over `n` one-second steps from `from` (s after T0).
+fn second_returns(m: &SimulatedMarket, symbols: &[Symbol], from: i64, n: i64) -> Vec<Vec<f64>> {
+    let price = |s: &Symbol, t: i64| -> f64 {
+        marketd_model::rust_decimal_to_f64(m.next_tick(s, T0 + t * 1_000 * MS).price)
+    };
+    let mut last: Vec<f64> = symbols.iter().map(|s| price(s, from)).collect();
+    (from + 1..from + 1 + n)
+        .map(|t| {
+            symbols
+                .iter()
+                .zip(last.iter_mut())
+                .map(|(s, l)| {
+                    let p = price(s, t);
+                    let r = (p / *l).ln();
+                    *l = p;
+                    r
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn stats(r: &[Vec<f64>]) -> (f64, f64) {
+    let n = r.len() as f64;
+    let col = |i: usize| r.iter().map(move |x| x[i]);
+    let mean = |i: usize| col(i).sum::<f64>() / n;
+    let (m0, m1) = (mean(0), mean(1));
+    let var = |i: usize, m: f64| col(i).map(|x| (x - m).powi(2)).sum::<f64>() / n;
+    let cov = r.iter().map(|x| (x[0] - m0) * (x[1] - m1)).sum::<f64>() / n;
+    let (v0, v1) = (var(0, m0), var(1, m1));
+    (v0.sqrt(), cov / (v0 * v1).sqrt())
+}
+
+#[test]
+fn a_regime_change_raises_volatility_and_correlation_of_its_symbols_only() {
+    let symbols = [sym("BTC-USDT"), sym("ETH-USDT"), sym("SOL-USDT")];
+    let plain = SimulatedMarket::new(5);
+    let changed = SimulatedMarket::new(5);
+    changed.set_regime(Some(Regime {
+        at_ns: T0 + 2_000 * 1_000 * MS,
+        symbols: symbols[..2].to_vec(),
+        volatility_factor: 3.0,
+        correlation: 0.8,
+    }));
+    let before = second_returns(&changed, &symbols, 0, 1_999);
+    assert_eq!(
+        before,
+        second_returns(&plain, &symbols, 0, 1_999),
+        "nothing changes before `at`"
+    );
+    let after = second_returns(&changed, &symbols, 1_999, 2_000);
+    let (vol_before, corr_before) = stats(&before);
+    let (vol_after, corr_after) = stats(&after);
+    assert!(corr_before.abs() < 0.1, "independent before: {corr_before}");
+    assert!(
+        (0.7..0.9).contains(&corr_after),
+        "correlated after: {corr_after}"
+    );
+    let ratio = vol_after / vol_before;
+    assert!((2.6..3.4).contains(&ratio), "volatility x3: {ratio}");
+    // SOL is not in the regime: it moves as it did.
+    let untouched: Vec<f64> = after.iter().map(|r| r[2]).collect();
+    let plain_after: Vec<f64> = second_returns(&plain, &symbols, 1_999, 2_000)
+        .iter()
+        .map(|r| r[2])
+        .collect();
+    assert_eq!(untouched, plain_after);
+}

@@ -237,14 +237,33 @@ impl Walk {
     /// martingale) and draws a trade size. Returns (price, size) as decimals
     /// on the symbol's tick grid. Time never runs backwards for a walk.
     pub(super) fn step(&mut self, now_ns: i64) -> (Decimal, Decimal) {
+        self.step_in(now_ns, None)
+    }
+
+    /// [`Walk::step`] under a regime: `shock` is (volatility factor,
+    /// correlation, market seed) when the regime applies to this walk now.
+    pub(super) fn step_in(
+        &mut self,
+        now_ns: i64,
+        shock: Option<(f64, f64, u64)>,
+    ) -> (Decimal, Decimal) {
+        let t0 = self.last_ns;
         let dt_ns = self
             .last_ns
             .map_or(0, |last| now_ns.saturating_sub(last).max(0));
         self.last_ns = Some(self.last_ns.map_or(now_ns, |last| last.max(now_ns)));
-        let z: f64 = StandardNormal.sample(&mut self.rng);
+        let mut z: f64 = StandardNormal.sample(&mut self.rng);
+        let mut sigma = self.profile.sigma;
+        if dt_ns > 0
+            && let (Some((factor, rho, seed)), Some(t0)) = (shock, t0)
+        {
+            sigma *= factor;
+            if let Some(zc) = common_factor(seed, t0, t0 + dt_ns) {
+                z = rho.sqrt() * zc + (1.0 - rho).sqrt() * z;
+            }
+        }
         if dt_ns > 0 {
             let dt = dt_ns as f64 / 1e9 / self.year_secs;
-            let sigma = self.profile.sigma;
             self.price *= (-0.5 * sigma * sigma * dt + sigma * dt.sqrt() * z).exp();
             self.price = self.price.clamp(1e-8, 1e12);
         }
@@ -265,9 +284,59 @@ impl Walk {
     /// The walk's next trade of `symbol` at `ts` (its event and receive
     /// time), numbered by the walk's sequence.
     pub(super) fn trade(&mut self, symbol: &Symbol, source: Arc<str>, ts: i64) -> Tick {
-        let (price, size) = self.step(ts);
+        self.trade_in(symbol, source, ts, None, 0)
+    }
+
+    /// [`Walk::trade`] under an optional regime change of the market.
+    pub(super) fn trade_in(
+        &mut self,
+        symbol: &Symbol,
+        source: Arc<str>,
+        ts: i64,
+        regime: Option<&super::market::Regime>,
+        seed: u64,
+    ) -> Tick {
+        let shock = regime
+            .filter(|r| ts >= r.at_ns && r.symbols.contains(symbol))
+            .map(|r| (r.volatility_factor, r.correlation, seed));
+        let (price, size) = self.step_in(ts, shock);
         let mut tick = Tick::new(symbol.clone(), source, TickKind::Trade, price, size, ts, ts);
         tick.sequence = Some(self.seq);
         tick
     }
+}
+
+/// Cells of the common Brownian path of a regime change.
+const CELL_NS: i64 = 10_000_000;
+/// Longest span (in cells) the common factor is summed over; longer gaps
+/// move on the walk's own noise alone.
+const MAX_CELLS: i64 = 1_000_000;
+
+/// A standard normal draw of cell `c`, the same for every walk.
+fn cell_normal(seed: u64, c: i64) -> f64 {
+    let h1 =
+        splitmix64(seed ^ 0x5eed_c0ff_ee00_0001 ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let h2 = splitmix64(h1);
+    let u1 = ((h1 >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    let u2 = (h2 >> 11) as f64 / (1u64 << 53) as f64;
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// The increment of the shared path over `[t0, t1)` divided by `√(t1-t0)`
+/// (a standard normal when the span covers many cells): each cell moves
+/// by its own normal draw, spread linearly over the cell.
+fn common_factor(seed: u64, t0: i64, t1: i64) -> Option<f64> {
+    let (c0, c1) = (t0.div_euclid(CELL_NS), (t1 - 1).div_euclid(CELL_NS));
+    if t1 <= t0 || c1 - c0 > MAX_CELLS {
+        return None;
+    }
+    let mut sum = 0.0;
+    for c in c0..=c1 {
+        let lo = t0.max(c * CELL_NS);
+        let hi = t1.min((c + 1) * CELL_NS);
+        let frac = (hi - lo) as f64 / CELL_NS as f64;
+        sum += frac * cell_normal(seed, c);
+    }
+    // Each full cell adds variance 1 in units of one cell.
+    Some(sum / ((t1 - t0) as f64 / CELL_NS as f64).sqrt())
 }

@@ -24,6 +24,7 @@ mod access;
 mod jobs;
 mod requests;
 mod series;
+mod signals;
 mod ticks;
 
 /// Embedded migrations of the PostgreSQL dialect.

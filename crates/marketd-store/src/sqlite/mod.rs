@@ -31,6 +31,7 @@ mod access;
 mod jobs;
 mod requests;
 mod series;
+mod signals;
 mod tick_writer;
 mod ticks;
 
