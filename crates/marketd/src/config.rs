@@ -323,8 +323,10 @@ impl Config {
         }
         self.rate_limit.validate()?;
         let t = &self.tda;
-        if t.max_points < 2 || t.max_coordinates == 0 || t.max_concurrent == 0 {
-            return Err("tda.max_points (at least 2), tda.max_coordinates and tda.max_concurrent must be positive".into());
+        if t.max_points < 2 || t.max_coordinates == 0 {
+            return Err(
+                "tda.max_points (at least 2) and tda.max_coordinates must be positive".into(),
+            );
         }
         if !(t.sync_max_simplices.is_finite() && t.sync_max_simplices >= 0.0) {
             return Err("tda.sync_max_simplices must be a non-negative number".into());

@@ -655,12 +655,16 @@ async fn realtime_clients_follow_a_job_on_the_jobs_channel() {
             statuses.push(m["data"]["status"].as_str().unwrap().to_string());
         }
     }
-    assert_eq!(
-        statuses.first().map(String::as_str),
-        Some("queued"),
+    // `jobs` is a state channel: a transition the client has not been sent
+    // yet is replaced by the next one (conflation), so `queued` may be
+    // skipped; numbers only grow.
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| ["queued", "running", "succeeded"].contains(&s.as_str())),
         "{statuses:?}"
     );
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     // The last frame is the job as GET answers it.
     let (_, got) = app.get_json(&format!("/api/v1/jobs/{id}")).await;
     assert_eq!(got["status"], "succeeded");

@@ -91,7 +91,10 @@ impl TdaService {
     pub fn new(store: Arc<AnyStore>, bus: AnyBus, cfg: TdaConfig) -> Self {
         TdaService {
             cache: moka::sync::Cache::new(cfg.cache_entries),
-            permits: Arc::new(Semaphore::new(cfg.max_concurrent.max(1))),
+            permits: Arc::new(Semaphore::new(match cfg.max_concurrent {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            })),
             store,
             bus,
             cfg: Arc::new(cfg),

@@ -23,7 +23,8 @@ pub struct TdaConfig {
     /// the complete complex, C(n, max_dim + 2): a bigger one becomes a job
     /// (202 with its `Location`).
     pub sync_max_simplices: f64,
-    /// Synchronous computations running at once in one process; more wait.
+    /// Synchronous computations running at once in one process (0: as
+    /// many as the machine has cores); more wait.
     pub max_concurrent: usize,
     /// Synchronous results kept in memory, keyed by a hash of input and
     /// parameters.
@@ -45,7 +46,7 @@ impl Default for TdaConfig {
             max_coordinates: 1_000,
             max_dim: 4,
             sync_max_simplices: 2.0e8,
-            max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_concurrent: 0,
             cache_entries: 1_024,
             result_ttl_secs: 86_400,
             max_attempts: 3,
