@@ -13,20 +13,16 @@
 //! `MARKETD_BENCH_TICKS_PER_SECOND` per symbol (50), `MARKETD_BENCH_SECONDS`
 //! measured (20, after 3 s of warm-up).
 
+mod common;
+
+use common::{Server, env_or, free_port};
 use futures::{SinkExt, StreamExt};
 use marketd_model::time::now_ns;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Resident memory of `pid`, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -60,25 +56,8 @@ fn ts_received(frame: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-struct Server {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server(symbols: usize, rate: f64) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<String> = (0..symbols).map(|i| format!("RT{i:03}")).collect();
     let child = Command::new(env!("CARGO_BIN_EXE_marketd"))
@@ -111,11 +90,7 @@ fn start_server(symbols: usize, rate: f64) -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the marketd binary");
-    Server {
-        child,
-        port,
-        _dir: dir,
-    }
+    Server { child, port, dir }
 }
 
 #[derive(Default)]

@@ -13,39 +13,18 @@
 //!
 //! `MARKETD_BENCH_SECONDS` (10) per throughput phase.
 
+mod common;
+
+use common::{Server, env_or, free_port};
 use marketd_tda::{Data, Options};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-    key: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+/// The server and a `write` key for it.
+fn start_server() -> (Server, String) {
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_marketd");
     let out = Command::new(bin)
@@ -87,12 +66,7 @@ fn start_server() -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the marketd binary");
-    Server {
-        child,
-        port,
-        key,
-        _dir: dir,
-    }
+    (Server { child, port, dir }, key)
 }
 
 /// `n` points in the unit cube of R^3 from `seed` (a 64-bit LCG).
@@ -173,7 +147,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let server = start_server();
+    let (server, key) = start_server();
     let base = format!("http://127.0.0.1:{}", server.port);
     // The engine alone on the same clouds, for the overhead of the API.
     let t0 = Instant::now();
@@ -191,7 +165,7 @@ fn main() {
     );
     rt.block_on(async {
         let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("x-api-key", server.key.parse().unwrap());
+        headers.insert("x-api-key", key.parse().unwrap());
         let client = reqwest::Client::builder()
             .default_headers(headers)
             .pool_max_idle_per_host(64)

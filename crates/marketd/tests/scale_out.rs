@@ -236,11 +236,7 @@ async fn two_workers_share_jobs_survive_a_stopped_worker_and_store_each_tick_onc
 }
 
 async fn scale_out(test: &str, stop: Stop) {
-    let (Some(brokers), Some(pg), Some(redis)) = (
-        service("MARKETD_TEST_KAFKA_BROKERS", test),
-        service("MARKETD_TEST_POSTGRES_URL", test),
-        service("MARKETD_TEST_REDIS_URL", test),
-    ) else {
+    let Some((brokers, pg, redis)) = cluster_services(test) else {
         return;
     };
     let db = marketd_testkit::FreshDatabase::create(&pg, "e2e").await.url;
@@ -577,6 +573,20 @@ async fn the_rate_limit_holds_across_api_instances() {
     }
 }
 
+/// Kafka brokers, PostgreSQL and Redis URLs of the cluster tests; `None`
+/// (after a skip notice, or a failure under MARKETD_REQUIRE_SERVICES=1)
+/// when one is missing.
+fn cluster_services(test: &str) -> Option<(String, String, String)> {
+    let (Some(brokers), Some(pg), Some(redis)) = (
+        service("MARKETD_TEST_KAFKA_BROKERS", test),
+        service("MARKETD_TEST_POSTGRES_URL", test),
+        service("MARKETD_TEST_REDIS_URL", test),
+    ) else {
+        return None;
+    };
+    Some((brokers, pg, redis))
+}
+
 /// The environment of every process of a test cluster: the shared
 /// PostgreSQL database, Kafka with a topic prefix of its own, Redis.
 fn cluster_env(brokers: &str, db: &str, redis: &str, session_ms: u64) -> Vec<(String, String)> {
@@ -637,11 +647,7 @@ fn write_client(db: &str, dir: &std::path::Path) -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tda_job_whose_worker_dies_runs_again_on_the_other() {
     let test = "a_tda_job_whose_worker_dies_runs_again_on_the_other";
-    let (Some(brokers), Some(pg), Some(redis)) = (
-        service("MARKETD_TEST_KAFKA_BROKERS", test),
-        service("MARKETD_TEST_POSTGRES_URL", test),
-        service("MARKETD_TEST_REDIS_URL", test),
-    ) else {
+    let Some((brokers, pg, redis)) = cluster_services(test) else {
         return;
     };
     let db = marketd_testkit::FreshDatabase::create(&pg, "e2e").await.url;
