@@ -114,29 +114,21 @@ impl TdaService {
         body: Value,
         prefer_async: bool,
     ) -> Result<SyncAnswer, TdaError> {
-        let problem = Problem::parse(&body, "vietoris-rips", &self.cfg)?;
-        if let Some(Value::String(k)) = body.get("kind")
-            && k != "vietoris-rips"
-        {
-            return Err(
-                ProblemError::Invalid("kind: this endpoint computes vietoris-rips".into()).into(),
-            );
-        }
-        let (data, upload_sha) = self.load(&problem).await?;
-        let Problem::VietorisRips { options, .. } = &problem else {
-            unreachable!("parsed as vietoris-rips")
+        let problem = self.parse_as(&body, "vietoris-rips")?;
+        // The cache is looked up before the input is read: a hit on an
+        // upload costs its metadata, not its bytes.
+        let upload_sha = match problem.upload_id() {
+            Some(id) => Some(
+                self.store
+                    .upload(id)
+                    .await?
+                    .ok_or(ProblemError::UploadNotFound(id))?
+                    .sha256,
+            ),
+            None => None,
         };
-        let size = simplices(data.len(), options.max_dim);
-        if prefer_async || size > self.cfg.sync_max_simplices {
-            let mut body = body;
-            if let Value::Object(m) = &mut body {
-                m.insert("kind".into(), json!("vietoris-rips"));
-            }
-            let (job, _) = self.submit(body, None).await?;
-            return Ok(SyncAnswer::Queued(job));
-        }
         let key = request_hash(&body, upload_sha.as_deref());
-        if let Some(hit) = self.cache.get(&key) {
+        if !prefer_async && let Some(hit) = self.cache.get(&key) {
             metrics::counter!("marketd_tda_cache_hits_total").increment(1);
             let mut v = (*hit).clone();
             if let Value::Object(m) = &mut v {
@@ -144,59 +136,75 @@ impl TdaService {
             }
             return Ok(SyncAnswer::Computed(v));
         }
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ProblemError::Failed("the service is shutting down".into()))?;
-        let started = Instant::now();
+        let (data, _) = self.load(&problem).await?;
+        let Problem::VietorisRips { options, .. } = &problem else {
+            unreachable!("parsed as vietoris-rips")
+        };
+        if prefer_async || simplices(data.len(), options.max_dim) > self.cfg.sync_max_simplices {
+            let mut body = body;
+            if let Value::Object(m) = &mut body {
+                m.insert("kind".into(), json!("vietoris-rips"));
+            }
+            let (job, _) = self.submit(body, None).await?;
+            return Ok(SyncAnswer::Queued(job));
+        }
         let max_dim = options.max_dim;
-        let mut answer = Job {
-            problem,
-            data: Some(data),
-            control: Arc::new(Control::new()),
-        }
-        .run()
-        .await?;
-        let took = started.elapsed();
-        record_duration("vietoris-rips", max_dim, took.as_secs_f64());
-        if let Value::Object(m) = &mut answer {
-            m.insert("duration_ms".into(), json!(took.as_secs_f64() * 1e3));
-        }
+        let answer = self.run_now(problem, Some(data), max_dim).await?;
         self.cache.insert(key, Arc::new(answer.clone()));
+        let mut answer = answer;
         if let Value::Object(m) = &mut answer {
             m.insert("cached".into(), json!(false));
         }
         Ok(SyncAnswer::Computed(answer))
     }
 
-    /// Summaries or a distance of given diagrams, now (they are cheap).
-    pub async fn compute_now(&self, body: Value, kind: &str) -> Result<Value, TdaError> {
-        let problem = Problem::parse(&body, kind, &self.cfg)?;
+    /// `body` checked as a request of `kind` (a body naming another kind is
+    /// refused: each endpoint computes one).
+    fn parse_as(&self, body: &Value, kind: &str) -> Result<Problem, TdaError> {
+        let problem = Problem::parse(body, kind, &self.cfg)?;
         if problem.kind() != kind {
             return Err(
                 ProblemError::Invalid(format!("kind: this endpoint computes {kind}")).into(),
             );
         }
+        Ok(problem)
+    }
+
+    /// Computes now, within the bound on concurrent computations; the
+    /// answer carries `duration_ms`, and the duration is recorded by
+    /// algorithm and dimension.
+    async fn run_now(
+        &self,
+        problem: Problem,
+        data: Option<Data>,
+        dim: usize,
+    ) -> Result<Value, TdaError> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| ProblemError::Failed("the service is shutting down".into()))?;
+        let algorithm = problem.kind();
         let started = Instant::now();
         let mut answer = Job {
             problem,
-            data: None,
+            data,
             control: Arc::new(Control::new()),
         }
         .run()
         .await?;
         let took = started.elapsed().as_secs_f64();
-        record_duration(kind, 0, took);
+        record_duration(algorithm, dim, took);
         if let Value::Object(m) = &mut answer {
             m.insert("duration_ms".into(), json!(took * 1e3));
         }
         Ok(answer)
+    }
+
+    /// Summaries or a distance of given diagrams, now (they are cheap).
+    pub async fn compute_now(&self, body: Value, kind: &str) -> Result<Value, TdaError> {
+        let problem = self.parse_as(&body, kind)?;
+        self.run_now(problem, None, 0).await
     }
 
     /// The data of a Vietoris–Rips problem (read from its upload if it
