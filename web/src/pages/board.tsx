@@ -1,0 +1,3 @@
+export function Board() {
+  return <section class="page"><h1>Board</h1></section>;
+}

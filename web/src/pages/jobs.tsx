@@ -1,0 +1,3 @@
+export function Jobs() {
+  return <section class="page"><h1>Jobs</h1></section>;
+}

@@ -1,0 +1,3 @@
+export function Operations() {
+  return <section class="page"><h1>Operations</h1></section>;
+}

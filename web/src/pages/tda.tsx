@@ -1,0 +1,3 @@
+export function Tda() {
+  return <section class="page"><h1>Tda</h1></section>;
+}
