@@ -81,6 +81,8 @@ pub fn metrics_handle() -> PrometheusHandle {
         routes::prices::history,
         routes::prices::bars,
         routes::prices::moving_average,
+        routes::prices::symbols,
+        routes::session::session,
         routes::polling::create,
         routes::polling::list,
         routes::polling::get,
@@ -170,10 +172,16 @@ fn routes(openapi: &utoipa::openapi::OpenApi) -> Routes<AppState> {
     use auth::Access::{Admin, Open, Read, Write};
     use routes::*;
     use security::PageKind::{Dashboard, Docs};
-    Routes::new()
+    // The dashboard's page paths all answer its index.html.
+    let app_pages = dashboard::PAGES.iter().fold(Routes::new(), |r, path| {
+        r.page(path, Dashboard, dashboard::page)
+    });
+    app_pages
         .get("/api/v1/prices/latest", Read, prices::latest)
         .get("/api/v1/prices/history", Read, prices::history)
         .post("/api/v1/prices/poll", Write, polling::create)
+        .get("/api/v1/symbols", Read, prices::symbols)
+        .get("/api/v1/session", Open, session::session)
         .get("/api/v1/bars", Read, prices::bars)
         .get(
             "/api/v1/indicators/moving-average",
@@ -219,6 +227,7 @@ fn routes(openapi: &utoipa::openapi::OpenApi) -> Routes<AppState> {
         .get("/metrics", Open, health::metrics)
         .get(docs::OPENAPI_PATH, Open, docs::openapi(openapi))
         .page("/", Dashboard, dashboard::page)
+        .page("/assets/{*file}", Dashboard, dashboard::asset)
         .page("/docs", Docs, docs::swagger_redirect)
         .page("/docs/", Docs, docs::swagger)
         .page("/docs/{*file}", Docs, docs::swagger)
@@ -368,6 +377,9 @@ mod tests {
     async fn pages_and_rate_groups_come_from_the_declarations() {
         for (path, page) in [
             ("/", Some(PageKind::Dashboard)),
+            ("/symbols/AAPL", Some(PageKind::Dashboard)),
+            ("/connectors/new", Some(PageKind::Dashboard)),
+            ("/assets/index-abc.js", Some(PageKind::Dashboard)),
             ("/docs", Some(PageKind::Docs)),
             ("/docs/", Some(PageKind::Docs)),
             ("/docs/swagger-ui.css", Some(PageKind::Docs)),

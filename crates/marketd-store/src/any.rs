@@ -9,8 +9,8 @@ use crate::{
     postgres, sqlite,
 };
 use marketd_model::{
-    ApiKey, Bar, Connector, ConnectorRecord, ConnectorStatus, Indicator, PollingJob, PriceRequest,
-    StoredCredential, Symbol, TdaJob, TdaJobStatus, TdaSignal, Tick, Upload,
+    ApiKey, Bar, Connector, ConnectorRecord, ConnectorStatus, Indicator, Interval, PollingJob,
+    PriceRequest, StoredCredential, Symbol, TdaJob, TdaJobStatus, TdaSignal, Tick, Upload,
 };
 use uuid::Uuid;
 
@@ -98,6 +98,7 @@ delegate!(SeriesStore {
     fn bars(&self, q: &BarQuery) -> Result<Vec<Bar>>;
     fn upsert_indicators(&self, xs: &[Indicator]) -> Result<()>;
     fn indicators(&self, q: &IndicatorQuery) -> Result<Vec<Indicator>>;
+    fn latest_bars(&self, interval: Interval, limit: u32) -> Result<Vec<Bar>>;
 });
 
 delegate!(RequestStore {

@@ -46,6 +46,13 @@ pub trait SeriesStore: Send + Sync {
     fn upsert_indicators(&self, xs: &[Indicator]) -> impl Future<Output = Result<()>> + Send;
     fn indicators(&self, q: &IndicatorQuery)
     -> impl Future<Output = Result<Vec<Indicator>>> + Send;
+    /// The newest bar of `interval` of every (symbol, source), at most
+    /// `limit`, by symbol then source: what the platform has, one row each.
+    fn latest_bars(
+        &self,
+        interval: Interval,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Bar>>> + Send;
 }
 
 /// What a backend writes by hand for [`SeriesStore`].
@@ -77,6 +84,21 @@ impl<B: SeriesSql> SeriesStore for B {
 
     async fn upsert_indicators(&self, xs: &[Indicator]) -> Result<()> {
         self.write_indicators(&storable(xs)).await
+    }
+
+    async fn latest_bars(&self, interval: Interval, limit: u32) -> Result<Vec<Bar>> {
+        let col = B::INTERVAL;
+        let mut qb = B::Db::builder(B::BAR_SELECT);
+        // The primary key (source, symbol, interval, start) serves the
+        // correlated MAX on both backends.
+        qb.sql(&format!(" WHERE {col} = "))
+            .text(interval.as_str())
+            .sql(&format!(
+                " AND start = (SELECT MAX(b2.start) FROM bars b2 WHERE b2.source = bars.source \
+             AND b2.symbol = bars.symbol AND b2.{col} = bars.{col}) ORDER BY symbol, source LIMIT "
+            ))
+            .int(i64::from(limit));
+        read_all(self, &mut qb, "reading the latest bars", bar_from_row).await
     }
 
     async fn indicators(&self, q: &IndicatorQuery) -> Result<Vec<Indicator>> {

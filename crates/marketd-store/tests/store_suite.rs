@@ -460,6 +460,54 @@ pub async fn bars_upsert_and_window(store: &AnyStore) {
     assert_eq!(store.bars(&q).await.unwrap().len(), 1);
 }
 
+/// `latest_bars`: the newest bar of one interval per (symbol, source), by
+/// symbol then source, other intervals left out, the limit applied.
+pub async fn latest_bars_one_per_symbol_and_source(store: &AnyStore) {
+    let m = Interval::M1.nanos();
+    let mut bars = Vec::new();
+    for (symbol, source, minutes) in [("MSFT", "sim", 3), ("AAPL", "sim", 5), ("AAPL", "other", 2)]
+    {
+        for i in 0..minutes {
+            let mut b = bar(source, T0 + i * m, &format!("{}", 100 + i));
+            b.symbol = sym(symbol);
+            bars.push(b);
+        }
+    }
+    let mut h = bar("sim", T0 + 60 * m, "7");
+    h.interval = Interval::H1;
+    bars.push(h);
+    store.upsert_bars(&bars).await.unwrap();
+    let got = store.latest_bars(Interval::M1, 100).await.unwrap();
+    let seen: Vec<(String, String, i64)> = got
+        .iter()
+        .map(|b| {
+            (
+                b.symbol.to_string(),
+                b.source.to_string(),
+                (b.start - T0) / m,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("AAPL".into(), "other".into(), 1),
+            ("AAPL".into(), "sim".into(), 4),
+            ("MSFT".into(), "sim".into(), 2),
+        ]
+    );
+    assert_eq!(got[1].close, dec("104"));
+    assert_eq!(store.latest_bars(Interval::M1, 2).await.unwrap().len(), 2);
+    assert_eq!(store.latest_bars(Interval::H1, 10).await.unwrap().len(), 1);
+    assert!(
+        store
+            .latest_bars(Interval::D1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 pub async fn indicators_upsert_and_window(store: &AnyStore) {
     let m = Interval::M1.nanos();
     let xs: Vec<Indicator> = (0..10)
@@ -1273,6 +1321,7 @@ macro_rules! suite_tests {
             connectors_lifecycle,
             uploads_and_tda_jobs_lifecycle,
             tda_signals_upsert_and_window,
+            latest_bars_one_per_symbol_and_source,
         );
     };
     ($($name:ident),* $(,)?) => {$(

@@ -101,6 +101,11 @@ impl Authenticator {
         }
     }
 
+    /// Whether reads need credentials (`auth.require_read_key`).
+    pub fn reads_need_key(&self) -> bool {
+        self.require_read_key
+    }
+
     /// The role a request needing `access` needs, `None` when it is open
     /// (reads are open unless `auth.require_read_key`).
     pub fn required_role(&self, access: Access) -> Option<Role> {

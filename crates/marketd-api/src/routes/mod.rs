@@ -6,6 +6,7 @@ pub mod health;
 pub mod keys;
 pub mod polling;
 pub mod prices;
+pub mod session;
 pub mod tda;
 pub mod tda_signals;
 mod views;

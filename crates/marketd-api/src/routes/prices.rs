@@ -264,3 +264,91 @@ pub async fn moving_average(
         values,
     }))
 }
+
+/// One symbol the platform has, with its current session: the newest bar of
+/// the longest interval built (`interval`, a day by default).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SymbolSummary {
+    pub symbol: Symbol,
+    /// The source that updated it last.
+    pub source: String,
+    /// The last price (the session bar's close).
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub price: Decimal,
+    /// The session's open, high, low and volume.
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub open: Decimal,
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub high: Decimal,
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub low: Decimal,
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub volume: Decimal,
+    /// `price - open`, exact.
+    #[serde(with = "decimal_number")]
+    #[schema(value_type = f64)]
+    pub change: Decimal,
+    /// `change / open` in percent; `null` when the open is zero.
+    pub change_pct: Option<f64>,
+    /// Trades in the session.
+    pub trades: u64,
+    /// Start of the session bar (ns).
+    pub session_start: i64,
+    /// Event time of the last price (ns), RFC 3339, and its age in ms.
+    pub ts_event: i64,
+    pub timestamp: String,
+    pub age_ms: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SymbolsResponse {
+    /// The interval of the session bars.
+    pub interval: Interval,
+    pub count: usize,
+    pub symbols: Vec<SymbolSummary>,
+}
+
+/// Every symbol the platform has stored prices for, with its last price and
+/// its change over the current session (the newest bar of the longest
+/// configured interval), sorted by symbol.
+#[utoipa::path(get, path = "/api/v1/symbols", tag = "prices",
+    responses((status = 200, body = SymbolsResponse)))]
+pub async fn symbols(State(state): State<AppState>) -> ApiResult<Json<SymbolsResponse>> {
+    let (interval, bars) = state.services.series.symbols().await?;
+    let now = marketd_model::time::now_ns();
+    let symbols: Vec<SymbolSummary> = bars
+        .into_iter()
+        .map(|b| {
+            let change = b.close - b.open;
+            let change_pct = (!b.open.is_zero())
+                .then(|| (change / b.open * Decimal::ONE_HUNDRED).try_into().ok())
+                .flatten();
+            SymbolSummary {
+                source: b.source.to_string(),
+                price: b.close,
+                open: b.open,
+                high: b.high,
+                low: b.low,
+                volume: b.volume,
+                change,
+                change_pct,
+                trades: b.trades,
+                session_start: b.start,
+                ts_event: b.last_ts,
+                timestamp: to_rfc3339(b.last_ts),
+                age_ms: (now - b.last_ts).max(0) / 1_000_000,
+                symbol: b.symbol,
+            }
+        })
+        .collect();
+    Ok(Json(SymbolsResponse {
+        interval,
+        count: symbols.len(),
+        symbols,
+    }))
+}

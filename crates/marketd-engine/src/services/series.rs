@@ -76,6 +76,8 @@ pub struct SeriesService {
 /// Page sizes when the caller gives none.
 const HISTORY_PAGE: u32 = 1000;
 const SERIES_PAGE: u32 = 500;
+/// Most (symbol, source) pairs `symbols` reads.
+const MAX_SYMBOLS: u32 = 10_000;
 
 impl SeriesService {
     pub fn new(store: Arc<AnyStore>, aggregator: AggregatorConfig, max_page: u32) -> Self {
@@ -123,6 +125,36 @@ impl SeriesService {
             limit: c.limit,
         };
         Ok((symbol, interval, self.store.bars(&q).await?))
+    }
+
+    /// Every symbol the platform has, one row each: its newest bar of the
+    /// longest interval the aggregator builds (a day by default), from the
+    /// source that updated it last. The interval is returned with them.
+    pub async fn symbols(&self) -> Result<(Interval, Vec<Bar>), SeriesError> {
+        let Some(interval) = self
+            .aggregator
+            .intervals
+            .iter()
+            .copied()
+            .max_by_key(|i| i.nanos())
+        else {
+            return Ok((Interval::D1, Vec::new()));
+        };
+        let bars = self.store.latest_bars(interval, MAX_SYMBOLS).await?;
+        let mut newest: Vec<Bar> = Vec::with_capacity(bars.len());
+        // The rows come by symbol then source: keep each symbol's most
+        // recently updated source.
+        for bar in bars {
+            match newest.last_mut() {
+                Some(last) if last.symbol == bar.symbol => {
+                    if bar.last_ts > last.last_ts {
+                        *last = bar;
+                    }
+                }
+                _ => newest.push(bar),
+            }
+        }
+        Ok((interval, newest))
     }
 
     /// A simple or exponential moving average of bar closes, for a window and
