@@ -136,3 +136,23 @@ provision_kafka() {
   echo "tansu broker ($(tansu --version 2>/dev/null || echo tansu)) listening on 127.0.0.1:$port"
 }
 
+
+# Node.js and npm (Debian's) for the dashboard's build and browser tests.
+provision_node() {
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "npm not found: installing it (apt-get install -y nodejs npm)"
+    apt_install nodejs npm || return 1
+  fi
+  command -v node >/dev/null 2>&1
+}
+
+# Debian's Chromium for the browser tests (never a downloaded browser).
+provision_chromium() {
+  if [ -n "${CHROMIUM:-}" ] && [ -x "$CHROMIUM" ]; then return 0; fi
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "Chromium not found: installing it (apt-get install -y chromium)"
+    apt_install chromium fonts-dejavu-core || return 1
+  fi
+  CHROMIUM="$(command -v chromium)"
+  export CHROMIUM
+}

@@ -1,0 +1,155 @@
+// Browser tests of the dashboard: the real binary, Debian's Chromium,
+// headless. Run by `scripts/test` (`npm run test:browser` in web/), which
+// builds marketd first; screenshots of every page go to
+// target/browser-screenshots/.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { launchBrowser, repo, startServer, until, watchedPage } from "./harness.mjs";
+
+const shots = join(repo, "target/browser-screenshots");
+mkdirSync(shots, { recursive: true });
+
+const SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "BTC-USDT", "ETH-USDT", "NVDA"];
+const FEED = `
+[feeds.simulated]
+enabled = true
+symbols = ${JSON.stringify(SYMBOLS)}
+ticks_per_second = 10.0
+`;
+
+async function clean(page, what) {
+  const p = await page.problems();
+  assert.deepEqual(p.console, [], `${what}: console errors`);
+  assert.deepEqual(p.pageErrors, [], `${what}: page errors`);
+  assert.deepEqual(p.csp, [], `${what}: CSP violations`);
+  assert.deepEqual(p.foreign, [], `${what}: requests to other hosts`);
+}
+
+const priceOf = (page, symbol) => page.locator(`[data-testid="price-${symbol}"]`).first().textContent({ timeout: 1000 });
+
+describe("dashboard in Chromium", () => {
+  let server;
+  let browser;
+  before(async () => {
+    server = await startServer({ toml: FEED });
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test("the board lists every symbol live, with no console error, CSP violation or foreign request", async () => {
+    const page = await watchedPage(browser, server.url);
+    await page.goto(server.url + "/");
+    // Every configured symbol, NVDA included (no hard-coded list).
+    for (const s of SYMBOLS) {
+      await until(`price-${s}`, 15_000, async () => /\d/.test((await priceOf(page, s)) ?? ""));
+    }
+    // A price changes within 3 s, without a reload (ticks over the WebSocket).
+    const navigations = [];
+    page.on("framenavigated", (f) => f === page.mainFrame() && navigations.push(f.url()));
+    const before = Object.fromEntries(await Promise.all(SYMBOLS.map(async (s) => [s, await priceOf(page, s)])));
+    await until("a price change", 3_000, async () => {
+      for (const s of SYMBOLS) if ((await priceOf(page, s)) !== before[s]) return true;
+      return false;
+    });
+    assert.deepEqual(navigations, [], "the page reloaded");
+    // Filter and sort.
+    await page.getByRole("searchbox").or(page.locator('input[type="search"]')).first().fill("USDT");
+    await until("filter", 3_000, async () => (await page.locator('[data-testid^="row-"]').count()) === 2);
+    await page.getByRole("searchbox").or(page.locator('input[type="search"]')).first().fill("");
+    await page.screenshot({ path: join(shots, "board-light.png"), fullPage: true });
+    await clean(page, "board");
+    await page.close();
+  });
+
+  test("the board in the dark theme", async () => {
+    const page = await watchedPage(browser, server.url, { theme: "dark" });
+    await page.goto(server.url + "/");
+    await until("price-AAPL", 15_000, async () => /\d/.test((await priceOf(page, "AAPL")) ?? ""));
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "dark");
+    await page.screenshot({ path: join(shots, "board-dark.png"), fullPage: true });
+    await clean(page, "board (dark)");
+    await page.close();
+  });
+
+  test("the symbol view draws a candlestick chart and keeps adding bars", async () => {
+    const page = await watchedPage(browser, server.url);
+    await page.goto(server.url + "/symbols/AAPL");
+    const canvas = page.locator('[data-testid="chart"] canvas').first();
+    await canvas.waitFor({ timeout: 15_000 });
+    await page.getByRole("button", { name: "1s", exact: true }).click();
+    const count = async () => Number((await page.locator('[data-testid="bar-count"]').textContent()).replace(/\D/g, ""));
+    const first = await until("bars on the chart", 15_000, async () => {
+      const n = await count();
+      return n > 0 ? n : false;
+    });
+    await until("more bars", 10_000, async () => (await count()) > first);
+    // The chart's canvas has pixels drawn on it.
+    const box = await canvas.boundingBox();
+    assert.ok(box.width > 200 && box.height > 100, JSON.stringify(box));
+    await page.screenshot({ path: join(shots, "symbol.png"), fullPage: true });
+    // Reachable from the board by its link, without a reload.
+    await page.goto(server.url + "/");
+    await page.locator('a[href="/symbols/MSFT"]').first().click();
+    await page.locator('[data-testid="chart"] canvas').first().waitFor({ timeout: 15_000 });
+    assert.equal(new URL(page.url()).pathname, "/symbols/MSFT");
+    await clean(page, "symbol view");
+    await page.close();
+  });
+
+  test("every page renders without errors (screenshots)", async () => {
+    const page = await watchedPage(browser, server.url);
+    for (const [path, name] of [
+      ["/connectors", "connectors"],
+      ["/jobs", "polling-jobs"],
+      ["/tda", "tda"],
+      ["/signals", "signals"],
+      ["/operations", "operations"],
+    ]) {
+      await page.goto(server.url + path);
+      await page.locator("main h1").first().waitFor({ timeout: 10_000 });
+      await page.waitForLoadState("networkidle").catch(() => {});
+      await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+    }
+    await clean(page, "pages");
+    await page.close();
+  });
+});
+
+describe("dashboard with keys required for reads", () => {
+  let server;
+  let browser;
+  before(async () => {
+    server = await startServer({ toml: `${FEED}\n[auth]\nrequire_read_key = true\n` });
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test("a sign-in box, the key kept for the session and sent on the WebSocket; writes disabled for a read key", async () => {
+    const page = await watchedPage(browser, server.url);
+    await page.goto(server.url + "/");
+    const key = page.locator('[data-testid="signin-key"]');
+    await key.waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator('[data-testid^="price-"]').count(), 0, "prices shown before signing in");
+    await key.fill(server.keys.read);
+    await page.locator('[data-testid="signin-submit"]').click();
+    await until("price-AAPL after sign-in", 15_000, async () => /\d/.test((await priceOf(page, "AAPL")) ?? ""));
+    const p0 = await priceOf(page, "AAPL");
+    await until("a live AAPL price", 5_000, async () => (await priceOf(page, "AAPL")) !== p0);
+    assert.equal(await page.locator('[data-testid="role"]').textContent(), "read key");
+    // sessionStorage only: nothing in localStorage.
+    const stored = await page.evaluate(() => ({ s: sessionStorage.getItem("marketd.key"), l: JSON.stringify(localStorage) }));
+    assert.equal(stored.s, server.keys.read);
+    assert.ok(!stored.l.includes(server.keys.read));
+    await page.screenshot({ path: join(shots, "signed-in-read.png") });
+    await clean(page, "signed in");
+    await page.close();
+  });
+});
