@@ -127,6 +127,10 @@ export function App() {
   useEffect(() => {
     void session.refresh();
   }, []);
+  const ready = info !== null && (!info.read_requires_key || info.authenticated);
+  useEffect(() => {
+    if (ready) realtime.start();
+  }, [ready]);
   const blocked = info?.read_requires_key && !info.authenticated;
   return (
     <>
@@ -167,6 +171,16 @@ export function App() {
           <Page path={path} />
         )}
       </main>
+      <footer class="footer">
+        <span>
+          API: <a href="/docs" data-external>Swagger UI</a> · <a href="/redoc" data-external>ReDoc</a> ·{" "}
+          <a href="/openapi.json" data-external>OpenAPI</a> · <a href="/metrics" data-external>metrics</a>
+        </span>
+        <span>
+          Charts: TradingView Lightweight Charts™, Copyright © 2025 TradingView, Inc.,{" "}
+          <a href="https://www.tradingview.com/" data-external rel="noreferrer">tradingview.com</a>
+        </span>
+      </footer>
     </>
   );
 }

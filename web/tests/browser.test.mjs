@@ -17,6 +17,14 @@ const FEED = `
 enabled = true
 symbols = ${JSON.stringify(SYMBOLS)}
 ticks_per_second = 10.0
+
+[[tda.stream.baskets]]
+name = "crypto"
+symbols = ["BTC-USDT", "ETH-USDT", "AAPL"]
+interval = "1s"
+window = 11
+step = 1
+min_history = 3
 `;
 
 async function clean(page, what) {
@@ -25,6 +33,13 @@ async function clean(page, what) {
   assert.deepEqual(p.pageErrors, [], `${what}: page errors`);
   assert.deepEqual(p.csp, [], `${what}: CSP violations`);
   assert.deepEqual(p.foreign, [], `${what}: requests to other hosts`);
+}
+
+async function signIn(page, key) {
+  await page.locator('[data-testid="signin-open"]').click();
+  await page.locator('[data-testid="signin-key"]').fill(key);
+  await page.locator('[data-testid="signin-submit"]').click();
+  await page.locator('[data-testid="role"]').waitFor({ timeout: 10_000 });
 }
 
 const priceOf = (page, symbol) => page.locator(`[data-testid="price-${symbol}"]`).first().textContent({ timeout: 1000 });
@@ -101,12 +116,83 @@ describe("dashboard in Chromium", () => {
     await page.close();
   });
 
+  test("a connector created in the UI appears with its live status", async () => {
+    const page = await watchedPage(browser, server.url);
+    await page.goto(server.url + "/connectors");
+    await signIn(page, server.keys.write);
+    await page.locator('[data-testid="connector-new"]').click();
+    await page.selectOption("select[name=kind]", "rest");
+    await page.fill("input[name=name]", "ui-latest-aapl");
+    await page.fill("input[name=url]", `${server.url}/api/v1/prices/latest?symbol=AAPL`);
+    await page.fill('input[name="mapping.records"]', "$");
+    await page.fill('input[name="mapping.price"]', "$.price");
+    await page.fill('input[name="mapping.symbol"]', "$.symbol");
+    // The mapping preview calls the source and shows what it maps.
+    await page.locator('[data-testid="connector-test"]').click();
+    await page.locator('[data-testid="connector-preview"]').waitFor({ timeout: 15_000 });
+    assert.match(await page.locator('[data-testid="connector-preview"]').textContent(), /AAPL/);
+    await page.locator('[data-testid="connector-submit"]').click();
+    const status = page.locator('[data-testid="connector-status-ui-latest-aapl"]');
+    await until("connector running", 20_000, async () => (await status.textContent({ timeout: 1000 })) === "running");
+    await page.screenshot({ path: join(shots, "connectors.png"), fullPage: true });
+    // Stop it from the list: the status follows live.
+    await page.locator('[data-testid="connector-stop-ui-latest-aapl"]').click();
+    await until("connector stopped", 20_000, async () => /stopped/.test(await status.textContent({ timeout: 1000 })));
+    await clean(page, "connectors");
+    await page.close();
+  });
+
+  test("an uploaded point cloud's job succeeds and its diagram, barcode and landscape are drawn", async () => {
+    // 100 points on a noisy circle: one long H1 bar.
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5;
+    const lines = [];
+    for (let i = 0; i < 100; i++) {
+      const a = (2 * Math.PI * i) / 100;
+      lines.push(`${(Math.cos(a) + 0.05 * rand()).toFixed(6)} ${(Math.sin(a) + 0.05 * rand()).toFixed(6)}`);
+    }
+    const file = join(server.dir, "circle.txt");
+    writeFileSync(file, lines.join("\n") + "\n");
+
+    const page = await watchedPage(browser, server.url);
+    await page.goto(server.url + "/tda");
+    await signIn(page, server.keys.write);
+    await page.setInputFiles('[data-testid="tda-file"]', file);
+    await page.selectOption('[data-testid="tda-format"]', "point-cloud");
+    await page.locator('[data-testid="tda-upload"]').click();
+    await page.locator('[data-testid="tda-upload-result"]').waitFor({ timeout: 10_000 });
+    await page.locator('[data-testid="tda-run"]').click();
+    const status = page.locator('[data-testid="tda-current-status"]');
+    await until("job succeeded", 60_000, async () => {
+      const t = await status.textContent({ timeout: 1000 });
+      assert.ok(!/failed|canceled/.test(t), `job ${t}`);
+      return t === "succeeded";
+    });
+    for (const plot of ["tda-diagram", "tda-barcode", "tda-landscape"]) {
+      const canvas = page.locator(`[data-testid="${plot}"] canvas[data-drawn="true"]`).first();
+      await canvas.waitFor({ timeout: 15_000 });
+      // Pixels were drawn (the canvas is not blank).
+      const inked = await canvas.evaluate((c) => {
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+        return n;
+      });
+      assert.ok(inked > 1000, `${plot}: ${inked} pixels drawn`);
+    }
+    // The job list shows it with the same status, from the realtime channel.
+    const rows = page.locator('[data-testid^="job-status-"]');
+    assert.ok((await rows.count()) >= 1);
+    assert.equal(await rows.first().textContent(), "succeeded");
+    await page.screenshot({ path: join(shots, "tda.png"), fullPage: true });
+    await clean(page, "tda");
+    await page.close();
+  });
+
   test("every page renders without errors (screenshots)", async () => {
     const page = await watchedPage(browser, server.url);
     for (const [path, name] of [
-      ["/connectors", "connectors"],
       ["/jobs", "polling-jobs"],
-      ["/tda", "tda"],
       ["/signals", "signals"],
       ["/operations", "operations"],
     ]) {

@@ -63,6 +63,11 @@ class Realtime {
     return () => this.gapListeners.delete(l);
   }
 
+  /** Connects (once) even before a page subscribes: the top bar shows the link's state. */
+  start() {
+    this.ensure();
+  }
+
   /** Reconnects now (after a sign-in: the new key goes on the upgrade). */
   restart() {
     this.ws?.close(1000);
@@ -100,7 +105,6 @@ class Realtime {
       this.setState("closed");
       // 4001: key revoked, 4002: credentials expired; both mean sign in again.
       if (ev.code === 4001 || ev.code === 4002) session.unauthorized();
-      if (this.subs.size === 0) return;
       const delay = Math.min(10_000, 250 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
       this.attempt = Math.min(this.attempt + 1, 8);
       this.timer = window.setTimeout(() => this.connect(), delay);

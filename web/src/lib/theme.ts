@@ -31,7 +31,7 @@ export function cssVar(name: string): string {
 
 /** Re-renders when the theme changes; returns it. */
 export function useTheme(): Theme {
-  const [t, set] = useState(currentTheme());
+  const [t, set] = useState(currentTheme);
   useEffect(() => {
     const l = () => set(currentTheme());
     listeners.add(l);
