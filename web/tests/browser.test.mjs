@@ -127,6 +127,7 @@ describe("dashboard in Chromium", () => {
     await page.fill('input[name="mapping.records"]', "$");
     await page.fill('input[name="mapping.price"]', "$.price");
     await page.fill('input[name="mapping.symbol"]', "$.symbol");
+    await page.fill("input[name=polling_interval_ms]", "500");
     // The mapping preview calls the source and shows what it maps.
     await page.locator('[data-testid="connector-test"]').click();
     await page.locator('[data-testid="connector-preview"]').waitFor({ timeout: 15_000 });
@@ -134,6 +135,9 @@ describe("dashboard in Chromium", () => {
     await page.locator('[data-testid="connector-submit"]').click();
     const status = page.locator('[data-testid="connector-status-ui-latest-aapl"]');
     await until("connector running", 20_000, async () => (await status.textContent({ timeout: 1000 })) === "running");
+    // Its counters follow live over the connector-status channel.
+    const ticks = page.locator('[data-testid="connector-ticks-ui-latest-aapl"]');
+    await until("ticks collected", 20_000, async () => Number(await ticks.textContent({ timeout: 1000 })) >= 2);
     await page.screenshot({ path: join(shots, "connectors.png"), fullPage: true });
     // Stop it from the list: the status follows live.
     await page.locator('[data-testid="connector-stop-ui-latest-aapl"]').click();

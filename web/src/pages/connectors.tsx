@@ -238,7 +238,7 @@ function Row(props: { c: ConnectorView; live: Live | undefined; now: number; sto
       </td>
       <td class="num">{fmtRate(r.msgs)}</td>
       <td class="num">{fmtRate(r.ticks)}</td>
-      <td class="num" title={s ? `${s.ticks} ticks, ${s.messages_received} messages` : undefined}>
+      <td class="num" data-testid={`connector-ticks-${c.name}`} title={s ? `${s.ticks} ticks, ${s.messages_received} messages` : undefined}>
         {s ? fmtCompact(s.ticks) : "–"}
       </td>
       <td class="num">{s ? s.reconnects : "–"}</td>
