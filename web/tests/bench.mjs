@@ -79,14 +79,19 @@ try {
   const page = await watchedPage(browser, server.url);
   await page.addInitScript(() => {
     window.__long = [];
+    window.__shift = 0;
     new PerformanceObserver((l) => {
       for (const e of l.getEntries()) window.__long.push(e.duration);
     }).observe({ type: "longtask", buffered: true });
+    new PerformanceObserver((l) => {
+      for (const e of l.getEntries()) if (!e.hadRecentInput) window.__shift += e.value;
+    }).observe({ type: "layout-shift", buffered: true });
   });
   await page.goto(server.url + "/");
   await until("prices", 10_000, async () => (await page.locator('[data-testid^="price-"]').count()) >= nSymbols);
   const result = await page.evaluate(async (ms) => {
     window.__long = [];
+    window.__shift = 0;
     let frames = 0;
     let worst = 0;
     let last = performance.now();
@@ -102,13 +107,13 @@ try {
       requestAnimationFrame(step);
     });
     const elapsed = performance.now() - t0;
-    return { fps: (frames * 1000) / elapsed, worstFrame: worst, long: window.__long };
+    return { fps: (frames * 1000) / elapsed, worstFrame: worst, long: window.__long, shift: window.__shift };
   }, seconds * 1000);
   const p = await page.problems();
   console.log(
     `streaming ${nSymbols} symbols x ${tps} ticks/s for ${seconds} s: ${result.fps.toFixed(1)} frames/s, longest frame ${result.worstFrame.toFixed(1)} ms, ` +
       `${result.long.length} long tasks (> 50 ms)${result.long.length ? `, longest ${Math.max(...result.long).toFixed(0)} ms` : ""}; ` +
-      `console errors ${p.console.length}, CSP violations ${p.csp.length}`,
+      `layout shift ${result.shift.toFixed(4)}; console errors ${p.console.length}, CSP violations ${p.csp.length}`,
   );
 } finally {
   await browser.close();

@@ -4,10 +4,12 @@
 // target/browser-screenshots/.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { launchBrowser, repo, startServer, until, watchedPage } from "./harness.mjs";
 
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const shots = join(repo, "target/browser-screenshots");
 mkdirSync(shots, { recursive: true });
 
@@ -210,6 +212,45 @@ describe("dashboard in Chromium", () => {
   });
 });
 
+describe("accessibility (axe-core, WCAG 2 A and AA)", () => {
+  let server;
+  let browser;
+  before(async () => {
+    server = await startServer({ toml: FEED });
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  for (const theme of ["light", "dark"]) {
+    test(`every page has no serious or critical violation (${theme} theme)`, async () => {
+      // axe is injected by the test, so this context bypasses the CSP (the
+      // CSP itself is checked by the other tests).
+      const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 720 } });
+      const page = await context.newPage();
+      await page.addInitScript((t) => localStorage.setItem("marketd.theme", t), theme);
+      const found = [];
+      for (const path of ["/", "/symbols/AAPL", "/connectors", "/connectors/new", "/jobs", "/tda", "/signals", "/operations"]) {
+        await page.goto(server.url + path);
+        await page.locator("main h1").first().waitFor({ timeout: 10_000 });
+        if (path === "/") await until("prices", 15_000, async () => /\d/.test((await priceOf(page, "AAPL")) ?? ""));
+        await page.addScriptTag({ content: axeSource });
+        const result = await page.evaluate(() =>
+          window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }),
+        );
+        for (const v of result.violations) {
+          if (v.impact !== "serious" && v.impact !== "critical") continue;
+          found.push(`${path}: ${v.id} (${v.impact}) ${v.help}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(" | ")}`);
+        }
+      }
+      await context.close();
+      assert.deepEqual(found, [], found.join("\n"));
+    });
+  }
+});
+
 describe("dashboard with keys required for reads", () => {
   let server;
   let browser;
@@ -238,6 +279,15 @@ describe("dashboard with keys required for reads", () => {
     const stored = await page.evaluate(() => ({ s: sessionStorage.getItem("marketd.key"), l: JSON.stringify(localStorage) }));
     assert.equal(stored.s, server.keys.read);
     assert.ok(!stored.l.includes(server.keys.read));
+    // A read key cannot write: the write controls are disabled, with a hint.
+    await page.goto(server.url + "/jobs");
+    await page.locator('[data-testid="polling-job-submit"]').waitFor({ timeout: 10_000 });
+    assert.ok(await page.locator('[data-testid="polling-job-submit"]').isDisabled());
+    assert.ok(await page.locator('[data-testid="write-hint"]').first().isVisible());
+    await page.goto(server.url + "/tda");
+    await page.locator('[data-testid="tda-upload"]').waitFor({ timeout: 10_000 });
+    assert.ok(await page.locator('[data-testid="tda-upload"]').isDisabled());
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("marketd.key")), server.keys.read, "the key survives a reload in the tab");
     await page.screenshot({ path: join(shots, "signed-in-read.png") });
     await clean(page, "signed in");
     await page.close();

@@ -300,7 +300,7 @@ function TicksTable({ live }: { live: LiveTicks }) {
   return (
     <div class="panel ticks-panel">
       <h2 id="ticks-title">Latest ticks</h2>
-      <div class="ticks-scroll">
+      <div class="ticks-scroll" tabIndex={0} role="region" aria-labelledby="ticks-title">
         <table class="ticks-table" aria-labelledby="ticks-title" data-testid="ticks">
           <colgroup>
             <col class="w-time" />
