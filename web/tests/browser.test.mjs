@@ -37,6 +37,30 @@ async function clean(page, what) {
   assert.deepEqual(p.foreign, [], `${what}: requests to other hosts`);
 }
 
+/**
+ * A server with `toml` and a browser for the enclosing `describe`, started
+ * before its tests and stopped after them. Read them inside tests only.
+ */
+function serverAndBrowser(toml) {
+  const held = {};
+  before(async () => {
+    held.server = await startServer({ toml });
+    held.browser = await launchBrowser();
+  });
+  after(async () => {
+    await held.browser?.close();
+    await held.server?.stop();
+  });
+  return {
+    get server() {
+      return held.server;
+    },
+    get browser() {
+      return held.browser;
+    },
+  };
+}
+
 async function signIn(page, key) {
   await page.locator('[data-testid="signin-open"]').click();
   await page.locator('[data-testid="signin-key"]').fill(key);
@@ -47,20 +71,11 @@ async function signIn(page, key) {
 const priceOf = (page, symbol) => page.locator(`[data-testid="price-${symbol}"]`).first().textContent({ timeout: 1000 });
 
 describe("dashboard in Chromium", () => {
-  let server;
-  let browser;
-  before(async () => {
-    server = await startServer({ toml: FEED });
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  const env = serverAndBrowser(FEED);
 
   test("the board lists every symbol live, with no console error, CSP violation or foreign request", async () => {
-    const page = await watchedPage(browser, server.url);
-    await page.goto(server.url + "/");
+    const page = await watchedPage(env.browser, env.server.url);
+    await page.goto(env.server.url + "/");
     // Every configured symbol, NVDA included (no hard-coded list).
     for (const s of SYMBOLS) {
       await until(`price-${s}`, 15_000, async () => /\d/.test((await priceOf(page, s)) ?? ""));
@@ -84,8 +99,8 @@ describe("dashboard in Chromium", () => {
   });
 
   test("the board in the dark theme", async () => {
-    const page = await watchedPage(browser, server.url, { theme: "dark" });
-    await page.goto(server.url + "/");
+    const page = await watchedPage(env.browser, env.server.url, { theme: "dark" });
+    await page.goto(env.server.url + "/");
     await until("price-AAPL", 15_000, async () => /\d/.test((await priceOf(page, "AAPL")) ?? ""));
     assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "dark");
     await page.screenshot({ path: join(shots, "board-dark.png"), fullPage: true });
@@ -94,8 +109,8 @@ describe("dashboard in Chromium", () => {
   });
 
   test("the symbol view draws a candlestick chart and keeps adding bars", async () => {
-    const page = await watchedPage(browser, server.url);
-    await page.goto(server.url + "/symbols/AAPL");
+    const page = await watchedPage(env.browser, env.server.url);
+    await page.goto(env.server.url + "/symbols/AAPL");
     const canvas = page.locator('[data-testid="chart"] canvas').first();
     await canvas.waitFor({ timeout: 15_000 });
     await page.getByRole("button", { name: "1s", exact: true }).click();
@@ -110,7 +125,7 @@ describe("dashboard in Chromium", () => {
     assert.ok(box.width > 200 && box.height > 100, JSON.stringify(box));
     await page.screenshot({ path: join(shots, "symbol.png"), fullPage: true });
     // Reachable from the board by its link, without a reload.
-    await page.goto(server.url + "/");
+    await page.goto(env.server.url + "/");
     await page.locator('a[href="/symbols/MSFT"]').first().click();
     await page.locator('[data-testid="chart"] canvas').first().waitFor({ timeout: 15_000 });
     assert.equal(new URL(page.url()).pathname, "/symbols/MSFT");
@@ -119,13 +134,13 @@ describe("dashboard in Chromium", () => {
   });
 
   test("a connector created in the UI appears with its live status", async () => {
-    const page = await watchedPage(browser, server.url);
-    await page.goto(server.url + "/connectors");
-    await signIn(page, server.keys.write);
+    const page = await watchedPage(env.browser, env.server.url);
+    await page.goto(env.server.url + "/connectors");
+    await signIn(page, env.server.keys.write);
     await page.locator('[data-testid="connector-new"]').click();
     await page.selectOption("select[name=kind]", "rest");
     await page.fill("input[name=name]", "ui-latest-aapl");
-    await page.fill("input[name=url]", `${server.url}/api/v1/prices/latest?symbol=AAPL`);
+    await page.fill("input[name=url]", `${env.server.url}/api/v1/prices/latest?symbol=AAPL`);
     await page.fill('input[name="mapping.records"]', "$");
     await page.fill('input[name="mapping.price"]', "$.price");
     await page.fill('input[name="mapping.symbol"]', "$.symbol");
@@ -157,12 +172,12 @@ describe("dashboard in Chromium", () => {
       const a = (2 * Math.PI * i) / 100;
       lines.push(`${(Math.cos(a) + 0.05 * rand()).toFixed(6)} ${(Math.sin(a) + 0.05 * rand()).toFixed(6)}`);
     }
-    const file = join(server.dir, "circle.txt");
+    const file = join(env.server.dir, "circle.txt");
     writeFileSync(file, lines.join("\n") + "\n");
 
-    const page = await watchedPage(browser, server.url);
-    await page.goto(server.url + "/tda");
-    await signIn(page, server.keys.write);
+    const page = await watchedPage(env.browser, env.server.url);
+    await page.goto(env.server.url + "/tda");
+    await signIn(page, env.server.keys.write);
     await page.setInputFiles('[data-testid="tda-file"]', file);
     await page.selectOption('[data-testid="tda-format"]', "point-cloud");
     await page.locator('[data-testid="tda-upload"]').click();
@@ -196,13 +211,13 @@ describe("dashboard in Chromium", () => {
   });
 
   test("every page renders without errors (screenshots)", async () => {
-    const page = await watchedPage(browser, server.url);
+    const page = await watchedPage(env.browser, env.server.url);
     for (const [path, name] of [
       ["/jobs", "polling-jobs"],
       ["/signals", "signals"],
       ["/operations", "operations"],
     ]) {
-      await page.goto(server.url + path);
+      await page.goto(env.server.url + path);
       await page.locator("main h1").first().waitFor({ timeout: 10_000 });
       await page.waitForLoadState("networkidle").catch(() => {});
       await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
@@ -213,27 +228,18 @@ describe("dashboard in Chromium", () => {
 });
 
 describe("accessibility (axe-core, WCAG 2 A and AA)", () => {
-  let server;
-  let browser;
-  before(async () => {
-    server = await startServer({ toml: FEED });
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  const env = serverAndBrowser(FEED);
 
   for (const theme of ["light", "dark"]) {
     test(`every page has no serious or critical violation (${theme} theme)`, async () => {
       // axe is injected by the test, so this context bypasses the CSP (the
       // CSP itself is checked by the other tests).
-      const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 720 } });
+      const context = await env.browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 720 } });
       const page = await context.newPage();
       await page.addInitScript((t) => localStorage.setItem("marketd.theme", t), theme);
       const found = [];
       for (const path of ["/", "/symbols/AAPL", "/connectors", "/connectors/new", "/jobs", "/tda", "/signals", "/operations"]) {
-        await page.goto(server.url + path);
+        await page.goto(env.server.url + path);
         await page.locator("main h1").first().waitFor({ timeout: 10_000 });
         if (path === "/") await until("prices", 15_000, async () => /\d/.test((await priceOf(page, "AAPL")) ?? ""));
         await page.addScriptTag({ content: axeSource });
@@ -252,24 +258,15 @@ describe("accessibility (axe-core, WCAG 2 A and AA)", () => {
 });
 
 describe("dashboard with keys required for reads", () => {
-  let server;
-  let browser;
-  before(async () => {
-    server = await startServer({ toml: `${FEED}\n[auth]\nrequire_read_key = true\n` });
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  const env = serverAndBrowser(`${FEED}\n[auth]\nrequire_read_key = true\n`);
 
   test("a sign-in box, the key kept for the session and sent on the WebSocket; writes disabled for a read key", async () => {
-    const page = await watchedPage(browser, server.url);
-    await page.goto(server.url + "/");
+    const page = await watchedPage(env.browser, env.server.url);
+    await page.goto(env.server.url + "/");
     const key = page.locator('[data-testid="signin-key"]');
     await key.waitFor({ timeout: 10_000 });
     assert.equal(await page.locator('[data-testid^="price-"]').count(), 0, "prices shown before signing in");
-    await key.fill(server.keys.read);
+    await key.fill(env.server.keys.read);
     await page.locator('[data-testid="signin-submit"]').click();
     await until("price-AAPL after sign-in", 15_000, async () => /\d/.test((await priceOf(page, "AAPL")) ?? ""));
     const p0 = await priceOf(page, "AAPL");
@@ -277,17 +274,17 @@ describe("dashboard with keys required for reads", () => {
     assert.equal(await page.locator('[data-testid="role"]').textContent(), "read key");
     // sessionStorage only: nothing in localStorage.
     const stored = await page.evaluate(() => ({ s: sessionStorage.getItem("marketd.key"), l: JSON.stringify(localStorage) }));
-    assert.equal(stored.s, server.keys.read);
-    assert.ok(!stored.l.includes(server.keys.read));
+    assert.equal(stored.s, env.server.keys.read);
+    assert.ok(!stored.l.includes(env.server.keys.read));
     // A read key cannot write: the write controls are disabled, with a hint.
-    await page.goto(server.url + "/jobs");
+    await page.goto(env.server.url + "/jobs");
     await page.locator('[data-testid="polling-job-submit"]').waitFor({ timeout: 10_000 });
     assert.ok(await page.locator('[data-testid="polling-job-submit"]').isDisabled());
     assert.ok(await page.locator('[data-testid="write-hint"]').first().isVisible());
-    await page.goto(server.url + "/tda");
+    await page.goto(env.server.url + "/tda");
     await page.locator('[data-testid="tda-upload"]').waitFor({ timeout: 10_000 });
     assert.ok(await page.locator('[data-testid="tda-upload"]').isDisabled());
-    assert.equal(await page.evaluate(() => sessionStorage.getItem("marketd.key")), server.keys.read, "the key survives a reload in the tab");
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("marketd.key")), env.server.keys.read, "the key survives a reload in the tab");
     await page.screenshot({ path: join(shots, "signed-in-read.png") });
     await clean(page, "signed in");
     await page.close();

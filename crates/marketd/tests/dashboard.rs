@@ -10,6 +10,15 @@ use common::{TestApp, assert_error_shape, eventually, logs::logs};
 use std::io::Read as _;
 use std::time::Duration;
 
+/// `GET path` without the harness's default key, with `key` if given.
+async fn get(app: &TestApp, path: &str, key: Option<&str>) -> reqwest::Response {
+    let mut req = app.anon.get(app.url(path));
+    if let Some(key) = key {
+        req = req.header("x-api-key", key);
+    }
+    req.send().await.unwrap()
+}
+
 fn feed(c: &mut marketd::config::Config) {
     logs();
     c.feeds.simulated.ticks_per_second = 50.0;
@@ -30,7 +39,7 @@ fn entry_script(html: &str) -> String {
 #[tokio::test]
 async fn every_page_path_serves_the_app_and_its_assets_under_a_strict_csp() {
     let app = TestApp::spawn(feed).await;
-    let r = app.anon.get(app.url("/")).send().await.unwrap();
+    let r = get(&app, "/", None).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(r.headers()["cache-control"], "no-cache");
@@ -62,11 +71,11 @@ async fn every_page_path_serves_the_app_and_its_assets_under_a_strict_csp() {
         "/signals",
         "/operations",
     ] {
-        let r = app.anon.get(app.url(path)).send().await.unwrap();
+        let r = get(&app, path, None).await;
         assert_eq!(r.status(), 200, "{path}");
         assert_eq!(r.text().await.unwrap(), index, "{path}");
     }
-    let r = app.anon.get(app.url("/nothing-here")).send().await.unwrap();
+    let r = get(&app, "/nothing-here", None).await;
     assert_eq!(r.status(), 404);
 
     // A reload with the ETag costs a 304 and no body.
@@ -86,7 +95,7 @@ async fn every_page_path_serves_the_app_and_its_assets_under_a_strict_csp() {
         script.starts_with("/assets/") && script.ends_with(".js"),
         "{script}"
     );
-    let plain = app.anon.get(app.url(&script)).send().await.unwrap();
+    let plain = get(&app, &script, None).await;
     assert_eq!(plain.status(), 200);
     assert_eq!(
         plain.headers()["content-type"],
@@ -119,12 +128,7 @@ async fn every_page_path_serves_the_app_and_its_assets_under_a_strict_csp() {
         .unwrap();
     assert_eq!(inflated, plain);
 
-    let r = app
-        .anon
-        .get(app.url("/assets/missing-0000.js"))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&app, "/assets/missing-0000.js", None).await;
     assert_eq!(r.status(), 404);
     assert_eq!(assert_error_shape(&r.json().await.unwrap()), "NOT_FOUND");
     app.stop().await;
@@ -174,12 +178,7 @@ async fn symbols_lists_every_symbol_with_its_session_bar() {
 async fn session_says_who_the_caller_is_and_whether_reads_need_a_key() {
     let app = TestApp::spawn(feed).await;
     let (s, anon) = {
-        let r = app
-            .anon
-            .get(app.url("/api/v1/session"))
-            .send()
-            .await
-            .unwrap();
+        let r = get(&app, "/api/v1/session", None).await;
         (
             r.status().as_u16(),
             r.json::<serde_json::Value>().await.unwrap(),
@@ -194,13 +193,7 @@ async fn session_says_who_the_caller_is_and_whether_reads_need_a_key() {
         (&app.write_key, "write"),
         (&app.admin_key, "admin"),
     ] {
-        let r = app
-            .anon
-            .get(app.url("/api/v1/session"))
-            .header("x-api-key", key)
-            .send()
-            .await
-            .unwrap();
+        let r = get(&app, "/api/v1/session", Some(key)).await;
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["authenticated"], true);
         assert_eq!(body["role"], role);
@@ -210,13 +203,7 @@ async fn session_says_who_the_caller_is_and_whether_reads_need_a_key() {
             "{principal}"
         );
     }
-    let r = app
-        .anon
-        .get(app.url("/api/v1/session"))
-        .header("x-api-key", "mkd_not_a_key")
-        .send()
-        .await
-        .unwrap();
+    let r = get(&app, "/api/v1/session", Some("mkd_not_a_key")).await;
     assert_eq!(r.status(), 401);
     assert_eq!(
         assert_error_shape(&r.json().await.unwrap()),
@@ -229,28 +216,12 @@ async fn session_says_who_the_caller_is_and_whether_reads_need_a_key() {
         c.auth.require_read_key = true;
     })
     .await;
-    let r = app
-        .anon
-        .get(app.url("/api/v1/session"))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&app, "/api/v1/session", None).await;
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["read_requires_key"], true);
     assert_eq!(body["authenticated"], false);
     // The page itself stays open (it shows the sign-in box); the data does not.
-    assert_eq!(
-        app.anon.get(app.url("/")).send().await.unwrap().status(),
-        200
-    );
-    assert_eq!(
-        app.anon
-            .get(app.url("/api/v1/symbols"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(get(&app, "/", None).await.status(), 200);
+    assert_eq!(get(&app, "/api/v1/symbols", None).await.status(), 401);
     app.stop().await;
 }
