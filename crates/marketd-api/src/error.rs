@@ -127,10 +127,24 @@ impl From<marketd_store::Error> for ApiError {
                 "CONFLICT",
                 format!("{what} already exists"),
             ),
+            // A full disk is the operator's to fix and passes once space
+            // returns: a 503 the caller may retry, not an internal error.
+            e @ marketd_store::Error::Full { .. } => ApiError {
+                internal: Some(e.to_string()),
+                retry_after: Some(STORAGE_FULL_RETRY_SECS),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "STORAGE_FULL",
+                    "storage is full: nothing was written; try again once space is freed",
+                )
+            },
             other => ApiError::internal(other),
         }
     }
 }
+
+/// `Retry-After` of a `STORAGE_FULL` answer, in seconds.
+const STORAGE_FULL_RETRY_SECS: u64 = 5;
 
 /// Every service error, so the HTTP mapping below is written once.
 #[derive(Debug, thiserror::Error)]
@@ -305,3 +319,34 @@ impl From<marketd_model::Error> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full disk is a 503 `STORAGE_FULL` with `Retry-After`, whether the
+    /// store error comes straight from a handler or through a service; any
+    /// other store failure stays a 500 whose cause is not returned.
+    #[test]
+    fn a_full_store_is_a_503_storage_full() {
+        let full = || marketd_store::Error::Full {
+            op: "storing a polling job",
+            source: "database or disk is full".into(),
+        };
+        for e in [
+            ApiError::from(full()),
+            ApiError::from(PollingError::Store(full())),
+            ApiError::from(ConnectorError::Store(full())),
+        ] {
+            assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(e.code, "STORAGE_FULL");
+            assert_eq!(e.retry_after, Some(STORAGE_FULL_RETRY_SECS));
+            assert!(!e.detail.contains("database or disk"), "{}", e.detail);
+        }
+        let other = ApiError::from(marketd_store::Error::Database {
+            op: "storing a polling job",
+            source: "no such table".into(),
+        });
+        assert_eq!(other.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -37,7 +37,9 @@ pub async fn run(
             r = consumer.recv_batch(&mut batch, 4096) => match r {
                 Ok(0) => true,
                 Ok(_) => {
-                    seed_new_series(&store, &mut agg, &batch).await;
+                    let before = out.len();
+                    seed_new_series(&store, &mut agg, &batch, &mut out).await;
+                    let seeded = out.len() > before;
                     agg.apply_batch(
                         batch.iter().filter_map(|d| match &d.envelope.event {
                             Event::Tick(t) => Some(t),
@@ -45,6 +47,11 @@ pub async fn run(
                         }),
                         &mut out,
                     );
+                    if seeded {
+                        // Recomputed bars go out: so do the open bars this
+                        // batch changed, before its ticks are committed.
+                        agg.flush_open(&mut out);
+                    }
                     for d in &batch {
                         match applied.iter_mut().find(|a| a.partition == d.partition) {
                             Some(a) => *a = d.clone(),

@@ -33,7 +33,7 @@ use averages::MaState;
 use bars::apply_interval;
 use marketd_model::{Bar, Event, Interval, Symbol, Tick};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Aggregator settings (`[aggregator]`).
@@ -75,10 +75,15 @@ struct Series {
 /// Stored history of one series, for [`Aggregator::seed`].
 #[derive(Debug, Default, Clone)]
 pub struct SeriesHistory {
-    /// The newest bars, ascending by start.
+    /// The newest stored bars before [`SeriesHistory::rebuilt`], ascending
+    /// by start.
     pub bars: Vec<Bar>,
-    /// EMA per configured window at the newest closed bar (None: unknown).
+    /// EMA per configured window at the newest closed bar of `bars` (None:
+    /// unknown).
     pub emas: Vec<Option<f64>>,
+    /// The newest bars, recomputed from the stored ticks (see `seed.rs`),
+    /// ascending by start; all closed but the newest.
+    pub rebuilt: Vec<Bar>,
 }
 
 /// The pure aggregation state machine: ticks in, bar and indicator events out.
@@ -89,6 +94,10 @@ pub struct Aggregator {
     /// Per (source, symbol): one series per configured interval, in config
     /// order (one map lookup per tick, not one per interval).
     series: HashMap<(Arc<str>, Symbol), Vec<Series>>,
+    /// Identities of the stored ticks a warm start folded into a series'
+    /// bars, kept until the series receives a tick not among them (see
+    /// `seed.rs`): the ticks a persistent bus redelivers are skipped.
+    refolded: HashMap<(Arc<str>, Symbol), HashSet<String>>,
     late_dropped: u64,
 }
 
@@ -99,6 +108,7 @@ impl Aggregator {
             cfg,
             max_window,
             series: HashMap::new(),
+            refolded: HashMap::new(),
             late_dropped: 0,
         }
     }
@@ -111,6 +121,10 @@ impl Aggregator {
     /// Folds one tick in; closed or corrected bars and new indicator values
     /// are appended to `out`.
     pub fn apply(&mut self, tick: &Tick, out: &mut Vec<Event>) {
+        if !self.refolded.is_empty() && self.is_refolded(tick) {
+            metrics::counter!("marketd_aggregator_refolded_ticks_skipped_total").increment(1);
+            return;
+        }
         let cfg = &self.cfg;
         let all = self
             .series
@@ -131,6 +145,20 @@ impl Aggregator {
                 metrics::counter!("marketd_late_ticks_dropped_total").increment(1);
             }
         }
+    }
+
+    /// Whether a warm start already folded `tick` in from the store; the
+    /// first tick of the series that it did not ends the check.
+    fn is_refolded(&mut self, tick: &Tick) -> bool {
+        let key = (tick.source.clone(), tick.symbol.clone());
+        let Some(ids) = self.refolded.get(&key) else {
+            return false;
+        };
+        if ids.contains(&tick.identity()) {
+            return true;
+        }
+        self.refolded.remove(&key);
+        false
     }
 
     /// Whether `(source, symbol)` has state here (else it would start empty:
@@ -165,6 +193,7 @@ impl Aggregator {
     /// member); publish open bars first.
     pub fn retain(&mut self, mut keep: impl FnMut(&Symbol) -> bool) {
         self.series.retain(|(_, symbol), _| keep(symbol));
+        self.refolded.retain(|key, _| self.series.contains_key(key));
     }
 
     /// Folds a batch of ticks in. When that produced events (a bar closed,

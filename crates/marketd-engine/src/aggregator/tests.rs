@@ -179,7 +179,11 @@ impl Stored {
                         .collect(),
                     None => Vec::new(),
                 };
-                SeriesHistory { bars, emas }
+                SeriesHistory {
+                    bars,
+                    emas,
+                    rebuilt: Vec::new(),
+                }
             })
             .collect()
     }
@@ -250,7 +254,12 @@ fn a_seeded_restart_continues_bars_and_averages_exactly() {
             redelivered += split - resume;
             let mut second = Aggregator::new(cfg.clone());
             let history = store.history(&second);
-            second.seed("sim".into(), Symbol::parse("AAPL").unwrap(), history);
+            second.seed(
+                "sim".into(),
+                Symbol::parse("AAPL").unwrap(),
+                history,
+                &mut Vec::new(),
+            );
             run(&mut second, &ticks[resume..], &mut store, true);
             let how = if graceful { "stop" } else { "crash" };
             assert_eq!(

@@ -72,6 +72,8 @@ pub struct SqliteStore {
     /// writer connections take turns instead of sleeping in SQLite's busy
     /// handler.
     gate: Arc<tokio::sync::Mutex<()>>,
+    /// Whether the last tick insert found the disk full (readiness).
+    health: Arc<crate::error::WriteHealth>,
     location: Location,
 }
 
@@ -129,6 +131,7 @@ impl SqliteStore {
             read,
             ticks: Some(Arc::new(ticks)),
             gate: Arc::default(),
+            health: Arc::default(),
             location: Location::File(path.to_path_buf()),
         })
     }
@@ -153,6 +156,7 @@ impl SqliteStore {
             read: pool,
             ticks: None,
             gate: Arc::default(),
+            health: Arc::default(),
             location: Location::Memory,
         })
     }
@@ -341,7 +345,10 @@ impl Store for SqliteStore {
         })
     }
 
+    /// The database answers, and the last tick insert did not find the
+    /// disk full (reads work on a full disk, ingest does not).
     async fn ping(&self) -> Result<()> {
+        self.health.check()?;
         sqlx::query("SELECT 1")
             .execute(&self.read)
             .await

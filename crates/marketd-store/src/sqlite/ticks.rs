@@ -80,7 +80,9 @@ impl TickSql for SqliteStore {
         // waiting for the gate, then inserted on a blocking thread.
         let rows = EncodedTicks::new(ticks);
         let Some(writer) = &self.ticks else {
-            return self.insert_ticks_sqlx(&rows).await;
+            let res = self.insert_ticks_sqlx(&rows).await;
+            self.health.observe(&res);
+            return res;
         };
         let writer = writer.clone();
         let gate = self.gate.clone().lock_owned().await;
@@ -90,14 +92,16 @@ impl TickSql for SqliteStore {
             res
         })
         .await;
-        match res {
+        let res = match res {
             Ok(res) => res,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(Error::Database {
                 op: OP,
                 source: e.into(),
             }),
-        }
+        };
+        self.health.observe(&res);
+        res
     }
 }
 
