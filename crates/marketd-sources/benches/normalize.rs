@@ -1,6 +1,15 @@
 //! Nanoseconds per venue message through the typed decoders (one message,
 //! one tick, decoder and output vector reused as a connection would).
 //! The issue's goal: at most 500 ns per Binance or OKX trade on one core.
+//!
+//! With `MARKETD_BENCH_CAPTURES=DIR` (shared/fixtures/captures) it measures
+//! instead messages/s per recorded capture, for the side-by-side comparison
+//! with cryptofeed (scripts/compare.d/decode): the trade and book-ticker
+//! frames of each capture (Binance `@aggTrade`/`@bookTicker`, OKX
+//! `trades`/`tickers`, the set scripts/reference/cryptofeed_decode.py feeds
+//! cryptofeed's handlers) decoded in a loop for `MARKETD_BENCH_SECONDS`
+//! (default 2) per capture, one line `CAPTURE <name> frames=.. ticks=..
+//! msgs_per_s=..` each. Criterion's per-frame figures stay the default.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use marketd_sources::venues::{Frame, Venue};
@@ -78,5 +87,80 @@ fn normalize(c: &mut Criterion) {
     floor.finish();
 }
 
+/// The capture files compared, with the venue whose decoder reads them.
+const CAPTURES: &[(&str, Venue)] = &[
+    ("BINANCE.ws.1.0", Venue::Binance),
+    ("BINANCE_FUTURES.ws.1.0", Venue::BinanceFutures),
+    ("OKX.ws.1.0", Venue::Okx),
+];
+
+/// The capture's inbound trade and book-ticker frames (cryptofeed's capture
+/// format: `<unix time>: <json>` a line; outbound and header lines hold ` <-`).
+fn capture_frames(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.contains(" <-"))
+        .filter_map(|l| l.split_once(": ").map(|(_, f)| f))
+        // OKX subscribe acks name the channel too.
+        .filter(|f| !f.contains("\"event\":"))
+        .filter(|f| {
+            [
+                "@aggTrade\"",
+                "@bookTicker\"",
+                "\"channel\":\"trades\"",
+                "\"channel\":\"tickers\"",
+            ]
+            .iter()
+            .any(|k| f.contains(k))
+        })
+        .collect()
+}
+
+fn captures(dir: &str) {
+    let secs: f64 = std::env::var("MARKETD_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
+    for &(name, venue) in CAPTURES {
+        let path = std::path::Path::new(dir).join(name);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let frames = capture_frames(&text);
+        let mut decoder = venue.decoder();
+        let mut out = Vec::with_capacity(16);
+        // One pass first: every selected frame must be data (a frame the
+        // decoder rejected or ignored would make the comparison unequal).
+        let mut ticks = 0;
+        for f in &frames {
+            out.clear();
+            match decoder.decode(f, RECEIVED, &mut out) {
+                Ok(Frame::Data { ticks: n, .. }) => ticks += n,
+                other => panic!("{name}: not data: {other:?} for {f}"),
+            }
+        }
+        let start = std::time::Instant::now();
+        let mut decoded = 0u64;
+        while start.elapsed().as_secs_f64() < secs {
+            for f in &frames {
+                out.clear();
+                black_box(decoder.decode(black_box(f), RECEIVED, &mut out)).ok();
+            }
+            decoded += frames.len() as u64;
+        }
+        let rate = decoded as f64 / start.elapsed().as_secs_f64();
+        println!(
+            "CAPTURE {name} frames={} ticks={ticks} msgs_per_s={rate:.0}",
+            frames.len()
+        );
+    }
+}
+
 criterion_group!(benches, normalize);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(dir) = std::env::var("MARKETD_BENCH_CAPTURES") {
+        captures(&dir);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
