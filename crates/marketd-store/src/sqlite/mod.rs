@@ -306,17 +306,37 @@ impl SqliteStore {
         }
         let mut chunks = chunks.into_iter();
         let _gate = self.gate.lock().await;
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.during(op)?;
-        let mut affected = 0;
-        let mut next = chunks.next().map(build);
-        while let Some(q) = next.take() {
-            let (done, built) =
-                tokio::join!(q.execute(&mut *tx), async { chunks.next().map(build) });
-            affected += done.during(op)?.rows_affected();
-            next = built;
+        // The transaction is managed by hand, not by `sqlx::Transaction`:
+        // when SQLite rolls a transaction back by itself (SQLITE_FULL does),
+        // sqlx's rollback on drop fails and leaves its transaction depth
+        // at one, and every later write on the connection fails with
+        // "begin_with at non-zero transaction depth", long after space has
+        // returned. A ROLLBACK that finds no transaction is harmless.
+        let mut conn = self.write.acquire().await.during(op)?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .during(op)?;
+        let res: Result<u64> = async {
+            let mut affected = 0;
+            let mut next = chunks.next().map(build);
+            while let Some(q) = next.take() {
+                let (done, built) =
+                    tokio::join!(q.execute(&mut *conn), async { chunks.next().map(build) });
+                affected += done.during(op)?.rows_affected();
+                next = built;
+            }
+            sqlx::query("COMMIT")
+                .execute(&mut *conn)
+                .await
+                .during(op)?;
+            Ok(affected)
         }
-        tx.commit().await.during(op)?;
-        Ok(affected)
+        .await;
+        if res.is_err() {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        }
+        res
     }
 }
 
@@ -373,6 +393,70 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write that finds the disk full (here: the write connection's
+    /// `max_page_count`) fails as [`Error::Full`], and once space returns
+    /// the same connection writes again: before the fix, sqlx's transaction
+    /// depth stayed at one after SQLite's own rollback and every later
+    /// bars/indicators write failed for good.
+    #[tokio::test]
+    async fn the_writer_recovers_after_the_disk_was_full() {
+        use crate::{BarQuery, SeriesStore, Store};
+        use marketd_model::{Bar, Interval, Symbol, Tick, TickKind};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let bars = |from: i64, n: i64| -> Vec<Bar> {
+            (from..from + n)
+                .map(|i| {
+                    let t = Tick::new(
+                        Symbol::parse("AAPL").unwrap(),
+                        "sim",
+                        TickKind::Trade,
+                        Decimal::new(100 + i, 0),
+                        Decimal::ONE,
+                        i * 1_000_000_000,
+                        i * 1_000_000_000,
+                    );
+                    Bar::open_with(&t, Interval::S1)
+                })
+                .collect()
+        };
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&store.write)
+            .await
+            .unwrap();
+        sqlx::query(&format!("PRAGMA max_page_count = {}", pages + 2))
+            .execute(&store.write)
+            .await
+            .unwrap();
+        let mut full = None;
+        for k in 0..50 {
+            if let Err(e) = store.upsert_bars(&bars(k * 1000, 1000)).await {
+                full = Some(e);
+                break;
+            }
+        }
+        let full = full.expect("the page limit was reached");
+        assert!(full.is_full(), "{full:?}");
+        // Space returns: the next write on the same connection succeeds.
+        sqlx::query("PRAGMA max_page_count = 1000000")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        store.upsert_bars(&bars(900_000, 10)).await.unwrap();
+        let q = BarQuery {
+            symbol: Symbol::parse("AAPL").unwrap(),
+            source: Some("sim".into()),
+            interval: Interval::S1,
+            from: Some(900_000 * 1_000_000_000),
+            to: None,
+            limit: 100,
+        };
+        assert_eq!(store.bars(&q).await.unwrap().len(), 10);
+    }
 
     #[test]
     fn keeps_exact_text_only_when_real_would_round() {
