@@ -11,7 +11,7 @@
 //! (default 2) per capture, one line `CAPTURE <name> frames=.. ticks=..
 //! msgs_per_s=..` each. Criterion's per-frame figures stay the default.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use marketd_sources::venues::{Frame, Venue};
 use std::hint::black_box;
 
