@@ -326,10 +326,7 @@ impl SqliteStore {
                 affected += done.during(op)?.rows_affected();
                 next = built;
             }
-            sqlx::query("COMMIT")
-                .execute(&mut *conn)
-                .await
-                .during(op)?;
+            sqlx::query("COMMIT").execute(&mut *conn).await.during(op)?;
             Ok(affected)
         }
         .await;
