@@ -177,6 +177,7 @@ pub async fn submit(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobListQuery {
     /// Only jobs in this status.
@@ -284,6 +285,7 @@ pub async fn cancel_job(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// `point-cloud`, `distance-matrix` (or `distance`), `lower-distance`,
@@ -408,6 +410,7 @@ fn multipart_error(e: multer::Error, max: usize) -> ApiError {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadListQuery {
     /// At most this many, newest first (default 100).
