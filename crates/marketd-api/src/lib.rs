@@ -18,7 +18,7 @@ pub mod state;
 use axum::Router;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use openapi_responses::CommonResponses;
+use openapi_responses::{CommonResponses, ResourceLinks};
 pub use ratelimit::RateLimitConfig;
 use route_table::Routes;
 use serde::{Deserialize, Serialize};
@@ -125,7 +125,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         routes::tda::delete_upload,
     ),
     components(schemas(error::ErrorBody)),
-    modifiers(&SecuritySchemes, &CommonResponses),
+    modifiers(&SecuritySchemes, &CommonResponses, &ResourceLinks),
     tags(
         (name = "prices", description = "Latest prices, history, bars, indicators"),
         (name = "polling", description = "Scheduled price polling"),

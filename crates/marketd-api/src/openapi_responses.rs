@@ -8,6 +8,10 @@
 //! content type, a 422 on an unparseable path id, a 400 on malformed JSON).
 //! [`CommonResponses`] adds each status where that layer runs and the
 //! operation does not declare it already, always in the error shape.
+//!
+//! [`ResourceLinks`] declares the OpenAPI links from each creating operation
+//! to the operations on the created resource, so schemathesis' stateful
+//! phase (and generated clients) can follow a created id.
 
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::{
@@ -125,4 +129,118 @@ fn add(op: &mut Operation, status: u16, description: &str) {
         .responses
         .entry(status.to_string())
         .or_insert_with(|| RefOr::T(error_response(description)));
+}
+
+/// OpenAPI links from each creation to the operations on what it created:
+/// `(creating method, path, status, [(method, path of the target)])`; the
+/// created resource's `id` is in the answer's body.
+const CREATIONS: &[(&str, &str, &str, &[(&str, &str)])] = &[
+    (
+        "post",
+        "/api/v1/uploads",
+        "201",
+        &[
+            ("get", "/api/v1/uploads/{id}"),
+            ("delete", "/api/v1/uploads/{id}"),
+        ],
+    ),
+    (
+        "post",
+        "/api/v1/jobs",
+        "202",
+        &[
+            ("get", "/api/v1/jobs/{id}"),
+            ("get", "/api/v1/jobs/{id}/result"),
+            ("delete", "/api/v1/jobs/{id}"),
+        ],
+    ),
+    (
+        "post",
+        "/api/v1/connectors",
+        "201",
+        &[
+            ("get", "/api/v1/connectors/{id}"),
+            ("put", "/api/v1/connectors/{id}"),
+            ("post", "/api/v1/connectors/{id}/start"),
+            ("post", "/api/v1/connectors/{id}/stop"),
+            ("get", "/api/v1/connectors/{id}/status"),
+            ("get", "/api/v1/connectors/{id}/data"),
+            ("delete", "/api/v1/connectors/{id}"),
+        ],
+    ),
+    (
+        "post",
+        "/api/v1/api-keys",
+        "201",
+        &[("delete", "/api/v1/api-keys/{id}")],
+    ),
+];
+
+/// Adds [`CREATIONS`] as response links (see the module documentation).
+pub struct ResourceLinks;
+
+impl utoipa::Modify for ResourceLinks {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for (method, path, status, targets) in CREATIONS {
+            let Some(item) = openapi.paths.paths.get_mut(*path) else {
+                continue;
+            };
+            let op = match *method {
+                "post" => item.post.as_mut(),
+                "put" => item.put.as_mut(),
+                _ => None,
+            };
+            let Some(RefOr::T(response)) = op.and_then(|o| o.responses.responses.get_mut(*status))
+            else {
+                continue;
+            };
+            for (target_method, target_path) in *targets {
+                // A JSON pointer to the target operation ("/" in the path is "~1").
+                let reference =
+                    format!("#/paths/{}/{target_method}", target_path.replace('/', "~1"));
+                let link = utoipa::openapi::link::LinkBuilder::new()
+                    .operation_ref(reference)
+                    .parameter("id", "$response.body#/id")
+                    .build();
+                let name = format!("{target_method} {target_path}");
+                response.links.insert(name, RefOr::T(link));
+            }
+        }
+    }
+}
+
+/// The document as served at `/openapi.json`. utoipa 5.5 serializes a
+/// link's fields in snake case (`operation_ref`, `operation_id`,
+/// `request_body`) where OpenAPI names them in camel case, so tools ignore
+/// the links; this renames them in the JSON.
+pub fn to_json(doc: &OpenApi) -> Vec<u8> {
+    let mut v = serde_json::to_value(doc).expect("an OpenAPI document serializes");
+    if let Some(paths) = v.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for op in paths
+            .values_mut()
+            .filter_map(|i| i.as_object_mut())
+            .flat_map(|i| i.values_mut())
+        {
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
+            for r in responses.values_mut() {
+                let Some(links) = r.get_mut("links").and_then(|l| l.as_object_mut()) else {
+                    continue;
+                };
+                for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+                    for (snake, camel) in [
+                        ("operation_ref", "operationRef"),
+                        ("operation_id", "operationId"),
+                        ("request_body", "requestBody"),
+                    ] {
+                        if let Some(x) = link.remove(snake) {
+                            link.insert(camel.to_string(), x);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    serde_json::to_vec(&v).expect("JSON serializes")
 }

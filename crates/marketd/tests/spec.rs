@@ -189,3 +189,35 @@ async fn shared_layer_errors_are_declared_per_operation() {
     assert!(retry_after.is_object(), "429 declares Retry-After");
     app.stop().await;
 }
+
+/// Each creation links to the operations on what it created, and every
+/// link points at an operation of the spec, so schemathesis' stateful phase
+/// follows created ids instead of guessing them.
+#[tokio::test]
+async fn creations_link_to_the_operations_on_the_created_resource() {
+    let app = TestApp::spawn(|c| c.feeds.simulated.enabled = false).await;
+    let (_, spec) = app.get_json("/openapi.json").await;
+    let links = &spec["paths"]["/api/v1/uploads"]["post"]["responses"]["201"]["links"];
+    let get = &links["get /api/v1/uploads/{id}"];
+    assert_eq!(get["operationRef"], "#/paths/~1api~1v1~1uploads~1{id}/get");
+    assert_eq!(get["parameters"]["id"], "$response.body#/id");
+    let mut count = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, resp) in op["responses"].as_object().into_iter().flatten() {
+                for (name, link) in resp["links"].as_object().into_iter().flatten() {
+                    let r = link["operationRef"].as_str().unwrap();
+                    let (p, m) = r.trim_start_matches("#/paths/").rsplit_once('/').unwrap();
+                    let p = p.replace("~1", "/");
+                    assert!(
+                        spec["paths"][&p][m].is_object(),
+                        "{method} {path} {status} link {name}: no operation {m} {p}"
+                    );
+                    count += 1;
+                }
+            }
+        }
+    }
+    assert!(count >= 13, "{count} links");
+    app.stop().await;
+}
