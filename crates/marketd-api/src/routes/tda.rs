@@ -360,6 +360,18 @@ fn too_large(max: usize) -> ApiError {
     )
 }
 
+/// [`read_multipart`] over a body held in memory: the `file` part, the
+/// `format` part and the file name, or the error the upload route answers.
+/// Exists for fuzzing (`fuzz/fuzz_targets/uploads.rs`); the route itself
+/// reads the request's body stream.
+pub async fn read_multipart_bytes(
+    body: Bytes,
+    boundary: &str,
+    max: usize,
+) -> ApiResult<(Bytes, Option<String>, Option<String>)> {
+    read_multipart(Body::from(body), boundary, max).await
+}
+
 /// The `file` part (and an optional `format` part) of a multipart body.
 async fn read_multipart(
     body: Body,
