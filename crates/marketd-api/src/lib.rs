@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+mod openapi_responses;
 pub mod ratelimit;
 pub mod realtime;
 pub mod route_table;
@@ -17,6 +18,7 @@ pub mod state;
 use axum::Router;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use openapi_responses::{CommonResponses, ResourceLinks};
 pub use ratelimit::RateLimitConfig;
 use route_table::Routes;
 use serde::{Deserialize, Serialize};
@@ -123,7 +125,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         routes::tda::delete_upload,
     ),
     components(schemas(error::ErrorBody)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &CommonResponses, &ResourceLinks),
     tags(
         (name = "prices", description = "Latest prices, history, bars, indicators"),
         (name = "polling", description = "Scheduled price polling"),

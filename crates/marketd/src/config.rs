@@ -235,6 +235,19 @@ impl Config {
         Self::figment(file, overrides).extract().map_err(Box::new)
     }
 
+    /// The defaults layered with one TOML document (no environment, no
+    /// flags), then [`Config::validate`]d: the file layer of [`Config::load`]
+    /// without touching the file system or the process environment. Exists
+    /// for fuzzing (`fuzz/fuzz_targets/config.rs`).
+    pub fn from_toml_str(toml: &str) -> Result<Config, String> {
+        let cfg: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(|e| e.to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     pub fn figment(file: Option<&Path>, overrides: &Overrides) -> Figment {
         let mut f = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {

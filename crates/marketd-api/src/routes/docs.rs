@@ -22,7 +22,7 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
 pub fn openapi(
     doc: &utoipa::openapi::OpenApi,
 ) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
-    let body = Bytes::from(serde_json::to_vec(doc).expect("an OpenAPI document serializes"));
+    let body = Bytes::from(crate::openapi_responses::to_json(doc));
     move || {
         std::future::ready(
             ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response(),

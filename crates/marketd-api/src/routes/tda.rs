@@ -177,6 +177,7 @@ pub async fn submit(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobListQuery {
     /// Only jobs in this status.
@@ -284,6 +285,7 @@ pub async fn cancel_job(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// `point-cloud`, `distance-matrix` (or `distance`), `lower-distance`,
@@ -358,6 +360,18 @@ fn too_large(max: usize) -> ApiError {
     )
 }
 
+/// [`read_multipart`] over a body held in memory: the `file` part, the
+/// `format` part and the file name, or the error the upload route answers.
+/// Exists for fuzzing (`fuzz/fuzz_targets/uploads.rs`); the route itself
+/// reads the request's body stream.
+pub async fn read_multipart_bytes(
+    body: Bytes,
+    boundary: &str,
+    max: usize,
+) -> ApiResult<(Bytes, Option<String>, Option<String>)> {
+    read_multipart(Body::from(body), boundary, max).await
+}
+
 /// The `file` part (and an optional `format` part) of a multipart body.
 async fn read_multipart(
     body: Body,
@@ -408,6 +422,7 @@ fn multipart_error(e: multer::Error, max: usize) -> ApiError {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadListQuery {
     /// At most this many, newest first (default 100).
