@@ -69,6 +69,8 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics shows only this handle's view");
+            } else {
+                middleware::RECORDER_INSTALLED.store(true, std::sync::atomic::Ordering::Release);
             }
             handle
         })
@@ -248,7 +250,7 @@ pub fn router(state: AppState, http: &HttpConfig, security: &security::SecurityC
     routes
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(
-            state,
+            ratelimit::Limiter::new(&state),
             ratelimit::limit,
         ))
         .layer(axum::middleware::from_fn_with_state(

@@ -142,6 +142,7 @@ fn group_of(declared: Option<&Declared>) -> Option<&'static str> {
 }
 
 /// The client address of a request.
+#[cfg(test)]
 fn client_addr(req: &Request, trust_forwarded_for: bool) -> String {
     client_addr_of(
         req.headers(),
@@ -157,6 +158,18 @@ pub(crate) fn client_addr_of(
     peer: Option<&ConnectInfo<SocketAddr>>,
     trust_forwarded_for: bool,
 ) -> String {
+    match client_ip(headers, peer, trust_forwarded_for) {
+        Some(ip) => ip.to_string(),
+        None => "unknown".into(),
+    }
+}
+
+/// [`client_addr_of`] before it is written out (`None`: "unknown").
+fn client_ip(
+    headers: &axum::http::HeaderMap,
+    peer: Option<&ConnectInfo<SocketAddr>>,
+    trust_forwarded_for: bool,
+) -> Option<std::net::IpAddr> {
     if trust_forwarded_for
         && let Some(last) = headers
             .get_all("x-forwarded-for")
@@ -167,16 +180,114 @@ pub(crate) fn client_addr_of(
             .rfind(|s| !s.is_empty())
         && let Ok(ip) = last.parse::<std::net::IpAddr>()
     {
-        return ip.to_string();
+        return Some(ip);
     }
-    peer.map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    peer.map(|c| c.0.ip())
+}
+
+/// A limiter key written on the stack: every request builds one, and an
+/// address or key id fits, so the common path allocates nothing (a longer
+/// key, e.g. a token's issuer and subject, spills to the heap).
+struct Bucket {
+    buf: [u8; 112],
+    len: usize,
+    spill: Option<String>,
+}
+
+impl Bucket {
+    fn new() -> Self {
+        Bucket {
+            buf: [0; 112],
+            len: 0,
+            spill: None,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match &self.spill {
+            Some(s) => s,
+            // Only whole `&str`s are copied in, so the bytes are UTF-8.
+            None => std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Write for Bucket {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if let Some(spill) = &mut self.spill {
+            spill.push_str(s);
+        } else if self.len + s.len() <= self.buf.len() {
+            self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            let mut spill = String::with_capacity(self.len + s.len() + 32);
+            spill.push_str(self.as_str());
+            spill.push_str(s);
+            self.spill = Some(spill);
+        }
+        Ok(())
+    }
+}
+
+/// The limiter key of a request: `[group:]key:<id>`, `[group:]jwt:<iss>:<sub>`
+/// or `[group:]ip:<address>` (the group only when it has its own budget).
+fn bucket_of(
+    req: &Request,
+    group: &str,
+    cfg: &RateLimitConfig,
+) -> (Bucket, Quota) {
+    use std::fmt::Write;
+    let principal = req.extensions().get::<crate::auth::Principal>();
+    let (quota, own_budget) = cfg.quota(group, principal.is_some());
+    let mut bucket = Bucket::new();
+    if own_budget {
+        let _ = write!(bucket, "{group}:");
+    }
+    match principal {
+        Some(p) => {
+            let _ = p.write_identity(&mut bucket);
+        }
+        None => {
+            let ip = client_ip(
+                req.headers(),
+                req.extensions().get::<ConnectInfo<SocketAddr>>(),
+                cfg.trust_forwarded_for,
+            );
+            let _ = match ip {
+                Some(ip) => write!(bucket, "ip:{ip}"),
+                None => write!(bucket, "ip:unknown"),
+            };
+        }
+    }
+    (bucket, quota)
+}
+
+/// What the limiter needs, shared behind one `Arc`: the middleware's state
+/// is cloned for every request, and the whole [`AppState`] costs a dozen
+/// reference counts to clone and drop.
+#[derive(Debug)]
+pub struct Limiter {
+    cfg: RateLimitConfig,
+    cache: marketd_cache::AnyCache,
+}
+
+impl Limiter {
+    pub fn new(state: &AppState) -> std::sync::Arc<Limiter> {
+        std::sync::Arc::new(Limiter {
+            cfg: state.cfg.rate_limit.clone(),
+            cache: state.backends.cache.clone(),
+        })
+    }
 }
 
 /// Middleware inside `authenticate` (it reads the caller's `Principal`) and
 /// inside the route table's `declare` (it reads the route's [`Declared`]).
-pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let cfg = &state.cfg.rate_limit;
+pub async fn limit(
+    State(limiter): State<std::sync::Arc<Limiter>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let cfg = &limiter.cfg;
     // A WebSocket upgrade opens a long connection, not a request per read:
     // the realtime API limits connections per client and messages per
     // connection itself (`[realtime]`).
@@ -188,20 +299,8 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(group) = group.filter(|_| cfg.enabled) else {
         return next.run(req).await;
     };
-    let (client, keyed) = match req.extensions().get::<crate::auth::Principal>() {
-        Some(p) => (p.rate_limit_identity(), true),
-        None => (
-            format!("ip:{}", client_addr(&req, cfg.trust_forwarded_for)),
-            false,
-        ),
-    };
-    let (quota, own_budget) = cfg.quota(group, keyed);
-    let bucket = if own_budget {
-        format!("{group}:{client}")
-    } else {
-        client
-    };
-    match state.backends.cache.check(&bucket, quota).await {
+    let (bucket, quota) = bucket_of(&req, group, cfg);
+    match limiter.cache.check(bucket.as_str(), quota).await {
         Ok(d) if d.allowed => {
             let mut res = next.run(req).await;
             res.headers_mut()
@@ -288,5 +387,40 @@ mod tests {
             .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
         assert_eq!(client_addr(&req, true), "10.0.0.7");
         assert_eq!(client_addr(&req, false), "127.0.0.1");
+    }
+
+    #[test]
+    fn buckets_name_the_group_and_the_client() {
+        let mut cfg = RateLimitConfig::default();
+        cfg.groups.insert(
+            "write".into(),
+            GroupLimits {
+                anonymous_per_second: 5.0,
+                anonymous_burst: 10,
+                key_per_second: 50.0,
+                key_burst: 100,
+            },
+        );
+        let mut req = Request::new(axum::body::Body::empty());
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([10, 1, 2, 3], 9))));
+        let (b, q) = bucket_of(&req, "read", &cfg);
+        assert_eq!((b.as_str(), q.burst), ("ip:10.1.2.3", 200));
+        let (b, q) = bucket_of(&req, "write", &cfg);
+        assert_eq!((b.as_str(), q.burst), ("write:ip:10.1.2.3", 10));
+        let long = "s".repeat(300);
+        req.extensions_mut().insert(crate::auth::Principal {
+            kind: crate::auth::PrincipalKind::Jwt,
+            id: long.clone(),
+            issuer: "idp".into(),
+            role: marketd_model::Role::Read,
+            expires_at: None,
+        });
+        let (b, q) = bucket_of(&req, "write", &cfg);
+        assert_eq!(b.as_str(), format!("write:jwt:idp:{long}"), "spills to the heap");
+        assert_eq!(q.burst, 100);
+        let mut unknown = Request::new(axum::body::Body::empty());
+        unknown.extensions_mut().insert(());
+        assert_eq!(bucket_of(&unknown, "read", &cfg).0.as_str(), "ip:unknown");
     }
 }

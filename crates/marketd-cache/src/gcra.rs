@@ -37,24 +37,36 @@ pub(crate) fn step(tat: Option<i64>, now: i64, quota: Quota) -> (RateDecision, O
     )
 }
 
-/// [`step`] as a Redis script: KEYS[1] the limiter key, ARGV[1] the interval
-/// in µs, ARGV[2] the burst. Returns `{allowed, remaining, retry_after_us}`.
+/// [`step`] as a Redis script over a batch of requests: KEYS[i] the limiter
+/// key of request i, ARGV[2i-1] its interval in µs, ARGV[2i] its burst.
+/// Returns `{allowed, remaining, retry_after_us}` for each request in turn.
 /// `TIME` is the server's clock, so every API instance shares one clock; the
-/// key expires when its TAT has passed.
+/// requests of a batch are decided one after the other in one atomic
+/// script, exactly as if each had run alone at that instant (a key met twice
+/// sees its own first step). A key expires when its TAT has passed.
 pub(crate) const REDIS_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - burst * interval
-if now < allow_at then
-  return {0, 0, allow_at - now}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - burst * interval
+  if now < allow_at then
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = allow_at - now
+  else
+    redis.call('SET', key, string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
+    out[#out + 1] = 1
+    out[#out + 1] = math.floor((now - allow_at) / interval)
+    out[#out + 1] = 0
+  end
 end
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
-return {1, math.floor((now - allow_at) / interval), 0}
+return out
 "#;
 
 #[cfg(test)]

@@ -1,16 +1,18 @@
 use crate::{Cache, CacheOptions, CachedPrice, Quota, RateDecision, RateLimit, Result, gcra};
-use moka::ops::compute::Op;
 use moka::sync::Cache as Moka;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// In-process cache on moka: entries expire `ttl` after they were written and
 /// the least useful are evicted beyond `max_entries`. Its rate limiter holds
-/// one GCRA state per key, for this process only.
+/// one GCRA state per key, for this process only ([`Limits`]).
 #[derive(Debug, Clone)]
 pub struct MemoryCache {
     inner: Moka<String, Arc<CachedPrice>>,
-    limits: Moka<String, i64>,
+    limits: Arc<Limits>,
 }
 
 impl MemoryCache {
@@ -20,11 +22,95 @@ impl MemoryCache {
                 .max_capacity(opts.max_entries)
                 .time_to_live(opts.ttl)
                 .build(),
-            // A key idle for an hour has refilled any sane burst.
-            limits: Moka::builder()
-                .max_capacity(1_000_000)
-                .time_to_idle(Duration::from_secs(3_600))
-                .build(),
+            limits: Arc::new(Limits::new()),
+        }
+    }
+}
+
+/// Shards of the limiter's map: keys of different clients rarely share one.
+const SHARDS: usize = 64;
+/// A shard is swept (states already refilled dropped) when it grows past
+/// this many keys, then again at twice what the sweep left.
+const FIRST_SWEEP: usize = 1_024;
+
+/// The GCRA states of the in-process limiter: per key an atomic TAT (µs) in
+/// a sharded map. The common path (a client seen before) takes one shard's
+/// read lock to find the key by `&str` (no allocation, and readers do not
+/// exclude each other) and decides with a compare-and-swap on the TAT, so
+/// concurrent requests of one client are counted exactly once each without
+/// a lock held across the decision. A new client takes its shard's write
+/// lock once to insert its key.
+///
+/// A state whose TAT has passed is the same as no state (GCRA starts from
+/// `max(TAT, now)`), so sweeping such states changes no decision: the map
+/// holds only clients active within their burst window, which bounds its
+/// memory without the approximations of an LRU.
+#[derive(Debug)]
+struct Limits {
+    hasher: RandomState,
+    shards: Box<[Shard]>,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    states: RwLock<HashMap<Box<str>, AtomicI64>>,
+    /// Size at which the next insert sweeps.
+    sweep_at: AtomicUsize,
+}
+
+impl Limits {
+    fn new() -> Self {
+        Limits {
+            hasher: RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    states: RwLock::default(),
+                    sweep_at: AtomicUsize::new(FIRST_SWEEP),
+                })
+                .collect(),
+        }
+    }
+
+    fn check(&self, key: &str, now: i64, quota: Quota) -> RateDecision {
+        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
+        {
+            let states = shard.states.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(tat) = states.get(key) {
+                return decide(tat, now, quota);
+            }
+        }
+        let mut states = shard.states.write().unwrap_or_else(|e| e.into_inner());
+        if !states.contains_key(key) && states.len() >= shard.sweep_at.load(Ordering::Relaxed) {
+            states.retain(|_, tat| tat.load(Ordering::Acquire) > now);
+            shard
+                .sweep_at
+                .store((states.len() * 2).max(FIRST_SWEEP), Ordering::Relaxed);
+        }
+        let tat = states.entry(key.into()).or_insert_with(|| AtomicI64::new(0));
+        decide(tat, now, quota)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.states.read().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+}
+
+/// One GCRA step on an atomic TAT: retried when another request of the same
+/// key moved the TAT in between, so each request counts exactly once.
+fn decide(tat: &AtomicI64, now: i64, quota: Quota) -> RateDecision {
+    let mut current = tat.load(Ordering::Acquire);
+    loop {
+        let (decision, next) = gcra::step(Some(current), now, quota);
+        let Some(next) = next else {
+            return decision;
+        };
+        match tat.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return decision,
+            Err(seen) => current = seen,
         }
     }
 }
@@ -32,16 +118,7 @@ impl MemoryCache {
 impl RateLimit for MemoryCache {
     async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision> {
         let now = marketd_model::time::now_ns() / 1_000;
-        let mut decision = None;
-        self.limits.entry_by_ref(key).and_compute_with(|entry| {
-            let (d, tat) = gcra::step(entry.map(|e| e.into_value()), now, quota);
-            decision = Some(d);
-            match tat {
-                Some(t) => Op::Put(t),
-                None => Op::Nop,
-            }
-        });
-        Ok(decision.expect("the compute closure always runs"))
+        Ok(self.limits.check(key, now, quota))
     }
 }
 impl Cache for MemoryCache {
@@ -83,6 +160,61 @@ mod tests {
             tick,
             cached_at: ts,
         }
+    }
+
+    #[test]
+    fn limiter_counts_each_request_once_across_threads() {
+        let limits = Arc::new(Limits::new());
+        let q = Quota {
+            per_second: 1.0,
+            burst: 1_000,
+        };
+        let now = 5_000_000_000;
+        let allowed: usize = (0..4)
+            .map(|_| {
+                let limits = limits.clone();
+                std::thread::spawn(move || {
+                    (0..500)
+                        .filter(|_| limits.check("ip:10.0.0.1", now, q).allowed)
+                        .count()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(allowed, 1_000, "exactly the burst of 2,000 requests at one instant");
+        let refused = limits.check("ip:10.0.0.1", now, q);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn sweeping_drops_only_refilled_states() {
+        let limits = Limits::new();
+        let q = Quota {
+            per_second: 1.0,
+            burst: 2,
+        };
+        // Enough keys that every shard sweeps at least once.
+        let keys = SHARDS * FIRST_SWEEP * 2;
+        for i in 0..keys {
+            assert!(limits.check(&format!("old:{i}"), 0, q).allowed);
+        }
+        // A client that used its whole burst at t = 100 s, then many new
+        // clients an hour later, when the old ones have refilled.
+        let later = 3_600_000_000;
+        assert!(limits.check("busy", later, q).allowed);
+        assert!(limits.check("busy", later, q).allowed);
+        for i in 0..2 * keys {
+            assert!(limits.check(&format!("new:{i}"), later, q).allowed);
+        }
+        let left = limits.len();
+        assert!(left < 2 * keys + keys / 2, "refilled states were swept: {left}");
+        // The busy client's state survived every sweep: still refused.
+        assert!(!limits.check("busy", later, q).allowed);
+        // An old client starts again from a full burst.
+        assert_eq!(limits.check("old:7", later, q).remaining, 1);
     }
 
     #[tokio::test]

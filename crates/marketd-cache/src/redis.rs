@@ -6,7 +6,13 @@
 //!   newest event time (two writers racing never move a price backwards) and
 //!   expire after the TTL.
 //! - Rate limits are GCRA states `marketd:rl:{key}` updated by one script on
-//!   the server's clock ([`crate::gcra::REDIS_SCRIPT`]).
+//!   the server's clock ([`crate::gcra::REDIS_SCRIPT`]). Concurrent checks
+//!   of this instance are batched ([`Batcher`]): while [`IN_FLIGHT`]
+//!   batches are at the server, the requests that arrive queue and go as
+//!   the next batch, one script call deciding each in turn. The script is
+//!   atomic on the server's clock, so the limit holds exactly as with one
+//!   call per request, across every instance; under load the server runs
+//!   one script per batch instead of one per request.
 //! - The connection is a `ConnectionManager`: after a Redis restart it
 //!   reconnects by itself; requests in the meantime fail fast (bounded
 //!   connect and response timeouts) and callers treat the cache as a miss.
@@ -20,6 +26,7 @@ use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 const PREFIX: &str = "marketd:";
 
@@ -48,7 +55,7 @@ pub struct RedisCache {
     url: Arc<str>,
     ttl: Duration,
     put_latest: Arc<Script>,
-    limit: Arc<Script>,
+    limiter: Batcher,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -101,11 +108,11 @@ impl RedisCache {
             .await
             .map_err(err("connecting"))?;
         let cache = RedisCache {
+            limiter: Batcher::start(conn.clone(), shown.clone()),
             conn,
             url: shown,
             ttl: opts.ttl,
             put_latest: Arc::new(Script::new(PUT_LATEST)),
-            limit: Arc::new(Script::new(gcra::REDIS_SCRIPT)),
         };
         cache.ping().await?;
         tracing::info!(url = %cache.url, "redis cache connected");
@@ -183,20 +190,118 @@ impl Cache for RedisCache {
 
 impl RateLimit for RedisCache {
     async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision> {
-        let mut conn = self.conn.clone();
-        let (allowed, remaining, retry_us): (i64, i64, i64) = self
-            .limit
-            .key(format!("{PREFIX}rl:{key}"))
-            .arg(quota.interval_us())
-            .arg(quota.burst.max(1))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.error("rate limit", e))?;
-        Ok(RateDecision {
-            allowed: allowed == 1,
-            remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
-            retry_after: Duration::from_micros(u64::try_from(retry_us.max(0)).unwrap_or(0)),
-        })
+        self.limiter.check(key, quota).await
+    }
+}
+
+/// Most checks in one script call.
+const MAX_BATCH: usize = 128;
+/// Batches at the server at once: the next one fills while these run.
+const IN_FLIGHT: usize = 2;
+
+/// One waiting check.
+struct Pending {
+    key: String,
+    interval_us: i64,
+    burst: u32,
+    reply: oneshot::Sender<Result<RateDecision>>,
+}
+
+/// Sends the limiter checks of this instance to Redis in batches (see the
+/// module docs). Its task ends when the last [`RedisCache`] clone is dropped.
+#[derive(Clone)]
+struct Batcher {
+    tx: mpsc::UnboundedSender<Pending>,
+    url: Arc<str>,
+}
+
+impl Batcher {
+    fn start(conn: ConnectionManager, url: Arc<str>) -> Batcher {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
+        let script = Arc::new(Script::new(gcra::REDIS_SCRIPT));
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+        let shown = url.clone();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                // What queued while the previous batches ran goes together.
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let (script, mut conn, url) = (script.clone(), conn.clone(), shown.clone());
+                tokio::spawn(async move {
+                    run_batch(&script, &mut conn, &url, batch).await;
+                    drop(slot);
+                });
+            }
+        });
+        Batcher { tx, url }
+    }
+
+    async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            key: format!("{PREFIX}rl:{key}"),
+            interval_us: quota.interval_us(),
+            burst: quota.burst.max(1),
+            reply,
+        };
+        let gone = || Error::Redis {
+            url: self.url.to_string(),
+            action: "rate limit",
+            source: redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "the limiter's batching task has stopped",
+            )),
+        };
+        self.tx.send(pending).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+/// One script call for `batch`; each check gets its own answer (or the
+/// call's error).
+async fn run_batch(script: &Script, conn: &mut ConnectionManager, url: &str, batch: Vec<Pending>) {
+    let mut invocation = script.prepare_invoke();
+    for p in &batch {
+        invocation.key(&p.key).arg(p.interval_us).arg(p.burst);
+    }
+    let answer: redis::RedisResult<Vec<i64>> = invocation.invoke_async(conn).await;
+    let answer = answer.and_then(|v| {
+        if v.len() == batch.len() * 3 {
+            Ok(v)
+        } else {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "rate limit script answered the wrong number of values",
+            )))
+        }
+    });
+    match answer {
+        Ok(values) => {
+            for (p, v) in batch.into_iter().zip(values.chunks_exact(3)) {
+                let _ = p.reply.send(Ok(RateDecision {
+                    allowed: v[0] == 1,
+                    remaining: u32::try_from(v[1].max(0)).unwrap_or(u32::MAX),
+                    retry_after: Duration::from_micros(u64::try_from(v[2].max(0)).unwrap_or(0)),
+                }));
+            }
+        }
+        Err(e) => {
+            for p in batch {
+                let _ = p.reply.send(Err(Error::Redis {
+                    url: url.to_string(),
+                    action: "rate limit",
+                    source: e.clone(),
+                }));
+            }
+        }
     }
 }
 

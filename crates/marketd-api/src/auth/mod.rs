@@ -63,9 +63,17 @@ impl Principal {
     /// A stable identity for per-caller limits and audit logs: `key:<uuid>`
     /// for API keys, `jwt:<iss>:<sub>` for tokens. Never contains the secret.
     pub fn rate_limit_identity(&self) -> String {
+        let mut s = String::new();
+        let _ = self.write_identity(&mut s);
+        s
+    }
+
+    /// [`Self::rate_limit_identity`] written into `w`, for the rate limiter
+    /// (which builds its key on the stack, without allocating).
+    pub fn write_identity(&self, w: &mut impl std::fmt::Write) -> std::fmt::Result {
         match self.kind {
-            PrincipalKind::ApiKey => format!("key:{}", self.id),
-            PrincipalKind::Jwt => format!("jwt:{}:{}", self.issuer, self.id),
+            PrincipalKind::ApiKey => write!(w, "key:{}", self.id),
+            PrincipalKind::Jwt => write!(w, "jwt:{}:{}", self.issuer, self.id),
         }
     }
 }

@@ -7,12 +7,18 @@ use crate::extract::ApiQuery;
 use crate::middleware::RequestId;
 use axum::Json;
 use axum::extract::{Extension, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use marketd_engine::services::prices::{LatestPrice, PriceSource};
 use marketd_engine::services::series::{MaRequest, SeriesFilter};
 use marketd_model::time::to_rfc3339;
 use marketd_model::{
     Bar, Decimal, Interval, MaKind, Symbol, Tick, decimal_number, option_decimal_number,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use utoipa::{IntoParams, ToSchema};
 
 /// The filters the series routes share, taken from any of their query
@@ -85,27 +91,130 @@ pub async fn latest(
     State(state): State<AppState>,
     Extension(rid): Extension<RequestId>,
     ApiQuery(p): ApiQuery<LatestParams>,
-) -> ApiResult<Json<LatestPriceResponse>> {
+) -> ApiResult<Response> {
     let symbol = Symbol::parse(&p.symbol)?;
     let got = state
         .services
         .prices
         .latest(&symbol, p.provider.as_deref(), Some(&rid.0))
         .await?;
-    let t = got.tick;
-    Ok(Json(LatestPriceResponse {
-        symbol: t.symbol,
-        provider: got.provider,
-        price: t.price,
-        size: t.size,
-        bid: t.bid,
-        ask: t.ask,
-        ts_event: t.ts_event,
-        timestamp: to_rfc3339(t.ts_event),
-        source: got.source.as_str().to_string(),
-        age_ms: got.age_ms,
-        stale: got.stale,
-    }))
+    let rendered = Rendered::of(&got);
+    Ok(rendered.response(got.age_ms))
+}
+
+/// The body of a latest price but its `age_ms`, which depends on now:
+/// rendered once per tick (and provider, source, staleness) and reused
+/// while the cached value is unchanged, with `age_ms` written in per
+/// request. The body is the one `Json<LatestPriceResponse>` gives.
+#[derive(Debug)]
+struct Rendered {
+    tick: Tick,
+    provider: String,
+    source: PriceSource,
+    stale: bool,
+    /// Up to and including `"age_ms":`.
+    head: Bytes,
+    /// From the `,` after `age_ms` to the end.
+    tail: Bytes,
+}
+
+/// Rendered bodies by provider and symbol; a few thousand symbols at most
+/// are served in practice, and past [`MAX_RENDERED`] the map starts over.
+type RenderedMap = HashMap<Box<str>, HashMap<Box<str>, Arc<Rendered>>>;
+const MAX_RENDERED: usize = 10_000;
+
+impl Rendered {
+    /// The rendered body of `got`, from the map when it holds this very
+    /// value, else rendered now and kept.
+    fn of(got: &LatestPrice) -> Arc<Rendered> {
+        static MAP: OnceLock<RwLock<(RenderedMap, usize)>> = OnceLock::new();
+        let map = MAP.get_or_init(Default::default);
+        let found = map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .get(got.provider.as_str())
+            .and_then(|m| m.get(got.tick.symbol.as_str()))
+            .filter(|r| r.shows(got))
+            .cloned();
+        if let Some(r) = found {
+            return r;
+        }
+        let r = Arc::new(Rendered::render(got));
+        let mut w = map.write().unwrap_or_else(|e| e.into_inner());
+        if w.1 >= MAX_RENDERED {
+            *w = Default::default();
+        }
+        let (by_provider, len) = &mut *w;
+        let by_symbol = by_provider.entry(got.provider.as_str().into()).or_default();
+        if by_symbol
+            .insert(got.tick.symbol.as_str().into(), r.clone())
+            .is_none()
+        {
+            *len += 1;
+        }
+        r
+    }
+
+    /// Whether this body is the one of `got` (all but its age).
+    fn shows(&self, got: &LatestPrice) -> bool {
+        self.tick == got.tick
+            && self.provider == got.provider
+            && self.source == got.source
+            && self.stale == got.stale
+    }
+
+    fn render(got: &LatestPrice) -> Rendered {
+        let t = &got.tick;
+        let body = LatestPriceResponse {
+            symbol: t.symbol.clone(),
+            provider: got.provider.clone(),
+            price: t.price,
+            size: t.size,
+            bid: t.bid,
+            ask: t.ask,
+            ts_event: t.ts_event,
+            timestamp: to_rfc3339(t.ts_event),
+            source: got.source.as_str().to_string(),
+            age_ms: 0,
+            stale: got.stale,
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        // Quotes inside JSON strings are escaped, so this sequence is the
+        // `age_ms` member and nothing else; `stale` follows it (field order).
+        const AGE: &[u8] = b",\"age_ms\":0,";
+        let at = json
+            .windows(AGE.len())
+            .rposition(|w| w == AGE)
+            .unwrap_or(json.len());
+        let split = (at + AGE.len() - 2).min(json.len());
+        let json = Bytes::from(json);
+        Rendered {
+            tick: got.tick.clone(),
+            provider: got.provider.clone(),
+            source: got.source,
+            stale: got.stale,
+            head: json.slice(..split),
+            tail: json.slice((split + 1).min(json.len())..),
+        }
+    }
+
+    /// The response for a price `age_ms` old.
+    fn response(&self, age_ms: i64) -> Response {
+        use std::io::Write;
+        let mut body = Vec::with_capacity(self.head.len() + 20 + self.tail.len());
+        body.extend_from_slice(&self.head);
+        let _ = write!(body, "{age_ms}");
+        body.extend_from_slice(&self.tail);
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response()
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -351,4 +460,83 @@ pub async fn symbols(State(state): State<AppState>) -> ApiResult<Json<SymbolsRes
         count: symbols.len(),
         symbols,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use marketd_model::TickKind;
+
+    fn latest(stale: bool, bid: Option<Decimal>) -> LatestPrice {
+        let symbol = Symbol::parse("AAPL").unwrap();
+        let mut tick = Tick::new(
+            symbol,
+            "sim",
+            TickKind::Last,
+            "190.25".parse().unwrap(),
+            Decimal::from(41),
+            1_796_203_586_179_801_215,
+            1_796_203_586_179_801_215,
+        );
+        tick.bid = bid;
+        LatestPrice {
+            tick,
+            source: PriceSource::Cache,
+            age_ms: 0,
+            stale,
+            provider: "simulated".into(),
+        }
+    }
+
+    async fn body(res: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// The reused body is the one `Json<LatestPriceResponse>` renders, with
+    /// each request's age.
+    #[tokio::test]
+    async fn rendered_once_answers_with_each_age() {
+        for (stale, bid) in [(false, None), (true, Some("190.2".parse().unwrap()))] {
+            let mut got = latest(stale, bid);
+            let rendered = Rendered::of(&got);
+            for age_ms in [0, 7, 123_456_789, -3] {
+                got.age_ms = age_ms;
+                let t = got.tick.clone();
+                let want = serde_json::to_value(LatestPriceResponse {
+                    symbol: t.symbol,
+                    provider: got.provider.clone(),
+                    price: t.price,
+                    size: t.size,
+                    bid: t.bid,
+                    ask: t.ask,
+                    ts_event: t.ts_event,
+                    timestamp: to_rfc3339(t.ts_event),
+                    source: "cache".into(),
+                    age_ms,
+                    stale,
+                })
+                .unwrap();
+                let res = rendered.response(age_ms);
+                assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+                assert_eq!(body(res).await, want);
+            }
+            assert!(Arc::ptr_eq(&rendered, &Rendered::of(&got)), "reused");
+        }
+    }
+
+    /// A new tick (or another source) is rendered again, never served from
+    /// the previous body.
+    #[tokio::test]
+    async fn a_changed_value_is_rendered_again() {
+        let mut got = latest(false, None);
+        got.provider = "other-provider".into();
+        let first = Rendered::of(&got);
+        got.tick.price = "191".parse().unwrap();
+        let second = Rendered::of(&got);
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(body(second.response(1)).await["price"], serde_json::json!(191));
+        got.source = PriceSource::Provider;
+        assert_eq!(body(Rendered::of(&got).response(1)).await["source"], "provider");
+    }
 }
