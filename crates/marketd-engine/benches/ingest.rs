@@ -4,10 +4,18 @@
 //! publish until shutdown has drained every stage (all rows durable).
 //!
 //! `cargo bench -p marketd-engine --bench ingest`
+//!
+//! With `MARKETD_BENCH_COMPARE=1` it skips criterion and measures the
+//! pipeline against its serial floor instead, alternating in one run
+//! (`MARKETD_BENCH_ROUNDS` rounds, 3 by default): the pipeline as above,
+//! then the store's `insert_ticks` alone taking the same ticks in the
+//! writer's batches of 5,000 into a fresh SQLite file (no bus, no bars, no
+//! averages). It prints both and the ratio of their medians (`ratio` line,
+//! read by `scripts/bench --compare`).
 
 mod common;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use marketd_bus::{AnyBus, BusOptions};
 use marketd_engine::feeds::TickPublisher;
 use marketd_store::prelude::*;
@@ -68,5 +76,74 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// The store alone: `ticks` into a fresh SQLite file by `insert_ticks` in
+/// the writer's batches of 5,000. Returns ticks/s.
+async fn insert_alone(ticks: &[marketd_model::Tick]) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("alone.db").display());
+    let store = AnyStore::connect(&url, &StoreOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let started = Instant::now();
+    for chunk in ticks.chunks(5_000) {
+        store.insert_ticks(chunk).await.unwrap();
+    }
+    let took = started.elapsed();
+    assert_eq!(store.count_ticks(None).await.unwrap() as usize, ticks.len());
+    store.close().await;
+    ticks.len() as f64 / took.as_secs_f64()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Pipeline and insert alone, alternating; prints the ratio of medians.
+fn compare() {
+    let rounds: usize = std::env::var("MARKETD_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut pipeline, mut alone) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        // Fresh event times per round so no tick is a duplicate.
+        let ticks = common::ticks(N, common::an_hour_ago() + round as i64 * 1_000_000);
+        let batches: Vec<_> = ticks.chunks(1_000).map(|c| c.to_vec()).collect();
+        let took = rt.block_on(run_once(batches));
+        pipeline.push(N as f64 / took.as_secs_f64());
+        alone.push(rt.block_on(insert_alone(&ticks)));
+        println!(
+            "round {}: pipeline {:.0} ticks/s, insert alone {:.0} ticks/s",
+            round + 1,
+            pipeline[round],
+            alone[round]
+        );
+    }
+    let (p, a) = (median(pipeline), median(alone));
+    println!(
+        "ratio      SQLite pipeline / store insert alone: {:.3} ({p:.0} vs {a:.0} ticks/s, medians of {rounds} alternated rounds of {N} ticks)",
+        p / a
+    );
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var("MARKETD_BENCH_COMPARE").is_ok_and(|v| v == "1") {
+        // `cargo test --benches` runs this with `--list`-like arguments: no work.
+        if !std::env::args().any(|a| a == "--bench") {
+            return;
+        }
+        compare();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,5 +1,5 @@
-//! Throughput of the scaled-out pipeline on real engines, in four stages
-//! (`MARKETD_BENCH_STAGES=sink,bus,drain,ingest`, all by default):
+//! Throughput of the scaled-out pipeline on real engines, in five stages
+//! (`MARKETD_BENCH_STAGES=sink,bus,ceiling,drain,ingest`, all by default):
 //!
 //! 1. `sink`: the PostgreSQL store alone, `insert_ticks` in the writer's
 //!    batches of 5,000 on one connection (the ceiling of the tick writer).
@@ -15,10 +15,19 @@
 //! 4. `ingest`: the same with the feed publishing while the worker consumes
 //!    (batches of 1,000, the feeds' publish window), timed from the first
 //!    publish until every group committed everything.
+//! 5. `ceiling`: PostgreSQL alone taking the same N rows into the same table
+//!    and indexes (a fresh, migrated database) by one `COPY ... FROM STDIN`
+//!    on one connection: the most this machine's PostgreSQL takes. Measured
+//!    before `drain` and again after `ingest`; the pipeline's ticks/s are
+//!    printed as a ratio of their mean (`ratio` lines).
 //!
 //! Needs `MARKETD_BENCH_KAFKA_BROKERS` (or `MARKETD_TEST_KAFKA_BROKERS`) and
 //! `MARKETD_BENCH_POSTGRES_URL` (or `MARKETD_TEST_POSTGRES_URL`); scripts/bench
 //! starts both. `N` defaults to 200,000 (`MARKETD_BENCH_TICKS`).
+//!
+//! CPU per tick is printed by process: this one (marketd), the bench's
+//! PostgreSQL (its postmaster's tree, found from a backend's parent) and the
+//! broker (`MARKETD_BENCH_BROKER_PID`, else any `tansu` process).
 //!
 //! `cargo bench -p marketd-engine --bench scale_out`
 
@@ -114,6 +123,68 @@ async fn sink(pg: &str, n: usize, connections: usize) {
         rate(n, took).replace("msg/s", "ticks/s")
     );
     drop_store(store, db).await;
+}
+
+/// The columns the ceiling copies: every column of `ticks` the store writes.
+const CEILING_COPY: &str = "COPY ticks (symbol, source, kind, price, size, bid, ask, trade_id, sequence, \
+     venue_symbol, ts_event, ts_received, tick_key) FROM STDIN";
+
+/// `ticks` as `COPY` text rows (the bench's ticks need no escaping: plain
+/// symbols and sources, no trade id, so the content hash as bytea hex).
+fn copy_text(ticks: &[Tick]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(ticks.len() * 160);
+    for t in ticks {
+        assert!(t.trade_id.is_none() && t.venue_symbol.is_none());
+        let opt =
+            |d: Option<marketd_model::Decimal>| d.map_or("\\N".to_string(), |d| d.to_string());
+        write!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t\\N\t{}\t\\N\t{}\t{}\t\\\\x",
+            t.symbol.as_str(),
+            t.source,
+            t.kind.as_str(),
+            t.price,
+            t.size,
+            opt(t.bid),
+            opt(t.ask),
+            t.sequence
+                .map_or("\\N".to_string(), |s| (s as i64).to_string()),
+            t.ts_event,
+            t.ts_received
+        )
+        .unwrap();
+        for b in t.content_hash() {
+            write!(out, "{b:02x}").unwrap();
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+/// PostgreSQL alone: the pipeline's `n` ticks (the same rows) into a fresh
+/// migrated database (the same table and indexes) by one `COPY` on one
+/// connection, the text prepared beforehand. Returns ticks/s.
+async fn ceiling(pg: &str, n: usize) -> f64 {
+    use sqlx::Connection;
+    let (store, db) = fresh_store(pg).await;
+    let data = copy_text(&common::ticks(n, common::an_hour_ago()));
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let cpu = common::CpuClock::start();
+    let started = Instant::now();
+    let mut copy = conn.copy_in_raw(CEILING_COPY).await.unwrap();
+    copy.send(data).await.unwrap();
+    let rows = copy.finish().await.unwrap();
+    let took = started.elapsed();
+    let cpu = cpu.per_item(n);
+    assert_eq!(rows as usize, n);
+    println!(
+        "ceiling    PostgreSQL alone, one COPY of the same {n} rows into ticks (same indexes): {}  CPU/tick: {cpu}",
+        rate(n, took).replace("msg/s", "ticks/s")
+    );
+    conn.close().await.ok();
+    drop_store(store, db).await;
+    n as f64 / took.as_secs_f64()
 }
 
 async fn kafka_bus(brokers: &str, n: usize) {
@@ -275,18 +346,20 @@ impl Progress {
     }
 }
 
-/// Waits until every tick is a row and every group committed everything.
+/// Waits until every group committed everything and every tick is a row.
+/// The broker's offsets are asked first: counting a growing `ticks` table
+/// every few milliseconds would charge PostgreSQL's CPU for the observer
+/// (a sequential scan per poll), not for the pipeline. The store sink
+/// commits only after its writes are durable, so the count is a check.
 async fn wait_drained(progress: Arc<Progress>, store: &AnyStore, n: usize) {
     loop {
-        let stored = store.count_ticks(None).await.unwrap() as usize;
-        if stored >= n {
-            let p = progress.clone();
-            if tokio::task::spawn_blocking(move || p.all_committed())
-                .await
-                .unwrap()
-            {
-                return;
-            }
+        let p = progress.clone();
+        if tokio::task::spawn_blocking(move || p.all_committed())
+            .await
+            .unwrap()
+            && store.count_ticks(None).await.unwrap() as usize >= n
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -309,7 +382,7 @@ async fn bars_stored(store: &AnyStore) -> usize {
 
 /// `drain = true`: the ticks are on Kafka before the worker starts;
 /// otherwise the feed publishes while the worker consumes.
-async fn ingest(brokers: &str, pg: &str, n: usize, drain: bool) {
+async fn ingest(brokers: &str, pg: &str, n: usize, drain: bool) -> f64 {
     let (store, db) = fresh_store(pg).await;
     let prefix = prefix();
     let bus = kafka(brokers, &prefix).await;
@@ -356,6 +429,25 @@ async fn ingest(brokers: &str, pg: &str, n: usize, drain: bool) {
     );
     engine.shutdown().await;
     drop_store(store, db).await;
+    n as f64 / elapsed.as_secs_f64()
+}
+
+/// Pins the CPU accounting to the bench's PostgreSQL and broker.
+async fn pin_services(pg: Option<&str>) {
+    use sqlx::Connection;
+    let mut pids = common::ServicePids {
+        broker: std::env::var("MARKETD_BENCH_BROKER_PID")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        ..Default::default()
+    };
+    if let Some(pg) = pg
+        && let Ok(mut conn) = sqlx::PgConnection::connect(pg).await
+    {
+        pids.postmaster = common::postmaster_of(&mut conn).await;
+        conn.close().await.ok();
+    }
+    common::set_service_pids(pids);
 }
 
 fn main() {
@@ -369,13 +461,14 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    let stages =
-        std::env::var("MARKETD_BENCH_STAGES").unwrap_or_else(|_| "sink,bus,drain,ingest".into());
+    let stages = std::env::var("MARKETD_BENCH_STAGES")
+        .unwrap_or_else(|_| "sink,bus,ceiling,drain,ingest".into());
     let stage = |s: &str| stages.split(',').any(|x| x.trim() == s);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
+    rt.block_on(pin_services(pg.as_deref()));
     match &pg {
         Some(pg) if stage("sink") => {
             rt.block_on(sink(pg, n, 1));
@@ -393,12 +486,33 @@ fn main() {
     if stage("bus") {
         rt.block_on(kafka_bus(&brokers, n));
     }
-    if let Some(pg) = &pg {
-        if stage("drain") {
-            rt.block_on(ingest(&brokers, pg, n, true));
-        }
-        if stage("ingest") {
-            rt.block_on(ingest(&brokers, pg, n, false));
-        }
+    let Some(pg) = &pg else { return };
+    let mut ceilings = Vec::new();
+    if stage("ceiling") {
+        ceilings.push(rt.block_on(ceiling(pg, n)));
+    }
+    let mut runs = Vec::new();
+    if stage("drain") {
+        runs.push(("drain", rt.block_on(ingest(&brokers, pg, n, true))));
+    }
+    if stage("ingest") {
+        runs.push(("ingest", rt.block_on(ingest(&brokers, pg, n, false))));
+    }
+    if ceilings.is_empty() || runs.is_empty() {
+        return;
+    }
+    ceilings.push(rt.block_on(ceiling(pg, n)));
+    let limit = ceilings.iter().sum::<f64>() / ceilings.len() as f64;
+    for (what, got) in runs {
+        // One line per pipeline run, read by scripts/bench --compare.
+        println!(
+            "ratio      {what} / COPY ceiling: {:.3} ({got:.0} vs {limit:.0} ticks/s, ceilings {})",
+            got / limit,
+            ceilings
+                .iter()
+                .map(|c| format!("{c:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
 }

@@ -195,6 +195,82 @@ pub async fn large_batches_are_chunked(store: &AnyStore) {
     assert_eq!(store.count_ticks(Some(&sym("AAPL"))).await.unwrap(), 5_004);
 }
 
+/// All ticks of `symbol`, oldest first (several history pages).
+async fn all_ticks(store: &AnyStore, symbol: &str) -> Vec<Tick> {
+    let mut q = history(symbol, 1_000);
+    let mut out = Vec::new();
+    loop {
+        let page = store.tick_history(&q).await.unwrap();
+        out.extend(page.ticks);
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// A batch that overlaps ticks already stored (a redelivery after a crash
+/// between the write and the commit, or a replay) stores only its new
+/// ticks, each once, whichever way the backend writes batches (PostgreSQL
+/// copies a batch whole and falls back to an idempotent insert when any
+/// row is already there); so does a batch holding a tick twice. Every field
+/// survives either way, text that needs escaping included.
+pub async fn overlapping_batches_store_each_tick_once(store: &AnyStore) {
+    let fancy = |i: i64| {
+        let mut t = tick("BTC-USDT", "venue\\x", T0 + i * SEC, &format!("65000.{i}"));
+        if i % 3 == 0 {
+            t.trade_id = Some(format!("id\t{i}\\n\n"));
+            t.sequence = Some(u64::MAX - i as u64);
+        } else {
+            t.bid = Some(dec("64999.999999999"));
+            t.ask = Some(dec("65000.000000001"));
+        }
+        t.kind = if i % 2 == 0 {
+            TickKind::Trade
+        } else {
+            TickKind::Quote
+        };
+        t.venue_symbol = Some("btc\r\nusdt\\N".into());
+        t
+    };
+    let first: Vec<Tick> = (0..60).map(fancy).collect();
+    assert_eq!(store.insert_ticks(&first).await.unwrap(), 60);
+    assert_eq!(
+        all_ticks(store, "BTC-USDT").await,
+        first,
+        "every field as written"
+    );
+
+    // Redelivery overlapping the stored tail, with new ticks after it; the
+    // overlapping trade ids come back with another price (the first copy
+    // stays), and one new tick appears twice.
+    let mut second: Vec<Tick> = (40..100).map(fancy).collect();
+    for t in second.iter_mut().filter(|t| t.trade_id.is_some()) {
+        if t.ts_event < T0 + 60 * SEC {
+            t.price = dec("1");
+        }
+    }
+    second.push(fancy(99));
+    assert_eq!(
+        store.insert_ticks(&second).await.unwrap(),
+        40,
+        "only the 40 ticks not stored yet"
+    );
+    let expected: Vec<Tick> = (0..100).map(fancy).collect();
+    assert_eq!(
+        all_ticks(store, "BTC-USDT").await,
+        expected,
+        "each tick once"
+    );
+
+    // The same batch again stores nothing; a batch of only new ticks after
+    // a fallback stores all of them.
+    assert_eq!(store.insert_ticks(&second).await.unwrap(), 0);
+    let third: Vec<Tick> = (100..130).map(fancy).collect();
+    assert_eq!(store.insert_ticks(&third).await.unwrap(), 30);
+    assert_eq!(store.count_ticks(None).await.unwrap(), 130);
+}
+
 pub async fn exact_decimals_round_trip(store: &AnyStore) {
     let prices = [
         "0.00012345",
@@ -1306,6 +1382,7 @@ macro_rules! suite_tests {
         suite_tests!(
             idempotent_inserts,
             large_batches_are_chunked,
+            overlapping_batches_store_each_tick_once,
             exact_decimals_round_trip,
             latest_tick_by_event_time_and_source,
             history_pages_with_cursor,

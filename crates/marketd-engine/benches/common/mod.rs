@@ -59,50 +59,111 @@ pub struct CpuClock {
     start: Vec<(&'static str, f64)>,
 }
 
-/// CPU seconds used so far by this process and by every process whose
-/// command name matches each service.
-fn cpu_now() -> Vec<(&'static str, f64)> {
+/// The service processes to account to, when known: the postmaster of the
+/// bench's PostgreSQL (its backends and helpers are its children) and the
+/// broker. Without them every process named `postgres` or `tansu` counts,
+/// which on a machine shared with other PostgreSQL instances overstates.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServicePids {
+    pub postmaster: Option<u32>,
+    pub broker: Option<u32>,
+}
+
+static SERVICE_PIDS: std::sync::OnceLock<ServicePids> = std::sync::OnceLock::new();
+
+/// Pins the accounting to these processes (once, before any [`CpuClock`]).
+pub fn set_service_pids(pids: ServicePids) {
+    let _ = SERVICE_PIDS.set(pids);
+}
+
+/// The postmaster of the server `conn` is connected to: the parent of its
+/// backend. None when the server is not on this machine.
+pub async fn postmaster_of(conn: &mut sqlx::PgConnection) -> Option<u32> {
+    let (backend,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{backend}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// One `/proc/PID/stat`: command name, parent, and the CPU seconds of the
+/// process itself and of its children already reaped.
+struct Stat {
+    comm: String,
+    ppid: u32,
+    own: f64,
+    reaped: f64,
+}
+
+fn stat_of(path: &std::path::Path) -> Option<Stat> {
     let tick = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+    // `pid (comm) state ...`: comm may hold spaces, so split after ')'.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+    let num = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields 4 (ppid), 14-17 (utime, stime, cutime, cstime) of stat are
+    // 1, 11-14 after comm.
+    Some(Stat {
+        comm: stat[open + 1..close].to_string(),
+        ppid: num(1) as u32,
+        own: (num(11) + num(12)) / tick,
+        reaped: (num(13) + num(14)) / tick,
+    })
+}
+
+/// CPU seconds used so far by this process, by the bench's PostgreSQL (the
+/// postmaster, its live children, and the children it reaped: backends of
+/// closed connections) and by the broker.
+fn cpu_now() -> Vec<(&'static str, f64)> {
+    let pins = SERVICE_PIDS.get().copied().unwrap_or_default();
     let mut out = vec![("marketd", 0.0), ("postgres", 0.0), ("broker", 0.0)];
-    let me = std::process::id().to_string();
+    let me = std::process::id();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
     };
     for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
+        let Some(pid) = entry
+            .file_name()
             .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u32>().ok())
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+        let Some(stat) = stat_of(&entry.path()) else {
             continue;
         };
-        // `pid (comm) state ...`: comm may hold spaces, so split after ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
+        let broker = match pins.broker {
+            Some(b) => pid == b,
+            None => stat.comm == "tansu" || stat.comm == "java",
         };
-        let comm = &stat[open + 1..close];
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let cpu = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
+        let postgres = match pins.postmaster {
+            Some(pm) if pid == pm => {
+                out[1].1 += stat.reaped;
+                true
+            }
+            Some(pm) => stat.ppid == pm,
+            None => stat.comm == "postgres",
         };
-        // utime and stime are fields 14 and 15 of stat, 12 and 13 after comm.
-        let secs = (cpu(11) + cpu(12)) / tick;
         let slot = if pid == me {
             0
-        } else if comm == "postgres" {
+        } else if postgres {
             1
-        } else if comm == "tansu" || comm == "java" {
+        } else if broker {
             2
         } else {
             continue;
         };
-        out[slot].1 += secs;
+        out[slot].1 += stat.own;
     }
     out
 }
