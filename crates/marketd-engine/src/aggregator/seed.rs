@@ -4,13 +4,14 @@
 //! published every `flush_interval_ms`, so the stored open bars lack the
 //! ticks stored after their last publication, and with the memory bus (which
 //! does not persist) nothing redelivers those ticks. So the recent buckets
-//! of every interval are recomputed from what the store holds: the two
-//! finest intervals from the stored ticks since the start of the finest but
-//! one's bucket before the newest stored tick (or before the newest stored
-//! finest bar, when the aggregator lagged behind the tick writer), each
-//! coarser interval from its previous and current bucket, merged from the
-//! next finer interval's stored closed bars and its recomputed ones. This
-//! reads a couple of minutes of ticks per series, never a whole day's, and
+//! of every interval are recomputed from what the store holds: the finest
+//! interval from the stored ticks since ten seconds before the newest stored
+//! tick or the newest stored finest bar, whichever is older (the aggregator
+//! may have lagged behind the tick writer), each coarser interval from its
+//! previous and current bucket, merged from the next finer interval's
+//! stored closed bars (every publication before the newest stored one was
+//! stored: one partition, in order) and its recomputed ones. This reads
+//! seconds of ticks per series, never a whole day's, and
 //! every open bar (and every bar whose stored state is older than the ticks
 //! of its bucket) ends equal to a recomputation from the stored ticks.
 //! The recomputed bars are published, closes of buckets closed meanwhile
@@ -162,6 +163,14 @@ pub(super) async fn seed_new_series(
 /// symbols.
 const SEED_CONCURRENCY: usize = 8;
 
+/// How far before the stored bars' progress (the newest stored finest bar,
+/// or the newest stored tick when older) the finest bars are refolded from
+/// ticks: covers a tick writer or bars writer that lagged that much behind
+/// at the crash, while a warm start reads seconds of ticks, not minutes
+/// (at 2,100 ticks/s a two-minute window made a debug build's warm start
+/// outlast the 10 s drain of a stop soon after).
+const REFOLD_MARGIN_NS: i64 = 10_000_000_000;
+
 /// Ticks per page when reading the ticks to recompute from.
 const TICK_PAGE: u32 = 10_000;
 
@@ -183,7 +192,6 @@ async fn load_history(
     order.sort_by_key(|&i| intervals[i].nanos());
     if let Some(newest) = store.latest_tick(symbol, Some(source)).await? {
         let finest = intervals[order[0]];
-        let second = intervals[*order.get(1).unwrap_or(&order[0])];
         let coarsest = intervals[*order.last().expect("one interval at least")];
         let previous = |iv: Interval, ts: i64| iv.bucket_start(ts) - iv.nanos();
         // How far the stored bars got: the newest finest bar.
@@ -193,7 +201,7 @@ async fn load_history(
             .last()
             .map(|b| b.last_ts);
         let ticks_from = match stored_upto {
-            Some(upto) => previous(second, newest.ts_event.min(upto)),
+            Some(upto) => finest.bucket_start(newest.ts_event.min(upto) - REFOLD_MARGIN_NS),
             None => previous(coarsest, newest.ts_event),
         };
         let ticks = ticks_since(store, symbol, source, ticks_from).await?;
