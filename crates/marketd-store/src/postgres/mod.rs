@@ -3,7 +3,9 @@
 //! dialect (`migrations/postgres/`).
 //!
 //! Decimals are NUMERIC (exact), bound as text and read back as text, so
-//! no precision is lost either way. Batches are written with one
+//! no precision is lost either way. Tick batches are copied (`COPY FROM
+//! STDIN`, with the idempotent insert as the fallback when a tick is already
+//! stored: `ticks.rs`); other batches are written with one
 //! `INSERT ... SELECT FROM UNNEST(arrays)` statement per chunk, all chunks of
 //! a batch in one transaction.
 //!
