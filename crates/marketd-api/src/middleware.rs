@@ -171,7 +171,9 @@ impl RouteMetrics {
 }
 
 /// Method labels, by [`method_index`].
-const METHODS: [&str; 8] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "OTHER"];
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "OTHER",
+];
 
 fn method_index(m: &axum::http::Method) -> usize {
     use axum::http::Method;

@@ -231,11 +231,7 @@ impl std::fmt::Write for Bucket {
 
 /// The limiter key of a request: `[group:]key:<id>`, `[group:]jwt:<iss>:<sub>`
 /// or `[group:]ip:<address>` (the group only when it has its own budget).
-fn bucket_of(
-    req: &Request,
-    group: &str,
-    cfg: &RateLimitConfig,
-) -> (Bucket, Quota) {
+fn bucket_of(req: &Request, group: &str, cfg: &RateLimitConfig) -> (Bucket, Quota) {
     use std::fmt::Write;
     let principal = req.extensions().get::<crate::auth::Principal>();
     let (quota, own_budget) = cfg.quota(group, principal.is_some());
@@ -417,7 +413,11 @@ mod tests {
             expires_at: None,
         });
         let (b, q) = bucket_of(&req, "write", &cfg);
-        assert_eq!(b.as_str(), format!("write:jwt:idp:{long}"), "spills to the heap");
+        assert_eq!(
+            b.as_str(),
+            format!("write:jwt:idp:{long}"),
+            "spills to the heap"
+        );
         assert_eq!(q.burst, 100);
         let mut unknown = Request::new(axum::body::Body::empty());
         unknown.extensions_mut().insert(());

@@ -86,7 +86,9 @@ impl Limits {
                 .sweep_at
                 .store((states.len() * 2).max(FIRST_SWEEP), Ordering::Relaxed);
         }
-        let tat = states.entry(key.into()).or_insert_with(|| AtomicI64::new(0));
+        let tat = states
+            .entry(key.into())
+            .or_insert_with(|| AtomicI64::new(0));
         decide(tat, now, quota)
     }
 
@@ -183,7 +185,10 @@ mod tests {
             .into_iter()
             .map(|t| t.join().unwrap())
             .sum();
-        assert_eq!(allowed, 1_000, "exactly the burst of 2,000 requests at one instant");
+        assert_eq!(
+            allowed, 1_000,
+            "exactly the burst of 2,000 requests at one instant"
+        );
         let refused = limits.check("ip:10.0.0.1", now, q);
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after, Duration::from_secs(1));
@@ -210,7 +215,10 @@ mod tests {
             assert!(limits.check(&format!("new:{i}"), later, q).allowed);
         }
         let left = limits.len();
-        assert!(left < 2 * keys + keys / 2, "refilled states were swept: {left}");
+        assert!(
+            left < 2 * keys + keys / 2,
+            "refilled states were swept: {left}"
+        );
         // The busy client's state survived every sweep: still refused.
         assert!(!limits.check("busy", later, q).allowed);
         // An old client starts again from a full burst.

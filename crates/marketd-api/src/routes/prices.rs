@@ -489,7 +489,9 @@ mod tests {
     }
 
     async fn body(res: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
@@ -535,8 +537,14 @@ mod tests {
         got.tick.price = "191".parse().unwrap();
         let second = Rendered::of(&got);
         assert!(!Arc::ptr_eq(&first, &second));
-        assert_eq!(body(second.response(1)).await["price"], serde_json::json!(191));
+        assert_eq!(
+            body(second.response(1)).await["price"],
+            serde_json::json!(191)
+        );
         got.source = PriceSource::Provider;
-        assert_eq!(body(Rendered::of(&got).response(1)).await["source"], "provider");
+        assert_eq!(
+            body(Rendered::of(&got).response(1)).await["source"],
+            "provider"
+        );
     }
 }
