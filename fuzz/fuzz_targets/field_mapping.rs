@@ -9,7 +9,12 @@ use marketd_sources::connectors::mapping::{ExtractContext, FieldMapping, TsUnit}
 use std::sync::Arc;
 
 fn fixed() -> Vec<FieldMapping> {
-    let m = |records: &str, symbol: Option<&str>, price: &str, size: Option<&str>, ts: Option<&str>, unit| FieldMapping {
+    let m = |records: &str,
+             symbol: Option<&str>,
+             price: &str,
+             size: Option<&str>,
+             ts: Option<&str>,
+             unit| FieldMapping {
         records: records.into(),
         symbol: symbol.map(Into::into),
         price: price.into(),
@@ -20,16 +25,53 @@ fn fixed() -> Vec<FieldMapping> {
         side: Some("$.side".into()),
     };
     vec![
-        m("$[*]", Some("$.s"), "$.p", Some("$.q"), Some("$.T"), TsUnit::Ms),
-        m("$.data[*]", Some("$.instId"), "$.px", Some("$.sz"), Some("$.ts"), TsUnit::Ms),
-        m("$", Some("$.symbol"), "$.price", None, Some("$.time"), TsUnit::Rfc3339),
-        m("$..trades[*]", None, "$.price", Some("$.size"), Some("$.ts"), TsUnit::Ns),
-        m("$.result[?@.p > 0]", Some("$.s"), "$.p", None, Some("$.t"), TsUnit::S),
+        m(
+            "$[*]",
+            Some("$.s"),
+            "$.p",
+            Some("$.q"),
+            Some("$.T"),
+            TsUnit::Ms,
+        ),
+        m(
+            "$.data[*]",
+            Some("$.instId"),
+            "$.px",
+            Some("$.sz"),
+            Some("$.ts"),
+            TsUnit::Ms,
+        ),
+        m(
+            "$",
+            Some("$.symbol"),
+            "$.price",
+            None,
+            Some("$.time"),
+            TsUnit::Rfc3339,
+        ),
+        m(
+            "$..trades[*]",
+            None,
+            "$.price",
+            Some("$.size"),
+            Some("$.ts"),
+            TsUnit::Ns,
+        ),
+        m(
+            "$.result[?@.p > 0]",
+            Some("$.s"),
+            "$.p",
+            None,
+            Some("$.t"),
+            TsUnit::S,
+        ),
     ]
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (head, body) = text.split_once('\n').unwrap_or(("", text));
     let mut mappings = fixed();
     if let Ok(m) = serde_json::from_str::<FieldMapping>(head) {
@@ -43,8 +85,14 @@ fuzz_target!(|data: &[u8]| {
     for m in &mappings {
         let Ok(compiled) = m.compile() else { continue };
         if let Ok((ticks, errors)) = compiled.extract_bytes(body.as_bytes(), &ctx) {
-            let records = serde_json::from_str(body).map(|v| compiled.records(&v).len()).unwrap_or(0);
-            assert_eq!(ticks.len() + errors.len(), records, "every record is a tick or an error");
+            let records = serde_json::from_str(body)
+                .map(|v| compiled.records(&v).len())
+                .unwrap_or(0);
+            assert_eq!(
+                ticks.len() + errors.len(),
+                records,
+                "every record is a tick or an error"
+            );
         }
     }
 });

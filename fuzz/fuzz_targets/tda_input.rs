@@ -17,7 +17,9 @@ const FORMATS: [Format; 7] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, rest)) = data.split_first() else { return };
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
     if let Ok(parsed) = marketd_tda::parse(rest, FORMATS[pick as usize % FORMATS.len()]) {
         let _ = parsed.len();
     }

@@ -10,8 +10,12 @@ use marketd_engine::tda::problem::Problem;
 const KINDS: [&str; 3] = ["vietoris-rips", "summaries", "distance"];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, rest)) = data.split_first() else { return };
-    let Ok(body) = serde_json::from_slice::<serde_json::Value>(rest) else { return };
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(rest) else {
+        return;
+    };
     let cfg = TdaConfig::default();
     if let Ok(problem) = Problem::parse(&body, KINDS[pick as usize % KINDS.len()], &cfg) {
         let _ = problem.kind();

@@ -7,11 +7,20 @@
 use libfuzzer_sys::fuzz_target;
 use marketd_sources::venues::Venue;
 
-const VENUES: [Venue; 4] = [Venue::Binance, Venue::BinanceFutures, Venue::Okx, Venue::Finnhub];
+const VENUES: [Venue; 4] = [
+    Venue::Binance,
+    Venue::BinanceFutures,
+    Venue::Okx,
+    Venue::Finnhub,
+];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, rest)) = data.split_first() else { return };
-    let Ok(frame) = std::str::from_utf8(rest) else { return };
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(frame) = std::str::from_utf8(rest) else {
+        return;
+    };
     let mut decoder = VENUES[pick as usize % VENUES.len()].decoder();
     let mut out = Vec::new();
     match decoder.decode(frame, 1_700_000_000_000_000_000, &mut out) {

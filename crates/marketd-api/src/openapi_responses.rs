@@ -134,7 +134,15 @@ fn add(op: &mut Operation, status: u16, description: &str) {
 /// OpenAPI links from each creation to the operations on what it created:
 /// `(creating method, path, status, [(method, path of the target)])`; the
 /// created resource's `id` is in the answer's body.
-const CREATIONS: &[(&str, &str, &str, &[(&str, &str)])] = &[
+/// `(creating method, path, status, targets)`.
+type Creation = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const CREATIONS: &[Creation] = &[
     (
         "post",
         "/api/v1/uploads",
