@@ -38,12 +38,60 @@ fn rate() -> String {
     std::env::var("FAULTS_TICKS_PER_SECOND").unwrap_or_else(|_| "300".into())
 }
 
-/// Seconds of ingest before the kill.
+/// Seconds of ingest before the kill, at the feed's nominal rate.
 fn run_secs() -> u64 {
     std::env::var("FAULTS_KILL_AFTER_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(6)
+}
+
+/// Ticks stored in `secs` seconds at half the feed's nominal rate (7
+/// symbols): what the test waits for instead of a wall-clock time, so a
+/// loaded machine only takes longer.
+fn ticks_in(secs: u64) -> f64 {
+    let rate: f64 = rate().parse().unwrap_or(300.0);
+    secs as f64 * rate * 7.0 / 2.0
+}
+
+/// Waits until the polling job has run `runs` times, the connector is
+/// running and the upstream it polls has had `hits` requests.
+async fn polled(
+    http: &reqwest::Client,
+    job_url: &str,
+    status_url: &str,
+    hits: &Arc<AtomicU64>,
+    runs: u64,
+    min_hits: u64,
+) {
+    wait_until(DEADLINE, "the polling job and the connector", || {
+        let http = http.clone();
+        let (job_url, status_url) = (job_url.to_string(), status_url.to_string());
+        let hits = hits.clone();
+        async move {
+            let j = get_json(&http, &job_url).await;
+            let c = get_json(&http, &status_url).await;
+            (j["run_count"].as_u64().unwrap_or(0) >= runs
+                && c["state"] == "running"
+                && hits.load(Ordering::SeqCst) >= min_hits)
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+/// Waits until the server at `base` has stored at least `n` ticks since it
+/// started (`marketd_ticks_stored_total`).
+async fn wait_stored(http: &reqwest::Client, base: &str, n: f64) {
+    let url = format!("{base}/metrics");
+    wait_until(DEADLINE, "ticks stored", || {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let page = http.get(&url).send().await.ok()?.text().await.ok()?;
+            (common::metric_sum(&page, "marketd_ticks_stored_total", "") >= n).then_some(())
+        }
+    })
+    .await;
 }
 
 fn serve(name: &str, dir: &Path) -> Proc {
@@ -390,30 +438,10 @@ async fn kill9_during_ingest_then_restart_keeps_ticks_bars_and_averages_exact() 
     assert!(s < 300, "start: {s} {b}");
     let job_url = format!("{base}/api/v1/polling-jobs/{job_id}");
     let status_url = format!("{base}/api/v1/connectors/{conn_id}/status");
-    wait_until(
-        DEADLINE,
-        "the polling job ran and the connector polled",
-        || {
-            let http = http.clone();
-            let (job_url, status_url) = (job_url.clone(), status_url.clone());
-            let hits = hits.clone();
-            async move {
-                let j = get_json(&http, &job_url).await;
-                let c = get_json(&http, &status_url).await;
-                (j["run_count"].as_u64().unwrap_or(0) >= 1
-                    && c["state"] == "running"
-                    && hits.load(Ordering::SeqCst) >= 2)
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    polled(&http, &job_url, &status_url, &hits, 1, 2).await;
 
-    // Ingest for a few seconds of event time, then kill -9.
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(run_secs()) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Ingest until a few seconds' worth of ticks is stored, then kill -9.
+    wait_stored(&http, &base, ticks_in(run_secs())).await;
     let runs_before = get_json(&http, &job_url).await["run_count"]
         .as_u64()
         .unwrap();
@@ -441,30 +469,18 @@ async fn kill9_during_ingest_then_restart_keeps_ticks_bars_and_averages_exact() 
     let status_url = format!("{base}/api/v1/connectors/{conn_id}/status");
     // Ingest goes on: the polling job runs again, the connector polls again,
     // and the open bars of the feed grow past what the kill left.
-    wait_until(
-        DEADLINE,
-        "the job, the connector and the feed resumed",
-        || {
-            let http = http.clone();
-            let (job_url, status_url) = (job_url.clone(), status_url.clone());
-            let hits = hits.clone();
-            async move {
-                let j = get_json(&http, &job_url).await;
-                let c = get_json(&http, &status_url).await;
-                (j["run_count"].as_u64().unwrap_or(0) > runs_before
-                    && c["state"] == "running"
-                    && hits.load(Ordering::SeqCst) > hits_at_kill + 2)
-                    .then_some(())
-            }
-        },
+    polled(
+        &http,
+        &job_url,
+        &status_url,
+        &hits,
+        runs_before + 1,
+        hits_at_kill + 3,
     )
     .await;
     // A few more seconds of ingest into the same open bars, then a graceful
     // stop (which publishes and stores the open bars).
-    let resumed = Instant::now();
-    while resumed.elapsed() < Duration::from_secs(3) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_stored(&http, &base, ticks_in(3)).await;
     let status = second.terminate(Duration::from_secs(20));
     assert!(status.success(), "graceful stop: {status}");
 
