@@ -22,7 +22,7 @@ use openapi_responses::{CommonResponses, ResourceLinks};
 pub use ratelimit::RateLimitConfig;
 use route_table::Routes;
 use serde::{Deserialize, Serialize};
-pub use state::{ApiConfig, AppState};
+pub use state::{ApiConfig, AppState, Shared};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tower_http::timeout::TimeoutLayer;

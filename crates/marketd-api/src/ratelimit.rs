@@ -258,9 +258,8 @@ fn bucket_of(req: &Request, group: &str, cfg: &RateLimitConfig) -> (Bucket, Quot
     (bucket, quota)
 }
 
-/// What the limiter needs, shared behind one `Arc`: the middleware's state
-/// is cloned for every request, and the whole [`AppState`] costs a dozen
-/// reference counts to clone and drop.
+/// What the limiter needs, shared behind one `Arc` (the middleware's state
+/// is cloned for every request).
 #[derive(Debug)]
 pub struct Limiter {
     cfg: RateLimitConfig,
@@ -407,7 +406,7 @@ mod tests {
         let long = "s".repeat(300);
         req.extensions_mut().insert(crate::auth::Principal {
             kind: crate::auth::PrincipalKind::Jwt,
-            id: long.clone(),
+            id: long.clone().into(),
             issuer: "idp".into(),
             role: marketd_model::Role::Read,
             expires_at: None,

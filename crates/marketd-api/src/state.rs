@@ -15,13 +15,30 @@ pub struct ApiConfig {
     pub rate_limit: RateLimitConfig,
 }
 
-/// Shared state of the handlers (cheap to clone).
+/// Shared state of the handlers: one reference count per clone (axum clones
+/// it for every request), the fields through [`Deref`](std::ops::Deref).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// The domain operations the handlers adapt.
     pub services: Arc<Services>,
     /// For `/health/ready` (probes), `/metrics` (bus depth) and the rate
-    /// limiter (cache); handlers go through [`AppState::services`].
+    /// limiter (cache); handlers go through [`Shared::services`].
     pub backends: Backends,
     pub cfg: Arc<ApiConfig>,
     pub metrics: PrometheusHandle,

@@ -27,6 +27,12 @@ async fn who(p: Option<Extension<Principal>>) -> String {
 /// A router with declared routes, and `/api/v1/plain` added past the table
 /// (undeclared: the policy's fail-closed defaults apply to it).
 async fn app(cfg: AuthConfig) -> (Router, Arc<AnyStore>) {
+    let (router, store, _) = app_with_auth(cfg).await;
+    (router, store)
+}
+
+/// [`app`], and its authenticator.
+async fn app_with_auth(cfg: AuthConfig) -> (Router, Arc<AnyStore>, Arc<Authenticator>) {
     let store = AnyStore::connect("sqlite::memory:", &StoreOptions::default())
         .await
         .unwrap();
@@ -41,9 +47,12 @@ async fn app(cfg: AuthConfig) -> (Router, Arc<AnyStore>) {
         .into_parts();
     let router = routes
         .route("/api/v1/plain", axum::routing::any(who))
-        .layer(axum::middleware::from_fn_with_state(auth, authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(table, declare));
-    (router, store)
+    (router, store, auth)
 }
 
 /// A fresh key with the `write` role, named `name`.
@@ -94,13 +103,91 @@ async fn handlers_see_the_principal_of_a_key() {
     }
     let (s, _) = call(&router, "POST", "/api/v1/act", &[]).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+/// Revoked behind the server's back (another instance, the `keys`
+/// command): with `key_cache_ms = 0` refused on the next request; with a
+/// cache, refused once the cache has forgotten the key (at once after
+/// `forget_keys`, which the revoke route calls; else within the TTL).
+#[tokio::test]
+async fn a_revoked_key_is_refused_at_once_or_within_the_cache_ttl() {
+    let uncached = AuthConfig {
+        key_cache_ms: 0,
+        ..AuthConfig::default()
+    };
+    let (router, store) = app(uncached).await;
+    let (record, key) = write_key(&store, "svc").await;
+    let keyed: &[(&str, &str)] = &[("x-api-key", key.expose())];
+    assert_eq!(
+        call(&router, "GET", "/api/v1/whoami", keyed).await.0,
+        StatusCode::OK
+    );
     store.revoke_api_key(record.id, 1).await.unwrap();
     let (s, _) = call(&router, "GET", "/api/v1/whoami", keyed).await;
     assert_eq!(
         s,
         StatusCode::UNAUTHORIZED,
-        "a revoked key is refused, even on open reads"
+        "refused at once, even on open reads"
     );
+
+    // Cached: forget_keys (what the revoke route does) refuses it at once.
+    let (router, store, auth) = app_with_auth(AuthConfig::default()).await;
+    let (record, key) = write_key(&store, "svc").await;
+    let keyed: &[(&str, &str)] = &[("x-api-key", key.expose())];
+    assert_eq!(
+        call(&router, "GET", "/api/v1/whoami", keyed).await.0,
+        StatusCode::OK
+    );
+    store.revoke_api_key(record.id, 1).await.unwrap();
+    auth.forget_keys();
+    assert_eq!(
+        call(&router, "GET", "/api/v1/whoami", keyed).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Cached for 300 ms, revoked elsewhere: refused once the entry is gone,
+    // well before the deadline.
+    let short = AuthConfig {
+        key_cache_ms: 300,
+        ..AuthConfig::default()
+    };
+    let (router, store) = app(short).await;
+    let (record, key) = write_key(&store, "svc").await;
+    let keyed: &[(&str, &str)] = &[("x-api-key", key.expose())];
+    assert_eq!(
+        call(&router, "GET", "/api/v1/whoami", keyed).await.0,
+        StatusCode::OK
+    );
+    store.revoke_api_key(record.id, 1).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (s, _) = call(&router, "GET", "/api/v1/whoami", keyed).await;
+        if s == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a key revoked in the store is still accepted after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A key cache longer than a minute is refused at start.
+#[tokio::test]
+async fn a_key_cache_over_a_minute_is_refused() {
+    let store = Arc::new(
+        AnyStore::connect("sqlite::memory:", &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    let cfg = AuthConfig {
+        key_cache_ms: 60_001,
+        ..AuthConfig::default()
+    };
+    let err = Authenticator::new(&cfg, store).unwrap_err().to_string();
+    assert!(err.contains("auth.key_cache_ms"), "{err}");
 }
 
 /// Anonymous callers against declared and undeclared routes: the

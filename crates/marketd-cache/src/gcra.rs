@@ -43,28 +43,44 @@ pub(crate) fn step(tat: Option<i64>, now: i64, quota: Quota) -> (RateDecision, O
 /// `TIME` is the server's clock, so every API instance shares one clock; the
 /// requests of a batch are decided one after the other in one atomic
 /// script, exactly as if each had run alone at that instant (a key met twice
-/// sees its own first step). A key expires when its TAT has passed.
+/// sees its own first step). Each distinct key is read once and written
+/// once, after the last of its requests (`now` is one instant for the whole
+/// script, so the TAT kept in between is the one a `GET` would return: a
+/// batch of many requests from one client costs two commands, not two per
+/// request). A key expires when its TAT has passed.
 pub(crate) const REDIS_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local out = {}
+local tats = {}
+local changed = {}
 for i, key in ipairs(KEYS) do
   local interval = tonumber(ARGV[2 * i - 1])
   local burst = tonumber(ARGV[2 * i])
-  local tat = tonumber(redis.call('GET', key) or '0')
+  local tat = tats[key]
+  if tat == nil then tat = tonumber(redis.call('GET', key) or '0') end
   if tat < now then tat = now end
   local new_tat = tat + interval
   local allow_at = new_tat - burst * interval
   if now < allow_at then
+    tats[key] = tat
     out[#out + 1] = 0
     out[#out + 1] = 0
     out[#out + 1] = allow_at - now
   else
-    redis.call('SET', key, string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
+    if not changed[key] then
+      changed[#changed + 1] = key
+      changed[key] = true
+    end
+    tats[key] = new_tat
     out[#out + 1] = 1
     out[#out + 1] = math.floor((now - allow_at) / interval)
     out[#out + 1] = 0
   end
+end
+for _, key in ipairs(changed) do
+  local tat = tats[key]
+  redis.call('SET', key, string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1)
 end
 return out
 "#;

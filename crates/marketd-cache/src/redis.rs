@@ -4,7 +4,11 @@
 //! - Latest prices are hashes `marketd:latest:{provider}:{symbol}` with the
 //!   tick's event time and the JSON value, written by a script that keeps the
 //!   newest event time (two writers racing never move a price backwards) and
-//!   expire after the TTL.
+//!   expire after the TTL. Reads are batched like the limiter's checks
+//!   (below): one pipeline per batch, one `HGET` per distinct key, decoded
+//!   once for every request of the batch that asked for it. A read joins
+//!   only a batch not yet sent, so it sees every write completed before it
+//!   was asked for.
 //! - Rate limits are GCRA states `marketd:rl:{key}` updated by one script on
 //!   the server's clock ([`crate::gcra::REDIS_SCRIPT`]). Concurrent checks
 //!   of this instance are batched ([`Batcher`]): while [`IN_FLIGHT`]
@@ -21,8 +25,8 @@ use crate::{
     Cache, CacheOptions, CachedPrice, Error, Quota, RateDecision, RateLimit, Result, gcra,
 };
 use marketd_model::Tick;
+use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +59,8 @@ pub struct RedisCache {
     url: Arc<str>,
     ttl: Duration,
     put_latest: Arc<Script>,
-    limiter: Batcher,
+    limiter: Batcher<Check>,
+    reads: Batcher<Read>,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -108,7 +113,13 @@ impl RedisCache {
             .await
             .map_err(err("connecting"))?;
         let cache = RedisCache {
-            limiter: Batcher::start(conn.clone(), shown.clone()),
+            limiter: Batcher::start(conn.clone(), shown.clone(), "rate limit", run_checks),
+            reads: Batcher::start(
+                conn.clone(),
+                shown.clone(),
+                "reading a latest price",
+                run_reads,
+            ),
             conn,
             url: shown,
             ttl: opts.ttl,
@@ -130,22 +141,8 @@ impl RedisCache {
 
 impl Cache for RedisCache {
     async fn get_latest(&self, key: &str) -> Result<Option<CachedPrice>> {
-        let mut conn = self.conn.clone();
-        let value: Option<String> = conn
-            .hget(format!("{PREFIX}{key}"), "v")
-            .await
-            .map_err(|e| self.error("reading a latest price", e))?;
-        let Some(value) = value else {
-            return Ok(None);
-        };
-        let stored: Stored = serde_json::from_str(&value).map_err(|e| Error::Corrupt {
-            url: self.url.to_string(),
-            message: format!("{key}: {e}"),
-        })?;
-        Ok(Some(CachedPrice {
-            tick: stored.tick,
-            cached_at: stored.cached_at,
-        }))
+        let key = format!("{PREFIX}{key}");
+        self.reads.ask(|reply| Read { key, reply }).await
     }
 
     async fn put_latest(&self, key: &str, price: CachedPrice) -> Result<()> {
@@ -190,35 +187,80 @@ impl Cache for RedisCache {
 
 impl RateLimit for RedisCache {
     async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision> {
-        self.limiter.check(key, quota).await
+        let key = format!("{PREFIX}rl:{key}");
+        let (interval_us, burst) = (quota.interval_us(), quota.burst.max(1));
+        self.limiter
+            .ask(|reply| Check {
+                key,
+                interval_us,
+                burst,
+                reply,
+            })
+            .await
     }
 }
 
-/// Most checks in one script call.
+/// Most requests in one batch.
 const MAX_BATCH: usize = 128;
 /// Batches at the server at once: the next one fills while these run.
 const IN_FLIGHT: usize = 2;
 
-/// One waiting check.
-struct Pending {
+/// A request waiting in a [`Batcher`]: it carries where its answer goes.
+trait Waiting: Send + 'static {
+    type Answer: Send + 'static;
+}
+
+/// One waiting limiter check.
+struct Check {
     key: String,
     interval_us: i64,
     burst: u32,
     reply: oneshot::Sender<Result<RateDecision>>,
 }
 
-/// Sends the limiter checks of this instance to Redis in batches (see the
-/// module docs). Its task ends when the last [`RedisCache`] clone is dropped.
-#[derive(Clone)]
-struct Batcher {
-    tx: mpsc::UnboundedSender<Pending>,
-    url: Arc<str>,
+impl Waiting for Check {
+    type Answer = RateDecision;
 }
 
-impl Batcher {
-    fn start(conn: ConnectionManager, url: Arc<str>) -> Batcher {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
-        let script = Arc::new(Script::new(gcra::REDIS_SCRIPT));
+/// One waiting read of a latest price.
+struct Read {
+    key: String,
+    reply: oneshot::Sender<Result<Option<CachedPrice>>>,
+}
+
+impl Waiting for Read {
+    type Answer = Option<CachedPrice>;
+}
+
+/// Sends the requests of one kind of this instance to Redis in batches (see
+/// the module docs): while [`IN_FLIGHT`] batches are at the server, the
+/// requests that arrive queue and go together as the next batch. Its task
+/// ends when the last [`RedisCache`] clone is dropped.
+struct Batcher<T: Waiting> {
+    tx: mpsc::UnboundedSender<T>,
+    url: Arc<str>,
+    action: &'static str,
+}
+
+impl<T: Waiting> Clone for Batcher<T> {
+    fn clone(&self) -> Self {
+        Batcher {
+            tx: self.tx.clone(),
+            url: self.url.clone(),
+            action: self.action,
+        }
+    }
+}
+
+impl<T: Waiting> Batcher<T> {
+    /// Starts the batching task; `run` sends one batch and answers each of
+    /// its requests.
+    fn start<F, Fut>(conn: ConnectionManager, url: Arc<str>, action: &'static str, run: F) -> Self
+    where
+        F: Fn(ConnectionManager, Arc<str>, Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (tx, mut rx) = mpsc::unbounded_channel::<T>();
         let slots = Arc::new(Semaphore::new(IN_FLIGHT));
         let shown = url.clone();
         tokio::spawn(async move {
@@ -234,45 +276,54 @@ impl Batcher {
                         Err(_) => break,
                     }
                 }
-                let (script, mut conn, url) = (script.clone(), conn.clone(), shown.clone());
+                let sent = run(conn.clone(), shown.clone(), batch);
                 tokio::spawn(async move {
-                    run_batch(&script, &mut conn, &url, batch).await;
+                    sent.await;
                     drop(slot);
                 });
             }
         });
-        Batcher { tx, url }
+        Batcher { tx, url, action }
     }
 
-    async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision> {
+    /// Queues the request `make` builds around its reply channel, and waits
+    /// for its answer.
+    async fn ask(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T::Answer>>) -> T,
+    ) -> Result<T::Answer> {
         let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            key: format!("{PREFIX}rl:{key}"),
-            interval_us: quota.interval_us(),
-            burst: quota.burst.max(1),
-            reply,
-        };
         let gone = || Error::Redis {
             url: self.url.to_string(),
-            action: "rate limit",
+            action: self.action,
             source: redis::RedisError::from((
                 redis::ErrorKind::Io,
-                "the limiter's batching task has stopped",
+                "the batching task has stopped",
             )),
         };
-        self.tx.send(pending).map_err(|_| gone())?;
+        self.tx.send(make(reply)).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 }
 
-/// One script call for `batch`; each check gets its own answer (or the
-/// call's error).
-async fn run_batch(script: &Script, conn: &mut ConnectionManager, url: &str, batch: Vec<Pending>) {
-    let mut invocation = script.prepare_invoke();
+fn redis_error(url: &str, action: &'static str, source: redis::RedisError) -> Error {
+    Error::Redis {
+        url: url.to_string(),
+        action,
+        source,
+    }
+}
+
+/// One script call for a batch of limiter checks; each check gets its own
+/// answer (or the call's error).
+async fn run_checks(mut conn: ConnectionManager, url: Arc<str>, batch: Vec<Check>) {
+    static SCRIPT: std::sync::LazyLock<Script> =
+        std::sync::LazyLock::new(|| Script::new(gcra::REDIS_SCRIPT));
+    let mut invocation = SCRIPT.prepare_invoke();
     for p in &batch {
         invocation.key(&p.key).arg(p.interval_us).arg(p.burst);
     }
-    let answer: redis::RedisResult<Vec<i64>> = invocation.invoke_async(conn).await;
+    let answer: redis::RedisResult<Vec<i64>> = invocation.invoke_async(&mut conn).await;
     let answer = answer.and_then(|v| {
         if v.len() == batch.len() * 3 {
             Ok(v)
@@ -295,14 +346,89 @@ async fn run_batch(script: &Script, conn: &mut ConnectionManager, url: &str, bat
         }
         Err(e) => {
             for p in batch {
-                let _ = p.reply.send(Err(Error::Redis {
-                    url: url.to_string(),
-                    action: "rate limit",
-                    source: e.clone(),
-                }));
+                let _ = p
+                    .reply
+                    .send(Err(redis_error(&url, "rate limit", e.clone())));
             }
         }
     }
+}
+
+/// One pipeline for a batch of latest-price reads: one `HGET` per distinct
+/// key, its value decoded once and given to every read of that key.
+async fn run_reads(mut conn: ConnectionManager, url: Arc<str>, batch: Vec<Read>) {
+    let mut keys: Vec<&str> = Vec::new();
+    let mut which = Vec::with_capacity(batch.len());
+    for r in &batch {
+        let i = match keys.iter().position(|k| *k == r.key) {
+            Some(i) => i,
+            None => {
+                keys.push(&r.key);
+                keys.len() - 1
+            }
+        };
+        which.push(i);
+    }
+    let mut pipe = redis::pipe();
+    for k in &keys {
+        pipe.hget(*k, "v");
+    }
+    let answer: redis::RedisResult<Vec<Option<String>>> = pipe.query_async(&mut conn).await;
+    let values: Vec<Result<Option<CachedPrice>>> = match answer {
+        Ok(values) if values.len() == keys.len() => keys
+            .iter()
+            .zip(values)
+            .map(|(key, v)| decode_stored(&url, key, v))
+            .collect(),
+        Ok(_) => {
+            let e = redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "a pipeline of reads answered the wrong number of values",
+            ));
+            keys.iter()
+                .map(|_| Err(redis_error(&url, "reading a latest price", e.clone())))
+                .collect()
+        }
+        Err(e) => keys
+            .iter()
+            .map(|_| Err(redis_error(&url, "reading a latest price", e.clone())))
+            .collect(),
+    };
+    for (r, i) in batch.into_iter().zip(which) {
+        let answer = match &values[i] {
+            Ok(v) => Ok(v.clone()),
+            Err(Error::Redis {
+                url,
+                action,
+                source,
+            }) => Err(Error::Redis {
+                url: url.clone(),
+                action,
+                source: source.clone(),
+            }),
+            Err(Error::Corrupt { url, message }) => Err(Error::Corrupt {
+                url: url.clone(),
+                message: message.clone(),
+            }),
+            Err(Error::UnsupportedUrl(u)) => Err(Error::UnsupportedUrl(u.clone())),
+        };
+        let _ = r.reply.send(answer);
+    }
+}
+
+/// A stored latest price (`None` when absent).
+fn decode_stored(url: &str, key: &str, value: Option<String>) -> Result<Option<CachedPrice>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let stored: Stored = serde_json::from_str(&value).map_err(|e| Error::Corrupt {
+        url: url.to_string(),
+        message: format!("{}: {e}", key.strip_prefix(PREFIX).unwrap_or(key)),
+    })?;
+    Ok(Some(CachedPrice {
+        tick: stored.tick,
+        cached_at: stored.cached_at,
+    }))
 }
 
 #[cfg(test)]

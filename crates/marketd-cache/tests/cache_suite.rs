@@ -48,6 +48,48 @@ async fn round_trip_is_exact(c: &AnyCache) {
     assert_eq!(c.get_latest(&k).await.unwrap(), Some(p));
 }
 
+/// Many reads at once, of a few keys and of a missing one (the Redis
+/// backend batches them, one read per distinct key): each gets its own key's
+/// value; a write completed before a read is seen by it.
+async fn concurrent_reads_get_their_own_keys(c: &AnyCache) {
+    let keys: Vec<String> = (0..3)
+        .map(|i| latest_key("sim", &unique(&format!("READ{i}"))))
+        .collect();
+    let base = 1_700_000_000_000_000_000;
+    for (i, k) in keys.iter().enumerate() {
+        c.put_latest(k, price("AAPL", base + i as i64, &format!("{}.5", i + 1)))
+            .await
+            .unwrap();
+    }
+    let missing = latest_key("sim", &unique("MISSING"));
+    let reads = (0..60).map(|n| {
+        let c = c.clone();
+        let k = if n % 4 == 3 {
+            missing.clone()
+        } else {
+            keys[n % 4].clone()
+        };
+        tokio::spawn(async move { (n % 4, c.get_latest(&k).await.unwrap()) })
+    });
+    for r in reads {
+        let (i, got) = r.await.unwrap();
+        if i == 3 {
+            assert_eq!(got, None);
+        } else {
+            let want = price("AAPL", base + i as i64, &format!("{}.5", i + 1));
+            assert_eq!(got, Some(want));
+        }
+    }
+    // Read after a write: the new value, never the one before.
+    c.put_latest(&keys[0], price("AAPL", base + 100, "9.25"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get_latest(&keys[0]).await.unwrap(),
+        Some(price("AAPL", base + 100, "9.25"))
+    );
+}
+
 async fn newest_event_time_wins(c: &AnyCache) {
     let k = latest_key("sim", &unique("NEWEST"));
     let base = 1_700_000_000_000_000_000;
@@ -137,30 +179,43 @@ async fn limiter_allows_the_burst_then_refuses(c: &AnyCache) {
 }
 
 async fn limiter_counts_concurrent_requests_once_each(c: &AnyCache) {
-    let key = unique("concurrent");
-    let q = Quota {
-        per_second: 0.1,
-        burst: 10,
-    };
-    let checks = (0..40).map(|_| {
+    // Two clients at once, interleaved (the Redis backend decides them in
+    // shared batches, reading and writing each key once per batch).
+    let keys = [unique("concurrent-a"), unique("concurrent-b")];
+    let bursts = [10u32, 4];
+    let checks = (0..80).map(|i| {
         let c = c.clone();
-        let key = key.clone();
-        tokio::spawn(async move { c.check(&key, q).await.unwrap().allowed })
+        let (key, burst) = (keys[i % 2].clone(), bursts[i % 2]);
+        let q = Quota {
+            per_second: 0.1,
+            burst,
+        };
+        tokio::spawn(async move { (i % 2, c.check(&key, q).await.unwrap()) })
     });
-    let mut allowed = 0;
+    let mut remaining = [Vec::new(), Vec::new()];
     for h in checks {
-        allowed += usize::from(h.await.unwrap());
+        let (k, d) = h.await.unwrap();
+        if d.allowed {
+            remaining[k].push(d.remaining);
+        } else {
+            assert!(d.retry_after > Duration::from_secs(1), "{d:?}");
+        }
     }
-    assert_eq!(
-        allowed, 10,
-        "exactly the burst passes, whatever the interleaving"
-    );
+    for (k, burst) in bursts.iter().enumerate() {
+        remaining[k].sort_unstable();
+        assert_eq!(
+            remaining[k],
+            (0..*burst).collect::<Vec<_>>(),
+            "exactly the burst passes, each with its own remaining count, whatever the interleaving"
+        );
+    }
 }
 
 macro_rules! for_each_suite_test {
     ($runner:ident) => {
         $runner!(
             round_trip_is_exact,
+            concurrent_reads_get_their_own_keys,
             newest_event_time_wins,
             entries_expire,
             limiter_allows_the_burst_then_refuses,

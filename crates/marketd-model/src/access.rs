@@ -72,7 +72,8 @@ pub struct ApiKey {
     pub prefix: String,
     /// Nanoseconds since the epoch.
     pub created_at: i64,
-    /// Set once the key is revoked; a revoked key is refused at once.
+    /// Set once the key is revoked; a revoked key is refused at once by the
+    /// instance that revoked it, by every other within `auth.key_cache_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<i64>,
     /// When the key stops working (ns since the epoch); `None`: never.

@@ -15,7 +15,7 @@ pub mod telemetry;
 use anyhow::Context;
 use config::Config;
 use marketd_api::auth::Authenticator;
-use marketd_api::{ApiConfig, AppState, admin_router, router};
+use marketd_api::{ApiConfig, AppState, Shared, admin_router, router};
 use marketd_bus::{AnyBus, BusOptions};
 use marketd_cache::{AnyCache, CacheOptions};
 use marketd_engine::services::access::AccessService;
@@ -286,7 +286,7 @@ impl Application {
         } else {
             marketd_engine::realtime::Hub::new(cfg.realtime.clone())
         };
-        let state = AppState {
+        let state = AppState::new(Shared {
             services: services.clone(),
             backends: backends.clone(),
             cfg: Arc::new(ApiConfig {
@@ -304,7 +304,7 @@ impl Application {
             } else {
                 marketd_api::realtime::revocations::none()
             },
-        };
+        });
         let security = marketd_api::security::SecurityConfig {
             hsts: tls.is_some(),
         };

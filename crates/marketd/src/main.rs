@@ -9,6 +9,13 @@ use marketd_store::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// mimalloc instead of glibc's malloc: a request allocates and frees many
+/// small objects across worker threads, and glibc spent a quarter of the
+/// server's CPU in `malloc`/`free` and their consolidation under load
+/// (docs/benchmarks.md, "HTTP hot path").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "marketd",

@@ -161,12 +161,15 @@ async fn reads_are_open_by_default_and_keyed_by_config() {
 }
 
 #[tokio::test]
-async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
+async fn admins_manage_keys_and_revocation_holds_on_every_instance() {
+    // Instance a trusts a verified key for the default auth.key_cache_ms
+    // (1 s); b reads the store on every request (key_cache_ms = 0).
     let a = TestApp::spawn(quiet).await;
     // A second instance on the same database.
     let b = TestApp::spawn_in(a.data_dir.clone(), |c| {
         quiet(c);
         c.feeds.simulated.enabled = false;
+        c.auth.key_cache_ms = 0;
     })
     .await;
     assert!(b.bootstrap_key.is_none(), "the first instance made it");
@@ -200,15 +203,44 @@ async fn admins_manage_keys_and_revocation_holds_at_once_on_every_instance() {
         let (s, _) = poll_as(app, Some(&key)).await;
         assert_eq!(s, 202);
     }
-    // ...until revoked on one of them: refused at once on both.
+    // ...until revoked on one of them: refused at once there and on every
+    // instance without a key cache, within auth.key_cache_ms on the others.
     let (s, _) = b
         .admin(Method::DELETE, &format!("/api/v1/api-keys/{id}"), None)
         .await;
     assert_eq!(s, 204);
+    let (s, body) = poll_as(&b, Some(&key)).await;
+    assert_eq!(s, 401, "{body}");
+    assert_eq!(assert_error_shape(&body), "INVALID_API_KEY");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (s, body) = poll_as(&a, Some(&key)).await;
+        if s == 401 {
+            assert_eq!(assert_error_shape(&body), "INVALID_API_KEY");
+            break;
+        }
+        assert_eq!(s, 202, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a key revoked on another instance is still accepted after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Revoked through a itself: refused at once by a (it forgets its cache).
+    let (s, second) = post_key(&a, json!({"name": "ci2", "role": "write"})).await;
+    assert_eq!(s, 201, "{second}");
+    let (key2, id2) = (
+        second["key"].as_str().unwrap().to_string(),
+        second["id"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(poll_as(&a, Some(&key2)).await.0, 202);
+    let (s, _) = a
+        .admin(Method::DELETE, &format!("/api/v1/api-keys/{id2}"), None)
+        .await;
+    assert_eq!(s, 204);
     for app in [&a, &b] {
-        let (s, body) = poll_as(app, Some(&key)).await;
+        let (s, body) = poll_as(app, Some(&key2)).await;
         assert_eq!(s, 401, "{body}");
-        assert_eq!(assert_error_shape(&body), "INVALID_API_KEY");
     }
     let (s, body) = a
         .admin(Method::DELETE, &format!("/api/v1/api-keys/{id}"), None)

@@ -15,6 +15,12 @@ pub struct AuthConfig {
     /// On a start with no API key in the store, create an admin key and print
     /// it once.
     pub bootstrap_admin_key: bool,
+    /// How long, in milliseconds, a verified API key is trusted without
+    /// reading the store again. The instance that revokes a key forgets it at
+    /// once; another instance (or a revocation by the `keys` command) takes
+    /// effect within this long. Expiry is checked on every request. 0: read
+    /// the store on every request.
+    pub key_cache_ms: u64,
     /// `[auth.jwt]`: bearer tokens.
     pub jwt: JwtConfig,
 }
@@ -24,6 +30,7 @@ impl Default for AuthConfig {
         AuthConfig {
             require_read_key: false,
             bootstrap_admin_key: true,
+            key_cache_ms: 1000,
             jwt: JwtConfig::default(),
         }
     }
@@ -71,4 +78,12 @@ impl Default for JwtConfig {
 pub enum AuthConfigError {
     #[error("auth.jwt: {0}")]
     Jwt(String),
+    #[error(
+        "auth.key_cache_ms: {0} is over the longest revocation delay allowed ({MAX_KEY_CACHE_MS} ms)"
+    )]
+    KeyCacheTooLong(u64),
 }
+
+/// Longest `auth.key_cache_ms`: a revoked key must stop working within a minute
+/// on every instance.
+pub const MAX_KEY_CACHE_MS: u64 = 60_000;

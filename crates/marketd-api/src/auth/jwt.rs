@@ -132,8 +132,8 @@ impl JwtVerifier {
             });
         Ok(Principal {
             kind: PrincipalKind::Jwt,
-            id: sub.chars().take(256).collect(),
-            issuer: iss.chars().take(256).collect(),
+            id: sub.chars().take(256).collect::<String>().into(),
+            issuer: iss.chars().take(256).collect::<String>().into(),
             role,
             expires_at,
         })

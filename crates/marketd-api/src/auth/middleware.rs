@@ -3,7 +3,7 @@
 //! request extensions and enforces what the request's route needs
 //! ([`request_access`]).
 
-use super::config::{AuthConfig, AuthConfigError};
+use super::config::{AuthConfig, AuthConfigError, MAX_KEY_CACHE_MS};
 use super::jwt::JwtVerifier;
 use super::policy::{Access, request_access};
 use super::{API_KEY_HEADER, Principal, PrincipalKind};
@@ -17,12 +17,22 @@ use marketd_model::Role;
 use marketd_store::AnyStore;
 use marketd_store::prelude::*;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Most keys the cache holds (only keys that verified enter it).
+const KEY_CACHE_CAPACITY: u64 = 10_000;
 
 /// Verifies credentials; shared by every request.
 pub struct Authenticator {
     store: Arc<AnyStore>,
     require_read_key: bool,
     jwt: Option<JwtVerifier>,
+    /// Keys that verified, by the SHA-256 of their text, for
+    /// `auth.key_cache_ms` (`None` when 0): without it every request with a
+    /// key is a store query. Only active keys enter it; a key's expiry is
+    /// checked on every use, and a revocation through this instance empties
+    /// it ([`Authenticator::forget_keys`]).
+    verified: Option<moka::sync::Cache<String, Principal>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -43,11 +53,29 @@ impl Authenticator {
         } else {
             None
         };
+        if cfg.key_cache_ms > MAX_KEY_CACHE_MS {
+            return Err(AuthConfigError::KeyCacheTooLong(cfg.key_cache_ms));
+        }
+        let verified = (cfg.key_cache_ms > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(KEY_CACHE_CAPACITY)
+                .time_to_live(Duration::from_millis(cfg.key_cache_ms))
+                .build()
+        });
         Ok(Authenticator {
             store,
             require_read_key: cfg.require_read_key,
             jwt,
+            verified,
         })
+    }
+
+    /// Forgets every verified key, so that the next request with any key
+    /// reads the store: called when a key is revoked through this instance.
+    pub fn forget_keys(&self) {
+        if let Some(cache) = &self.verified {
+            cache.invalidate_all();
+        }
     }
 
     /// The caller behind `req`'s credentials: `Ok(None)` without
@@ -84,20 +112,39 @@ impl Authenticator {
         if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
             return Err(invalid_key());
         }
+        let hash = hash_key(key);
+        let now = marketd_model::time::now_ns();
+        if let Some(p) = self.verified.as_ref().and_then(|c| c.get(&hash))
+            && p.expires_at.is_none_or(|e| e > now)
+        {
+            return Ok(p);
+        }
         let found = self
             .store
-            .api_key_by_hash(&hash_key(key))
+            .api_key_by_hash(&hash)
             .await
             .map_err(ApiError::internal)?;
         match found {
-            Some(k) if k.is_active() => Ok(Principal {
-                kind: PrincipalKind::ApiKey,
-                id: k.id.to_string(),
-                issuer: String::new(),
-                role: k.role,
-                expires_at: k.expires_at,
-            }),
-            _ => Err(invalid_key()),
+            Some(k) if k.is_active_at(now) => {
+                let p = Principal {
+                    kind: PrincipalKind::ApiKey,
+                    id: k.id.to_string().into(),
+                    issuer: "".into(),
+                    role: k.role,
+                    expires_at: k.expires_at,
+                };
+                if let Some(cache) = &self.verified {
+                    cache.insert(hash, p.clone());
+                }
+                Ok(p)
+            }
+            _ => {
+                // Expired or revoked since it was cached.
+                if let Some(cache) = &self.verified {
+                    cache.invalidate(&hash);
+                }
+                Err(invalid_key())
+            }
         }
     }
 

@@ -31,6 +31,7 @@ pub use policy::{Access, Declared};
 
 use marketd_model::Role;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Header carrying an API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -48,10 +49,11 @@ pub enum PrincipalKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub kind: PrincipalKind,
-    /// The API key's id, or the token's `sub`.
-    pub id: String,
+    /// The API key's id, or the token's `sub` (shared: a principal is cloned
+    /// into the request and the response of every authenticated request).
+    pub id: Arc<str>,
     /// The token's `iss` (empty for API keys).
-    pub issuer: String,
+    pub issuer: Arc<str>,
     pub role: Role,
     /// When the credential stops being valid (ns since the epoch): the
     /// token's `exp` plus the configured leeway, the key's expiry. Realtime

@@ -47,7 +47,7 @@ enum End {
 pub async fn run(
     socket: WebSocket,
     hub: Hub,
-    key: Option<(String, Revoked)>,
+    key: Option<(std::sync::Arc<str>, Revoked)>,
     expires_at: Option<i64>,
 ) {
     let (key_id, mut revoked) = match key {
@@ -169,7 +169,7 @@ pub async fn run(
                 }
             } => {
                 let gone = revoked.as_ref().is_some_and(|r| {
-                    key_id.as_ref().is_some_and(|id| r.borrow().contains(id))
+                    key_id.as_ref().is_some_and(|id| r.borrow().contains(&**id))
                 });
                 if gone {
                     end = End::Close(close::REVOKED, "the API key was revoked");

@@ -121,5 +121,8 @@ pub async fn revoke(
         .access
         .revoke_key(id, LastAdmin::Keep)
         .await?;
+    // Refused at once on this instance; other instances within
+    // `auth.key_cache_ms`.
+    state.auth.forget_keys();
     Ok(StatusCode::NO_CONTENT)
 }
