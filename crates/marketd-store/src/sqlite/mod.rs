@@ -65,8 +65,10 @@ pub struct SqliteStore {
     /// `write` for in-memory databases, which exist per connection.
     read: SqlitePool,
     /// File databases: a second writer connection (rusqlite, on a blocking
-    /// thread) for `insert_ticks`, the hot path. `None` for in-memory
-    /// databases, whose ticks go through `write`.
+    /// thread) for `insert_ticks`, the hot path, and for the bars and
+    /// indicators the sinks write beside it (one connection keeps its page
+    /// cache: another connection's commit would empty it). `None` for
+    /// in-memory databases, whose ticks go through `write`.
     ticks: Option<Arc<TickWriter>>,
     /// Held for every write transaction (on `write` or `ticks`), so the two
     /// writer connections take turns instead of sleeping in SQLite's busy
@@ -280,6 +282,42 @@ impl SqliteStore {
     ///
     /// Pipelined: while SQLite (on sqlx's worker thread) executes one chunk,
     /// this task encodes the arguments of the next.
+    /// Whether this store has the rusqlite writer connection (file
+    /// databases).
+    fn has_writer(&self) -> bool {
+        self.ticks.is_some()
+    }
+
+    /// Runs `f` on the rusqlite writer connection on a blocking thread,
+    /// holding the write gate. File databases only ([`Self::has_writer`]).
+    async fn on_writer<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&TickWriter) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let Some(writer) = self.ticks.clone() else {
+            return Err(Error::Database {
+                op,
+                source: "no writer connection (in-memory database)".into(),
+            });
+        };
+        let gate = self.gate.clone().lock_owned().await;
+        let res = tokio::task::spawn_blocking(move || {
+            let res = f(&writer);
+            drop(gate);
+            res
+        })
+        .await;
+        match res {
+            Ok(res) => res,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(Error::Database {
+                op,
+                source: e.into(),
+            }),
+        }
+    }
+
     async fn write_chunked<'a, T: Sync>(
         &self,
         op: &'static str,
@@ -391,19 +429,52 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    /// A write that finds the disk full (here: the write connection's
+    /// A write that finds the disk full (here: the writing connection's
     /// `max_page_count`) fails as [`Error::Full`], and once space returns
     /// the same connection writes again: before the fix, sqlx's transaction
     /// depth stayed at one after SQLite's own rollback and every later
-    /// bars/indicators write failed for good.
+    /// bars/indicators write failed for good. Both writers: sqlx's (an
+    /// in-memory database) and the rusqlite writer of file databases.
     #[tokio::test]
     async fn the_writer_recovers_after_the_disk_was_full() {
-        use crate::{BarQuery, SeriesStore, Store};
-        use marketd_model::{Bar, Interval, Symbol, Tick, TickKind};
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::default())
+        let file = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::default())
             .await
             .unwrap();
+        for store in [SqliteStore::memory().await.unwrap(), file] {
+            recovers_after_full(store).await;
+        }
+    }
+
+    /// Sets `max_page_count` on the connection that writes bars.
+    async fn limit_pages(store: &SqliteStore, extra: Option<i64>) {
+        if store.has_writer() {
+            store
+                .on_writer("limiting pages", move |w| {
+                    w.transaction("limiting pages", |tx| {
+                        let pages: i64 = tx.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+                        let max = extra.map_or(1_000_000, |e| pages + e);
+                        tx.query_row(&format!("PRAGMA max_page_count = {max}"), [], |_| Ok(()))
+                    })
+                })
+                .await
+                .unwrap();
+            return;
+        }
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&store.write)
+            .await
+            .unwrap();
+        let max = extra.map_or(1_000_000, |e| pages + e);
+        sqlx::query(&format!("PRAGMA max_page_count = {max}"))
+            .execute(&store.write)
+            .await
+            .unwrap();
+    }
+
+    async fn recovers_after_full(store: SqliteStore) {
+        use crate::{BarQuery, SeriesStore, Store};
+        use marketd_model::{Bar, Interval, Symbol, Tick, TickKind};
         store.migrate().await.unwrap();
         let bars = |from: i64, n: i64| -> Vec<Bar> {
             (from..from + n)
@@ -421,14 +492,7 @@ mod tests {
                 })
                 .collect()
         };
-        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-            .fetch_one(&store.write)
-            .await
-            .unwrap();
-        sqlx::query(&format!("PRAGMA max_page_count = {}", pages + 2))
-            .execute(&store.write)
-            .await
-            .unwrap();
+        limit_pages(&store, Some(2)).await;
         let mut full = None;
         for k in 0..50 {
             if let Err(e) = store.upsert_bars(&bars(k * 1000, 1000)).await {
@@ -439,10 +503,7 @@ mod tests {
         let full = full.expect("the page limit was reached");
         assert!(full.is_full(), "{full:?}");
         // Space returns: the next write on the same connection succeeds.
-        sqlx::query("PRAGMA max_page_count = 1000000")
-            .execute(&store.write)
-            .await
-            .unwrap();
+        limit_pages(&store, None).await;
         store.upsert_bars(&bars(900_000, 10)).await.unwrap();
         let q = BarQuery {
             symbol: Symbol::parse("AAPL").unwrap(),

@@ -235,32 +235,43 @@ impl TickWriter {
         }
     }
 
-    /// Inserts `rows` in one transaction; returns how many were new.
-    pub(super) fn insert(&self, rows: &EncodedTicks) -> Result<u64> {
+    /// Runs `f` in one `IMMEDIATE` transaction on this connection and
+    /// commits; `op` names what failed.
+    pub(super) fn transaction<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let conn = guard.as_mut().ok_or_else(|| Error::Database {
-            op: OP,
-            source: "the tick writer is closed".into(),
+            op,
+            source: "the writer connection is closed".into(),
         })?;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .during(OP)?;
-        let first: i64 = tx
-            .prepare_cached(TICK_IDS_NEXT)
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .during(OP)?;
-        let mut inserted = 0u64;
-        {
-            let mut stmt = tx.prepare_cached(TICK_INSERT_ONE).during(OP)?;
-            for (id, r) in (first..).zip(&rows.rows) {
-                inserted += insert_row(&mut stmt, rows, r, id).during(OP)? as u64;
+            .during(op)?;
+        let out = f(&tx).during(op)?;
+        tx.commit().during(op)?;
+        Ok(out)
+    }
+
+    /// Inserts `rows` in one transaction; returns how many were new.
+    pub(super) fn insert(&self, rows: &EncodedTicks) -> Result<u64> {
+        self.transaction(OP, |tx| {
+            let first: i64 = tx
+                .prepare_cached(TICK_IDS_NEXT)
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))?;
+            let mut inserted = 0u64;
+            {
+                let mut stmt = tx.prepare_cached(TICK_INSERT_ONE)?;
+                for (id, r) in (first..).zip(&rows.rows) {
+                    inserted += insert_row(&mut stmt, rows, r, id)? as u64;
+                }
             }
-        }
-        tx.prepare_cached(TICK_IDS_ADVANCE)
-            .and_then(|mut s| s.execute([rows.rows.len() as i64]))
-            .during(OP)?;
-        tx.commit().during(OP)?;
-        Ok(inserted)
+            tx.prepare_cached(TICK_IDS_ADVANCE)
+                .and_then(|mut s| s.execute([rows.rows.len() as i64]))?;
+            Ok(inserted)
+        })
     }
 }
 

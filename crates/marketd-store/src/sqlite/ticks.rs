@@ -4,9 +4,9 @@
 
 use super::tick_writer::{EncodedTicks, Num, OP, TICK_IDS_ADVANCE, TICK_IDS_NEXT, TICK_INSERT_ONE};
 use super::{SqliteQuery, SqliteStore};
+use crate::Result;
 use crate::error::During;
 use crate::ticks::TickSql;
-use crate::{Error, Result};
 use marketd_model::Tick;
 
 const SELECT: &str = "SELECT id, symbol, source, kind, \
@@ -79,27 +79,12 @@ impl TickSql for SqliteStore {
         // Encoded here (owned, so it can move to the blocking thread) before
         // waiting for the gate, then inserted on a blocking thread.
         let rows = EncodedTicks::new(ticks);
-        let Some(writer) = &self.ticks else {
+        if !self.has_writer() {
             let res = self.insert_ticks_sqlx(&rows).await;
             self.health.observe(&res);
             return res;
-        };
-        let writer = writer.clone();
-        let gate = self.gate.clone().lock_owned().await;
-        let res = tokio::task::spawn_blocking(move || {
-            let res = writer.insert(&rows);
-            drop(gate);
-            res
-        })
-        .await;
-        let res = match res {
-            Ok(res) => res,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(Error::Database {
-                op: OP,
-                source: e.into(),
-            }),
-        };
+        }
+        let res = self.on_writer(OP, move |w| w.insert(&rows)).await;
         self.health.observe(&res);
         res
     }
