@@ -105,63 +105,56 @@ async fn handlers_see_the_principal_of_a_key() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
-/// Revoked behind the server's back (another instance, the `keys`
-/// command): with `key_cache_ms = 0` refused on the next request; with a
-/// cache, refused once the cache has forgotten the key (at once after
-/// `forget_keys`, which the revoke route calls; else within the TTL).
-#[tokio::test]
-async fn a_revoked_key_is_refused_at_once_or_within_the_cache_ttl() {
-    let uncached = AuthConfig {
-        key_cache_ms: 0,
+/// A router with `key_cache_ms`, a write key it has just accepted (so a
+/// cache holds it), and the key then revoked in the store behind the
+/// server's back (another instance, the `keys` command).
+async fn accepted_then_revoked(key_cache_ms: u64) -> (Router, Secret, Arc<Authenticator>) {
+    let cfg = AuthConfig {
+        key_cache_ms,
         ..AuthConfig::default()
     };
-    let (router, store) = app(uncached).await;
+    let (router, store, auth) = app_with_auth(cfg).await;
     let (record, key) = write_key(&store, "svc").await;
     let keyed: &[(&str, &str)] = &[("x-api-key", key.expose())];
-    assert_eq!(
-        call(&router, "GET", "/api/v1/whoami", keyed).await.0,
-        StatusCode::OK
-    );
-    store.revoke_api_key(record.id, 1).await.unwrap();
     let (s, _) = call(&router, "GET", "/api/v1/whoami", keyed).await;
+    assert_eq!(s, StatusCode::OK);
+    store.revoke_api_key(record.id, 1).await.unwrap();
+    (router, key, auth)
+}
+
+/// With `key_cache_ms = 0` a key revoked in the store is refused on the
+/// next request; with a cache, once the cache has forgotten it (at once
+/// after `forget_keys`, which the revoke route calls; else within the TTL).
+#[tokio::test]
+async fn a_revoked_key_is_refused_at_once_or_within_the_cache_ttl() {
+    let whoami = |router: Router, key: Secret| async move {
+        call(
+            &router,
+            "GET",
+            "/api/v1/whoami",
+            &[("x-api-key", key.expose())],
+        )
+        .await
+        .0
+    };
+    let (router, key, _) = accepted_then_revoked(0).await;
+    let s = whoami(router, key).await;
     assert_eq!(
         s,
         StatusCode::UNAUTHORIZED,
         "refused at once, even on open reads"
     );
 
-    // Cached: forget_keys (what the revoke route does) refuses it at once.
-    let (router, store, auth) = app_with_auth(AuthConfig::default()).await;
-    let (record, key) = write_key(&store, "svc").await;
-    let keyed: &[(&str, &str)] = &[("x-api-key", key.expose())];
-    assert_eq!(
-        call(&router, "GET", "/api/v1/whoami", keyed).await.0,
-        StatusCode::OK
-    );
-    store.revoke_api_key(record.id, 1).await.unwrap();
+    let (router, key, auth) = accepted_then_revoked(1000).await;
     auth.forget_keys();
-    assert_eq!(
-        call(&router, "GET", "/api/v1/whoami", keyed).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(whoami(router, key).await, StatusCode::UNAUTHORIZED);
 
-    // Cached for 300 ms, revoked elsewhere: refused once the entry is gone,
-    // well before the deadline.
-    let short = AuthConfig {
-        key_cache_ms: 300,
-        ..AuthConfig::default()
-    };
-    let (router, store) = app(short).await;
-    let (record, key) = write_key(&store, "svc").await;
-    let keyed: &[(&str, &str)] = &[("x-api-key", key.expose())];
-    assert_eq!(
-        call(&router, "GET", "/api/v1/whoami", keyed).await.0,
-        StatusCode::OK
-    );
-    store.revoke_api_key(record.id, 1).await.unwrap();
+    // Cached for 300 ms: refused once the entry is gone, well before the
+    // deadline.
+    let (router, key, _) = accepted_then_revoked(300).await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let (s, _) = call(&router, "GET", "/api/v1/whoami", keyed).await;
+        let s = whoami(router.clone(), key.clone()).await;
         if s == StatusCode::UNAUTHORIZED {
             break;
         }
