@@ -22,7 +22,8 @@ mod redis;
 pub use memory::MemoryCache;
 pub use redis::RedisCache;
 
-#[derive(Debug, thiserror::Error)]
+// Clone: one failed batch answers every request in it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("unsupported cache URL {0:?}: expected memory:// or redis://host:port[/db]")]
     UnsupportedUrl(String),

@@ -131,11 +131,7 @@ impl RedisCache {
     }
 
     fn error(&self, action: &'static str, source: redis::RedisError) -> Error {
-        Error::Redis {
-            url: self.url.to_string(),
-            action,
-            source,
-        }
+        redis_error(&self.url, action, source)
     }
 }
 
@@ -395,23 +391,7 @@ async fn run_reads(mut conn: ConnectionManager, url: Arc<str>, batch: Vec<Read>)
             .collect(),
     };
     for (r, i) in batch.into_iter().zip(which) {
-        let answer = match &values[i] {
-            Ok(v) => Ok(v.clone()),
-            Err(Error::Redis {
-                url,
-                action,
-                source,
-            }) => Err(Error::Redis {
-                url: url.clone(),
-                action,
-                source: source.clone(),
-            }),
-            Err(Error::Corrupt { url, message }) => Err(Error::Corrupt {
-                url: url.clone(),
-                message: message.clone(),
-            }),
-            Err(Error::UnsupportedUrl(u)) => Err(Error::UnsupportedUrl(u.clone())),
-        };
+        let answer = values[i].clone();
         let _ = r.reply.send(answer);
     }
 }

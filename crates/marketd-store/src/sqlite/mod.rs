@@ -267,6 +267,8 @@ impl InsertSql {
         out
     }
 
+    /// The statement for `rows` rows (a power of two; 1 for the writer
+    /// connection's single-row statements).
     fn sql(&self, rows: usize) -> &str {
         debug_assert!(rows.is_power_of_two());
         &self.by_log2[rows.trailing_zeros() as usize]
@@ -277,11 +279,6 @@ impl InsertSql {
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
 impl SqliteStore {
-    /// Runs `items` through the chunked statements of `sql` in one write
-    /// transaction; returns the total of `rows_affected`.
-    ///
-    /// Pipelined: while SQLite (on sqlx's worker thread) executes one chunk,
-    /// this task encodes the arguments of the next.
     /// Whether this store has the rusqlite writer connection (file
     /// databases).
     fn has_writer(&self) -> bool {
@@ -318,6 +315,11 @@ impl SqliteStore {
         }
     }
 
+    /// Runs `items` through the chunked statements of `sql` in one write
+    /// transaction; returns the total of `rows_affected`.
+    ///
+    /// Pipelined: while SQLite (on sqlx's worker thread) executes one chunk,
+    /// this task encodes the arguments of the next.
     async fn write_chunked<'a, T: Sync>(
         &self,
         op: &'static str,

@@ -35,19 +35,10 @@ fn indicator_upsert_sql() -> &'static InsertSql {
     SQL.get_or_init(|| InsertSql::new(INDICATOR_INSERT, INDICATOR_COLS, INDICATOR_CONFLICT, 2048))
 }
 
-/// `INSERT ... VALUES (?1, ..., ?n) <conflict>`: one row, for the writer
-/// connection's cached statements.
-fn one_row(insert: &str, cols: usize, conflict: &str) -> String {
-    let params: Vec<String> = (1..=cols).map(|i| format!("?{i}")).collect();
-    format!("{insert} VALUES ({}) {conflict}", params.join(", "))
-}
-
 /// Upserts `bars` one row at a time with a cached statement, inside the
 /// writer's transaction (binding what [`bind_bar`] binds).
 fn upsert_bars_on(tx: &rusqlite::Transaction<'_>, bars: &[Bar]) -> rusqlite::Result<()> {
-    static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| one_row(BAR_INSERT, BAR_COLS, BAR_CONFLICT));
-    let mut st = tx.prepare_cached(sql)?;
+    let mut st = tx.prepare_cached(bar_upsert_sql().sql(1))?;
     for b in bars {
         st.raw_bind_parameter(1, &*b.source)?;
         st.raw_bind_parameter(2, b.symbol.as_str())?;
@@ -81,9 +72,7 @@ fn upsert_bars_on(tx: &rusqlite::Transaction<'_>, bars: &[Bar]) -> rusqlite::Res
 
 /// [`upsert_bars_on`] for indicators (binding what [`bind_indicator`] binds).
 fn upsert_indicators_on(tx: &rusqlite::Transaction<'_>, xs: &[Indicator]) -> rusqlite::Result<()> {
-    static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| one_row(INDICATOR_INSERT, INDICATOR_COLS, INDICATOR_CONFLICT));
-    let mut st = tx.prepare_cached(sql)?;
+    let mut st = tx.prepare_cached(indicator_upsert_sql().sql(1))?;
     for x in xs {
         st.raw_bind_parameter(1, &*x.source)?;
         st.raw_bind_parameter(2, x.symbol.as_str())?;
