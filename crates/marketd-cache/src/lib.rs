@@ -53,7 +53,8 @@ pub struct CachedPrice {
 pub struct CacheOptions {
     /// How long a latest price is served from the cache.
     pub ttl: Duration,
-    /// Upper bound on cached entries (memory backend).
+    /// Upper bound on cached entries (memory backend; with Redis, on the
+    /// instance's copy of the prices it read).
     pub max_entries: u64,
 }
 

@@ -272,6 +272,67 @@ mod redis_runner {
     }
     for_each_suite_test!(redis_tests);
 
+    /// Each instance keeps a copy of the prices it read, kept current by
+    /// Redis's invalidation messages: a write through another instance, or
+    /// by any other client, reaches it long before the TTL (60 s here, so a
+    /// copy that was not invalidated would fail this).
+    #[tokio::test]
+    async fn writes_elsewhere_reach_an_instances_copy() {
+        let Some(url) = marketd_testkit::service(URL_VAR, "redis test writes_elsewhere") else {
+            return;
+        };
+        let opts = CacheOptions {
+            ttl: Duration::from_secs(60),
+            max_entries: 1_000,
+        };
+        let a = AnyCache::connect(&url, opts.clone()).await.unwrap();
+        let b = AnyCache::connect(&url, opts).await.unwrap();
+        let k = latest_key("sim", &unique("COPY"));
+        let base = 1_700_000_000_000_000_000;
+        b.put_latest(&k, price("AAPL", base, "1")).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                a.get_latest(&k).await.unwrap(),
+                Some(price("AAPL", base, "1"))
+            );
+        }
+        b.put_latest(&k, price("AAPL", base + 1, "2"))
+            .await
+            .unwrap();
+        wait_for(
+            "a write through another instance reaches the copy",
+            || async { a.get_latest(&k).await.unwrap() == Some(price("AAPL", base + 1, "2")) },
+        )
+        .await;
+        // Any client: the key deleted behind marketd's back.
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let _: i64 = redis::cmd("DEL")
+            .arg(format!("marketd:{k}"))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        wait_for("a deletion by another client reaches the copy", || async {
+            a.get_latest(&k).await.unwrap().is_none()
+        })
+        .await;
+        // The instance's own write is seen at once by its next read.
+        a.put_latest(&k, price("AAPL", base + 2, "3"))
+            .await
+            .unwrap();
+        assert_eq!(
+            a.get_latest(&k).await.unwrap(),
+            Some(price("AAPL", base + 2, "3"))
+        );
+        b.put_latest(&k, price("AAPL", base + 3, "4"))
+            .await
+            .unwrap();
+        wait_for("and the next write elsewhere too", || async {
+            a.get_latest(&k).await.unwrap() == Some(price("AAPL", base + 3, "4"))
+        })
+        .await;
+    }
+
     #[tokio::test]
     async fn unreachable_redis_fails_naming_the_url_without_password() {
         let err = AnyCache::connect("redis://:hunter2@127.0.0.1:1/0", options())

@@ -206,7 +206,7 @@ pub struct CacheConfig {
     pub url: String,
     /// How long a latest price is served from the cache, milliseconds.
     pub latest_ttl_ms: u64,
-    /// Most entries kept (memory backend).
+    /// Most entries kept (memory backend; the copy of read prices with Redis).
     pub max_entries: u64,
 }
 

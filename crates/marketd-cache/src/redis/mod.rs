@@ -4,11 +4,12 @@
 //! - Latest prices are hashes `marketd:latest:{provider}:{symbol}` with the
 //!   tick's event time and the JSON value, written by a script that keeps the
 //!   newest event time (two writers racing never move a price backwards) and
-//!   expire after the TTL. Reads are batched like the limiter's checks
-//!   (below): one pipeline per batch, one `HGET` per distinct key, decoded
-//!   once for every request of the batch that asked for it. A read joins
-//!   only a batch not yet sent, so it sees every write completed before it
-//!   was asked for.
+//!   expire after the TTL. Each instance keeps a copy of the prices it read,
+//!   which Redis keeps current by invalidation messages ([`near`]): a read
+//!   of an unchanged price makes no round trip. Reads that go to Redis are
+//!   batched like the limiter's checks (below): one pipeline per batch, one
+//!   `HGET` and `PTTL` per distinct key, decoded once for every request of
+//!   the batch that asked for it.
 //! - Rate limits are GCRA states `marketd:rl:{key}` updated by one script on
 //!   the server's clock ([`crate::gcra::REDIS_SCRIPT`]). Concurrent checks
 //!   of this instance are batched ([`Batcher`]): while [`IN_FLIGHT`]
@@ -17,16 +18,21 @@
 //!   atomic on the server's clock, so the limit holds exactly as with one
 //!   call per request, across every instance; under load the server runs
 //!   one script per batch instead of one per request.
-//! - The connection is a `ConnectionManager`: after a Redis restart it
-//!   reconnects by itself; requests in the meantime fail fast (bounded
-//!   connect and response timeouts) and callers treat the cache as a miss.
+//! - The connection is a `ConnectionManager` speaking RESP3 (for the
+//!   invalidation messages; a server without RESP3 gets RESP2 and no copy):
+//!   after a Redis restart it reconnects by itself; requests in the meantime
+//!   fail fast (bounded connect and response timeouts) and callers treat the
+//!   cache as a miss.
+
+mod near;
 
 use crate::{
     Cache, CacheOptions, CachedPrice, Error, Quota, RateDecision, RateLimit, Result, gcra,
 };
 use marketd_model::Tick;
-use redis::Script;
+use near::{NearCache, Pushes};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, ProtocolVersion, Script, Value};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +67,8 @@ pub struct RedisCache {
     put_latest: Arc<Script>,
     limiter: Batcher<Check>,
     reads: Batcher<Read>,
+    /// The copy of read prices, on a RESP3 connection.
+    near: Option<Arc<NearCache>>,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -102,24 +110,50 @@ impl RedisCache {
                 source,
             }
         };
-        let client = redis::Client::open(url).map_err(err("parsing the URL"))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(err("connecting"))?;
+        let info = url.into_connection_info().map_err(err("parsing the URL"))?;
+        let config = || {
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(Duration::from_secs(1)))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_secs(1))
+        };
+        // RESP3 for the invalidation messages of the copy.
+        let near = NearCache::new(usize::try_from(opts.max_entries).unwrap_or(usize::MAX));
+        let resp3 = info.clone().set_redis_settings(
+            info.redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3),
+        );
+        let first = redis::Client::open(resp3)
+            .map_err(err("parsing the URL"))?
+            .get_connection_manager_with_config(config().set_push_sender(Pushes(near.clone())))
+            .await;
+        let (conn, near) = match first {
+            Ok(conn) => (conn, Some(near)),
+            // Unreachable: no second attempt.
+            Err(e) if e.is_io_error() || e.is_timeout() => return Err(err("connecting")(e)),
+            Err(e) => {
+                tracing::warn!(url = %shown, error = %e,
+                    "redis refused RESP3: latest prices are read from it on every request");
+                let conn = redis::Client::open(info)
+                    .map_err(err("parsing the URL"))?
+                    .get_connection_manager_with_config(config())
+                    .await
+                    .map_err(err("connecting"))?;
+                (conn, None)
+            }
+        };
+        let tracking = near.is_some();
         let cache = RedisCache {
             limiter: Batcher::start(conn.clone(), shown.clone(), "rate limit", run_checks),
             reads: Batcher::start(
                 conn.clone(),
                 shown.clone(),
                 "reading a latest price",
-                run_reads,
+                move |conn, url, batch| run_reads(conn, url, batch, tracking),
             ),
+            near,
             conn,
             url: shown,
             ttl: opts.ttl,
@@ -138,7 +172,19 @@ impl RedisCache {
 impl Cache for RedisCache {
     async fn get_latest(&self, key: &str) -> Result<Option<CachedPrice>> {
         let key = format!("{PREFIX}{key}");
-        self.reads.ask(|reply| Read { key, reply }).await
+        let ticket = match self.near.as_deref().map(|n| n.get(&key)) {
+            Some(Ok(copy)) => return Ok(Some(copy)),
+            Some(Err(ticket)) => Some(ticket),
+            None => None,
+        };
+        let read = key.clone();
+        let got = self.reads.ask(|reply| Read { key: read, reply }).await?;
+        if let (Some(near), Some(ticket), Some(f)) = (self.near.as_deref(), ticket, &got)
+            && let Some(ttl) = f.ttl
+        {
+            near.store(&key, ticket, &f.price, ttl.min(self.ttl));
+        }
+        Ok(got.map(|f| f.price))
     }
 
     async fn put_latest(&self, key: &str, price: CachedPrice) -> Result<()> {
@@ -155,15 +201,22 @@ impl Cache for RedisCache {
             .unwrap_or(u64::MAX)
             .max(1);
         let mut conn = self.conn.clone();
-        let _: i64 = self
+        let key = format!("{PREFIX}{key}");
+        let written: redis::RedisResult<i64> = self
             .put_latest
-            .key(format!("{PREFIX}{key}"))
+            .key(&key)
             .arg(ts.to_string())
             .arg(value)
             .arg(ttl_ms)
             .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.error("writing a latest price", e))?;
+            .await;
+        // This instance's own write is seen by its next read, whenever
+        // Redis's invalidation arrives (and whether or not the call failed:
+        // the write may have happened).
+        if let Some(near) = &self.near {
+            near.invalidate(&key);
+        }
+        written.map_err(|e| self.error("writing a latest price", e))?;
         Ok(())
     }
 
@@ -221,11 +274,19 @@ impl Waiting for Check {
 /// One waiting read of a latest price.
 struct Read {
     key: String,
-    reply: oneshot::Sender<Result<Option<CachedPrice>>>,
+    reply: oneshot::Sender<Result<Option<Fetched>>>,
+}
+
+/// A latest price read from Redis and the key's remaining time there.
+#[derive(Clone)]
+struct Fetched {
+    price: CachedPrice,
+    /// `None` when the key has no expiry (not written by marketd).
+    ttl: Option<Duration>,
 }
 
 impl Waiting for Read {
-    type Answer = Option<CachedPrice>;
+    type Answer = Option<Fetched>;
 }
 
 /// Sends the requests of one kind of this instance to Redis in batches (see
@@ -350,9 +411,11 @@ async fn run_checks(mut conn: ConnectionManager, url: Arc<str>, batch: Vec<Check
     }
 }
 
-/// One pipeline for a batch of latest-price reads: one `HGET` per distinct
-/// key, its value decoded once and given to every read of that key.
-async fn run_reads(mut conn: ConnectionManager, url: Arc<str>, batch: Vec<Read>) {
+/// One pipeline for a batch of latest-price reads: one `HGET` and `PTTL` per
+/// distinct key, its value decoded once and given to every read of that
+/// key. With `tracking`, the pipeline first (re-)enables the invalidation
+/// messages on the connection it is sent on, which may be a new one.
+async fn run_reads(mut conn: ConnectionManager, url: Arc<str>, batch: Vec<Read>, tracking: bool) {
     let mut keys: Vec<&str> = Vec::new();
     let mut which = Vec::with_capacity(batch.len());
     for r in &batch {
@@ -366,15 +429,18 @@ async fn run_reads(mut conn: ConnectionManager, url: Arc<str>, batch: Vec<Read>)
         which.push(i);
     }
     let mut pipe = redis::pipe();
-    for k in &keys {
-        pipe.hget(*k, "v");
+    if tracking {
+        pipe.cmd("CLIENT").arg("TRACKING").arg("ON").ignore();
     }
-    let answer: redis::RedisResult<Vec<Option<String>>> = pipe.query_async(&mut conn).await;
-    let values: Vec<Result<Option<CachedPrice>>> = match answer {
-        Ok(values) if values.len() == keys.len() => keys
+    for k in &keys {
+        pipe.hget(*k, "v").pttl(*k);
+    }
+    let answer: redis::RedisResult<Vec<Value>> = pipe.query_async(&mut conn).await;
+    let values: Vec<Result<Option<Fetched>>> = match answer {
+        Ok(values) if values.len() == 2 * keys.len() => keys
             .iter()
-            .zip(values)
-            .map(|(key, v)| decode_stored(&url, key, v))
+            .zip(values.chunks_exact(2))
+            .map(|(key, v)| decode_fetched(&url, key, &v[0], &v[1]))
             .collect(),
         Ok(_) => {
             let e = redis::RedisError::from((
@@ -396,18 +462,30 @@ async fn run_reads(mut conn: ConnectionManager, url: Arc<str>, batch: Vec<Read>)
     }
 }
 
-/// A stored latest price (`None` when absent).
-fn decode_stored(url: &str, key: &str, value: Option<String>) -> Result<Option<CachedPrice>> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    let stored: Stored = serde_json::from_str(&value).map_err(|e| Error::Corrupt {
+/// A stored latest price and its key's remaining time (`None` when absent).
+fn decode_fetched(url: &str, key: &str, value: &Value, pttl: &Value) -> Result<Option<Fetched>> {
+    let corrupt = |message: String| Error::Corrupt {
         url: url.to_string(),
-        message: format!("{}: {e}", key.strip_prefix(PREFIX).unwrap_or(key)),
-    })?;
-    Ok(Some(CachedPrice {
-        tick: stored.tick,
-        cached_at: stored.cached_at,
+        message: format!("{}: {message}", key.strip_prefix(PREFIX).unwrap_or(key)),
+    };
+    let value = match value {
+        Value::Nil => return Ok(None),
+        Value::BulkString(b) => b,
+        other => return Err(corrupt(format!("expected a string, got {other:?}"))),
+    };
+    let stored: Stored = serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
+    // -1: no expiry; -2: gone since the HGET (not possible in one pipeline
+    // without a write in between, which invalidates the copy anyway).
+    let ttl = match pttl {
+        Value::Int(ms) if *ms > 0 => Some(Duration::from_millis(*ms as u64)),
+        _ => None,
+    };
+    Ok(Some(Fetched {
+        price: CachedPrice {
+            tick: stored.tick,
+            cached_at: stored.cached_at,
+        },
+        ttl,
     }))
 }
 
