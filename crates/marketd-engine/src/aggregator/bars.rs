@@ -22,6 +22,7 @@ pub(super) fn apply_interval(
     };
     if start > newest {
         let mut closed = series.bars.pop_back().expect("newest exists");
+        closed.refresh_vwap();
         // A seeded newest bar may be closed already: its close is in the
         // moving averages.
         let was_closed = std::mem::replace(&mut closed.closed, true);
@@ -38,8 +39,10 @@ pub(super) fn apply_interval(
             series.bars.pop_front();
         }
     } else if start == newest {
+        // The open bar's VWAP is computed when it is published (here on
+        // closing, or by `flush_open`), not on every tick.
         if let Some(b) = series.bars.back_mut() {
-            b.apply(tick);
+            b.fold(tick);
         }
         series.dirty = true;
     } else {

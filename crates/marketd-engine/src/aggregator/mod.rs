@@ -220,7 +220,8 @@ impl Aggregator {
         for series in self.series.values_mut().flatten() {
             if series.dirty {
                 series.dirty = false;
-                if let Some(b) = series.bars.back() {
+                if let Some(b) = series.bars.back_mut() {
+                    b.refresh_vwap();
                     out.push(Event::Bar(b.clone()));
                 }
             }
