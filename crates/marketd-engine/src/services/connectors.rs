@@ -9,7 +9,7 @@
 //! back with [`REDACTED`] in a secret's place (a GET edited and PUT back)
 //! keeps the sealed value.
 
-use crate::services::access::{AccessError, AccessService};
+use crate::services::access::{AccessError, AccessService, validate_key_name};
 use marketd_bus::{AnyBus, Bus};
 use marketd_model::time::now_ns;
 use marketd_model::{
@@ -261,8 +261,8 @@ impl ConnectorService {
         self.get(id).await?;
         let after = cursor
             .map(|c| {
-                c.parse::<i64>()
-                    .map_err(|_| invalid(format!("cursor: not a cursor of this list: {c:?}")))
+                record_cursor(c)
+                    .ok_or_else(|| invalid(format!("cursor: not a cursor of this list: {c:?}")))
             })
             .transpose()?;
         let limit = limit.unwrap_or(100);
@@ -310,7 +310,7 @@ impl ConnectorService {
         }
         let text = Value::Object(secrets.clone()).to_string();
         self.access
-            .put_credential(&name, &Secret::new(text))
+            .seal_credential(&name, &Secret::new(text))
             .await?;
         Ok(())
     }
@@ -327,13 +327,28 @@ impl ConnectorService {
     }
 }
 
+/// What a cursor of a connector's records looks like: the decimal `seq`
+/// of the last record of the previous page.
+pub const RECORD_CURSOR_PATTERN: &str = "^[0-9]{1,19}$";
+
+/// The `seq` a cursor names ([`RECORD_CURSOR_PATTERN`]; past the largest
+/// `seq` there is, the end of the list).
+fn record_cursor(c: &str) -> Option<i64> {
+    if c.is_empty() || c.len() > 19 || !c.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    c.parse::<u64>()
+        .ok()
+        .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 /// Checks a definition; returns it as an object.
 pub fn check(definition: Value) -> Result<Value, ConnectorError> {
     let Value::Object(obj) = &definition else {
         return Err(invalid("the connector must be a JSON object"));
     };
     let name = str_field(obj, "name")?.ok_or_else(|| invalid("name is required"))?;
-    if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+    if validate_key_name(name).is_err() {
         return Err(invalid("name must be 1 to 64 printable characters"));
     }
     if let Some(h) = obj.get("headers") {
@@ -934,6 +949,27 @@ mod tests {
                     other => panic!("{bad}: expected a validation error, got {other:?}"),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn record_cursors_are_the_digits_of_a_seq() {
+        let re = regex::Regex::new(RECORD_CURSOR_PATTERN).unwrap();
+        for (c, seq) in [
+            ("0", Some(0)),
+            ("42", Some(42)),
+            ("0000000000000000042", Some(42)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("9999999999999999999", Some(i64::MAX)),
+            ("", None),
+            ("-1", None),
+            ("+1", None),
+            ("1.0", None),
+            ("00000000000000000001", None),
+            (" 1", None),
+        ] {
+            assert_eq!(record_cursor(c), seq, "{c:?}");
+            assert_eq!(re.is_match(c), seq.is_some(), "{c:?}");
         }
     }
 

@@ -162,17 +162,14 @@ impl PollingService {
         if !bad.is_empty() {
             return invalid(format!("invalid symbols: {bad:?}"));
         }
-        let ms = req.interval_s * 1000.0;
-        if !req.interval_s.is_finite()
-            || ms < limits.min_interval_ms as f64
-            || ms > limits.max_interval_ms as f64
-        {
+        // Compared in seconds, as the OpenAPI document states the bounds.
+        let (lo, hi) = limits.interval_bounds_s();
+        if !(req.interval_s.is_finite() && req.interval_s >= lo && req.interval_s <= hi) {
             return invalid(format!(
-                "interval must be between {} and {} seconds",
-                limits.min_interval_ms as f64 / 1000.0,
-                limits.max_interval_ms as f64 / 1000.0
+                "interval must be between {lo} and {hi} seconds"
             ));
         }
+        let ms = req.interval_s * 1000.0;
         let provider = req
             .provider
             .unwrap_or_else(|| self.default_provider.clone());

@@ -4,7 +4,7 @@
 //! realtime API and the CLI later) accepts and refuses the same requests.
 
 use crate::AggregatorConfig;
-use marketd_model::time::parse_ts;
+use marketd_model::time::parse_bound;
 use marketd_model::{Bar, Indicator, Interval, MaKind, Symbol};
 use marketd_store::prelude::*;
 use marketd_store::{AnyStore, BarQuery, IndicatorQuery, TickPage, TickQuery};
@@ -232,7 +232,7 @@ fn parse_range(
 ) -> Result<(Option<i64>, Option<i64>), SeriesError> {
     let conv = |name: &str, v: Option<&str>| -> Result<Option<i64>, SeriesError> {
         v.map(|s| {
-            parse_ts(s).ok_or_else(|| {
+            parse_bound(s).ok_or_else(|| {
                 SeriesError::Validation(format!(
                     "{name}: expected RFC 3339 or an epoch number, got {s:?}"
                 ))

@@ -12,7 +12,9 @@ pub use marketd_tda::{Control, Stage};
 /// Checks the summary part of a request (names and parameters) without
 /// computing anything.
 pub fn check_summaries(spec: &Map<String, Value>) -> Result<(), ProblemError> {
-    summary_spec(spec).map(|_| ())
+    summary_spec(spec)?
+        .validate()
+        .map_err(|e| ProblemError::Invalid(format!("summaries: {e}")))
 }
 
 fn summary_spec(
