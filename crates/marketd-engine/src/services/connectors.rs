@@ -699,9 +699,12 @@ pub fn rest_definition(def: &Value) -> Result<RestDefinition, ConnectorError> {
     let mapping: FieldMapping = serde_json::from_value(def["mapping"].clone())
         .map_err(|e| invalid(format!("mapping: {e}")))?;
     mapping.compile().map_err(|e| invalid(e.to_string()))?;
-    let symbol = match def.get("symbol").and_then(Value::as_str) {
-        Some(s) => Some(Symbol::parse(s).map_err(|e| invalid(format!("symbol: {e}")))?),
-        None => None,
+    let symbol = match def.get("symbol") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            Some(Symbol::parse(s).map_err(|e| invalid(format!("symbol: {e}")))?)
+        }
+        Some(_) => return Err(invalid("symbol must be a string")),
     };
     Ok(RestDefinition {
         request,
@@ -981,6 +984,18 @@ mod tests {
         check(rest(json!({"type": "bearer", "token": "t"}))).unwrap();
         let cases = [
             (json!({"kind": "rest"}), "name is required"),
+            (
+                {
+                    let mut v = rest(json!({"type": "none"}));
+                    v["symbol"] = json!(5);
+                    v
+                },
+                "symbol must be a string",
+            ),
+            (
+                rest(json!({"type": "bearer", "token": "a\nb"})),
+                "auth.token: auth.token is not a valid HTTP header value",
+            ),
             (json!({"name": "x", "kind": "ftp"}), "kind: unknown"),
             (
                 {
