@@ -255,6 +255,11 @@ fn distance_problem(map: &Map<String, Value>) -> Result<Problem, ProblemError> {
     Ok(Problem::Distance { a, b, metric, p })
 }
 
+/// What a key of `diagrams` may be: a dimension up to
+/// [`marketd_tda::summaries::MAX_DIMENSION`] as Rust reads a `usize`
+/// (optional `+`, leading zeros).
+pub const DIMENSION_KEY_PATTERN: &str = "^[+]?0*(?:[0-9]|[1-5][0-9]|6[0-4])$";
+
 /// `{"0": [[b, d], ...], "1": ...}` as bars per dimension.
 fn diagrams(v: &Value) -> Result<Vec<Vec<Bar>>, ProblemError> {
     let Value::Object(m) = v else {
@@ -267,7 +272,7 @@ fn diagrams(v: &Value) -> Result<Vec<Vec<Bar>>, ProblemError> {
         let dim: usize = k
             .parse()
             .ok()
-            .filter(|d| *d <= 64)
+            .filter(|d| *d <= marketd_tda::summaries::MAX_DIMENSION)
             .ok_or_else(|| invalid(format!("diagrams: {k:?} is not a dimension")))?;
         if out.len() <= dim {
             out.resize(dim + 1, Vec::new());
@@ -509,6 +514,10 @@ mod tests {
             "summaries: amplitude.samples: 513 samples: images take at most 512 per side"
         );
         assert_eq!(
+            err(json!({"points": [[0]], "summaries": [], "dims": [65]})),
+            "summaries: dims: dimension 65: at most 64"
+        );
+        assert_eq!(
             err(json!({"points": [[0]], "summaries": ["nope"]})),
             "summaries: summaries[0]: unknown summary \"nope\" (expected one of landscape, silhouette, betti-curve, persistence-image, entropy, amplitude)"
         );
@@ -542,6 +551,18 @@ mod tests {
             e,
             ProblemError::TooLarge("points: 3 rows (at most 2)".into())
         );
+    }
+
+    #[test]
+    fn the_dimension_key_pattern_agrees_with_the_parser() {
+        let re = regex::Regex::new(DIMENSION_KEY_PATTERN).unwrap();
+        for k in [
+            "0", "1", "9", "10", "59", "60", "64", "+3", "007", "+0064", "65", "70", "99", "100",
+            "", "+", "-1", "-0", " 1", "1 ", "1.0", "a", "18446744073709551616",
+        ] {
+            let parsed = diagrams(&json!({ k: [] })).is_ok();
+            assert_eq!(parsed, re.is_match(k), "{k:?}");
+        }
     }
 
     #[test]

@@ -37,6 +37,8 @@ use serde_json::{Map, Value, json};
 use crate::barcode::{Bar, Barcode};
 use crate::error::Error;
 
+/// Highest homology dimension a summary request may name (as diagrams may).
+pub const MAX_DIMENSION: usize = 64;
 /// Most grid points of a one-dimensional summary.
 pub const MAX_SAMPLES: usize = 10_000;
 /// Most landscape levels.
@@ -200,8 +202,16 @@ impl SummarySpec {
                 ));
             }
         }
-        if self.dims.as_ref().is_some_and(|d| d.len() > 64) {
-            return Err(Error::spec("dims", "at most 64 dimensions"));
+        if let Some(dims) = &self.dims {
+            if dims.len() > 64 {
+                return Err(Error::spec("dims", "at most 64 dimensions"));
+            }
+            if let Some(d) = dims.iter().find(|&&d| d > MAX_DIMENSION) {
+                return Err(Error::spec(
+                    "dims",
+                    format!("dimension {d}: at most {MAX_DIMENSION}"),
+                ));
+            }
         }
         let given = |n: Option<usize>, field: &str| n.map(|n| samples(Some(n), field)).transpose();
         let layers = |k: Option<usize>, field: &str| match k {
