@@ -97,7 +97,10 @@ mod tests {
             Some(1_582_641_000 * NANOS_PER_SEC)
         );
         assert_eq!(parse_ts("yesterday"), None);
-        assert_eq!(parse_ts(" 1582641000 "), Some(1_582_641_000 * NANOS_PER_SEC));
+        assert_eq!(
+            parse_ts(" 1582641000 "),
+            Some(1_582_641_000 * NANOS_PER_SEC)
+        );
         assert_eq!(
             to_rfc3339(1_582_641_000 * NANOS_PER_SEC),
             "2020-02-25T14:30:00Z"
@@ -106,8 +109,14 @@ mod tests {
 
     #[test]
     fn query_bounds_are_epoch_numbers_or_rfc3339_date_times_clamped_to_i64() {
-        assert_eq!(parse_bound("1582641000"), Some(1_582_641_000 * NANOS_PER_SEC));
-        assert_eq!(parse_bound("+1582641000"), Some(1_582_641_000 * NANOS_PER_SEC));
+        assert_eq!(
+            parse_bound("1582641000"),
+            Some(1_582_641_000 * NANOS_PER_SEC)
+        );
+        assert_eq!(
+            parse_bound("+1582641000"),
+            Some(1_582_641_000 * NANOS_PER_SEC)
+        );
         assert_eq!(parse_bound("-1"), Some(-NANOS_PER_SEC));
         assert_eq!(parse_bound("99999999999999999999999"), Some(i64::MAX));
         assert_eq!(parse_bound("-99999999999999999999999"), Some(i64::MIN));

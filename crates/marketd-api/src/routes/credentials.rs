@@ -19,9 +19,16 @@ use utoipa::ToSchema;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutCredential {
-    /// The secret value (at most 8 KiB). Never returned.
+    /// The secret value (1 to 8192 characters). Never returned.
     #[schema(value_type = String, format = Password)]
+    #[serde(deserialize_with = "string_secret")]
     pub value: Secret,
+}
+
+/// A secret given as a JSON string, and nothing else (`Secret` itself
+/// takes any scalar, for configuration from environment variables).
+fn string_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+    String::deserialize(d).map(Secret::new)
 }
 
 impl std::fmt::Debug for PutCredential {

@@ -429,18 +429,46 @@ mod tests {
         let key_name = regex::Regex::new(NAME_PATTERN).unwrap();
         let key_schema = |s: &str| key_name.is_match(s) && s.chars().count() <= MAX_NAME_CHARS;
         for s in [
-            "ci bot", " x ", "é", "\u{feff}", "a\u{2003}b", "日本", &"x".repeat(64), "", " ",
-            "\u{3000}\u{a0}", "a\tb", "a\u{85}", "a\u{7f}", "\u{9f}", &"x".repeat(65),
+            "ci bot",
+            " x ",
+            "é",
+            "\u{feff}",
+            "a\u{2003}b",
+            "日本",
+            &"x".repeat(64),
+            "",
+            " ",
+            "\u{3000}\u{a0}",
+            "a\tb",
+            "a\u{85}",
+            "a\u{7f}",
+            "\u{9f}",
+            &"x".repeat(65),
             &format!(" {}", "x".repeat(64)),
         ] {
             assert_eq!(validate_key_name(s).is_ok(), key_schema(s), "{s:?}");
         }
         let cred = regex::Regex::new(CREDENTIAL_NAME_PATTERN).unwrap();
         for s in [
-            "providers.finnhub.api_key", "0", "a-b_c.d", &"a".repeat(128), &"a".repeat(129), "",
-            ".a", "-a", "_a", "Upper", "uPPer", "a b", "é",
+            "providers.finnhub.api_key",
+            "0",
+            "a-b_c.d",
+            &"a".repeat(128),
+            &"a".repeat(129),
+            "",
+            ".a",
+            "-a",
+            "_a",
+            "Upper",
+            "uPPer",
+            "a b",
+            "é",
         ] {
-            assert_eq!(validate_credential_name(s).is_ok(), cred.is_match(s), "{s:?}");
+            assert_eq!(
+                validate_credential_name(s).is_ok(),
+                cred.is_match(s),
+                "{s:?}"
+            );
         }
     }
 }

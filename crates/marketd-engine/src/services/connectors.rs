@@ -540,7 +540,10 @@ pub struct WsDefinition {
 }
 
 /// Longest raw-frame retention a connector may ask for (a year).
-const MAX_ARCHIVE_HOURS: u64 = 24 * 366;
+pub const MAX_ARCHIVE_HOURS: u64 = 24 * 366;
+
+/// Shortest and longest `idle_timeout_ms` of a WebSocket connector.
+pub const IDLE_TIMEOUT_MS: (u64, u64) = (1_000, 600_000);
 
 /// Reads a WebSocket definition: the venue, its URL (`url` replaces the
 /// venue's base; default the venue's public endpoint), the subscription
@@ -598,7 +601,7 @@ pub fn ws_definition(def: &Value) -> Result<WsDefinition, ConnectorError> {
         None => 60_000,
         Some(v) => v
             .as_u64()
-            .filter(|ms| (1_000..=600_000).contains(ms))
+            .filter(|ms| (IDLE_TIMEOUT_MS.0..=IDLE_TIMEOUT_MS.1).contains(ms))
             .ok_or_else(|| invalid("idle_timeout_ms must be 1000 to 600000"))?,
     };
     let archive = match def.get("archive").filter(|v| !v.is_null()) {

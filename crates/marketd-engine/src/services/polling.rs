@@ -74,6 +74,11 @@ impl PollingService {
         }
     }
 
+    /// The limits of a request.
+    pub fn limits(&self) -> &PollingConfig {
+        &self.limits
+    }
+
     /// Checks the request, stores one active job per symbol and announces
     /// each. On a publish failure the jobs stored so far stay (the scheduler
     /// finds them when it next reads the store).
@@ -165,9 +170,7 @@ impl PollingService {
         // Compared in seconds, as the OpenAPI document states the bounds.
         let (lo, hi) = limits.interval_bounds_s();
         if !(req.interval_s.is_finite() && req.interval_s >= lo && req.interval_s <= hi) {
-            return invalid(format!(
-                "interval must be between {lo} and {hi} seconds"
-            ));
+            return invalid(format!("interval must be between {lo} and {hi} seconds"));
         }
         let ms = req.interval_s * 1000.0;
         let provider = req

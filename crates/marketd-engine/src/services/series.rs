@@ -88,6 +88,16 @@ impl SeriesService {
         }
     }
 
+    /// Largest page a read may ask for.
+    pub fn max_page(&self) -> u32 {
+        self.max_page
+    }
+
+    /// Which intervals and moving-average windows exist to be read.
+    pub fn aggregator(&self) -> &AggregatorConfig {
+        &self.aggregator
+    }
+
     /// Stored ticks in event-time order, one page.
     pub async fn history(
         &self,

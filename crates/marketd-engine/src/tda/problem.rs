@@ -510,8 +510,14 @@ mod tests {
             "summaries: landscape.samples: 0 samples: must be between 1 and 10000"
         );
         assert_eq!(
-            err(json!({"points": [[0]], "summaries": [], "amplitude": {"metric": "heat", "samples": 513}})),
+            err(
+                json!({"points": [[0]], "summaries": [], "amplitude": {"metric": "heat", "samples": 513}})
+            ),
             "summaries: amplitude.samples: 513 samples: images take at most 512 per side"
+        );
+        assert_eq!(
+            err(json!({"points": [[0]], "summaries": [], "silhouette": [null, null]})),
+            "summaries: silhouette: expected an object"
         );
         assert_eq!(
             err(json!({"points": [[0]], "summaries": [], "dims": [65]})),
@@ -557,8 +563,29 @@ mod tests {
     fn the_dimension_key_pattern_agrees_with_the_parser() {
         let re = regex::Regex::new(DIMENSION_KEY_PATTERN).unwrap();
         for k in [
-            "0", "1", "9", "10", "59", "60", "64", "+3", "007", "+0064", "65", "70", "99", "100",
-            "", "+", "-1", "-0", " 1", "1 ", "1.0", "a", "18446744073709551616",
+            "0",
+            "1",
+            "9",
+            "10",
+            "59",
+            "60",
+            "64",
+            "+3",
+            "007",
+            "+0064",
+            "65",
+            "70",
+            "99",
+            "100",
+            "",
+            "+",
+            "-1",
+            "-0",
+            " 1",
+            "1 ",
+            "1.0",
+            "a",
+            "18446744073709551616",
         ] {
             let parsed = diagrams(&json!({ k: [] })).is_ok();
             assert_eq!(parsed, re.is_match(k), "{k:?}");

@@ -20,6 +20,15 @@ pub fn check_summaries(spec: &Map<String, Value>) -> Result<(), ProblemError> {
 fn summary_spec(
     spec: &Map<String, Value>,
 ) -> Result<marketd_tda::summaries::SummarySpec, ProblemError> {
+    // serde reads a struct from an array too (`"landscape": [5, 100]`):
+    // the parameters are objects, as documented.
+    for (k, v) in spec {
+        if k != "summaries" && k != "dims" && !(v.is_object() || v.is_null()) {
+            return Err(ProblemError::Invalid(format!(
+                "summaries: {k}: expected an object"
+            )));
+        }
+    }
     serde_json::from_value(Value::Object(spec.clone()))
         .map_err(|e| ProblemError::Invalid(format!("summaries: {e}")))
 }

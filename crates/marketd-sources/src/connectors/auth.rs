@@ -666,7 +666,9 @@ mod tests {
         };
         assert_eq!(
             okx.validate(),
-            Err(AuthError::InvalidHeaderValue { field: "passphrase" })
+            Err(AuthError::InvalidHeaderValue {
+                field: "passphrase"
+            })
         );
     }
 }
