@@ -603,3 +603,52 @@ async fn response_components_name_their_own_shapes() {
     assert_eq!(data["type"], json!(["array", "null"]), "{data}");
     app.stop().await;
 }
+
+/// A connector's sealed secrets (`connectors.<id>.secrets`) could be
+/// overwritten through `PUT /credentials/{name}`: the connector then failed
+/// with a 500 on its next update. The name is the connector's (409), and
+/// numbers are read exactly (`p` just under 1 was read as 1 and passed).
+#[tokio::test]
+async fn a_connectors_secrets_are_its_own_and_numbers_are_read_exactly() {
+    let app = TestApp::spawn(|c| c.feeds.simulated.enabled = false).await;
+    let def = json!({"name": "n", "kind": "rest", "url": "http://127.0.0.1:9/", "polling_interval_ms": 1000,
+                     "mapping": {"records": "$", "price": "$.p"}, "auth": {"type": "bearer", "token": "t"}});
+    let (s, created) = app
+        .admin(Method::POST, "/api/v1/connectors", Some(&def))
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let secrets = format!("/api/v1/credentials/connectors.{id}.secrets");
+    let (s, b) = app
+        .admin(Method::PUT, &secrets, Some(&json!({"value": "not json"})))
+        .await;
+    assert_eq!(
+        (s, b["error_code"].as_str()),
+        (409, Some("CREDENTIAL_RESERVED")),
+        "{b}"
+    );
+    let (s, b) = app.admin(Method::DELETE, &secrets, None).await;
+    assert_eq!(s, 409, "{b}");
+    let (_, spec) = app.get_json("/openapi.json").await;
+    for method in ["PUT", "DELETE"] {
+        assert!(declared(&spec, method, "/api/v1/credentials/{name}").contains(&"409".to_string()));
+    }
+    let (s, b) = app
+        .admin(Method::PUT, &format!("/api/v1/connectors/{id}"), Some(&def))
+        .await;
+    assert_eq!(s, 200, "{b}");
+
+    let (s, b) = app
+        .admin(
+            Method::POST,
+            "/api/v1/tda/distance",
+            Some(&serde_json::from_str(r#"{"a": [], "b": [], "p": 0.9999999999999999}"#).unwrap()),
+        )
+        .await;
+    assert_eq!(
+        (s, b["detail"].as_str()),
+        (422, Some("p: a number of at least 1")),
+        "{b}"
+    );
+    app.stop().await;
+}

@@ -69,6 +69,7 @@ pub struct CredentialList {
     params(("name" = String, Path, description = "Credential name, e.g. providers.finnhub.api_key")),
     security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = CredentialView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "A connector's secrets (`connectors.<id>.secrets`): change them through the connector", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, description = "No encryption key configured", body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
@@ -94,7 +95,8 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<CredentialLis
 /// Deletes a stored credential (admin).
 #[utoipa::path(delete, path = "/api/v1/credentials/{name}", tag = "access",
     params(("name" = String, Path, description = "Credential name")), security(("api_key" = []), ("bearer" = [])),
-    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "A connector's secrets: they go with the connector", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,

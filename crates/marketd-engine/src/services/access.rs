@@ -57,6 +57,14 @@ pub const NAME_PATTERN: &str = concat!(
     "]*$"
 );
 
+/// Whether `name` is where a connector's secrets are sealed
+/// (`connectors.<id>.secrets`, [`marketd_model::Connector::credential_name`]).
+pub fn is_connector_secrets(name: &str) -> bool {
+    name.strip_prefix("connectors.")
+        .and_then(|rest| rest.strip_suffix(".secrets"))
+        .is_some_and(|id| id.parse::<Uuid>().is_ok())
+}
+
 /// What [`validate_credential_name`] accepts.
 pub const CREDENTIAL_NAME_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,127}$";
 
@@ -74,6 +82,10 @@ pub enum AccessError {
     LastAdminKey,
     #[error("no credential named {0}")]
     CredentialNotFound(String),
+    /// The name is a connector's sealed secrets, which only the connector
+    /// service writes (a value put there by hand broke the connector).
+    #[error("credential {0} holds a connector's secrets: change them through the connector")]
+    Reserved(String),
     #[error("no encryption key is configured (encryption.key)")]
     EncryptionNotConfigured,
     /// A value could not be sealed or opened (e.g. its key is missing from
@@ -259,6 +271,9 @@ impl AccessService {
         value: &Secret,
     ) -> Result<StoredCredential, AccessError> {
         validate_credential_name(name)?;
+        if is_connector_secrets(name) {
+            return Err(AccessError::Reserved(name.to_string()));
+        }
         if value.is_empty() || value.expose().chars().count() > MAX_CREDENTIAL_CHARS {
             return Err(AccessError::Validation(format!(
                 "value must be 1 to {MAX_CREDENTIAL_CHARS} characters"
@@ -324,7 +339,19 @@ impl AccessService {
         Ok(self.store.credentials().await?)
     }
 
+    /// Deletes a stored credential; a connector's secrets go with the
+    /// connector ([`AccessError::Reserved`]).
     pub async fn delete_credential(&self, name: &str) -> Result<(), AccessError> {
+        validate_credential_name(name)?;
+        if is_connector_secrets(name) {
+            return Err(AccessError::Reserved(name.to_string()));
+        }
+        self.remove_credential(name).await
+    }
+
+    /// [`AccessService::delete_credential`] of any name, for the services
+    /// that own a credential (a connector's secrets).
+    pub(crate) async fn remove_credential(&self, name: &str) -> Result<(), AccessError> {
         validate_credential_name(name)?;
         if !self.store.delete_credential(name).await? {
             return Err(AccessError::CredentialNotFound(name.to_string()));
@@ -420,6 +447,12 @@ mod tests {
         assert!(validate_credential_name("providers.finnhub.api_key").is_ok());
         assert!(validate_credential_name(".hidden").is_err());
         assert!(validate_credential_name("Upper").is_err());
+        let id = Uuid::now_v7();
+        assert!(is_connector_secrets(
+            &marketd_model::Connector::credential_name(id)
+        ));
+        assert!(!is_connector_secrets(&format!("connectors.{id}.token")));
+        assert!(!is_connector_secrets("connectors.x.secrets"));
     }
 
     /// The patterns the OpenAPI document gives for names agree with the

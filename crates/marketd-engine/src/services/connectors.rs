@@ -145,7 +145,7 @@ impl ConnectorService {
             // Leave no orphaned secret behind a refused insert.
             let _ = self
                 .access
-                .delete_credential(&Connector::credential_name(id))
+                .remove_credential(&Connector::credential_name(id))
                 .await;
             return Err(e.into());
         }
@@ -224,7 +224,7 @@ impl ConnectorService {
         }
         match self
             .access
-            .delete_credential(&Connector::credential_name(id))
+            .remove_credential(&Connector::credential_name(id))
             .await
         {
             Ok(()) | Err(AccessError::CredentialNotFound(_)) => {}
@@ -303,7 +303,7 @@ impl ConnectorService {
     async fn seal(&self, id: Uuid, secrets: &Map<String, Value>) -> Result<(), ConnectorError> {
         let name = Connector::credential_name(id);
         if secrets.is_empty() {
-            return match self.access.delete_credential(&name).await {
+            return match self.access.remove_credential(&name).await {
                 Ok(()) | Err(AccessError::CredentialNotFound(_)) => Ok(()),
                 Err(e) => Err(e.into()),
             };
