@@ -877,6 +877,54 @@ mod tests {
     }
 
     #[test]
+    fn query_and_header_patterns_agree_with_their_checks() {
+        let kind = regex::Regex::new(MA_KIND_PATTERN).unwrap();
+        for k in ["sma", "EMA", "sMa", "wma", "", " sma", "smaa"] {
+            assert_eq!(
+                kind.is_match(k),
+                k.parse::<marketd_model::MaKind>().is_ok(),
+                "{k:?}"
+            );
+        }
+        let source = regex::Regex::new(SOURCE_PATTERN).unwrap();
+        for (s, ok) in [
+            ("binance", true),
+            ("!~", true),
+            ("", false),
+            ("a b", false),
+            ("é", false),
+        ] {
+            assert_eq!(source.is_match(s), ok, "{s:?}");
+        }
+        assert!(source.is_match(&"x".repeat(64)) && !source.is_match(&"x".repeat(65)));
+        // As sent: HTTP drops spaces and tabs around a header value; the
+        // handler then takes 1 to 255 visible ASCII characters.
+        let key = regex::Regex::new(crate::routes::tda::IDEMPOTENCY_KEY_PATTERN).unwrap();
+        let handler = |sent: &str| {
+            let k = sent.trim_matches([' ', '\t']);
+            !k.is_empty()
+                && k.len() <= 255
+                && k.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        };
+        for sent in [
+            "a",
+            " a\t",
+            "a b",
+            "a\tb",
+            "",
+            " ",
+            "\t",
+            "é",
+            "a\u{7f}",
+            &"k".repeat(255),
+            &"k".repeat(256),
+            &format!(" {} ", "k".repeat(255)),
+        ] {
+            assert_eq!(key.is_match(sent), handler(sent), "{sent:?}");
+        }
+    }
+
+    #[test]
     fn header_patterns_agree_with_the_http_types() {
         let value = regex::Regex::new(HEADER_VALUE_PATTERN).unwrap();
         for v in [
