@@ -13,7 +13,6 @@ are never touched: every one must still be refused. The rules:
 
 - Integers written as integers: JSON Schema counts 3.0 as the integer 3,
   the server's integer fields do not read it.
-
 - `from` before `to` (series and TDA-signal reads): `to` is dropped when it
   is not after `from` (bounds read as the server reads them, clamped).
 - TDA: every point as long as the first; a distance matrix square,
@@ -33,8 +32,8 @@ upload the TDA cases name).
 
 import json
 import os
-import threading
 import re
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
