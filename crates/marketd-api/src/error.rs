@@ -208,6 +208,9 @@ impl From<ServiceError> for ApiError {
                 e @ AccessError::CredentialNotFound(_) => {
                     ApiError::not_found("CREDENTIAL_NOT_FOUND", e.to_string())
                 }
+                e @ AccessError::Reserved(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "CREDENTIAL_RESERVED", e.to_string())
+                }
                 e @ AccessError::EncryptionNotConfigured => ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "ENCRYPTION_NOT_CONFIGURED",

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 mod openapi_responses;
+pub mod openapi_rules;
 pub mod ratelimit;
 pub mod realtime;
 pub mod route_table;
@@ -172,7 +173,7 @@ impl utoipa::Modify for SecuritySchemes {
 /// The route table: every route with what each method needs from the caller
 /// ([`auth::Access`]) and, for pages, the kind of page it serves (its CSP).
 /// A new route is one line here (and its `paths(...)` entry in [`ApiDoc`]).
-fn routes(openapi: &utoipa::openapi::OpenApi) -> Routes<AppState> {
+fn routes(openapi: axum::body::Bytes) -> Routes<AppState> {
     use auth::Access::{Admin, Open, Read, Write};
     use routes::*;
     use security::PageKind::{Dashboard, Docs};
@@ -246,7 +247,7 @@ fn routes(openapi: &utoipa::openapi::OpenApi) -> Routes<AppState> {
 /// request extensions), then the rate limiter, which needs both.
 pub fn router(state: AppState, http: &HttpConfig, security: &security::SecurityConfig) -> Router {
     let auth = state.auth.clone();
-    let (routes, table) = routes(&ApiDoc::openapi()).into_parts();
+    let (routes, table) = routes(served_openapi(&state)).into_parts();
     routes
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(
@@ -269,6 +270,14 @@ pub fn router(state: AppState, http: &HttpConfig, security: &security::SecurityC
             route_table::declare,
         ))
         .layer(axum::middleware::from_fn(middleware::request_context))
+}
+
+/// The OpenAPI document this server serves: [`ApiDoc`] with what this
+/// server's configuration validates ([`openapi_rules::ServedRules`]).
+pub fn served_openapi(state: &AppState) -> axum::body::Bytes {
+    let mut doc = openapi_responses::to_value(&ApiDoc::openapi());
+    openapi_rules::ServedRules::of(&state.services).apply(&mut doc);
+    serde_json::to_vec(&doc).expect("JSON serializes").into()
 }
 
 /// The operations router of a `marketd worker` (its admin port): health and
@@ -309,7 +318,7 @@ mod tests {
     /// real router finds it: axum routes the request over the table's
     /// templates and a probe reports the extensions `declare` left.
     async fn declared(method: Method, path: &str) -> (Access, Option<Declared>, Option<PageKind>) {
-        let (_, table) = routes(&ApiDoc::openapi()).into_parts();
+        let (_, table) = routes(axum::body::Bytes::new()).into_parts();
         let mut probe = Router::new();
         for template in table.templates() {
             probe = probe.route(template, axum::routing::any(|| async {}));

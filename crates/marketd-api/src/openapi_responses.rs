@@ -217,11 +217,12 @@ impl utoipa::Modify for ResourceLinks {
     }
 }
 
-/// The document as served at `/openapi.json`. utoipa 5.5 serializes a
+/// The document as JSON, as served at `/openapi.json` (with
+/// [`crate::openapi_rules`] applied). utoipa 5.5 serializes a
 /// link's fields in snake case (`operation_ref`, `operation_id`,
 /// `request_body`) where OpenAPI names them in camel case, so tools ignore
 /// the links; this renames them in the JSON.
-pub fn to_json(doc: &OpenApi) -> Vec<u8> {
+pub fn to_value(doc: &OpenApi) -> serde_json::Value {
     let mut v = serde_json::to_value(doc).expect("an OpenAPI document serializes");
     if let Some(paths) = v.get_mut("paths").and_then(|p| p.as_object_mut()) {
         for op in paths
@@ -250,5 +251,5 @@ pub fn to_json(doc: &OpenApi) -> Vec<u8> {
             }
         }
     }
-    serde_json::to_vec(&v).expect("JSON serializes")
+    v
 }

@@ -211,8 +211,9 @@ pub struct ConnectorRecord {
     pub connector_id: Uuid,
     /// When it was received, ns.
     pub received_at: i64,
-    /// The processed records (ticks as JSON), or null when none came out.
-    #[schema(value_type = Object)]
+    /// The ticks made of it (none when every record was rejected or the
+    /// request failed).
+    #[schema(value_type = Option<Vec<crate::Tick>>)]
     pub data: serde_json::Value,
     /// The response or frame as received (text).
     pub raw: String,

@@ -28,7 +28,7 @@ pub use jobs::{JobStatus, PollingJob, PollingJobCommand, PriceRequest, RequestOu
 pub use market::{Bar, Indicator, Interval, MaKind, Tick, TickKind};
 pub use rust_decimal::Decimal;
 pub use secret::Secret;
-pub use symbol::Symbol;
+pub use symbol::{SYMBOL_MAX_CHARS, SYMBOL_PATTERN, Symbol};
 pub use tda::{TdaJob, TdaJobError, TdaJobStatus, TdaSignal, Upload, UploadFormat};
 
 /// Lossy conversion of an exact price to `f64` for analytics (moving averages).

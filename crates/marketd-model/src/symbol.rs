@@ -10,6 +10,31 @@ const QUOTES: &[&str] = &[
     "BRL", "BTC", "ETH", "BNB",
 ];
 
+/// Longest symbol accepted, in characters, surrounding whitespace included.
+pub const SYMBOL_MAX_CHARS: usize = 32;
+
+/// The characters [`str::trim`] removes (Unicode `White_Space`), as the
+/// body of a regular-expression class.
+macro_rules! white_space_class {
+    () => {
+        r"\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+    };
+}
+
+/// What [`Symbol::parse`] accepts, as a regular expression both ECMA-262
+/// (JSON Schema) and the `regex` crate read alike (with
+/// [`SYMBOL_MAX_CHARS`] as the schema's `maxLength`): optional whitespace
+/// around letters, digits, `=`, `^` and `.`, with `-`, `/` or `_` (read as
+/// `-`) between two of them, never two in a row, never first or last, and
+/// `.` neither first nor last.
+pub const SYMBOL_PATTERN: &str = concat!(
+    "^[",
+    white_space_class!(),
+    "]*[A-Za-z0-9=^](?:(?:[-/_]?[A-Za-z0-9=^.])*[-/_]?[A-Za-z0-9=^])?[",
+    white_space_class!(),
+    "]*$"
+);
+
 /// A canonical instrument symbol: equities as the ticker (`AAPL`, `BRK.B`),
 /// crypto pairs as `BASE-QUOTE` (`BTC-USDT`). Cheap to clone (shared string),
 /// as it is copied into every tick.
@@ -17,11 +42,13 @@ const QUOTES: &[&str] = &[
 pub struct Symbol(Arc<str>);
 
 impl Symbol {
-    /// Validates a symbol as a client would type it: trimmed, upper-cased,
-    /// `/` and `_` between base and quote read as `-`.
+    /// Validates a symbol as a client would type it: at most
+    /// [`SYMBOL_MAX_CHARS`] characters, trimmed, upper-cased, `/` and `_`
+    /// between base and quote read as `-` ([`SYMBOL_PATTERN`] says the
+    /// same).
     pub fn parse(raw: &str) -> Result<Self> {
         let s = raw.trim();
-        if s.is_empty() || s.len() > 32 {
+        if s.is_empty() || raw.chars().count() > SYMBOL_MAX_CHARS {
             return Err(Error::InvalidSymbol(raw.to_string()));
         }
         let mut out = String::with_capacity(s.len());
@@ -29,7 +56,7 @@ impl Symbol {
             match c {
                 'a'..='z' => out.push(c.to_ascii_uppercase()),
                 'A'..='Z' | '0'..='9' | '.' | '-' | '=' | '^' => out.push(c),
-                '/' => out.push('-'),
+                '/' | '_' => out.push('-'),
                 _ => return Err(Error::InvalidSymbol(raw.to_string())),
             }
         }
@@ -117,9 +144,13 @@ impl utoipa::PartialSchema for Symbol {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some(r"^[A-Za-z0-9^=][A-Za-z0-9.^=/-]{0,31}$"))
+            .pattern(Some(SYMBOL_PATTERN))
+            .min_length(Some(1))
+            .max_length(Some(SYMBOL_MAX_CHARS))
             .examples([serde_json::json!("AAPL")])
-            .description(Some("Canonical symbol: equity ticker or BASE-QUOTE pair"))
+            .description(Some(
+                "Symbol: equity ticker or BASE-QUOTE pair (case-insensitive; `/` and `_` read as `-`; surrounding whitespace ignored)",
+            ))
             .into()
     }
 }
@@ -135,6 +166,8 @@ mod tests {
         assert_eq!(Symbol::parse("BRK.B").unwrap().as_str(), "BRK.B");
         assert_eq!(Symbol::parse("^GSPC").unwrap().as_str(), "^GSPC");
         assert_eq!(Symbol::parse("btc/usdt").unwrap().as_str(), "BTC-USDT");
+        assert_eq!(Symbol::parse("eth_usdt").unwrap().as_str(), "ETH-USDT");
+        assert_eq!(Symbol::parse("\u{3000}A.B\t").unwrap().as_str(), "A.B");
         for bad in [
             "",
             "A B",
@@ -142,7 +175,12 @@ mod tests {
             "-AAPL",
             "A--B",
             "ÄPPLE",
+            "A_-B",
+            "_A",
+            "A.",
             &"X".repeat(33),
+            // 32 characters with the whitespace: the limit counts it.
+            &format!(" {}", "X".repeat(32)),
         ] {
             assert!(Symbol::parse(bad).is_err(), "{bad} accepted");
         }
@@ -181,6 +219,68 @@ mod symbol_properties {
     use super::*;
     use proptest::prelude::*;
 
+    /// What the OpenAPI document says of a symbol: [`SYMBOL_PATTERN`] and
+    /// at most [`SYMBOL_MAX_CHARS`] characters.
+    fn schema_accepts(s: &str) -> bool {
+        static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        RE.get_or_init(|| regex::Regex::new(SYMBOL_PATTERN).expect("the pattern compiles"))
+            .is_match(s)
+            && s.chars().count() <= SYMBOL_MAX_CHARS
+    }
+
+    #[test]
+    fn the_schema_pattern_and_the_parser_agree_on_examples() {
+        let valid = [
+            "AAPL",
+            "aapl",
+            " aapl ",
+            "BRK.B",
+            "^GSPC",
+            "ES=F",
+            "BTC-USDT",
+            "btc/usdt",
+            "eth_usdt",
+            "A",
+            "9",
+            "A..B",
+            "A.-.B",
+            "A-.B",
+            "\u{2003}X\u{3000}",
+            "\tX\n",
+            "X\u{85}",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
+        ];
+        let invalid = [
+            "",
+            " ",
+            "\u{3000}",
+            "-A",
+            "A-",
+            ".A",
+            "A.",
+            "/A",
+            "A_",
+            "A--B",
+            "A/_B",
+            "A B",
+            "A\u{feff}",
+            "\u{feff}A",
+            "ÄPPLE",
+            "A;B",
+            "A\u{0}",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456",
+            " ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
+        ];
+        for s in valid {
+            assert!(Symbol::parse(s).is_ok(), "{s:?} refused by the parser");
+            assert!(schema_accepts(s), "{s:?} refused by the pattern");
+        }
+        for s in invalid {
+            assert!(Symbol::parse(s).is_err(), "{s:?} accepted by the parser");
+            assert!(!schema_accepts(s), "{s:?} accepted by the pattern");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -195,6 +295,16 @@ mod symbol_properties {
                 prop_assert!(!s.starts_with(['-', '.']) && !s.ends_with(['-', '.']));
                 prop_assert_eq!(Symbol::parse(s).unwrap(), sym);
             }
+        }
+
+        /// The pattern and the parser accept the same strings.
+        #[test]
+        fn the_schema_pattern_and_the_parser_agree(raw in prop_oneof![
+            ".{0,40}",
+            "[A-Za-z0-9./_=^ \t\u{3000}\u{85}\u{feff}-]{0,36}",
+            "[ \t]{0,2}[A-Z][A-Z0-9./_-]{0,30}[A-Z0-9.]?[ \t]{0,2}",
+        ]) {
+            prop_assert_eq!(Symbol::parse(&raw).is_ok(), schema_accepts(&raw), "{:?}", raw);
         }
 
         #[test]

@@ -203,6 +203,10 @@ fn encode_cursor(ts_event: i64, id: i64) -> String {
     format!("{:016x}{:016x}", ts_event as u64, id as u64)
 }
 
+/// What a tick-history cursor looks like ([`decode_cursor`] takes every
+/// string of this shape).
+pub const TICK_CURSOR_PATTERN: &str = "^[0-9A-Fa-f]{32}$";
+
 fn decode_cursor(s: &str) -> Result<(i64, i64)> {
     if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::InvalidCursor);
@@ -218,10 +222,12 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
+        let pattern = regex::Regex::new(TICK_CURSOR_PATTERN).unwrap();
         for (ts, id) in [(0, 1), (1_700_000_000_123_456_789, 42), (-5, i64::MAX)] {
             let c = encode_cursor(ts, id);
             assert!(c.bytes().all(|b| b.is_ascii_hexdigit()));
             assert_eq!(decode_cursor(&c).unwrap(), (ts, id));
+            assert!(pattern.is_match(&c));
         }
         for bad in [
             "",
@@ -233,6 +239,7 @@ mod tests {
                 matches!(decode_cursor(bad), Err(Error::InvalidCursor)),
                 "{bad}"
             );
+            assert!(!pattern.is_match(bad), "{bad}");
         }
     }
 }

@@ -85,7 +85,11 @@ pub struct Computation {
     pub cocycles: Option<Vec<Cocycle>>,
 }
 
-fn is_prime(p: u32) -> bool {
+/// Largest coefficient modulus (a prime; the field's inverses are tabled).
+pub const MAX_MODULUS: u32 = 65521;
+
+/// Whether `p` is a prime, as a coefficient modulus must be.
+pub fn is_prime(p: u32) -> bool {
     p >= 2
         && (2..)
             .take_while(|d| d * d <= p)
@@ -330,9 +334,9 @@ fn compute_in(
             opts.modulus
         )));
     }
-    if opts.modulus > 65521 {
+    if opts.modulus > MAX_MODULUS {
         return Err(Error::invalid(format!(
-            "modulus {} too large (at most 65521)",
+            "modulus {} too large (at most {MAX_MODULUS})",
             opts.modulus
         )));
     }

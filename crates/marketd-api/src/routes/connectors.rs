@@ -62,6 +62,13 @@ pub struct ConnectorList {
     "url": "wss://stream.binance.com:9443", "symbols": ["BTC-USDT"], "channels": ["trades"]}))]
 pub struct ConnectorDefinition(pub serde_json::Value);
 
+/// A `rest` connector definition, the only kind a preview takes (see
+/// [`ConnectorDefinition`]).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(value_type = Object, example = json!({"name": "prices", "kind": "rest", "url": "https://api.example.com/v1/trades",
+    "polling_interval_ms": 1000, "mapping": {"records": "$.data[*]", "symbol": "$.s", "price": "$.p"}}))]
+pub struct RestConnectorDefinition(pub serde_json::Value);
+
 /// Creates a connector (stopped; start it with `POST /connectors/{id}/start`).
 #[utoipa::path(post, path = "/api/v1/connectors", tag = "connectors", request_body = ConnectorDefinition,
     security(("api_key" = []), ("bearer" = [])),
@@ -304,7 +311,7 @@ impl From<Preview> for PreviewView {
 /// /api/v1/connectors`, checked the same way. Nothing is stored or
 /// published; secrets never come back. REST only: a websocket definition
 /// is a 422.
-#[utoipa::path(post, path = "/api/v1/connectors/test", tag = "connectors", request_body = ConnectorDefinition,
+#[utoipa::path(post, path = "/api/v1/connectors/test", tag = "connectors", request_body = RestConnectorDefinition,
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The upstream answered (any status)", body = PreviewView),

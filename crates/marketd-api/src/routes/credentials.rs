@@ -19,9 +19,16 @@ use utoipa::ToSchema;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutCredential {
-    /// The secret value (at most 8 KiB). Never returned.
+    /// The secret value (1 to 8192 characters). Never returned.
     #[schema(value_type = String, format = Password)]
+    #[serde(deserialize_with = "string_secret")]
     pub value: Secret,
+}
+
+/// A secret given as a JSON string, and nothing else (`Secret` itself
+/// takes any scalar, for configuration from environment variables).
+fn string_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+    String::deserialize(d).map(Secret::new)
 }
 
 impl std::fmt::Debug for PutCredential {
@@ -62,6 +69,7 @@ pub struct CredentialList {
     params(("name" = String, Path, description = "Credential name, e.g. providers.finnhub.api_key")),
     security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = CredentialView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "A connector's secrets (`connectors.<id>.secrets`): change them through the connector", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, description = "No encryption key configured", body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
@@ -87,7 +95,8 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<CredentialLis
 /// Deletes a stored credential (admin).
 #[utoipa::path(delete, path = "/api/v1/credentials/{name}", tag = "access",
     params(("name" = String, Path, description = "Credential name")), security(("api_key" = []), ("bearer" = [])),
-    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "A connector's secrets: they go with the connector", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,

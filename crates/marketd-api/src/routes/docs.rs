@@ -20,9 +20,8 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
 
 /// `/openapi.json`: the document, serialized once.
 pub fn openapi(
-    doc: &utoipa::openapi::OpenApi,
+    body: Bytes,
 ) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
-    let body = Bytes::from(crate::openapi_responses::to_json(doc));
     move || {
         std::future::ready(
             ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response(),

@@ -37,12 +37,16 @@ pub struct VietorisRipsRequest(pub serde_json::Value);
     "1": [[1.0, 1.4142135]]}, "points": 4, "max_dim": 1, "duration_ms": 0.05, "cached": false}))]
 pub struct VietorisRipsAnswer(pub serde_json::Value);
 
-/// A summaries request (`{"diagrams": {...}, "summaries": [...], ...}`) or
-/// a distance request (`{"a": [[b, d], ...], "b": [...], "metric":
-/// "bottleneck"|"wasserstein", "p": 2}`).
+/// A summaries request (`{"diagrams": {...}, "summaries": [...], ...}`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(value_type = Object, example = json!({"diagrams": {"1": [[0.5, 2.0], [1.0, 1.5]]}, "summaries": ["entropy"]}))]
-pub struct DiagramRequest(pub serde_json::Value);
+pub struct SummariesRequest(pub serde_json::Value);
+
+/// A distance request (`{"a": [[b, d], ...], "b": [...], "metric":
+/// "bottleneck"|"wasserstein", "p": 2}`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(value_type = Object, example = json!({"a": [[0.0, 1.0], [0.5, null]], "b": [[0.0, 2.0]], "metric": "wasserstein", "p": 2}))]
+pub struct DistanceRequest(pub serde_json::Value);
 
 /// A job: its kind (`vietoris-rips`, `summaries`, `distance`) and the
 /// kind's request fields, inline or with `upload_id`.
@@ -106,7 +110,7 @@ pub async fn vietoris_rips(
 
 /// Summaries of given persistence diagrams (landscapes, silhouettes, Betti
 /// curves, persistence images, entropy, amplitudes).
-#[utoipa::path(post, path = "/api/v1/tda/summaries", tag = "tda", request_body = DiagramRequest,
+#[utoipa::path(post, path = "/api/v1/tda/summaries", tag = "tda", request_body = SummariesRequest,
     security((), ("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The summaries, per dimension", body = Object),
@@ -124,7 +128,7 @@ pub async fn summaries(
 }
 
 /// Bottleneck or p-Wasserstein distance between two diagrams.
-#[utoipa::path(post, path = "/api/v1/tda/distance", tag = "tda", request_body = DiagramRequest,
+#[utoipa::path(post, path = "/api/v1/tda/distance", tag = "tda", request_body = DistanceRequest,
     security((), ("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{\"distance\", \"metric\", \"p\"}`", body = Object),
@@ -140,6 +144,14 @@ pub async fn distance(
         state.services.tda.compute_now(body, "distance").await?,
     ))
 }
+
+/// Longest `Idempotency-Key`, in bytes.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// What an `Idempotency-Key` header may be as sent: 1 to 255 visible ASCII
+/// characters (tabs and spaces inside), with any spaces and tabs around
+/// them, which HTTP drops.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[\\t ]*[!-~](?:[\\t -~]{0,253}[!-~])?[\\t ]*$";
 
 /// Submits a job. With an `Idempotency-Key` header, a retried submit of the
 /// same body answers the same job; another body under that key is 409.
@@ -165,7 +177,7 @@ pub async fn submit(
             let k = v
                 .to_str()
                 .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
                 .ok_or_else(|| {
                     ApiError::bad_request("Idempotency-Key: 1 to 255 visible ASCII characters")
                 })?;
@@ -186,7 +198,9 @@ pub struct JobListQuery {
     pub limit: Option<u32>,
 }
 
+/// (`TdaJobList` in the document: `JobList` is the polling jobs' list.)
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TdaJobList)]
 pub struct JobList {
     pub count: usize,
     pub jobs: Vec<TdaJob>,
@@ -221,7 +235,7 @@ pub async fn list_jobs(
 }
 
 /// Most jobs or uploads one list answers.
-const MAX_PAGE: u32 = 1000;
+pub const MAX_PAGE: u32 = 1000;
 
 fn limit(asked: Option<u32>, max: u32) -> ApiResult<u32> {
     match asked {

@@ -26,8 +26,47 @@ const KEY_RANDOM_BYTES: usize = 32;
 const SHOWN_PREFIX_CHARS: usize = 12;
 /// Longest key lifetime accepted, days.
 pub const MAX_KEY_DAYS: u32 = 3650;
-/// Largest stored credential value, bytes.
-pub const MAX_CREDENTIAL_BYTES: usize = 8192;
+/// Longest credential value a caller may store, in characters (the
+/// OpenAPI document's `maxLength`, which counts characters too).
+pub const MAX_CREDENTIAL_CHARS: usize = 8192;
+/// Longest key holder or connector name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// The class of the characters a name may not hold (Unicode `Cc`, what
+/// [`char::is_control`] is true of), as the body of a regular-expression
+/// class.
+macro_rules! control_class {
+    () => {
+        r"\u0000-\u001F\u007F-\u009F"
+    };
+}
+
+/// What [`validate_key_name`] accepts (with [`MAX_NAME_CHARS`] as the
+/// schema's `maxLength`), as a regular expression ECMA-262 (JSON Schema)
+/// and the `regex` crate read alike: no control character, and one
+/// character at least that is neither a control nor whitespace (what
+/// [`str::trim`] removes).
+pub const NAME_PATTERN: &str = concat!(
+    "^[^",
+    control_class!(),
+    "]*[^",
+    control_class!(),
+    r"\u0020\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000",
+    "][^",
+    control_class!(),
+    "]*$"
+);
+
+/// Whether `name` is where a connector's secrets are sealed
+/// (`connectors.<id>.secrets`, [`marketd_model::Connector::credential_name`]).
+pub fn is_connector_secrets(name: &str) -> bool {
+    name.strip_prefix("connectors.")
+        .and_then(|rest| rest.strip_suffix(".secrets"))
+        .is_some_and(|id| id.parse::<Uuid>().is_ok())
+}
+
+/// What [`validate_credential_name`] accepts.
+pub const CREDENTIAL_NAME_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,127}$";
 
 /// Why an access operation was refused or failed. No variant carries a key,
 /// a hash or a credential value.
@@ -43,6 +82,10 @@ pub enum AccessError {
     LastAdminKey,
     #[error("no credential named {0}")]
     CredentialNotFound(String),
+    /// The name is a connector's sealed secrets, which only the connector
+    /// service writes (a value put there by hand broke the connector).
+    #[error("credential {0} holds a connector's secrets: change them through the connector")]
+    Reserved(String),
     #[error("no encryption key is configured (encryption.key)")]
     EncryptionNotConfigured,
     /// A value could not be sealed or opened (e.g. its key is missing from
@@ -98,10 +141,11 @@ pub fn new_api_key(name: &str, role: Role) -> (ApiKey, Secret) {
     (record, Secret::new(text))
 }
 
-/// Checks a key's holder name: 1-64 printable characters.
+/// Checks a key's holder (or a connector's) name: 1-64 printable
+/// characters, not all whitespace ([`NAME_PATTERN`]).
 pub fn validate_key_name(name: &str) -> Result<(), AccessError> {
     let name_ok = !name.trim().is_empty()
-        && name.chars().count() <= 64
+        && name.chars().count() <= MAX_NAME_CHARS
         && !name.chars().any(char::is_control);
     if name_ok {
         Ok(())
@@ -218,19 +262,35 @@ impl AccessService {
 
     // --- stored credentials --------------------------------------------
 
-    /// Seals `value` with the current key and stores (or replaces) it under
-    /// `name`, keeping the first creation time.
+    /// Seals `value` (1 to [`MAX_CREDENTIAL_CHARS`] characters) with the
+    /// current key and stores (or replaces) it under `name`, keeping the
+    /// first creation time.
     pub async fn put_credential(
         &self,
         name: &str,
         value: &Secret,
     ) -> Result<StoredCredential, AccessError> {
         validate_credential_name(name)?;
-        if value.is_empty() || value.expose().len() > MAX_CREDENTIAL_BYTES {
+        if is_connector_secrets(name) {
+            return Err(AccessError::Reserved(name.to_string()));
+        }
+        if value.is_empty() || value.expose().chars().count() > MAX_CREDENTIAL_CHARS {
             return Err(AccessError::Validation(format!(
-                "value must be 1 to {MAX_CREDENTIAL_BYTES} bytes"
+                "value must be 1 to {MAX_CREDENTIAL_CHARS} characters"
             )));
         }
+        self.seal_credential(name, value).await
+    }
+
+    /// [`AccessService::put_credential`] without the limit on the value's
+    /// length, for what the services seal themselves (a connector's
+    /// secrets, bounded by the request body's limit).
+    pub(crate) async fn seal_credential(
+        &self,
+        name: &str,
+        value: &Secret,
+    ) -> Result<StoredCredential, AccessError> {
+        validate_credential_name(name)?;
         if !self.keyring.is_configured() {
             return Err(AccessError::EncryptionNotConfigured);
         }
@@ -279,7 +339,19 @@ impl AccessService {
         Ok(self.store.credentials().await?)
     }
 
+    /// Deletes a stored credential; a connector's secrets go with the
+    /// connector ([`AccessError::Reserved`]).
     pub async fn delete_credential(&self, name: &str) -> Result<(), AccessError> {
+        validate_credential_name(name)?;
+        if is_connector_secrets(name) {
+            return Err(AccessError::Reserved(name.to_string()));
+        }
+        self.remove_credential(name).await
+    }
+
+    /// [`AccessService::delete_credential`] of any name, for the services
+    /// that own a credential (a connector's secrets).
+    pub(crate) async fn remove_credential(&self, name: &str) -> Result<(), AccessError> {
         validate_credential_name(name)?;
         if !self.store.delete_credential(name).await? {
             return Err(AccessError::CredentialNotFound(name.to_string()));
@@ -375,5 +447,61 @@ mod tests {
         assert!(validate_credential_name("providers.finnhub.api_key").is_ok());
         assert!(validate_credential_name(".hidden").is_err());
         assert!(validate_credential_name("Upper").is_err());
+        let id = Uuid::now_v7();
+        assert!(is_connector_secrets(
+            &marketd_model::Connector::credential_name(id)
+        ));
+        assert!(!is_connector_secrets(&format!("connectors.{id}.token")));
+        assert!(!is_connector_secrets("connectors.x.secrets"));
+    }
+
+    /// The patterns the OpenAPI document gives for names agree with the
+    /// checks.
+    #[test]
+    fn name_patterns_agree_with_the_checks() {
+        let key_name = regex::Regex::new(NAME_PATTERN).unwrap();
+        let key_schema = |s: &str| key_name.is_match(s) && s.chars().count() <= MAX_NAME_CHARS;
+        for s in [
+            "ci bot",
+            " x ",
+            "é",
+            "\u{feff}",
+            "a\u{2003}b",
+            "日本",
+            &"x".repeat(64),
+            "",
+            " ",
+            "\u{3000}\u{a0}",
+            "a\tb",
+            "a\u{85}",
+            "a\u{7f}",
+            "\u{9f}",
+            &"x".repeat(65),
+            &format!(" {}", "x".repeat(64)),
+        ] {
+            assert_eq!(validate_key_name(s).is_ok(), key_schema(s), "{s:?}");
+        }
+        let cred = regex::Regex::new(CREDENTIAL_NAME_PATTERN).unwrap();
+        for s in [
+            "providers.finnhub.api_key",
+            "0",
+            "a-b_c.d",
+            &"a".repeat(128),
+            &"a".repeat(129),
+            "",
+            ".a",
+            "-a",
+            "_a",
+            "Upper",
+            "uPPer",
+            "a b",
+            "é",
+        ] {
+            assert_eq!(
+                validate_credential_name(s).is_ok(),
+                cred.is_match(s),
+                "{s:?}"
+            );
+        }
     }
 }

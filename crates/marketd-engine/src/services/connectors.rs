@@ -9,7 +9,7 @@
 //! back with [`REDACTED`] in a secret's place (a GET edited and PUT back)
 //! keeps the sealed value.
 
-use crate::services::access::{AccessError, AccessService};
+use crate::services::access::{AccessError, AccessService, validate_key_name};
 use marketd_bus::{AnyBus, Bus};
 use marketd_model::time::now_ns;
 use marketd_model::{
@@ -145,7 +145,7 @@ impl ConnectorService {
             // Leave no orphaned secret behind a refused insert.
             let _ = self
                 .access
-                .delete_credential(&Connector::credential_name(id))
+                .remove_credential(&Connector::credential_name(id))
                 .await;
             return Err(e.into());
         }
@@ -224,7 +224,7 @@ impl ConnectorService {
         }
         match self
             .access
-            .delete_credential(&Connector::credential_name(id))
+            .remove_credential(&Connector::credential_name(id))
             .await
         {
             Ok(()) | Err(AccessError::CredentialNotFound(_)) => {}
@@ -261,8 +261,8 @@ impl ConnectorService {
         self.get(id).await?;
         let after = cursor
             .map(|c| {
-                c.parse::<i64>()
-                    .map_err(|_| invalid(format!("cursor: not a cursor of this list: {c:?}")))
+                record_cursor(c)
+                    .ok_or_else(|| invalid(format!("cursor: not a cursor of this list: {c:?}")))
             })
             .transpose()?;
         let limit = limit.unwrap_or(100);
@@ -303,14 +303,14 @@ impl ConnectorService {
     async fn seal(&self, id: Uuid, secrets: &Map<String, Value>) -> Result<(), ConnectorError> {
         let name = Connector::credential_name(id);
         if secrets.is_empty() {
-            return match self.access.delete_credential(&name).await {
+            return match self.access.remove_credential(&name).await {
                 Ok(()) | Err(AccessError::CredentialNotFound(_)) => Ok(()),
                 Err(e) => Err(e.into()),
             };
         }
         let text = Value::Object(secrets.clone()).to_string();
         self.access
-            .put_credential(&name, &Secret::new(text))
+            .seal_credential(&name, &Secret::new(text))
             .await?;
         Ok(())
     }
@@ -327,13 +327,28 @@ impl ConnectorService {
     }
 }
 
+/// What a cursor of a connector's records looks like: the decimal `seq`
+/// of the last record of the previous page.
+pub const RECORD_CURSOR_PATTERN: &str = "^[0-9]{1,19}$";
+
+/// The `seq` a cursor names ([`RECORD_CURSOR_PATTERN`]; past the largest
+/// `seq` there is, the end of the list).
+fn record_cursor(c: &str) -> Option<i64> {
+    if c.is_empty() || c.len() > 19 || !c.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    c.parse::<u64>()
+        .ok()
+        .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 /// Checks a definition; returns it as an object.
 pub fn check(definition: Value) -> Result<Value, ConnectorError> {
     let Value::Object(obj) = &definition else {
         return Err(invalid("the connector must be a JSON object"));
     };
     let name = str_field(obj, "name")?.ok_or_else(|| invalid("name is required"))?;
-    if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+    if validate_key_name(name).is_err() {
         return Err(invalid("name must be 1 to 64 printable characters"));
     }
     if let Some(h) = obj.get("headers") {
@@ -525,7 +540,10 @@ pub struct WsDefinition {
 }
 
 /// Longest raw-frame retention a connector may ask for (a year).
-const MAX_ARCHIVE_HOURS: u64 = 24 * 366;
+pub const MAX_ARCHIVE_HOURS: u64 = 24 * 366;
+
+/// Shortest and longest `idle_timeout_ms` of a WebSocket connector.
+pub const IDLE_TIMEOUT_MS: (u64, u64) = (1_000, 600_000);
 
 /// Reads a WebSocket definition: the venue, its URL (`url` replaces the
 /// venue's base; default the venue's public endpoint), the subscription
@@ -583,7 +601,7 @@ pub fn ws_definition(def: &Value) -> Result<WsDefinition, ConnectorError> {
         None => 60_000,
         Some(v) => v
             .as_u64()
-            .filter(|ms| (1_000..=600_000).contains(ms))
+            .filter(|ms| (IDLE_TIMEOUT_MS.0..=IDLE_TIMEOUT_MS.1).contains(ms))
             .ok_or_else(|| invalid("idle_timeout_ms must be 1000 to 600000"))?,
     };
     let archive = match def.get("archive").filter(|v| !v.is_null()) {
@@ -684,9 +702,12 @@ pub fn rest_definition(def: &Value) -> Result<RestDefinition, ConnectorError> {
     let mapping: FieldMapping = serde_json::from_value(def["mapping"].clone())
         .map_err(|e| invalid(format!("mapping: {e}")))?;
     mapping.compile().map_err(|e| invalid(e.to_string()))?;
-    let symbol = match def.get("symbol").and_then(Value::as_str) {
-        Some(s) => Some(Symbol::parse(s).map_err(|e| invalid(format!("symbol: {e}")))?),
-        None => None,
+    let symbol = match def.get("symbol") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            Some(Symbol::parse(s).map_err(|e| invalid(format!("symbol: {e}")))?)
+        }
+        Some(_) => return Err(invalid("symbol must be a string")),
     };
     Ok(RestDefinition {
         request,
@@ -938,6 +959,27 @@ mod tests {
     }
 
     #[test]
+    fn record_cursors_are_the_digits_of_a_seq() {
+        let re = regex::Regex::new(RECORD_CURSOR_PATTERN).unwrap();
+        for (c, seq) in [
+            ("0", Some(0)),
+            ("42", Some(42)),
+            ("0000000000000000042", Some(42)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("9999999999999999999", Some(i64::MAX)),
+            ("", None),
+            ("-1", None),
+            ("+1", None),
+            ("1.0", None),
+            ("00000000000000000001", None),
+            (" 1", None),
+        ] {
+            assert_eq!(record_cursor(c), seq, "{c:?}");
+            assert_eq!(re.is_match(c), seq.is_some(), "{c:?}");
+        }
+    }
+
+    #[test]
     fn definitions_are_checked_field_by_field() {
         let ws = json!({"name": "b", "kind": "websocket", "venue": "binance", "url": "ws://127.0.0.1:9",
                         "symbols": ["BTC-USDT"], "channels": ["trades"]});
@@ -945,6 +987,18 @@ mod tests {
         check(rest(json!({"type": "bearer", "token": "t"}))).unwrap();
         let cases = [
             (json!({"kind": "rest"}), "name is required"),
+            (
+                {
+                    let mut v = rest(json!({"type": "none"}));
+                    v["symbol"] = json!(5);
+                    v
+                },
+                "symbol must be a string",
+            ),
+            (
+                rest(json!({"type": "bearer", "token": "a\nb"})),
+                "auth.token: auth.token is not a valid HTTP header value",
+            ),
             (json!({"name": "x", "kind": "ftp"}), "kind: unknown"),
             (
                 {

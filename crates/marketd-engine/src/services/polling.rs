@@ -74,6 +74,11 @@ impl PollingService {
         }
     }
 
+    /// The limits of a request.
+    pub fn limits(&self) -> &PollingConfig {
+        &self.limits
+    }
+
     /// Checks the request, stores one active job per symbol and announces
     /// each. On a publish failure the jobs stored so far stay (the scheduler
     /// finds them when it next reads the store).
@@ -162,17 +167,12 @@ impl PollingService {
         if !bad.is_empty() {
             return invalid(format!("invalid symbols: {bad:?}"));
         }
-        let ms = req.interval_s * 1000.0;
-        if !req.interval_s.is_finite()
-            || ms < limits.min_interval_ms as f64
-            || ms > limits.max_interval_ms as f64
-        {
-            return invalid(format!(
-                "interval must be between {} and {} seconds",
-                limits.min_interval_ms as f64 / 1000.0,
-                limits.max_interval_ms as f64 / 1000.0
-            ));
+        // Compared in seconds, as the OpenAPI document states the bounds.
+        let (lo, hi) = limits.interval_bounds_s();
+        if !(req.interval_s.is_finite() && req.interval_s >= lo && req.interval_s <= hi) {
+            return invalid(format!("interval must be between {lo} and {hi} seconds"));
         }
+        let ms = req.interval_s * 1000.0;
         let provider = req
             .provider
             .unwrap_or_else(|| self.default_provider.clone());

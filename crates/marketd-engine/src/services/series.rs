@@ -4,7 +4,7 @@
 //! realtime API and the CLI later) accepts and refuses the same requests.
 
 use crate::AggregatorConfig;
-use marketd_model::time::parse_ts;
+use marketd_model::time::parse_bound;
 use marketd_model::{Bar, Indicator, Interval, MaKind, Symbol};
 use marketd_store::prelude::*;
 use marketd_store::{AnyStore, BarQuery, IndicatorQuery, TickPage, TickQuery};
@@ -86,6 +86,16 @@ impl SeriesService {
             aggregator,
             max_page,
         }
+    }
+
+    /// Largest page a read may ask for.
+    pub fn max_page(&self) -> u32 {
+        self.max_page
+    }
+
+    /// Which intervals and moving-average windows exist to be read.
+    pub fn aggregator(&self) -> &AggregatorConfig {
+        &self.aggregator
     }
 
     /// Stored ticks in event-time order, one page.
@@ -232,7 +242,7 @@ fn parse_range(
 ) -> Result<(Option<i64>, Option<i64>), SeriesError> {
     let conv = |name: &str, v: Option<&str>| -> Result<Option<i64>, SeriesError> {
         v.map(|s| {
-            parse_ts(s).ok_or_else(|| {
+            parse_bound(s).ok_or_else(|| {
                 SeriesError::Validation(format!(
                     "{name}: expected RFC 3339 or an epoch number, got {s:?}"
                 ))

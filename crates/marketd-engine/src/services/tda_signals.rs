@@ -3,7 +3,7 @@
 
 use crate::tda_stream::{BasketConfig, TdaStreamConfig};
 use marketd_model::TdaSignal;
-use marketd_model::time::parse_ts;
+use marketd_model::time::parse_bound;
 use marketd_store::prelude::*;
 use marketd_store::{AnyStore, SignalQuery};
 use std::sync::Arc;
@@ -71,7 +71,7 @@ impl TdaSignalService {
             .ok_or(TdaSignalError::UnknownBasket(name))?;
         let time = |key: &str, v: Option<String>| -> Result<Option<i64>, TdaSignalError> {
             v.map(|s| {
-                parse_ts(&s).ok_or_else(|| {
+                parse_bound(&s).ok_or_else(|| {
                     TdaSignalError::Validation(format!(
                         "{key}: expected RFC 3339 or an epoch number, got {s:?}"
                     ))

@@ -43,6 +43,16 @@ impl Default for PollingConfig {
     }
 }
 
+impl PollingConfig {
+    /// The shortest and longest interval of a request, in seconds.
+    pub fn interval_bounds_s(&self) -> (f64, f64) {
+        (
+            self.min_interval_ms as f64 / 1000.0,
+            self.max_interval_ms as f64 / 1000.0,
+        )
+    }
+}
+
 /// Runs the active polling jobs this process owns.
 pub type PollingScheduler = Supervisor<PollingJobs>;
 

@@ -166,8 +166,13 @@ fn vietoris_rips(map: &Map<String, Value>, cfg: &TdaConfig) -> Result<Problem, P
         Some(v) => v
             .as_u64()
             .and_then(|m| u32::try_from(m).ok())
-            .filter(|&m| is_prime(m))
-            .ok_or_else(|| invalid("modulus: expected a prime number"))?,
+            .filter(|&m| marketd_tda::is_prime(m) && m <= marketd_tda::MAX_MODULUS)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "modulus: expected a prime number up to {}",
+                    marketd_tda::MAX_MODULUS
+                ))
+            })?,
     };
     let summaries = summary_part(map)?;
     Ok(Problem::VietorisRips {
@@ -250,6 +255,11 @@ fn distance_problem(map: &Map<String, Value>) -> Result<Problem, ProblemError> {
     Ok(Problem::Distance { a, b, metric, p })
 }
 
+/// What a key of `diagrams` may be: a dimension up to
+/// [`marketd_tda::summaries::MAX_DIMENSION`] as Rust reads a `usize`
+/// (optional `+`, leading zeros).
+pub const DIMENSION_KEY_PATTERN: &str = "^[+]?0*(?:[0-9]|[1-5][0-9]|6[0-4])$";
+
 /// `{"0": [[b, d], ...], "1": ...}` as bars per dimension.
 fn diagrams(v: &Value) -> Result<Vec<Vec<Bar>>, ProblemError> {
     let Value::Object(m) = v else {
@@ -262,7 +272,7 @@ fn diagrams(v: &Value) -> Result<Vec<Vec<Bar>>, ProblemError> {
         let dim: usize = k
             .parse()
             .ok()
-            .filter(|d| *d <= 64)
+            .filter(|d| *d <= marketd_tda::summaries::MAX_DIMENSION)
             .ok_or_else(|| invalid(format!("diagrams: {k:?} is not a dimension")))?;
         if out.len() <= dim {
             out.resize(dim + 1, Vec::new());
@@ -407,13 +417,6 @@ fn distance_matrix(v: &Value, cfg: &TdaConfig) -> Result<Data, ProblemError> {
     Data::from_distance_matrix(&parsed).map_err(|e| invalid(format!("distance_matrix: {e}")))
 }
 
-fn is_prime(p: u32) -> bool {
-    p >= 2
-        && (2..)
-            .take_while(|d| d * d <= p)
-            .all(|d| !p.is_multiple_of(d))
-}
-
 /// Simplices of dimension `max_dim + 1` in the complete complex on `n`
 /// vertices, C(n, max_dim + 2): the measure of a problem's size.
 pub fn simplices(n: usize, max_dim: usize) -> f64 {
@@ -492,7 +495,37 @@ mod tests {
         );
         assert_eq!(
             err(json!({"points": [[0]], "modulus": 4})),
-            "modulus: expected a prime number"
+            "modulus: expected a prime number up to 65521"
+        );
+        // A prime the computation cannot take is refused with the request,
+        // not by a job that fails later.
+        assert_eq!(
+            err(json!({"points": [[0]], "modulus": 65537})),
+            "modulus: expected a prime number up to 65521"
+        );
+        assert!(parse(json!({"points": [[0]], "modulus": 65521})).is_ok());
+        // Summary parameters are checked with the request, asked for or not.
+        assert_eq!(
+            err(json!({"points": [[0]], "summaries": ["landscape"], "landscape": {"samples": 0}})),
+            "summaries: landscape.samples: 0 samples: must be between 1 and 10000"
+        );
+        assert_eq!(
+            err(
+                json!({"points": [[0]], "summaries": [], "amplitude": {"metric": "heat", "samples": 513}})
+            ),
+            "summaries: amplitude.samples: 513 samples: images take at most 512 per side"
+        );
+        assert_eq!(
+            err(json!({"points": [[0]], "summaries": [], "silhouette": [null, null]})),
+            "summaries: silhouette: expected an object"
+        );
+        assert_eq!(
+            err(json!({"points": [[0]], "summaries": [], "dims": [65]})),
+            "summaries: dims: dimension 65: at most 64"
+        );
+        assert_eq!(
+            err(json!({"points": [[0]], "summaries": ["nope"]})),
+            "summaries: summaries[0]: unknown summary \"nope\" (expected one of landscape, silhouette, betti-curve, persistence-image, entropy, amplitude)"
         );
         assert_eq!(
             err(json!({"points": [[0]], "threshold": -1})),
@@ -524,6 +557,39 @@ mod tests {
             e,
             ProblemError::TooLarge("points: 3 rows (at most 2)".into())
         );
+    }
+
+    #[test]
+    fn the_dimension_key_pattern_agrees_with_the_parser() {
+        let re = regex::Regex::new(DIMENSION_KEY_PATTERN).unwrap();
+        for k in [
+            "0",
+            "1",
+            "9",
+            "10",
+            "59",
+            "60",
+            "64",
+            "+3",
+            "007",
+            "+0064",
+            "65",
+            "70",
+            "99",
+            "100",
+            "",
+            "+",
+            "-1",
+            "-0",
+            " 1",
+            "1 ",
+            "1.0",
+            "a",
+            "18446744073709551616",
+        ] {
+            let parsed = diagrams(&json!({ k: [] })).is_ok();
+            assert_eq!(parsed, re.is_match(k), "{k:?}");
+        }
     }
 
     #[test]

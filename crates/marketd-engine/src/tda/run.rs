@@ -12,12 +12,23 @@ pub use marketd_tda::{Control, Stage};
 /// Checks the summary part of a request (names and parameters) without
 /// computing anything.
 pub fn check_summaries(spec: &Map<String, Value>) -> Result<(), ProblemError> {
-    summary_spec(spec).map(|_| ())
+    summary_spec(spec)?
+        .validate()
+        .map_err(|e| ProblemError::Invalid(format!("summaries: {e}")))
 }
 
 fn summary_spec(
     spec: &Map<String, Value>,
 ) -> Result<marketd_tda::summaries::SummarySpec, ProblemError> {
+    // serde reads a struct from an array too (`"landscape": [5, 100]`):
+    // the parameters are objects, as documented.
+    for (k, v) in spec {
+        if k != "summaries" && k != "dims" && !(v.is_object() || v.is_null()) {
+            return Err(ProblemError::Invalid(format!(
+                "summaries: {k}: expected an object"
+            )));
+        }
+    }
     serde_json::from_value(Value::Object(spec.clone()))
         .map_err(|e| ProblemError::Invalid(format!("summaries: {e}")))
 }

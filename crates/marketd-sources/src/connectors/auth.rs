@@ -233,12 +233,38 @@ impl UpstreamAuth {
         copy
     }
 
+    /// The secrets sent as (part of) a header value, by field.
+    fn header_secrets(&self) -> Vec<(&'static str, &Secret)> {
+        match self {
+            UpstreamAuth::ApiKey {
+                value,
+                location: KeyLocation::Header,
+                ..
+            } => vec![("value", value)],
+            UpstreamAuth::Bearer { token } => vec![("token", token)],
+            UpstreamAuth::HmacBinance { api_key, .. } => vec![("api_key", api_key)],
+            UpstreamAuth::HmacOkx {
+                api_key,
+                passphrase,
+                ..
+            } => vec![("api_key", api_key), ("passphrase", passphrase)],
+            _ => vec![],
+        }
+    }
+
     /// Checks what can be checked without a request: no empty secret, a
-    /// valid header name for a header key. Errors name the field.
+    /// valid header name for a header key, valid header values for the
+    /// secrets sent in headers (so a request is never refused for them
+    /// later). Errors name the field.
     pub fn validate(&self) -> Result<(), AuthError> {
         for (field, s) in self.secrets() {
             if s.is_empty() {
                 return Err(AuthError::Empty { field });
+            }
+        }
+        for (field, s) in self.header_secrets() {
+            if HeaderValue::from_str(s.expose()).is_err() {
+                return Err(AuthError::InvalidHeaderValue { field });
             }
         }
         match self {
@@ -618,5 +644,31 @@ mod tests {
             Err(AuthError::InvalidHeaderName(_))
         ));
         assert_eq!(UpstreamAuth::None.validate(), Ok(()));
+        // A secret sent in a header must be a header value: refused when
+        // the connector is defined, not on its every request.
+        let bearer = UpstreamAuth::Bearer {
+            token: Secret::new("a\nb"),
+        };
+        assert_eq!(
+            bearer.validate(),
+            Err(AuthError::InvalidHeaderValue { field: "token" })
+        );
+        let in_query = UpstreamAuth::ApiKey {
+            name: "token".into(),
+            value: Secret::new("a\nb"),
+            location: KeyLocation::Query,
+        };
+        assert_eq!(in_query.validate(), Ok(()));
+        let okx = UpstreamAuth::HmacOkx {
+            api_key: Secret::new("k"),
+            secret: Secret::new("s\u{7f}"),
+            passphrase: Secret::new("p\u{1}"),
+        };
+        assert_eq!(
+            okx.validate(),
+            Err(AuthError::InvalidHeaderValue {
+                field: "passphrase"
+            })
+        );
     }
 }

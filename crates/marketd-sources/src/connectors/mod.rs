@@ -24,7 +24,7 @@ pub use mapping::{
     TsUnit,
 };
 pub use request::{
-    FetchError, FetchOutcome, FieldError, HttpMethod, RequestSpec, ResponseClass, ValidationErrors,
-    classify, fetch_once, parse_retry_after,
+    FetchError, FetchOutcome, FieldError, HttpMethod, MAX_TIMEOUT, MIN_TIMEOUT, RequestSpec,
+    ResponseClass, ValidationErrors, classify, fetch_once, parse_retry_after,
 };
 pub use retry::{Fetched, HostLimiters, HostRate, RetryPolicy, fetch_with_retry, host_key};

@@ -37,6 +37,8 @@ use serde_json::{Map, Value, json};
 use crate::barcode::{Bar, Barcode};
 use crate::error::Error;
 
+/// Highest homology dimension a summary request may name (as diagrams may).
+pub const MAX_DIMENSION: usize = 64;
 /// Most grid points of a one-dimensional summary.
 pub const MAX_SAMPLES: usize = 10_000;
 /// Most landscape levels.
@@ -182,6 +184,92 @@ pub struct SummarySpec {
     pub dims: Option<Vec<usize>>,
 }
 
+impl SummarySpec {
+    /// Checks every name and every parameter given, whether or not its
+    /// summary is asked for, without computing anything: what
+    /// [`summarize`] would refuse, it refuses first, so a request is
+    /// refused when it is made, never when it runs. The error names the
+    /// field.
+    pub fn validate(&self) -> Result<(), Error> {
+        for (i, name) in self.summaries.iter().enumerate() {
+            if !SUMMARIES.contains(&name.as_str()) {
+                return Err(Error::spec(
+                    format!("summaries[{i}]"),
+                    format!(
+                        "unknown summary {name:?} (expected one of {})",
+                        SUMMARIES.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(dims) = &self.dims {
+            if dims.len() > 64 {
+                return Err(Error::spec("dims", "at most 64 dimensions"));
+            }
+            if let Some(d) = dims.iter().find(|&&d| d > MAX_DIMENSION) {
+                return Err(Error::spec(
+                    "dims",
+                    format!("dimension {d}: at most {MAX_DIMENSION}"),
+                ));
+            }
+        }
+        let given = |n: Option<usize>, field: &str| n.map(|n| samples(Some(n), field)).transpose();
+        let layers = |k: Option<usize>, field: &str| match k {
+            Some(k) if k == 0 || k > MAX_LAYERS => Err(Error::spec(
+                field,
+                format!("{k} layers: must be between 1 and {MAX_LAYERS}"),
+            )),
+            _ => Ok(()),
+        };
+        let positive_given =
+            |x: Option<f64>, field: &str| x.map(|x| positive(Some(x), x, field)).transpose();
+        if let Some(p) = &self.landscape {
+            given(p.samples, "landscape.samples")?;
+            layers(p.layers, "landscape.layers")?;
+        }
+        if let Some(p) = &self.silhouette {
+            given(p.samples, "silhouette.samples")?;
+            positive_given(p.power, "silhouette.power")?;
+        }
+        if let Some(p) = &self.betti_curve {
+            given(p.samples, "betti_curve.samples")?;
+        }
+        if let Some(p) = &self.persistence_image {
+            positive_given(p.sigma, "persistence_image.sigma")?;
+            positive_given(p.weight_power, "persistence_image.weight_power")?;
+            if let Some([w, h]) = p.pixels
+                && (w == 0 || h == 0 || w > MAX_PIXELS || h > MAX_PIXELS)
+            {
+                return Err(Error::spec(
+                    "persistence_image.pixels",
+                    format!("{w}x{h} pixels: each side must be between 1 and {MAX_PIXELS}"),
+                ));
+            }
+        }
+        if let Some(p) = &self.amplitude {
+            if let Some(x) = p.p {
+                order(Some(x), "amplitude.p")?;
+            }
+            given(p.samples, "amplitude.samples")?;
+            layers(p.layers, "amplitude.layers")?;
+            positive_given(p.sigma, "amplitude.sigma")?;
+            positive_given(p.power, "amplitude.power")?;
+            if matches!(
+                p.metric,
+                Some(AmplitudeMetric::Heat | AmplitudeMetric::PersistenceImage)
+            ) && let Some(n) = p.samples
+                && n > MAX_PIXELS
+            {
+                return Err(Error::spec(
+                    "amplitude.samples",
+                    format!("{n} samples: images take at most {MAX_PIXELS} per side"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The summary names of [`SummarySpec::summaries`].
 pub const SUMMARIES: [&str; 6] = [
     "landscape",
@@ -241,6 +329,7 @@ fn nums(v: &[f64]) -> Value {
 /// undefined (no bar of positive length). Unknown names or bad parameters give
 /// [`Error::Spec`] naming the field.
 pub fn summarize(barcode: &Barcode, spec: &SummarySpec) -> Result<Map<String, Value>, Error> {
+    spec.validate()?;
     let dims: Vec<usize> = match &spec.dims {
         Some(d) => {
             if d.len() > 64 {
