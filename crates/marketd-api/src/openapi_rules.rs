@@ -38,8 +38,7 @@ use serde_json::{Map, Value, json};
 
 /// The characters `str::trim` removes, as a class body (as in
 /// `marketd_model::SYMBOL_PATTERN`).
-const WS: &str =
-    r"\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+const WS: &str = marketd_model::white_space_class!();
 /// A symbol character that may start or end it, and one that may stand
 /// anywhere inside a part (between separators).
 const SYM_EDGE: &str = "[A-Za-z0-9=^]";

@@ -14,7 +14,8 @@ const QUOTES: &[&str] = &[
 pub const SYMBOL_MAX_CHARS: usize = 32;
 
 /// The characters [`str::trim`] removes (Unicode `White_Space`), as the
-/// body of a regular-expression class.
+/// body of a regular-expression class (a macro, for `concat!`).
+#[macro_export]
 macro_rules! white_space_class {
     () => {
         r"\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
