@@ -414,7 +414,8 @@ async fn run_checks(mut conn: ConnectionManager, url: Arc<str>, batch: Vec<Check
 /// One pipeline for a batch of latest-price reads: one `HGET` and `PTTL` per
 /// distinct key, its value decoded once and given to every read of that
 /// key. With `tracking`, the pipeline first (re-)enables the invalidation
-/// messages on the connection it is sent on, which may be a new one.
+/// messages on the connection it is sent on, which may be a new one, for
+/// these reads only.
 async fn run_reads(mut conn: ConnectionManager, url: Arc<str>, batch: Vec<Read>, tracking: bool) {
     let mut keys: Vec<&str> = Vec::new();
     let mut which = Vec::with_capacity(batch.len());
@@ -429,10 +430,21 @@ async fn run_reads(mut conn: ConnectionManager, url: Arc<str>, batch: Vec<Read>,
         which.push(i);
     }
     let mut pipe = redis::pipe();
+    // OPTIN: only the reads marked by `CLIENT CACHING YES` are tracked. By
+    // default Redis would also track the keys the limiter's script reads on
+    // this connection, and every check anywhere would then push an
+    // invalidation of a key the copy never holds.
     if tracking {
-        pipe.cmd("CLIENT").arg("TRACKING").arg("ON").ignore();
+        pipe.cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .arg("OPTIN")
+            .ignore();
     }
     for k in &keys {
+        if tracking {
+            pipe.cmd("CLIENT").arg("CACHING").arg("YES").ignore();
+        }
         pipe.hget(*k, "v").pttl(*k);
     }
     let answer: redis::RedisResult<Vec<Value>> = pipe.query_async(&mut conn).await;
