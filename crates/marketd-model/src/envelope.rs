@@ -154,7 +154,8 @@ impl Event {
 /// ```
 ///
 /// Reading an envelope decodes the payload directly from its JSON text (no
-/// buffering through serde's generic content), so decimals keep every digit.
+/// buffering through serde's generic content), so decimals keep every digit,
+/// and in one pass when `kind` comes before `payload`, as marketd writes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Envelope {
     pub schema_version: u16,
@@ -168,36 +169,128 @@ pub struct Envelope {
 
 impl<'de> Deserialize<'de> for Envelope {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_struct("Envelope", ENVELOPE_FIELDS, EnvelopeVisitor)
+    }
+}
+
+const ENVELOPE_FIELDS: &[&str] = &[
+    "schema_version",
+    "id",
+    "key",
+    "produced_at",
+    "kind",
+    "payload",
+];
+
+/// The envelope's fields; others are ignored (a newer producer may add some).
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum EnvelopeField {
+    SchemaVersion,
+    Id,
+    Key,
+    ProducedAt,
+    Kind,
+    Payload,
+    #[serde(other)]
+    Other,
+}
+
+/// Reads an envelope in one pass. Producers write `kind` before `payload`,
+/// so the payload is decoded straight into its type as it is read; a
+/// payload that comes first is kept as JSON text and decoded once the kind
+/// is known.
+struct EnvelopeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a marketd envelope")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
         use serde::de::Error as _;
-        #[derive(Deserialize)]
-        struct Wire {
-            schema_version: u16,
-            id: Uuid,
-            key: String,
-            produced_at: i64,
-            kind: EventKind,
-            payload: Box<serde_json::value::RawValue>,
+        fn once<T, E: serde::de::Error>(
+            slot: &mut Option<T>,
+            v: T,
+            name: &'static str,
+        ) -> Result<(), E> {
+            match slot.replace(v) {
+                None => Ok(()),
+                Some(_) => Err(E::duplicate_field(name)),
+            }
         }
-        let w = Wire::deserialize(d)?;
-        let text = w.payload.get();
-        let event = match w.kind {
-            EventKind::Tick => serde_json::from_str(text).map(Event::Tick),
-            EventKind::Bar => serde_json::from_str(text).map(Event::Bar),
-            EventKind::Indicator => serde_json::from_str(text).map(Event::Indicator),
-            EventKind::PriceRequest => serde_json::from_str(text).map(Event::PriceRequest),
-            EventKind::PollingJob => serde_json::from_str(text).map(Event::PollingJob),
-            EventKind::Connector => serde_json::from_str(text).map(Event::Connector),
-            EventKind::ConnectorStatus => serde_json::from_str(text).map(Event::ConnectorStatus),
-            EventKind::Job => serde_json::from_str(text).map(Event::Job),
-            EventKind::TdaSignal => serde_json::from_str(text).map(Event::TdaSignal),
+        let mut schema_version = None;
+        let mut id = None;
+        let mut key = None;
+        let mut produced_at = None;
+        let mut kind: Option<EventKind> = None;
+        let mut event: Option<Event> = None;
+        let mut early_payload: Option<Box<serde_json::value::RawValue>> = None;
+        while let Some(field) = map.next_key::<EnvelopeField>()? {
+            match field {
+                EnvelopeField::SchemaVersion => {
+                    once(&mut schema_version, map.next_value()?, "schema_version")?
+                }
+                EnvelopeField::Id => once(&mut id, map.next_value::<Uuid>()?, "id")?,
+                EnvelopeField::Key => once(&mut key, map.next_value::<String>()?, "key")?,
+                EnvelopeField::ProducedAt => {
+                    once(&mut produced_at, map.next_value::<i64>()?, "produced_at")?
+                }
+                EnvelopeField::Kind => once(&mut kind, map.next_value()?, "kind")?,
+                EnvelopeField::Payload => {
+                    if event.is_some() || early_payload.is_some() {
+                        return Err(A::Error::duplicate_field("payload"));
+                    }
+                    match kind {
+                        Some(k) => event = Some(map.next_value_seed(PayloadSeed(k))?),
+                        None => early_payload = Some(map.next_value()?),
+                    }
+                }
+                EnvelopeField::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
         }
-        .map_err(|e| D::Error::custom(format!("invalid {:?} payload: {e}", w.kind)))?;
+        let kind = kind.ok_or_else(|| A::Error::missing_field("kind"))?;
+        let event = match (event, early_payload) {
+            (Some(event), _) => event,
+            (None, Some(raw)) => {
+                let mut d = serde_json::Deserializer::from_str(raw.get());
+                serde::de::DeserializeSeed::deserialize(PayloadSeed(kind), &mut d)
+                    .map_err(|e| A::Error::custom(format!("invalid {kind:?} payload: {e}")))?
+            }
+            (None, None) => return Err(A::Error::missing_field("payload")),
+        };
         Ok(Envelope {
-            schema_version: w.schema_version,
-            id: w.id,
-            key: w.key,
-            produced_at: w.produced_at,
+            schema_version: schema_version
+                .ok_or_else(|| A::Error::missing_field("schema_version"))?,
+            id: id.ok_or_else(|| A::Error::missing_field("id"))?,
+            key: key.ok_or_else(|| A::Error::missing_field("key"))?,
+            produced_at: produced_at.ok_or_else(|| A::Error::missing_field("produced_at"))?,
             event,
+        })
+    }
+}
+
+/// Decodes a payload of a known kind into its event.
+struct PayloadSeed(EventKind);
+
+impl<'de> serde::de::DeserializeSeed<'de> for PayloadSeed {
+    type Value = Event;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Event, D::Error> {
+        Ok(match self.0 {
+            EventKind::Tick => Event::Tick(Deserialize::deserialize(d)?),
+            EventKind::Bar => Event::Bar(Deserialize::deserialize(d)?),
+            EventKind::Indicator => Event::Indicator(Deserialize::deserialize(d)?),
+            EventKind::PriceRequest => Event::PriceRequest(Deserialize::deserialize(d)?),
+            EventKind::PollingJob => Event::PollingJob(Deserialize::deserialize(d)?),
+            EventKind::Connector => Event::Connector(Deserialize::deserialize(d)?),
+            EventKind::ConnectorStatus => Event::ConnectorStatus(Deserialize::deserialize(d)?),
+            EventKind::Job => Event::Job(Deserialize::deserialize(d)?),
+            EventKind::TdaSignal => Event::TdaSignal(Deserialize::deserialize(d)?),
         })
     }
 }
@@ -274,5 +367,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid Tick payload"), "{err}");
+    }
+
+    #[test]
+    fn envelopes_are_read_in_either_field_order_and_refuse_what_is_not_one() {
+        let env = tick_envelope(
+            "ETH-USDT",
+            "binance",
+            TickKind::Trade,
+            ["2500.5", "0.25"],
+            T0,
+        );
+        let text = serde_json::to_string(&env).unwrap();
+        // marketd writes the kind before the payload (read in one pass).
+        assert!(text.find(r#""kind""#) < text.find(r#""payload""#), "{text}");
+        assert_eq!(serde_json::from_str::<Envelope>(&text).unwrap(), env);
+        // A field a newer producer adds is ignored, wherever it is.
+        let extra = text.replacen('{', r#"{"trace":{"a":[1,2]},"#, 1);
+        assert_eq!(serde_json::from_str::<Envelope>(&extra).unwrap(), env);
+        // An invalid payload after its kind names the field.
+        let bad = text.replace(r#""size":0.25"#, r#""size":[1]"#);
+        let err = serde_json::from_str::<Envelope>(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("decimal"), "{err}");
+        // A payload of the wrong kind is refused.
+        let wrong = text.replace(r#""kind":"tick""#, r#""kind":"bar""#);
+        assert!(serde_json::from_str::<Envelope>(&wrong).is_err());
+        // Repeated and missing fields are refused.
+        let twice = text.replacen('{', r#"{"kind":"tick","#, 1);
+        let err = serde_json::from_str::<Envelope>(&twice)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("duplicate field `kind`"), "{err}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for field in ENVELOPE_FIELDS {
+            let mut missing = v.clone();
+            missing.as_object_mut().unwrap().remove(*field);
+            let err = serde_json::from_value::<Envelope>(missing)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("missing field `{field}`")),
+                "{field}: {err}"
+            );
+        }
     }
 }
