@@ -14,8 +14,10 @@ use marketd_bus::{AnyBus, AnyConsumer, Bus, Consumer, Delivery};
 use marketd_model::{Event, Topic};
 use marketd_store::AnyStore;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
@@ -55,19 +57,31 @@ pub trait Sink: Send + Sync {
     fn group(&self) -> String {
         format!("store-{}", self.topic())
     }
+    /// Batches this sink may have written at once. More than one only where
+    /// the order of writes cannot matter (inserts that ignore what is
+    /// stored): an upsert written out of order could put an older version
+    /// of a row over a newer one.
+    fn writes_in_flight(&self) -> usize {
+        1
+    }
 }
 
 /// Every sink the engine runs.
 pub const SINKS: &[&dyn Sink] = &[
-    &Table::new(Topic::Ticks, "ticks", tables::ticks),
+    &Table::new(Topic::Ticks, "ticks", tables::ticks).order_free(),
     &Table::new(Topic::Bars, "bars", tables::bars),
     &Table::new(Topic::Indicators, "indicators", tables::indicators),
     &Table::new(
         Topic::PriceRequests,
         "price_requests",
         tables::price_requests,
-    ),
+    )
+    .order_free(),
 ];
+
+/// Writes in flight of an order-free sink: a store server (PostgreSQL) then
+/// works on one batch while the next is sent on another connection.
+const ORDER_FREE_IN_FLIGHT: usize = 2;
 
 /// A row type carried by one [`Event`] variant.
 pub trait Carried: Clone + Send + Sync + 'static {
@@ -86,6 +100,7 @@ pub struct Table<T> {
     topic: Topic,
     table: &'static str,
     store: StoreRows<T>,
+    in_flight: usize,
 }
 
 impl<T> Table<T> {
@@ -94,7 +109,15 @@ impl<T> Table<T> {
             topic,
             table,
             store,
+            in_flight: 1,
         }
+    }
+
+    /// The table's writes only insert rows not stored yet, so batches may be
+    /// written concurrently in any order.
+    pub const fn order_free(mut self) -> Self {
+        self.in_flight = ORDER_FREE_IN_FLIGHT;
+        self
     }
 }
 
@@ -105,6 +128,10 @@ impl<T: Carried> Sink for Table<T> {
 
     fn table(&self) -> &'static str {
         self.table
+    }
+
+    fn writes_in_flight(&self) -> usize {
+        self.in_flight
     }
 
     fn write<'a>(
@@ -159,6 +186,11 @@ impl From<marketd_bus::Result<usize>> for Step {
 
 /// Runs `sink` until its topic is closed and drained; everything received is
 /// written before it returns.
+///
+/// Batches are written while the next ones are received: each write runs
+/// as a task of its own, up to [`Sink::writes_in_flight`] at once, and a
+/// batch's offsets are committed once it and every batch received before
+/// it are written (never before: at-least-once, in the order received).
 pub async fn run(
     sink: &'static dyn Sink,
     mut consumer: AnyConsumer,
@@ -166,16 +198,23 @@ pub async fn run(
     cfg: WriterConfig,
 ) {
     let flush_every = Duration::from_millis(cfg.flush_interval_ms.max(1));
+    let in_flight = sink.writes_in_flight().max(1);
     let mut pending: Vec<Delivery> = Vec::with_capacity(cfg.batch_size);
     let mut deadline: Option<Instant> = None;
+    // Writes in the order their batches were received.
+    let mut writing: VecDeque<JoinHandle<Vec<Delivery>>> = VecDeque::with_capacity(in_flight);
     loop {
         let room = cfg.batch_size.saturating_sub(pending.len()).max(1);
-        let receive = consumer.recv_batch(&mut pending, room);
-        let step = match deadline {
-            Some(at) => tokio::time::timeout_at(at, receive)
-                .await
-                .map_or(Step::FlushDue, Step::from),
-            None => Step::from(receive.await),
+        let step = tokio::select! {
+            // The oldest write is committed as soon as it completes, even
+            // while the topic is quiet. Receiving is cancel-safe: nothing
+            // is taken from the consumer by a receive that did not complete.
+            written = async { writing.front_mut().expect("guarded").await }, if !writing.is_empty() => {
+                writing.pop_front();
+                commit(sink, &mut consumer, written).await;
+                continue;
+            }
+            step = receive(&mut consumer, &mut pending, room, deadline) => step,
         };
         let flush_now = match &step {
             Step::Drained | Step::FlushDue => true,
@@ -190,16 +229,65 @@ pub async fn run(
             }
         };
         if flush_now && !pending.is_empty() {
-            write_until_durable(sink, &store, &pending).await;
-            if let Err(e) = consumer.commit(&pending).await {
-                tracing::warn!(sink = sink.table(), error = %e, "commit failed; batch may be redelivered");
+            while writing.len() >= in_flight {
+                let oldest = writing.pop_front().expect("non-empty");
+                commit(sink, &mut consumer, oldest.await).await;
             }
-            pending.clear();
+            let batch = std::mem::replace(&mut pending, Vec::with_capacity(cfg.batch_size));
+            let store = store.clone();
+            writing.push_back(tokio::spawn(async move {
+                write_until_durable(sink, &store, &batch).await;
+                batch
+            }));
             deadline = None;
         }
         if let Step::Drained = step {
+            while let Some(write) = writing.pop_front() {
+                commit(sink, &mut consumer, write.await).await;
+            }
             tracing::debug!(sink = sink.table(), "sink drained");
             return;
+        }
+    }
+}
+
+/// Waits for deliveries until `deadline` (when a batch is pending).
+async fn receive(
+    consumer: &mut AnyConsumer,
+    pending: &mut Vec<Delivery>,
+    room: usize,
+    deadline: Option<Instant>,
+) -> Step {
+    let receive = consumer.recv_batch(pending, room);
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, receive)
+            .await
+            .map_or(Step::FlushDue, Step::from),
+        None => Step::from(receive.await),
+    }
+}
+
+/// Commits a batch whose write completed. A write task that panicked takes
+/// the sink down with it, as a write in the sink's own task did: committing
+/// the batches after it would move the group's offsets past a batch that was
+/// never stored.
+async fn commit(
+    sink: &dyn Sink,
+    consumer: &mut AnyConsumer,
+    written: Result<Vec<Delivery>, tokio::task::JoinError>,
+) {
+    match written {
+        Ok(batch) => {
+            if let Err(e) = consumer.commit(&batch).await {
+                tracing::warn!(sink = sink.table(), error = %e, "commit failed; batch may be redelivered");
+            }
+        }
+        Err(e) => {
+            tracing::error!(sink = sink.table(), error = %e, "store write task failed; batch not committed");
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+            panic!("store write task of {} was cancelled", sink.table());
         }
     }
 }
