@@ -33,6 +33,11 @@
 
 mod common;
 
+/// The allocator the `marketd` binary ships with (its `main.rs`), so CPU
+/// per tick is what production spends.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use marketd_bus::{AnyBus, Bus, BusOptions, Consumer};
 use marketd_engine::feeds::{PUBLISH_WINDOW, TickPublisher};
 use marketd_model::{Envelope, Event, Tick, Topic};
@@ -284,6 +289,15 @@ async fn kafka_bus(brokers: &str, n: usize) {
     );
 }
 
+/// The consumer groups of the worker and their topics.
+const GROUPS: [(Topic, &str); 5] = [
+    (Topic::Ticks, "store-ticks"),
+    (Topic::Ticks, "aggregator"),
+    (Topic::Ticks, "latest-cache"),
+    (Topic::Bars, "store-bars"),
+    (Topic::Indicators, "store-indicators"),
+];
+
 /// Readers of the committed offsets of every group of the worker: the
 /// ticks (writer, aggregator, cache), and the bars and averages the
 /// aggregator derived from them (their sinks). Made once per run, polled
@@ -294,14 +308,7 @@ struct Progress {
 
 impl Progress {
     fn new(brokers: &str, prefix: &str) -> Progress {
-        let groups = [
-            (Topic::Ticks, "store-ticks"),
-            (Topic::Ticks, "aggregator"),
-            (Topic::Ticks, "latest-cache"),
-            (Topic::Bars, "store-bars"),
-            (Topic::Indicators, "store-indicators"),
-        ];
-        let readers = groups
+        let readers = GROUPS
             .iter()
             .map(|(topic, group)| {
                 let reader: BaseConsumer = ClientConfig::new()
@@ -316,33 +323,54 @@ impl Progress {
         Progress { readers }
     }
 
-    /// True once every group has committed the whole of its topic.
-    fn all_committed(&self) -> bool {
-        let timeout = Duration::from_secs(5);
-        self.readers.iter().all(|(name, reader)| {
-            let Ok(meta) = reader.fetch_metadata(Some(name), timeout) else {
-                return false;
-            };
-            let partitions = meta.topics()[0].partitions().len() as i32;
-            let mut tpl = TopicPartitionList::new();
-            for p in 0..partitions {
-                tpl.add_partition(name, p);
-            }
-            let Ok(committed) = reader.committed_offsets(tpl, timeout) else {
-                return false;
-            };
-            (0..partitions).all(|p| {
-                let high = reader
-                    .fetch_watermarks(name, p, timeout)
-                    .map(|(_, h)| h)
-                    .unwrap_or(i64::MAX);
-                let done = match committed.find_partition(name, p).map(|e| e.offset()) {
-                    Some(Offset::Offset(o)) => o,
-                    _ => 0,
-                };
-                done >= high
-            })
+    /// Per group (in the order of [`GROUPS`]): whether it has committed
+    /// anything, and whether it has committed the whole of its topic. The
+    /// groups are asked at once, one thread each: asked one after another
+    /// (five rounds of metadata, committed offsets and watermarks) a poll
+    /// took long enough to add a visible delay to the measured end.
+    fn committed(&self) -> Vec<(bool, bool)> {
+        std::thread::scope(|scope| {
+            let asked: Vec<_> = self
+                .readers
+                .iter()
+                .map(|(name, reader)| scope.spawn(move || Self::group(name, reader)))
+                .collect();
+            asked
+                .into_iter()
+                .map(|a| a.join().unwrap_or((false, false)))
+                .collect()
         })
+    }
+
+    fn group(name: &str, reader: &BaseConsumer) -> (bool, bool) {
+        let timeout = Duration::from_secs(5);
+        let Ok(meta) = reader.fetch_metadata(Some(name), timeout) else {
+            return (false, false);
+        };
+        let partitions = meta.topics()[0].partitions().len() as i32;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(name, p);
+        }
+        let Ok(committed) = reader.committed_offsets(tpl, timeout) else {
+            return (false, false);
+        };
+        let started = committed
+            .elements()
+            .iter()
+            .any(|e| matches!(e.offset(), Offset::Offset(o) if o > 0));
+        let done = (0..partitions).all(|p| {
+            let high = reader
+                .fetch_watermarks(name, p, timeout)
+                .map(|(_, h)| h)
+                .unwrap_or(i64::MAX);
+            let done = match committed.find_partition(name, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => 0,
+            };
+            done >= high
+        });
+        (started, done)
     }
 }
 
@@ -351,14 +379,46 @@ impl Progress {
 /// every few milliseconds would charge PostgreSQL's CPU for the observer
 /// (a sequential scan per poll), not for the pipeline. The store sink
 /// commits only after its writes are durable, so the count is a check.
-async fn wait_drained(progress: Arc<Progress>, store: &AnyStore, n: usize) {
+async fn wait_drained(progress: &Arc<Progress>, store: &AnyStore, n: usize, started: Instant) {
+    // Per group: when it first committed, and when it had committed all.
+    let mut seen: Vec<(Option<Duration>, Option<Duration>)> = vec![(None, None); GROUPS.len()];
+    // The longest poll: how late the end of a run can be seen.
+    let mut slowest = Duration::ZERO;
     loop {
         let p = progress.clone();
-        if tokio::task::spawn_blocking(move || p.all_committed())
+        let asked = Instant::now();
+        let state = tokio::task::spawn_blocking(move || p.committed())
             .await
-            .unwrap()
+            .unwrap();
+        slowest = slowest.max(asked.elapsed());
+        for ((first, last), (began, done)) in seen.iter_mut().zip(&state) {
+            if *began && first.is_none() {
+                *first = Some(started.elapsed());
+            }
+            // The last time it caught up: bars come after the ticks.
+            match (*done, &last) {
+                (true, None) => *last = Some(started.elapsed()),
+                (false, Some(_)) => *last = None,
+                _ => {}
+            }
+        }
+        if state.iter().all(|(_, done)| *done)
             && store.count_ticks(None).await.unwrap() as usize >= n
         {
+            // Which consumer group bounds the run, and how long the groups
+            // took to join and make their first batch durable.
+            let secs =
+                |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64()));
+            println!(
+                "           groups (first commit / all committed, s; polled in at most {:.0} ms): {}",
+                slowest.as_secs_f64() * 1e3,
+                GROUPS
+                    .iter()
+                    .zip(&seen)
+                    .map(|((_, g), (first, last))| format!("{g} {}/{}", secs(*first), secs(*last)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -412,8 +472,10 @@ async fn ingest(brokers: &str, pg: &str, n: usize, drain: bool) -> f64 {
         let started = Instant::now();
         (engine, publish(batches).await, started)
     };
-    wait_drained(progress, &store, n).await;
+    wait_drained(&progress, &store, n, started).await;
     let elapsed = started.elapsed();
+    // Dropped only now: closing its readers takes librdkafka a while.
+    drop(progress);
     let cpu = cpu.per_item(n);
     let what = if drain {
         "drain  N ticks waiting on Kafka"
