@@ -832,6 +832,35 @@ mod tests {
     }
 
     #[test]
+    fn short_secrets_are_masked_as_tokens_long_ones_anywhere() {
+        let secrets = vec!["a-long-secret".to_string(), "s".to_string()];
+        // A long secret is masked even inside a word.
+        assert_eq!(mask_secrets("xa-long-secretx", &secrets), "x***x");
+        // A one-letter secret leaves words alone and masks the token.
+        assert_eq!(
+            mask_secrets("upstream said: key=s&sig=s, token s.", &secrets),
+            "upstream said: key=***&sig=***, token ***."
+        );
+        assert_eq!(mask_secrets("s", &secrets), "***");
+        assert_eq!(mask_secrets("?key%3Ds%26", &secrets), "?key%3D***%26");
+        assert_eq!(mask_secrets("ss sss", &secrets), "ss sss");
+        // Multi-byte text around a short secret.
+        assert_eq!(mask_secrets("é s é", &secrets), "é *** é");
+        // Basic auth's encoding is a secret of its own and masked whole.
+        let basic = preview_secrets(&rest(
+            json!({"type": "basic", "username": "u", "password": "p"}),
+        ));
+        assert_eq!(basic, ["h-secret", "dTpw", "p"]);
+        assert_eq!(
+            mask_secrets(
+                "Basic dTpw; password p; X-Custom: h-secret; upstream",
+                &basic
+            ),
+            "Basic ***; password ***; X-Custom: ***; upstream"
+        );
+    }
+
+    #[test]
     fn secrets_are_split_out_and_merged_back() {
         let mut spec = check(rest(
             json!({"type": "hmac_okx", "api_key": "k", "secret": "s", "passphrase": "p"}),
@@ -1297,12 +1326,49 @@ fn preview_secrets(spec: &Value) -> Vec<String> {
     out
 }
 
+/// Secrets at least this long are masked wherever they appear. A shorter one
+/// is masked only where it stands as a token of its own: a one-letter secret
+/// masked inside every word would garble the whole answer ("upstream" shown
+/// as "up***tream") while hiding nothing a reader could not guess anyway.
+const MASK_ANYWHERE_LEN: usize = 8;
+
 fn mask_secrets(text: &str, secrets: &[String]) -> String {
     let mut text = text.to_string();
     for s in secrets {
-        if text.contains(s.as_str()) {
-            text = text.replace(s.as_str(), REDACTED);
+        if !text.contains(s.as_str()) {
+            continue;
         }
+        if s.chars().count() >= MASK_ANYWHERE_LEN {
+            text = text.replace(s.as_str(), REDACTED);
+            continue;
+        }
+        let mut masked = String::with_capacity(text.len());
+        let mut copied = 0;
+        for (at, _) in text.match_indices(s.as_str()) {
+            if !stands_alone(&text, at, at + s.len()) {
+                continue;
+            }
+            masked.push_str(&text[copied..at]);
+            masked.push_str(REDACTED);
+            copied = at + s.len();
+        }
+        masked.push_str(&text[copied..]);
+        text = masked;
     }
     text
+}
+
+/// Whether `text[start..end]` has no letter or digit right before or after
+/// it. A percent-escape just before it (`key%3Ds`) is a boundary too: the
+/// escape's last hex digit is not part of the secret's word.
+fn stands_alone(text: &str, start: usize, end: usize) -> bool {
+    let before = &text[..start];
+    let escaped = before.len() >= 3
+        && before.is_char_boundary(before.len() - 3)
+        && before[before.len() - 3..].starts_with('%')
+        && before[before.len() - 2..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit());
+    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    (escaped || !word(before.chars().next_back())) && !word(text[end..].chars().next())
 }
