@@ -14,7 +14,6 @@ use marketd_bus::{AnyBus, AnyConsumer, Bus, Consumer, Delivery};
 use marketd_model::{Event, Topic};
 use marketd_store::AnyStore;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -57,31 +56,19 @@ pub trait Sink: Send + Sync {
     fn group(&self) -> String {
         format!("store-{}", self.topic())
     }
-    /// Batches this sink may have written at once. More than one only where
-    /// the order of writes cannot matter (inserts that ignore what is
-    /// stored): an upsert written out of order could put an older version
-    /// of a row over a newer one.
-    fn writes_in_flight(&self) -> usize {
-        1
-    }
 }
 
 /// Every sink the engine runs.
 pub const SINKS: &[&dyn Sink] = &[
-    &Table::new(Topic::Ticks, "ticks", tables::ticks).order_free(),
+    &Table::new(Topic::Ticks, "ticks", tables::ticks),
     &Table::new(Topic::Bars, "bars", tables::bars),
     &Table::new(Topic::Indicators, "indicators", tables::indicators),
     &Table::new(
         Topic::PriceRequests,
         "price_requests",
         tables::price_requests,
-    )
-    .order_free(),
+    ),
 ];
-
-/// Writes in flight of an order-free sink: a store server (PostgreSQL) then
-/// works on one batch while the next is sent on another connection.
-const ORDER_FREE_IN_FLIGHT: usize = 2;
 
 /// A row type carried by one [`Event`] variant.
 pub trait Carried: Clone + Send + Sync + 'static {
@@ -100,7 +87,6 @@ pub struct Table<T> {
     topic: Topic,
     table: &'static str,
     store: StoreRows<T>,
-    in_flight: usize,
 }
 
 impl<T> Table<T> {
@@ -109,15 +95,7 @@ impl<T> Table<T> {
             topic,
             table,
             store,
-            in_flight: 1,
         }
-    }
-
-    /// The table's writes only insert rows not stored yet, so batches may be
-    /// written concurrently in any order.
-    pub const fn order_free(mut self) -> Self {
-        self.in_flight = ORDER_FREE_IN_FLIGHT;
-        self
     }
 }
 
@@ -128,10 +106,6 @@ impl<T: Carried> Sink for Table<T> {
 
     fn table(&self) -> &'static str {
         self.table
-    }
-
-    fn writes_in_flight(&self) -> usize {
-        self.in_flight
     }
 
     fn write<'a>(
@@ -187,10 +161,15 @@ impl From<marketd_bus::Result<usize>> for Step {
 /// Runs `sink` until its topic is closed and drained; everything received is
 /// written before it returns.
 ///
-/// Batches are written while the next ones are received: each write runs
-/// as a task of its own, up to [`Sink::writes_in_flight`] at once, and a
-/// batch's offsets are committed once it and every batch received before
-/// it are written (never before: at-least-once, in the order received).
+/// A batch is written while the next one is received: the write runs as a
+/// task of its own, one at a time (writes in order, so an upsert never puts
+/// an older row over a newer one), and a batch's offsets are committed once
+/// it is durable, never before (at-least-once, in the order received).
+///
+/// Two writes at once were measured for the insert-only tables: on the
+/// 2-core bench machine the Kafka -> PostgreSQL ingest was no faster
+/// (61-78k against 73-92k ticks/s with one, alternated runs), the second
+/// COPY's CPU taken from the aggregator (docs/benchmarks.md).
 pub async fn run(
     sink: &'static dyn Sink,
     mut consumer: AnyConsumer,
@@ -198,19 +177,18 @@ pub async fn run(
     cfg: WriterConfig,
 ) {
     let flush_every = Duration::from_millis(cfg.flush_interval_ms.max(1));
-    let in_flight = sink.writes_in_flight().max(1);
     let mut pending: Vec<Delivery> = Vec::with_capacity(cfg.batch_size);
     let mut deadline: Option<Instant> = None;
-    // Writes in the order their batches were received.
-    let mut writing: VecDeque<JoinHandle<Vec<Delivery>>> = VecDeque::with_capacity(in_flight);
+    // The batch being written, if any.
+    let mut writing: Option<JoinHandle<Vec<Delivery>>> = None;
     loop {
         let room = cfg.batch_size.saturating_sub(pending.len()).max(1);
         let step = tokio::select! {
-            // The oldest write is committed as soon as it completes, even
+            // The write is committed as soon as it completes, even
             // while the topic is quiet. Receiving is cancel-safe: nothing
             // is taken from the consumer by a receive that did not complete.
-            written = async { writing.front_mut().expect("guarded").await }, if !writing.is_empty() => {
-                writing.pop_front();
+            written = async { writing.as_mut().expect("guarded").await }, if writing.is_some() => {
+                writing = None;
                 commit(sink, &mut consumer, written).await;
                 continue;
             }
@@ -229,21 +207,20 @@ pub async fn run(
             }
         };
         if flush_now && !pending.is_empty() {
-            while writing.len() >= in_flight {
-                let oldest = writing.pop_front().expect("non-empty");
-                commit(sink, &mut consumer, oldest.await).await;
+            if let Some(previous) = writing.take() {
+                commit(sink, &mut consumer, previous.await).await;
             }
             let batch = std::mem::replace(&mut pending, Vec::with_capacity(cfg.batch_size));
             let store = store.clone();
-            writing.push_back(tokio::spawn(async move {
+            writing = Some(tokio::spawn(async move {
                 write_until_durable(sink, &store, &batch).await;
                 batch
             }));
             deadline = None;
         }
         if let Step::Drained = step {
-            while let Some(write) = writing.pop_front() {
-                commit(sink, &mut consumer, write.await).await;
+            if let Some(last) = writing.take() {
+                commit(sink, &mut consumer, last.await).await;
             }
             tracing::debug!(sink = sink.table(), "sink drained");
             return;
