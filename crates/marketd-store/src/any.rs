@@ -99,6 +99,7 @@ delegate!(SeriesStore {
     fn upsert_indicators(&self, xs: &[Indicator]) -> Result<()>;
     fn indicators(&self, q: &IndicatorQuery) -> Result<Vec<Indicator>>;
     fn latest_bars(&self, interval: Interval, limit: u32) -> Result<Vec<Bar>>;
+    fn prune_bars(&self, symbol: &Symbol, source: &str, interval: Interval, from: i64, keep: &[i64]) -> Result<u64>;
 });
 
 delegate!(RequestStore {

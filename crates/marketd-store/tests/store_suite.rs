@@ -536,6 +536,68 @@ pub async fn bars_upsert_and_window(store: &AnyStore) {
     assert_eq!(store.bars(&q).await.unwrap().len(), 1);
 }
 
+/// `prune_bars`: only the bars of the one series from `from` on that are not
+/// kept go, with the averages at their starts; other sources, intervals and
+/// earlier bars stay.
+pub async fn bars_prune_deletes_what_is_not_kept(store: &AnyStore) {
+    let m = Interval::M1.nanos();
+    let bars: Vec<Bar> = (0..6)
+        .map(|i| bar("sim", T0 + i * m, &format!("{}", 100 + i)))
+        .collect();
+    store.upsert_bars(&bars).await.unwrap();
+    store
+        .upsert_bars(&[bar("other", T0 + 4 * m, "1")])
+        .await
+        .unwrap();
+    let mut h = bar("sim", T0, "1");
+    h.interval = Interval::H1;
+    store.upsert_bars(&[h]).await.unwrap();
+    let xs: Vec<Indicator> = (0..6).map(|i| indicator(T0 + i * m, i as f64)).collect();
+    store.upsert_indicators(&xs).await.unwrap();
+
+    let aapl = sym("AAPL");
+    let deleted = store
+        .prune_bars(
+            &aapl,
+            "sim",
+            Interval::M1,
+            T0 + 2 * m,
+            &[T0 + 3 * m, T0 + 5 * m],
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2);
+    let mut q = bar_query(100);
+    q.source = Some("sim".into());
+    assert_eq!(bar_minutes(store, &q).await, vec![0, 1, 3, 5]);
+    q.source = Some("other".into());
+    assert_eq!(bar_minutes(store, &q).await, vec![4]);
+    let mut q = bar_query(100);
+    q.interval = Interval::H1;
+    assert_eq!(store.bars(&q).await.unwrap().len(), 1);
+    let ts: Vec<i64> = store
+        .indicators(&indicator_query(100))
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| (x.ts - T0) / m)
+        .collect();
+    assert_eq!(ts, vec![0, 1, 3, 5]);
+
+    // Nothing kept: everything from `from` on goes; a second call finds none.
+    let deleted = store
+        .prune_bars(&aapl, "sim", Interval::M1, T0 + 3 * m, &[])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2);
+    let mut q = bar_query(100);
+    q.source = Some("sim".into());
+    assert_eq!(bar_minutes(store, &q).await, vec![0, 1]);
+    let kept = [T0, T0 + m];
+    let again = store.prune_bars(&aapl, "sim", Interval::M1, T0, &kept);
+    assert_eq!(again.await.unwrap(), 0);
+}
+
 /// `latest_bars`: the newest bar of one interval per (symbol, source), by
 /// symbol then source, other intervals left out, the limit applied.
 pub async fn latest_bars_one_per_symbol_and_source(store: &AnyStore) {
@@ -1389,6 +1451,7 @@ macro_rules! suite_tests {
             history_range_bounds,
             invalid_cursor_is_rejected,
             bars_upsert_and_window,
+            bars_prune_deletes_what_is_not_kept,
             indicators_upsert_and_window,
             price_requests_newest_first,
             polling_jobs_lifecycle,

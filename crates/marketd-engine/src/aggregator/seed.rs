@@ -13,7 +13,11 @@
 //! stored: one partition, in order) and its recomputed ones. This reads
 //! seconds of ticks per series, never a whole day's, and
 //! every open bar (and every bar whose stored state is older than the ticks
-//! of its bucket) ends equal to a recomputation from the stored ticks.
+//! of its bucket) ends equal to a recomputation from the stored ticks. A
+//! stored bar in the recomputed range whose bucket holds no stored tick is
+//! deleted: the bars writer stored it from ticks the tick writer had not
+//! stored yet when the process died, and with the memory bus nobody ever
+//! will.
 //! The recomputed bars are published, closes of buckets closed meanwhile
 //! feed the moving averages, and the identities of the ticks folded in are
 //! kept until the first tick the series receives that is not among them,
@@ -230,6 +234,14 @@ async fn load_history(
                 }
                 _ => fold_ticks(iv, ticks.iter().filter(|t| t.ts_event >= from)),
             };
+            // A stored bar in the range with no recomputed counterpart
+            // holds only ticks the store never took: it goes.
+            let keep: Vec<i64> = rebuilt.iter().map(|b| b.start).collect();
+            let pruned = store.prune_bars(symbol, source, iv, from, &keep).await?;
+            if pruned > 0 {
+                metrics::counter!("marketd_aggregator_bars_pruned_total").increment(pruned);
+                tracing::info!(%source, %symbol, interval = %iv, pruned, "stored bars without a stored tick deleted");
+            }
             rebuild_from[i] = Some(from);
             finer = Some((iv, from, rebuilt.clone()));
             out[i].rebuilt = rebuilt;

@@ -339,3 +339,78 @@ fn a_rebuilt_seed_skips_the_redelivered_ticks_it_already_folded() {
     assert_eq!(store.bars, reference.bars);
     assert_eq!(store.inds, reference.inds);
 }
+
+/// A crash can leave stored bars holding ticks the store never took (the
+/// bars writer ran ahead of the tick writer, and the memory bus keeps
+/// nothing): the warm start recomputes from the stored ticks and deletes
+/// the bars whose buckets hold no stored tick, so every stored bar equals
+/// a recomputation from the stored ticks.
+#[tokio::test]
+async fn a_warm_start_deletes_bars_of_ticks_the_store_never_took() {
+    use marketd_bus::Delivery;
+    use marketd_model::Envelope;
+    use marketd_store::prelude::*;
+    use marketd_store::{AnyStore, BarQuery, StoreOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let store = AnyStore::connect(&url, &StoreOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    // A minute boundary: seconds 0-5 stored as ticks, 6 and 7 only in bars.
+    let t0 = 1_796_294_640 * S;
+    let ticks: Vec<Tick> = (0..8).map(|i| tick(t0 + i * S, 100 + i)).collect();
+    store.insert_ticks(&ticks[..6]).await.unwrap();
+    let mut stored = super::seed::fold_ticks(Interval::S1, ticks.iter());
+    stored.extend(super::seed::fold_ticks(Interval::M1, ticks.iter()));
+    store.upsert_bars(&stored).await.unwrap();
+
+    let mut agg = Aggregator::new(AggregatorConfig {
+        intervals: vec![Interval::S1, Interval::M1],
+        ma_windows: vec![],
+        ma_intervals: vec![],
+        late_buckets: 2,
+        flush_interval_ms: 1000,
+    });
+    let next = tick(t0 + 8 * S, 108);
+    let batch = [Delivery {
+        envelope: Arc::new(Envelope::new(Event::Tick(next))),
+        topic: marketd_model::Topic::Ticks,
+        partition: 0,
+        offset: 0,
+    }];
+    let mut out = Vec::new();
+    super::seed::seed_new_series(&store, &mut agg, &batch, &mut out).await;
+
+    let query = |interval| BarQuery {
+        symbol: Symbol::parse("AAPL").unwrap(),
+        source: Some("sim".into()),
+        interval,
+        from: Some(0),
+        to: None,
+        limit: 100,
+    };
+    let seconds: Vec<i64> = store
+        .bars(&query(Interval::S1))
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| (b.start - t0) / S)
+        .collect();
+    assert_eq!(seconds, vec![0, 1, 2, 3, 4, 5]);
+    // The minute bar is recomputed from the six stored ticks and published.
+    let minute: Vec<&Bar> = bars(&out)
+        .into_iter()
+        .filter(|b| b.interval == Interval::M1)
+        .collect();
+    assert_eq!(minute.len(), 1);
+    assert_eq!(minute[0].trades, 6);
+    assert_eq!(minute[0].close, Decimal::from(105));
+    let published: Vec<i64> = bars(&out)
+        .iter()
+        .filter(|b| b.interval == Interval::S1)
+        .map(|b| (b.start - t0) / S)
+        .collect();
+    assert_eq!(published, vec![0, 1, 2, 3, 4, 5]);
+}
