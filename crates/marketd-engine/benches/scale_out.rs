@@ -290,10 +290,9 @@ async fn kafka_bus(brokers: &str, n: usize) {
 }
 
 /// The consumer groups of the worker and their topics.
-const GROUPS: [(Topic, &str); 5] = [
+const GROUPS: [(Topic, &str); 4] = [
     (Topic::Ticks, "store-ticks"),
     (Topic::Ticks, "aggregator"),
-    (Topic::Ticks, "latest-cache"),
     (Topic::Bars, "store-bars"),
     (Topic::Indicators, "store-indicators"),
 ];

@@ -132,14 +132,16 @@ impl Engine {
         if roles.consumers {
             sinks::start(bus, &backends.store, cfg, &sinks).await?;
             let consumer = bus.subscribe(Topic::Ticks, "aggregator").await?;
+            // The aggregator feeds the latest-price cache from the ticks it
+            // reads (no group of its own decoding every tick again).
+            let latest = cache_updater::LatestFeed::start(backends.cache.clone(), &derivers);
             derivers.spawn(aggregator::run(
                 consumer,
                 bus.clone(),
                 backends.store.clone(),
+                latest,
                 cfg.aggregator.clone(),
             ));
-            let consumer = bus.subscribe(Topic::Ticks, "latest-cache").await?;
-            derivers.spawn(cache_updater::run(consumer, backends.cache.clone()));
         }
         let mut tda_stream = None;
         if roles.consumers && !cfg.tda_stream.baskets.is_empty() {

@@ -3,6 +3,7 @@
 
 use super::seed::seed_new_series;
 use super::{Aggregator, AggregatorConfig};
+use crate::cache_updater::LatestFeed;
 use marketd_bus::{AnyBus, AnyConsumer, Bus, Consumer, Delivery};
 use marketd_model::{Event, Topic};
 use marketd_store::AnyStore;
@@ -15,11 +16,13 @@ use std::time::Duration;
 /// before it returns. Ticks are committed right after a publication that
 /// includes them, so after a crash the redelivered ticks are exactly those
 /// no published bar holds. Series are seeded from `store` when first seen
-/// (see the module docs).
-pub async fn run(
+/// (see the module docs). The newest tick of every series received goes to
+/// `latest`, the latest-price cache's writer.
+pub(crate) async fn run(
     mut consumer: AnyConsumer,
     bus: AnyBus,
     store: Arc<AnyStore>,
+    latest: LatestFeed,
     cfg: AggregatorConfig,
 ) {
     let mut agg = Aggregator::new(cfg.clone());
@@ -37,6 +40,10 @@ pub async fn run(
             r = consumer.recv_batch(&mut batch, 4096) => match r {
                 Ok(0) => true,
                 Ok(_) => {
+                    latest.offer(batch.iter().filter_map(|d| match &d.envelope.event {
+                        Event::Tick(t) => Some(t),
+                        _ => None,
+                    }));
                     let before = out.len();
                     seed_new_series(&store, &mut agg, &batch, &mut out).await;
                     let seeded = out.len() > before;

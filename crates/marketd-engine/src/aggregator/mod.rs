@@ -27,7 +27,7 @@ mod bars;
 mod consumer;
 mod seed;
 
-pub use consumer::run;
+pub(crate) use consumer::run;
 
 use averages::MaState;
 use bars::apply_interval;
