@@ -244,7 +244,13 @@ impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
                         return Err(A::Error::duplicate_field("payload"));
                     }
                     match kind {
-                        Some(k) => event = Some(map.next_value_seed(PayloadSeed(k))?),
+                        // Worded as the payload-first path below: a
+                        // refusal reads the same whatever the field order.
+                        Some(k) => {
+                            event = Some(map.next_value_seed(PayloadSeed(k)).map_err(|e| {
+                                A::Error::custom(format!("invalid {k:?} payload: {e}"))
+                            })?)
+                        }
                         None => early_payload = Some(map.next_value()?),
                     }
                 }
@@ -364,6 +370,15 @@ mod tests {
         assert_eq!(e.key, "AAPL");
         let bad = reordered.replace(r#""price":1.10"#, r#""price":"x""#);
         let err = serde_json::from_str::<Envelope>(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid Tick payload"), "{err}");
+        // The same refusal, worded the same, with the kind before the payload.
+        let kind_first = serde_json::to_string(&env)
+            .unwrap()
+            .replace("97123.123456789012345678", "\"x\"");
+        assert!(kind_first.find("\"kind\"") < kind_first.find("\"payload\""));
+        let err = serde_json::from_str::<Envelope>(&kind_first)
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid Tick payload"), "{err}");
