@@ -56,6 +56,21 @@ impl AnyStore {
         Err(Error::UnsupportedUrl(scheme_of(url)))
     }
 
+    /// How many batches of an insert-only table a writer may hand over at
+    /// once (each waits for the one before to be durable before its offsets
+    /// are committed). SQLite takes writes one at a time on its writer
+    /// connection, so a second batch only gets encoded while the first is
+    /// written: the writer never waits for the next batch's encoding
+    /// (about 9% of its time with one). PostgreSQL would run two `COPY`s at
+    /// once, which on the 2-core bench machine took the aggregator's CPU
+    /// and was no faster (docs/benchmarks.md).
+    pub fn insert_batches_in_flight(&self) -> usize {
+        match self {
+            AnyStore::Sqlite(_) => 2,
+            AnyStore::Postgres(_) => 1,
+        }
+    }
+
     /// Name of the backend in use, for logs and `/health/ready`.
     pub fn backend_name(&self) -> &'static str {
         match self {

@@ -14,6 +14,7 @@ use marketd_bus::{AnyBus, AnyConsumer, Bus, Consumer, Delivery};
 use marketd_model::{Event, Topic};
 use marketd_store::AnyStore;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -56,18 +57,27 @@ pub trait Sink: Send + Sync {
     fn group(&self) -> String {
         format!("store-{}", self.topic())
     }
+    /// Whether its rows are only inserted (idempotently), never updated:
+    /// then batches may be written out of order, and the store decides how
+    /// many are handed over at once
+    /// ([`AnyStore::insert_batches_in_flight`]). Upserted tables are written
+    /// one batch at a time, so an older row never lands over a newer one.
+    fn insert_only(&self) -> bool {
+        false
+    }
 }
 
 /// Every sink the engine runs.
 pub const SINKS: &[&dyn Sink] = &[
-    &Table::new(Topic::Ticks, "ticks", tables::ticks),
+    &Table::new(Topic::Ticks, "ticks", tables::ticks).insert_only(),
     &Table::new(Topic::Bars, "bars", tables::bars),
     &Table::new(Topic::Indicators, "indicators", tables::indicators),
     &Table::new(
         Topic::PriceRequests,
         "price_requests",
         tables::price_requests,
-    ),
+    )
+    .insert_only(),
 ];
 
 /// A row type carried by one [`Event`] variant.
@@ -87,6 +97,7 @@ pub struct Table<T> {
     topic: Topic,
     table: &'static str,
     store: StoreRows<T>,
+    insert_only: bool,
 }
 
 impl<T> Table<T> {
@@ -95,7 +106,14 @@ impl<T> Table<T> {
             topic,
             table,
             store,
+            insert_only: false,
         }
+    }
+
+    /// Marks the table insert-only (see [`Sink::insert_only`]).
+    pub const fn insert_only(mut self) -> Self {
+        self.insert_only = true;
+        self
     }
 }
 
@@ -106,6 +124,10 @@ impl<T: Carried> Sink for Table<T> {
 
     fn table(&self) -> &'static str {
         self.table
+    }
+
+    fn insert_only(&self) -> bool {
+        self.insert_only
     }
 
     fn write<'a>(
@@ -162,14 +184,14 @@ impl From<marketd_bus::Result<usize>> for Step {
 /// written before it returns.
 ///
 /// A batch is written while the next one is received: the write runs as a
-/// task of its own, one at a time (writes in order, so an upsert never puts
-/// an older row over a newer one), and a batch's offsets are committed once
-/// it is durable, never before (at-least-once, in the order received).
-///
-/// Two writes at once were measured for the insert-only tables: on the
-/// 2-core bench machine the Kafka -> PostgreSQL ingest was no faster
-/// (61-78k against 73-92k ticks/s with one, alternated runs), the second
-/// COPY's CPU taken from the aggregator (docs/benchmarks.md).
+/// task of its own, and a batch's offsets are committed once it is durable,
+/// never before, in the order the batches were received (at-least-once).
+/// Upserted tables are written one batch at a time (in order, so an upsert
+/// never puts an older row over a newer one); insert-only tables hand the
+/// store as many batches at once as it takes
+/// ([`AnyStore::insert_batches_in_flight`]: two on SQLite, where the second
+/// is encoded while the first is written, one on PostgreSQL, where two
+/// `COPY`s at once were measured no faster, docs/benchmarks.md).
 pub async fn run(
     sink: &'static dyn Sink,
     mut consumer: AnyConsumer,
@@ -179,16 +201,21 @@ pub async fn run(
     let flush_every = Duration::from_millis(cfg.flush_interval_ms.max(1));
     let mut pending: Vec<Delivery> = Vec::with_capacity(cfg.batch_size);
     let mut deadline: Option<Instant> = None;
-    // The batch being written, if any.
-    let mut writing: Option<JoinHandle<Vec<Delivery>>> = None;
+    let in_flight = if sink.insert_only() {
+        store.insert_batches_in_flight().max(1)
+    } else {
+        1
+    };
+    // The batches being written, oldest first; committed in that order.
+    let mut writing: VecDeque<JoinHandle<Vec<Delivery>>> = VecDeque::with_capacity(in_flight);
     loop {
         let room = cfg.batch_size.saturating_sub(pending.len()).max(1);
         let step = tokio::select! {
-            // The write is committed as soon as it completes, even
+            // The oldest write is committed as soon as it completes, even
             // while the topic is quiet. Receiving is cancel-safe: nothing
             // is taken from the consumer by a receive that did not complete.
-            written = async { writing.as_mut().expect("guarded").await }, if writing.is_some() => {
-                writing = None;
+            written = async { writing.front_mut().expect("guarded").await }, if !writing.is_empty() => {
+                writing.pop_front();
                 commit(sink, &mut consumer, written).await;
                 continue;
             }
@@ -207,19 +234,20 @@ pub async fn run(
             }
         };
         if flush_now && !pending.is_empty() {
-            if let Some(previous) = writing.take() {
-                commit(sink, &mut consumer, previous.await).await;
+            while writing.len() >= in_flight {
+                let oldest = writing.pop_front().expect("a write in flight");
+                commit(sink, &mut consumer, oldest.await).await;
             }
             let batch = std::mem::replace(&mut pending, Vec::with_capacity(cfg.batch_size));
             let store = store.clone();
-            writing = Some(tokio::spawn(async move {
+            writing.push_back(tokio::spawn(async move {
                 write_until_durable(sink, &store, &batch).await;
                 batch
             }));
             deadline = None;
         }
         if let Step::Drained = step {
-            if let Some(last) = writing.take() {
+            while let Some(last) = writing.pop_front() {
                 commit(sink, &mut consumer, last.await).await;
             }
             tracing::debug!(sink = sink.table(), "sink drained");
@@ -291,5 +319,69 @@ async fn write_until_durable(sink: &dyn Sink, store: &AnyStore, batch: &[Deliver
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use marketd_bus::BusOptions;
+    use marketd_model::{Decimal, Symbol, Tick, TickKind};
+    use marketd_store::StoreOptions;
+    use marketd_store::prelude::*;
+
+    /// The tick sink on SQLite hands two batches at once to the store:
+    /// everything received is stored once by the time the topic is drained,
+    /// the last partial batch included.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ticks_written_two_batches_at_once_are_all_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = Arc::new(
+            AnyStore::connect(&url, &StoreOptions::default())
+                .await
+                .unwrap(),
+        );
+        store.migrate().await.unwrap();
+        assert_eq!(store.insert_batches_in_flight(), 2);
+        let bus = AnyBus::connect("memory://", BusOptions::default())
+            .await
+            .unwrap();
+        let sink = SINKS[0];
+        assert!(sink.insert_only() && sink.table() == "ticks");
+        let consumer = bus.subscribe(Topic::Ticks, &sink.group()).await.unwrap();
+        let cfg = WriterConfig {
+            batch_size: 100,
+            flush_interval_ms: 20,
+        };
+        let task = tokio::spawn(run(sink, consumer, store.clone(), cfg));
+        let symbol = Symbol::parse("AAPL").unwrap();
+        let ticks: Vec<Event> = (0..1_050i64)
+            .map(|i| {
+                let ts = 1_796_294_640_000_000_000 + i * 1_000_000;
+                let price = Decimal::from(100 + i % 7);
+                let t = Tick::new(
+                    symbol.clone(),
+                    "sim",
+                    TickKind::Trade,
+                    price,
+                    Decimal::ONE,
+                    ts,
+                    ts,
+                );
+                Event::Tick(t)
+            })
+            .collect();
+        for chunk in ticks.chunks(64) {
+            bus.publish_batch(chunk.to_vec()).await.unwrap();
+        }
+        // A redelivered tick is not stored twice.
+        bus.publish_batch(ticks[..10].to_vec()).await.unwrap();
+        bus.close_topic(Topic::Ticks);
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("the sink drains once its topic is closed")
+            .unwrap();
+        assert_eq!(store.count_ticks(Some(&symbol)).await.unwrap(), 1_050);
     }
 }
