@@ -25,6 +25,8 @@ pub mod sinks;
 pub mod supervisor;
 pub mod tda;
 pub mod tda_stream;
+#[cfg(test)]
+mod test_support;
 
 pub use aggregator::{Aggregator, AggregatorConfig};
 pub use feeds::FeedsConfig;

@@ -349,15 +349,11 @@ fn a_rebuilt_seed_skips_the_redelivered_ticks_it_already_folded() {
 async fn a_warm_start_deletes_bars_of_ticks_the_store_never_took() {
     use marketd_bus::Delivery;
     use marketd_model::Envelope;
+    use marketd_store::BarQuery;
     use marketd_store::prelude::*;
-    use marketd_store::{AnyStore, BarQuery, StoreOptions};
 
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/t.db", dir.path().display());
-    let store = AnyStore::connect(&url, &StoreOptions::default())
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = crate::test_support::sqlite_store(&dir).await;
     // A minute boundary: seconds 0-5 stored as ticks, 6 and 7 only in bars.
     let t0 = 1_796_294_640 * S;
     let ticks: Vec<Tick> = (0..8).map(|i| tick(t0 + i * S, 100 + i)).collect();

@@ -327,7 +327,6 @@ mod tests {
     use super::*;
     use marketd_bus::BusOptions;
     use marketd_model::{Decimal, Symbol, Tick, TickKind};
-    use marketd_store::StoreOptions;
     use marketd_store::prelude::*;
 
     /// The tick sink on SQLite hands two batches at once to the store:
@@ -336,13 +335,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ticks_written_two_batches_at_once_are_all_stored_once() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/t.db", dir.path().display());
-        let store = Arc::new(
-            AnyStore::connect(&url, &StoreOptions::default())
-                .await
-                .unwrap(),
-        );
-        store.migrate().await.unwrap();
+        let store = crate::test_support::sqlite_store(&dir).await;
         assert_eq!(store.insert_batches_in_flight(), 2);
         let bus = AnyBus::connect("memory://", BusOptions::default())
             .await

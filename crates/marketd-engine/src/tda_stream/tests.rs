@@ -195,8 +195,7 @@ use marketd_bus::{AnyBus, Bus, BusOptions};
 use marketd_model::{Bar, Decimal, Event, Interval, Symbol, TdaSignal, rust_decimal_to_f64};
 use marketd_sources::{Regime, SimulatedMarket};
 use marketd_store::prelude::*;
-use marketd_store::{AnyStore, SignalQuery, StoreOptions};
-use std::sync::Arc;
+use marketd_store::{AnyStore, SignalQuery};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -395,13 +394,7 @@ async fn ends(store: &AnyStore) -> Vec<i64> {
 #[tokio::test]
 async fn redelivery_and_restart_store_each_window_once() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/t.db", dir.path().display());
-    let store = Arc::new(
-        AnyStore::connect(&url, &StoreOptions::default())
-            .await
-            .unwrap(),
-    );
-    store.migrate().await.unwrap();
+    let store = crate::test_support::sqlite_store(&dir).await;
     let bus = AnyBus::connect("memory://", BusOptions::default())
         .await
         .unwrap();
