@@ -63,15 +63,9 @@ impl LatestFeed {
         {
             let mut pending = self.shared.pending.lock().expect("latest feed lock");
             for t in newest.into_values() {
-                match pending.entry((t.source.clone(), t.symbol.clone())) {
-                    std::collections::hash_map::Entry::Occupied(mut e) => {
-                        if t.ts_event >= e.get().ts_event {
-                            e.insert(t.clone());
-                        }
-                    }
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(t.clone());
-                    }
+                let key = (t.source.clone(), t.symbol.clone());
+                if pending.get(&key).is_none_or(|p| t.ts_event >= p.ts_event) {
+                    pending.insert(key, t.clone());
                 }
             }
         }
@@ -104,15 +98,12 @@ async fn write(cache: AnyCache, shared: Arc<Shared>) {
         }
         let now = now_ns();
         for ((source, symbol), tick) in taken {
-            let ts = tick.ts_event;
-            match written.get_mut(&(source.clone(), symbol.clone())) {
-                Some(last) if *last > ts => continue,
-                Some(last) => *last = ts,
-                None => {
-                    written.insert((source.clone(), symbol.clone()), ts);
-                }
-            }
             let key = latest_key(&source, symbol.as_str());
+            let last = written.entry((source, symbol)).or_insert(i64::MIN);
+            if *last > tick.ts_event {
+                continue;
+            }
+            *last = tick.ts_event;
             let price = CachedPrice {
                 tick,
                 cached_at: now,

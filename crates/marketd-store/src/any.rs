@@ -4,9 +4,9 @@ use crate::connectors::{NewConnectorRecord, RawMessage};
 use crate::error::scheme_of;
 use crate::tda::{KeyedTdaJob, NewTdaJob, TdaResult, TdaStore};
 use crate::{
-    AccessStore, BarQuery, ConnectorStore, Error, IndicatorQuery, JobStore, RequestStore, Result,
-    SeriesStore, SignalQuery, SignalStore, Store, StoreOptions, TickPage, TickQuery, TickStore,
-    postgres, sqlite,
+    AccessStore, BarQuery, BarRange, ConnectorStore, Error, IndicatorQuery, JobStore, RequestStore,
+    Result, SeriesStore, SignalQuery, SignalStore, Store, StoreOptions, TickPage, TickQuery,
+    TickStore, postgres, sqlite,
 };
 use marketd_model::{
     ApiKey, Bar, Connector, ConnectorRecord, ConnectorStatus, Indicator, Interval, PollingJob,
@@ -114,7 +114,7 @@ delegate!(SeriesStore {
     fn upsert_indicators(&self, xs: &[Indicator]) -> Result<()>;
     fn indicators(&self, q: &IndicatorQuery) -> Result<Vec<Indicator>>;
     fn latest_bars(&self, interval: Interval, limit: u32) -> Result<Vec<Bar>>;
-    fn prune_bars(&self, symbol: &Symbol, source: &str, interval: Interval, from: i64, keep: &[i64]) -> Result<u64>;
+    fn prune_bars(&self, symbol: &Symbol, source: &str, ranges: &[BarRange]) -> Result<u64>;
 });
 
 delegate!(RequestStore {

@@ -48,7 +48,7 @@ pub use error::{BoxError, Error, Result};
 pub use jobs::JobStore;
 pub use postgres::PostgresStore;
 pub use requests::RequestStore;
-pub use series::{BarQuery, IndicatorQuery, SeriesStore};
+pub use series::{BarQuery, BarRange, IndicatorQuery, SeriesStore};
 pub use signals::{SignalQuery, SignalStore};
 pub use sqlite::SqliteStore;
 pub use tda::{KeyedTdaJob, NewTdaJob, TdaResult, TdaStore};

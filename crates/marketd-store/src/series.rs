@@ -53,20 +53,27 @@ pub trait SeriesStore: Send + Sync {
         interval: Interval,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Bar>>> + Send;
-    /// Deletes the bars of (`source`, `symbol`, `interval`) that start at
-    /// or after `from` and whose start is not in `keep`, and the moving
-    /// averages at those starts; the number of bars deleted. A warm start
-    /// calls it over the range it recomputed from the stored ticks: a bar
-    /// there without a recomputed counterpart holds only ticks the store
-    /// never took (the bars writer outran the tick writer before a crash).
+    /// Deletes the bars of (`source`, `symbol`) in each range that are not
+    /// among its kept starts, and the moving averages at those starts, in
+    /// one write turn; the number of bars deleted. A warm start calls it
+    /// with the ranges it recomputed from the stored ticks: a bar there
+    /// without a recomputed counterpart holds only ticks the store never
+    /// took (the bars writer outran the tick writer before a crash).
     fn prune_bars(
         &self,
         symbol: &Symbol,
         source: &str,
-        interval: Interval,
-        from: i64,
-        keep: &[i64],
+        ranges: &[BarRange],
     ) -> impl Future<Output = Result<u64>> + Send;
+}
+
+/// Bars of one interval from `from` on, of which those starting at `keep`
+/// stay ([`SeriesStore::prune_bars`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarRange {
+    pub interval: Interval,
+    pub from: i64,
+    pub keep: Vec<i64>,
 }
 
 /// What a backend writes by hand for [`SeriesStore`].
@@ -115,40 +122,41 @@ impl<B: SeriesSql> SeriesStore for B {
         read_all(self, &mut qb, "reading the latest bars", bar_from_row).await
     }
 
-    async fn prune_bars(
-        &self,
-        symbol: &Symbol,
-        source: &str,
-        interval: Interval,
-        from: i64,
-        keep: &[i64],
-    ) -> Result<u64> {
+    async fn prune_bars(&self, symbol: &Symbol, source: &str, ranges: &[BarRange]) -> Result<u64> {
+        if ranges.is_empty() {
+            return Ok(0);
+        }
         let col = B::INTERVAL;
         let _turn = self.write_turn().await;
         // The averages first: a crash between the two statements leaves a
         // bar the next warm start prunes again, never an average without
         // its bar.
-        let mut deleted = 0;
+        let mut bars_deleted = 0;
         for (table, ts) in [("indicators", "ts"), ("bars", "start")] {
             let mut qb = B::Db::builder(&format!("DELETE FROM {table} WHERE symbol = "));
-            qb.text(symbol.as_str()).eq_text(col, interval.as_str());
-            qb.source(Some(source));
-            qb.sql(&format!(" AND {ts} >= ")).int(from);
-            if !keep.is_empty() {
-                qb.sql(&format!(" AND {ts} NOT IN ("));
-                for (i, &start) in keep.iter().enumerate() {
-                    if i > 0 {
-                        qb.sql(", ");
+            qb.text(symbol.as_str()).source(Some(source)).sql(" AND (");
+            for (i, r) in ranges.iter().enumerate() {
+                qb.sql(if i == 0 { "(" } else { " OR (" });
+                qb.sql(&format!("{col} = ")).text(r.interval.as_str());
+                qb.sql(&format!(" AND {ts} >= ")).int(r.from);
+                if !r.keep.is_empty() {
+                    qb.sql(&format!(" AND {ts} NOT IN ("));
+                    for (j, &start) in r.keep.iter().enumerate() {
+                        if j > 0 {
+                            qb.sql(", ");
+                        }
+                        qb.int(start);
                     }
-                    qb.int(start);
+                    qb.sql(")");
                 }
                 qb.sql(")");
             }
-            deleted = B::Db::run(self.writer(), &mut qb)
+            qb.sql(")");
+            bars_deleted = B::Db::run(self.writer(), &mut qb)
                 .await
                 .map_err(crate::error::failed("pruning bars"))?;
         }
-        Ok(deleted)
+        Ok(bars_deleted)
     }
 
     async fn indicators(&self, q: &IndicatorQuery) -> Result<Vec<Indicator>> {

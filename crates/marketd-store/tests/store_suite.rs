@@ -12,8 +12,8 @@ use marketd_model::{
 use marketd_store::crypto::{Keyring, generate_key};
 use marketd_store::prelude::*;
 use marketd_store::{
-    AnyStore, BarQuery, Error, IndicatorQuery, NewConnectorRecord, RawMessage, SignalQuery,
-    StoreOptions, TickQuery,
+    AnyStore, BarQuery, BarRange, Error, IndicatorQuery, NewConnectorRecord, RawMessage,
+    SignalQuery, StoreOptions, TickQuery,
 };
 use std::future::Future;
 use std::str::FromStr;
@@ -536,9 +536,16 @@ pub async fn bars_upsert_and_window(store: &AnyStore) {
     assert_eq!(store.bars(&q).await.unwrap().len(), 1);
 }
 
-/// `prune_bars`: only the bars of the one series from `from` on that are not
-/// kept go, with the averages at their starts; other sources, intervals and
-/// earlier bars stay.
+async fn hour_starts(store: &AnyStore, m: i64) -> Vec<i64> {
+    let mut q = bar_query(100);
+    q.interval = Interval::H1;
+    let got = store.bars(&q).await.unwrap();
+    got.iter().map(|b| (b.start - T0) / (60 * m)).collect()
+}
+
+/// `prune_bars`: only the bars of the one series inside its ranges (each
+/// interval from its `from` on) that are not kept go, with the averages at
+/// their starts; other sources, other intervals and earlier bars stay.
 pub async fn bars_prune_deletes_what_is_not_kept(store: &AnyStore) {
     let m = Interval::M1.nanos();
     let bars: Vec<Bar> = (0..6)
@@ -549,32 +556,35 @@ pub async fn bars_prune_deletes_what_is_not_kept(store: &AnyStore) {
         .upsert_bars(&[bar("other", T0 + 4 * m, "1")])
         .await
         .unwrap();
-    let mut h = bar("sim", T0, "1");
-    h.interval = Interval::H1;
-    store.upsert_bars(&[h]).await.unwrap();
+    let hours: Vec<Bar> = (0..3)
+        .map(|i| {
+            let mut h = bar("sim", T0 + i * 60 * m, "1");
+            h.interval = Interval::H1;
+            h
+        })
+        .collect();
+    store.upsert_bars(&hours).await.unwrap();
     let xs: Vec<Indicator> = (0..6).map(|i| indicator(T0 + i * m, i as f64)).collect();
     store.upsert_indicators(&xs).await.unwrap();
-
+    let range = |interval, from, keep: &[i64]| BarRange {
+        interval,
+        from,
+        keep: keep.to_vec(),
+    };
+    // Two intervals in one call, each with its own range and kept starts.
     let aapl = sym("AAPL");
-    let deleted = store
-        .prune_bars(
-            &aapl,
-            "sim",
-            Interval::M1,
-            T0 + 2 * m,
-            &[T0 + 3 * m, T0 + 5 * m],
-        )
-        .await
-        .unwrap();
-    assert_eq!(deleted, 2);
+    let ranges = [
+        range(Interval::M1, T0 + 2 * m, &[T0 + 3 * m, T0 + 5 * m]),
+        range(Interval::H1, T0 + 60 * m, &[T0 + 120 * m]),
+    ];
+    let deleted = store.prune_bars(&aapl, "sim", &ranges).await.unwrap();
+    assert_eq!(deleted, 3);
     let mut q = bar_query(100);
     q.source = Some("sim".into());
     assert_eq!(bar_minutes(store, &q).await, vec![0, 1, 3, 5]);
     q.source = Some("other".into());
     assert_eq!(bar_minutes(store, &q).await, vec![4]);
-    let mut q = bar_query(100);
-    q.interval = Interval::H1;
-    assert_eq!(store.bars(&q).await.unwrap().len(), 1);
+    assert_eq!(hour_starts(store, m).await, vec![0, 2]);
     let ts: Vec<i64> = store
         .indicators(&indicator_query(100))
         .await
@@ -586,16 +596,17 @@ pub async fn bars_prune_deletes_what_is_not_kept(store: &AnyStore) {
 
     // Nothing kept: everything from `from` on goes; a second call finds none.
     let deleted = store
-        .prune_bars(&aapl, "sim", Interval::M1, T0 + 3 * m, &[])
+        .prune_bars(&aapl, "sim", &[range(Interval::M1, T0 + 3 * m, &[])])
         .await
         .unwrap();
     assert_eq!(deleted, 2);
     let mut q = bar_query(100);
     q.source = Some("sim".into());
     assert_eq!(bar_minutes(store, &q).await, vec![0, 1]);
-    let kept = [T0, T0 + m];
-    let again = store.prune_bars(&aapl, "sim", Interval::M1, T0, &kept);
-    assert_eq!(again.await.unwrap(), 0);
+    let again = [range(Interval::M1, T0, &[T0, T0 + m])];
+    assert_eq!(store.prune_bars(&aapl, "sim", &again).await.unwrap(), 0);
+    assert_eq!(store.prune_bars(&aapl, "sim", &[]).await.unwrap(), 0);
+    assert_eq!(hour_starts(store, m).await, vec![0, 2]);
 }
 
 /// `latest_bars`: the newest bar of one interval per (symbol, source), by

@@ -31,7 +31,7 @@ use marketd_bus::Delivery;
 use marketd_model::rust_decimal_to_f64 as to_f64;
 use marketd_model::{Bar, Event, Interval, MaKind, Symbol, Tick};
 use marketd_store::prelude::*;
-use marketd_store::{AnyStore, BarQuery, IndicatorQuery, TickQuery};
+use marketd_store::{AnyStore, BarQuery, BarRange, IndicatorQuery, TickQuery};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -211,6 +211,7 @@ async fn load_history(
         let ticks = ticks_since(store, symbol, source, ticks_from).await?;
         folded = ticks.iter().map(Tick::identity).collect();
         let mut finer: Option<(Interval, i64, Vec<Bar>)> = None;
+        let mut prune = Vec::with_capacity(order.len());
         for &i in &order {
             let iv = intervals[i];
             let from = iv.bucket_start(previous(iv, newest.ts_event).min(ticks_from));
@@ -234,17 +235,22 @@ async fn load_history(
                 }
                 _ => fold_ticks(iv, ticks.iter().filter(|t| t.ts_event >= from)),
             };
-            // A stored bar in the range with no recomputed counterpart
-            // holds only ticks the store never took: it goes.
-            let keep: Vec<i64> = rebuilt.iter().map(|b| b.start).collect();
-            let pruned = store.prune_bars(symbol, source, iv, from, &keep).await?;
-            if pruned > 0 {
-                metrics::counter!("marketd_aggregator_bars_pruned_total").increment(pruned);
-                tracing::info!(%source, %symbol, interval = %iv, pruned, "stored bars without a stored tick deleted");
-            }
+            prune.push(BarRange {
+                interval: iv,
+                from,
+                keep: rebuilt.iter().map(|b| b.start).collect(),
+            });
             rebuild_from[i] = Some(from);
             finer = Some((iv, from, rebuilt.clone()));
             out[i].rebuilt = rebuilt;
+        }
+        // A stored bar in a recomputed range with no recomputed counterpart
+        // holds only ticks the store never took: it goes (every interval
+        // in one write).
+        let pruned = store.prune_bars(symbol, source, &prune).await?;
+        if pruned > 0 {
+            metrics::counter!("marketd_aggregator_bars_pruned_total").increment(pruned);
+            tracing::info!(%source, %symbol, pruned, "stored bars without a stored tick deleted");
         }
     }
     let depth = u32::try_from(agg.history_depth()).unwrap_or(u32::MAX);
