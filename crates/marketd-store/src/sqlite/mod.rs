@@ -1,7 +1,8 @@
 //! The SQLite backend: one file (or `sqlite::memory:` for tests), WAL
 //! journal, one writer connection and a small pool of readers (sqlx), plus a
 //! dedicated rusqlite connection that inserts ticks (the ingest hot path, see
-//! `tick_writer`); the writers take turns through one async gate.
+//! `tick_writer`) on a thread of its own (`writer_thread`); the writers take
+//! turns through one gate.
 //!
 //! This module connects and migrates; each aggregate's SQL of this dialect
 //! lives in its own file beside it (`ticks.rs`, `series.rs`, `requests.rs`,
@@ -34,8 +35,10 @@ mod series;
 mod signals;
 mod tick_writer;
 mod ticks;
+mod writer_thread;
 
 use tick_writer::TickWriter;
+use writer_thread::WriterThread;
 
 /// Embedded migrations of the SQLite dialect.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -64,12 +67,12 @@ pub struct SqliteStore {
     /// Readers (WAL lets them run beside the writer). The same pool as
     /// `write` for in-memory databases, which exist per connection.
     read: SqlitePool,
-    /// File databases: a second writer connection (rusqlite, on a blocking
-    /// thread) for `insert_ticks`, the hot path, and for the bars and
+    /// File databases: a second writer connection (rusqlite, on a thread of
+    /// its own, see `writer_thread`) for `insert_ticks`, the hot path, and for the bars and
     /// indicators the sinks write beside it (one connection keeps its page
     /// cache: another connection's commit would empty it). `None` for
     /// in-memory databases, whose ticks go through `write`.
-    ticks: Option<Arc<TickWriter>>,
+    ticks: Option<Arc<WriterThread>>,
     /// Held for every write transaction (on `write` or `ticks`), so the two
     /// writer connections take turns instead of sleeping in SQLite's busy
     /// handler.
@@ -115,12 +118,14 @@ impl SqliteStore {
             .connect_with(base.clone().pragma("cache_size", WRITER_CACHE_KIB))
             .await
             .map_err(|e| connect_err(e.into()))?;
+        let gate = Arc::default();
         let ticks = {
             let path = path.to_path_buf();
-            tokio::task::spawn_blocking(move || TickWriter::open(&path))
+            let writer = tokio::task::spawn_blocking(move || TickWriter::open(&path))
                 .await
                 .map_err(|e| connect_err(e.into()))?
-                .map_err(|e| connect_err(e.into()))?
+                .map_err(|e| connect_err(e.into()))?;
+            WriterThread::start(writer, Arc::clone(&gate)).map_err(|e| connect_err(e.into()))?
         };
         let read = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
@@ -132,7 +137,7 @@ impl SqliteStore {
             write,
             read,
             ticks: Some(Arc::new(ticks)),
-            gate: Arc::default(),
+            gate,
             health: Arc::default(),
             location: Location::File(path.to_path_buf()),
         })
@@ -285,34 +290,20 @@ impl SqliteStore {
         self.ticks.is_some()
     }
 
-    /// Runs `f` on the rusqlite writer connection on a blocking thread,
-    /// holding the write gate. File databases only ([`Self::has_writer`]).
+    /// Runs `f` on the rusqlite writer connection, on its thread and after
+    /// the writes queued before it, holding the write gate. File databases only ([`Self::has_writer`]).
     async fn on_writer<T: Send + 'static>(
         &self,
         op: &'static str,
         f: impl FnOnce(&TickWriter) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let Some(writer) = self.ticks.clone() else {
+        let Some(writer) = &self.ticks else {
             return Err(Error::Database {
                 op,
                 source: "no writer connection (in-memory database)".into(),
             });
         };
-        let gate = self.gate.clone().lock_owned().await;
-        let res = tokio::task::spawn_blocking(move || {
-            let res = f(&writer);
-            drop(gate);
-            res
-        })
-        .await;
-        match res {
-            Ok(res) => res,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(Error::Database {
-                op,
-                source: e.into(),
-            }),
-        }
+        writer.run(op, f).await
     }
 
     /// Runs `items` through the chunked statements of `sql` in one write
@@ -416,7 +407,6 @@ impl Store for SqliteStore {
     /// Closes every connection (checkpointing the WAL); later calls fail.
     async fn close(&self) {
         if let Some(w) = &self.ticks {
-            let _gate = self.gate.lock().await;
             let w = w.clone();
             if let Err(e) = tokio::task::spawn_blocking(move || w.close()).await {
                 tracing::warn!(error = %e, "closing the tick writer failed");
