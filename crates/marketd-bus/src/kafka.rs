@@ -48,6 +48,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How long connect waits for the broker before failing start-up.
@@ -379,12 +380,14 @@ impl Bus for KafkaBus {
             brokers: inner.brokers.clone(),
             topic,
             topic_name: inner.names[i].clone(),
+            prefix: inner.opts.topic_prefix.clone(),
             group_id,
             partitions: inner.partitions[i],
             closed: inner.closed[i].clone(),
             assignment: rx,
             assigned,
             check: None,
+            describing: None,
             members_seen: 0,
             check_failures: 0,
             lag,
@@ -509,6 +512,10 @@ fn decode(topic: Topic, topic_name: &str, m: &BorrowedMessage<'_>) -> Option<Del
     }
 }
 
+/// A consumer group as the broker describes it: state, members, and
+/// whether any member's assignment is reported; `None` when not listed.
+type Described = rdkafka::error::KafkaResult<Option<(String, usize, bool)>>;
+
 /// Follows rebalances of one consumer into its [`Assignment`].
 struct GroupContext {
     topic: String,
@@ -594,6 +601,8 @@ pub struct KafkaConsumer {
     brokers: String,
     topic: Topic,
     topic_name: String,
+    /// The bus's topic and group prefix.
+    prefix: String,
     /// The group id on the wire (`<prefix><group>`).
     group_id: String,
     /// Partitions of the topic.
@@ -603,8 +612,13 @@ pub struct KafkaConsumer {
     /// Raised by [`GroupContext`] after every assignment.
     assigned: Arc<Notify>,
     /// A group check still to do: `Some(unchanged)` after an assignment,
-    /// cleared once the check completed (so a cancelled `recv` redoes it).
+    /// cleared once the check completed.
     check: Option<bool>,
+    /// The description of the group the pending check waits for: a task of
+    /// its own, so a receive cancelled meanwhile (the aggregator's flush
+    /// timer does that every interval) does not start it over. Awaited
+    /// beside the messages, never before them.
+    describing: Option<JoinHandle<Described>>,
     /// Members of the group at the last completed check.
     members_seen: usize,
     /// Failed attempts of the pending check.
@@ -652,8 +666,34 @@ impl KafkaConsumer {
         out.extend(decode(self.topic, &self.topic_name, m));
     }
 
-    /// Runs after every assignment: describes the group and notes its size,
-    /// and repairs an assignment the coordinator failed to move.
+    /// Describes this member's group on a blocking thread, for the check
+    /// after every assignment ([`Self::check_group`]).
+    fn describe_group(&self) -> JoinHandle<Described> {
+        let consumer = self.consumer.clone();
+        let group_id = self.group_id.clone();
+        tokio::task::spawn_blocking(move || {
+            let list = consumer.fetch_group_list(Some(&group_id), DESCRIBE_TIMEOUT)?;
+            Ok(list
+                .groups()
+                .iter()
+                .find(|g| g.name() == group_id)
+                .map(|g| {
+                    let reports_assignments = g
+                        .members()
+                        .iter()
+                        .any(|m| m.assignment().is_some_and(|a| !a.is_empty()));
+                    (
+                        g.state().to_string(),
+                        g.members().len(),
+                        reports_assignments,
+                    )
+                }))
+        })
+    }
+
+    /// Completes the check after an assignment with the group's description
+    /// ([`Self::describe_group`]): notes the group's size, and repairs an
+    /// assignment the coordinator failed to move.
     ///
     /// When the rebalance that just completed handed back exactly the
     /// partitions this member had, this member does not hold the whole
@@ -670,36 +710,14 @@ impl KafkaConsumer {
     /// (kill -9 of a worker), and lists only groups with committed offsets.
     /// Apache Kafka moves the partitions in that rebalance, lists every group
     /// and reports member assignments, so this never fires there.
-    async fn check_group(&mut self) {
+    fn check_group(&mut self, described: std::result::Result<Described, tokio::task::JoinError>) {
         let Some(unchanged) = self.check else {
             return;
         };
-        let consumer = self.consumer.clone();
-        let group_id = self.group_id.clone();
-        let described = tokio::task::spawn_blocking(move || {
-            let list = consumer.fetch_group_list(Some(&group_id), DESCRIBE_TIMEOUT)?;
-            Ok::<_, KafkaError>(
-                list.groups()
-                    .iter()
-                    .find(|g| g.name() == group_id)
-                    .map(|g| {
-                        let reports_assignments = g
-                            .members()
-                            .iter()
-                            .any(|m| m.assignment().is_some_and(|a| !a.is_empty()));
-                        (
-                            g.state().to_string(),
-                            g.members().len(),
-                            reports_assignments,
-                        )
-                    }),
-            )
-        })
-        .await;
         let described = match described {
             Ok(Ok(described)) => described,
             failed => {
-                // Retried on the next receive, twice, then given up.
+                // Described again on the next receive, twice, then given up.
                 let error = match failed {
                     Ok(Err(e)) => e.to_string(),
                     Err(e) => e.to_string(),
@@ -710,8 +728,6 @@ impl KafkaConsumer {
                 if self.check_failures >= 3 {
                     self.check = None;
                     self.check_failures = 0;
-                } else {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 return;
             }
@@ -819,12 +835,18 @@ impl Consumer for KafkaConsumer {
                 self.take_ready(out, start, max);
                 return Ok(out.len() - start);
             }
-            if self.check.is_some() {
-                self.check_group().await;
+            if self.check.is_some() && self.describing.is_none() {
+                self.describing = Some(self.describe_group());
             }
+            let describing = &mut self.describing;
             let next = tokio::select! {
                 biased;
                 _ = self.closed.cancelled() => continue,
+                described = async { describing.as_mut().expect("guarded").await }, if describing.is_some() => {
+                    self.describing = None;
+                    self.check_group(described);
+                    continue;
+                }
                 _ = self.assigned.notified() => {
                     let unchanged = self.consumer.context().unchanged.swap(false, Ordering::Relaxed);
                     self.check = Some(unchanged || self.check == Some(true));
@@ -876,5 +898,51 @@ impl Consumer for KafkaConsumer {
 
     fn assignment(&self) -> watch::Receiver<Assignment> {
         self.assignment.clone()
+    }
+
+    /// Reads this group's committed offsets of the assigned partitions, then
+    /// polls `group`'s (through a client that never joins it) every 100 ms.
+    /// A partition `group` never committed counts as behind.
+    async fn caught_up(&mut self, group: &str, within: Duration) -> Result<bool> {
+        let ours = self.committed().await?;
+        if ours.is_empty() {
+            return Ok(true);
+        }
+        let reader: BaseConsumer = base_config(&self.brokers)
+            .set("group.id", format!("{}{group}", self.prefix))
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| Error::kafka(&self.brokers, "creating a group reader", e))?;
+        let reader = Arc::new(reader);
+        let mut list = TopicPartitionList::new();
+        for &p in ours.keys() {
+            list.add_partition(&self.topic_name, p as i32);
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (r, l) = (reader.clone(), list.clone());
+            let theirs = blocking(
+                &self.brokers,
+                "reading a group's committed offsets",
+                move || r.committed_offsets(l, DESCRIBE_TIMEOUT),
+            )
+            .await?;
+            let behind = ours.iter().any(|(&p, &o)| {
+                match theirs
+                    .find_partition(&self.topic_name, p as i32)
+                    .map(|e| e.offset())
+                {
+                    Some(Offset::Offset(t)) => u64::try_from(t).map_or(true, |t| t < o),
+                    _ => true,
+                }
+            });
+            if !behind {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }

@@ -13,6 +13,7 @@
 use marketd_model::{Envelope, Event, Topic};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 mod error;
 pub mod kafka;
@@ -135,6 +136,17 @@ pub trait Consumer: Send {
     fn commit(&mut self, batch: &[Delivery]) -> impl Future<Output = Result<()>> + Send;
     /// This member's partitions of the topic, updated on every rebalance.
     fn assignment(&self) -> watch::Receiver<Assignment>;
+    /// Waits until `group`, another consumer group of this topic, has
+    /// committed each of this member's partitions at least as far as this
+    /// member's group has: whatever this group already processed, the other
+    /// has made durable too. `false` when `within` passed first. The memory
+    /// bus answers `true` at once: its groups live and die with the process,
+    /// and none keeps a commit across a restart.
+    fn caught_up(
+        &mut self,
+        group: &str,
+        within: Duration,
+    ) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// Durability of one [`Bus::send_batch`]: wait for it to know that every
@@ -292,6 +304,12 @@ impl Consumer for AnyConsumer {
         match self {
             AnyConsumer::Memory(c) => c.assignment(),
             AnyConsumer::Kafka(c) => c.assignment(),
+        }
+    }
+    async fn caught_up(&mut self, group: &str, within: Duration) -> Result<bool> {
+        match self {
+            AnyConsumer::Memory(c) => c.caught_up(group, within).await,
+            AnyConsumer::Kafka(c) => c.caught_up(group, within).await,
         }
     }
 }

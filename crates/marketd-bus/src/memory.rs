@@ -354,6 +354,10 @@ impl Consumer for MemoryConsumer {
     fn assignment(&self) -> watch::Receiver<Assignment> {
         self.assignment.subscribe()
     }
+
+    async fn caught_up(&mut self, _group: &str, _within: std::time::Duration) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 #[cfg(test)]

@@ -114,6 +114,24 @@ async fn topics_are_separate(bus: &AnyBus) {
     nothing_more(&mut bars, Duration::from_millis(500)).await;
 }
 
+/// Commits `batch` and, on Kafka (which commits asynchronously), waits
+/// until the broker has the commit (the memory bus commits at once).
+async fn commit_landed(c: &mut AnyConsumer, batch: &[Delivery]) {
+    c.commit(batch).await.unwrap();
+    if let AnyConsumer::Kafka(k) = &*c {
+        let last = batch.last().expect("a batch to commit");
+        let (partition, next) = (last.partition, last.offset + 1);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while k.committed().await.unwrap().get(&partition) != Some(&next) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "commit of offset {next} not on the broker within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 async fn a_new_member_resumes_after_the_committed_offset(bus: &AnyBus) {
     let mut c = bus.subscribe(Topic::Ticks, "resume").await.unwrap();
     // One produce request per message: the test broker (tansu 0.6, memory
@@ -128,20 +146,7 @@ async fn a_new_member_resumes_after_the_committed_offset(bus: &AnyBus) {
         first.iter().map(ts).collect::<Vec<_>>(),
         vec![0, 1, 2, 3, 4]
     );
-    c.commit(&first).await.unwrap();
-    // Kafka commits asynchronously: wait until the broker has the commit
-    // before the member leaves (the memory bus commits at once).
-    if let AnyConsumer::Kafka(k) = &c {
-        let (partition, next) = (first[4].partition, first[4].offset + 1);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while k.committed().await.unwrap().get(&partition) != Some(&next) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "commit of offset {next} not on the broker within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    commit_landed(&mut c, &first).await;
     drop(c);
     let mut next = bus.subscribe(Topic::Ticks, "resume").await.unwrap();
     let rest = take(&mut next, 5).await;
@@ -298,6 +303,20 @@ mod memory {
         )*};
     }
     for_each_suite_test!(memory_tests);
+
+    /// The memory bus keeps no commit across a restart: no group ever waits
+    /// for another.
+    #[tokio::test]
+    async fn caught_up_is_immediate() {
+        let bus = AnyBus::connect("memory://", BusOptions::default())
+            .await
+            .unwrap();
+        let mut c = bus.subscribe(Topic::Ticks, "ahead").await.unwrap();
+        bus.publish(tick("AAPL", 1)).await.unwrap();
+        let got = take(&mut c, 1).await;
+        c.commit(&got).await.unwrap();
+        assert!(c.caught_up("behind", Duration::ZERO).await.unwrap());
+    }
 }
 
 mod kafka {
@@ -449,6 +468,74 @@ mod kafka {
                 "partitions did not move within 60 s"
             );
         }
+    }
+
+    /// `caught_up` waits for another group's commits to reach this group's:
+    /// false while the other group is behind (or never committed), true once
+    /// it committed as far, and true at once for a group with no commits of
+    /// its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn caught_up_follows_the_other_groups_commits() {
+        let Some((_, bus)) = kafka_bus("caught_up_follows_the_other_groups_commits", 1).await
+        else {
+            return;
+        };
+        // One produce request per message: a commit inside a record batch
+        // is no place tansu can fetch from (see above).
+        for i in 0..10 {
+            bus.publish(tick("AAPL", i)).await.unwrap();
+        }
+        let mut fresh = bus.subscribe(Topic::Ticks, "fresh").await.unwrap();
+        take(&mut fresh, 10).await;
+        assert!(
+            fresh.caught_up("nobody", Duration::ZERO).await.unwrap(),
+            "nothing committed by its own group: nothing to wait for"
+        );
+        let mut ahead = bus.subscribe(Topic::Ticks, "ahead").await.unwrap();
+        let all = take(&mut ahead, 10).await;
+        commit_landed(&mut ahead, &all).await;
+        let mut behind = bus.subscribe(Topic::Ticks, "behind").await.unwrap();
+        let seen = take(&mut behind, 10).await;
+        commit_landed(&mut behind, &seen[..5]).await;
+        let short = Duration::from_millis(300);
+        assert!(!ahead.caught_up("behind", short).await.unwrap());
+        assert!(!ahead.caught_up("never-committed", short).await.unwrap());
+        commit_landed(&mut behind, &seen).await;
+        assert!(
+            ahead
+                .caught_up("behind", Duration::from_secs(30))
+                .await
+                .unwrap()
+        );
+        assert!(behind.caught_up("ahead", Duration::ZERO).await.unwrap());
+    }
+
+    /// A receive cancelled every 20 ms (as a select with a short timer does)
+    /// still gets the messages: the description of the group after an
+    /// assignment is not started over by each cancelled receive. Before, the
+    /// aggregator with `flush_interval_ms = 100` never received on tansu.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn receives_cancelled_every_20_ms_still_deliver() {
+        let Some((_, bus)) = kafka_bus("receives_cancelled_every_20_ms_still_deliver", 1).await
+        else {
+            return;
+        };
+        let mut c = bus.subscribe(Topic::Ticks, "impatient").await.unwrap();
+        for i in 0..5 {
+            bus.publish(tick("AAPL", i)).await.unwrap();
+        }
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while got.len() < 5 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of 5 messages within 30 s",
+                got.len()
+            );
+            let _ =
+                tokio::time::timeout(Duration::from_millis(20), c.recv_batch(&mut got, 5)).await;
+        }
+        assert_eq!(got.iter().map(ts).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
