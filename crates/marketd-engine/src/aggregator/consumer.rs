@@ -34,12 +34,18 @@ pub(crate) async fn run(
     // Ticks applied but not yet committed: the newest delivery per partition.
     // They are committed only right after a publication that reflects them.
     let mut applied: Vec<Delivery> = Vec::new();
+    // Before the first batch of every assignment is seeded: wait for the
+    // tick writer (see `wait_for_tick_writer`).
+    let mut check_writer = true;
     loop {
         batch.clear();
         let ended = tokio::select! {
             r = consumer.recv_batch(&mut batch, 4096) => match r {
                 Ok(0) => true,
                 Ok(_) => {
+                    if std::mem::take(&mut check_writer) {
+                        wait_for_tick_writer(&mut consumer).await;
+                    }
                     latest.offer(batch.iter().filter_map(|d| match &d.envelope.event {
                         Event::Tick(t) => Some(t),
                         _ => None,
@@ -84,6 +90,7 @@ pub(crate) async fn run(
                 let now = assignment.borrow_and_update().clone();
                 agg.flush_open(&mut out);
                 if !now.partitions.is_empty() {
+                    check_writer = true;
                     agg.retain(|symbol| now.contains(bus.partition_for(Topic::Ticks, symbol.as_str())));
                 }
                 false
@@ -103,6 +110,42 @@ pub(crate) async fn run(
         }
         if ended {
             return;
+        }
+    }
+}
+
+/// How long the aggregator waits for the tick writer before seeding anyway.
+const TICK_WRITER_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits until the tick writer's group has committed this member's
+/// partitions as far as the aggregator's group has.
+///
+/// Series are seeded from the stored ticks (`seed.rs`), and the ticks before
+/// the aggregator's committed offset are not delivered again: their bars were
+/// published before a crash or a rebalance. When the tick writer lags the
+/// aggregator at that moment (with Kafka they are separate groups, possibly
+/// on different workers), some of those ticks are not stored yet, and bars
+/// recomputed without them would replace the published bars that held them,
+/// for good. Once the tick writer committed as far, every one of them is
+/// stored. A tick writer that does not catch up within
+/// [`TICK_WRITER_WAIT`] (a store outage) is logged and counted
+/// (`marketd_aggregator_seed_unsynced_total`), and seeding goes on from what
+/// is stored. The memory bus answers at once (nothing survives a restart).
+async fn wait_for_tick_writer(consumer: &mut AnyConsumer) {
+    let group = crate::sinks::writer_group(Topic::Ticks);
+    match consumer.caught_up(&group, TICK_WRITER_WAIT).await {
+        Ok(true) => {}
+        Ok(false) => {
+            metrics::counter!("marketd_aggregator_seed_unsynced_total").increment(1);
+            tracing::warn!(
+                %group,
+                wait_s = TICK_WRITER_WAIT.as_secs(),
+                "the tick writer has not stored every tick the aggregator already reflected; seeding from what is stored"
+            );
+        }
+        Err(e) => {
+            metrics::counter!("marketd_aggregator_seed_unsynced_total").increment(1);
+            tracing::warn!(%group, error = %e, "could not compare with the tick writer's progress; seeding from what is stored");
         }
     }
 }

@@ -410,3 +410,154 @@ async fn a_warm_start_deletes_bars_of_ticks_the_store_never_took() {
         .collect();
     assert_eq!(published, vec![0, 1, 2, 3, 4, 5]);
 }
+
+/// Kafka failover: the aggregator that takes over a partition waits for the
+/// tick writer's group before it seeds, so the bars it recomputes hold the
+/// ticks the dead worker's aggregator had already put into published bars
+/// although the tick writer had not stored them yet. Without the wait the
+/// recomputed minute bar held 7 of the 12 ticks, for good. Skipped without
+/// a broker (`MARKETD_TEST_KAFKA_BROKERS`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_seeding_waits_for_the_tick_writer() {
+    use crate::sinks::{SINKS, WriterConfig};
+    use marketd_bus::{AnyBus, AnyConsumer, Bus, BusOptions, Consumer, Delivery};
+    use marketd_cache::{AnyCache, CacheOptions};
+    use marketd_model::Topic;
+    use marketd_store::prelude::*;
+    use std::time::Duration;
+    use tokio::time::{Instant, timeout};
+
+    let Some(brokers) = marketd_testkit::service(
+        "MARKETD_TEST_KAFKA_BROKERS",
+        "kafka test after_a_failover_seeding_waits_for_the_tick_writer",
+    ) else {
+        return;
+    };
+    let bus = AnyBus::connect(
+        &format!("kafka://{brokers}"),
+        BusOptions {
+            partitions: 1,
+            topic_prefix: format!("agg{}.", uuid::Uuid::now_v7().simple()),
+            session_timeout_ms: 6_000,
+            ..BusOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    async fn take(c: &mut AnyConsumer, n: usize) -> Vec<Delivery> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            let want = n - got.len();
+            let r = timeout(Duration::from_secs(30), c.recv_batch(&mut got, want));
+            assert!(r.await.expect("messages within 30 s").unwrap() > 0);
+        }
+        got
+    }
+    async fn commit_landed(c: &mut AnyConsumer, batch: &[Delivery]) {
+        c.commit(batch).await.unwrap();
+        let AnyConsumer::Kafka(k) = &*c else {
+            unreachable!()
+        };
+        let next = batch.last().unwrap().offset + 1;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while k.committed().await.unwrap().get(&0) != Some(&next) {
+            assert!(Instant::now() < deadline, "commit not on the broker");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::test_support::sqlite_store(&dir).await;
+    let t0 = 1_796_294_640 * S; // a minute boundary
+    let ticks: Vec<Tick> = (0..12).map(|i| tick(t0 + i * S / 10, 100 + i)).collect();
+    // One produce request per tick: tansu fetches only from a batch's start.
+    for t in &ticks[..10] {
+        bus.publish(Event::Tick(t.clone())).await.unwrap();
+    }
+    let cfg = AggregatorConfig {
+        intervals: vec![Interval::M1],
+        ma_windows: vec![],
+        ma_intervals: vec![],
+        late_buckets: 2,
+        flush_interval_ms: 100,
+    };
+    // The dead worker: its aggregator published (and its bars writer
+    // stored) the minute bar of the first ten ticks and committed them...
+    let mut old = bus.subscribe(Topic::Ticks, "aggregator").await.unwrap();
+    let seen = take(&mut old, 10).await;
+    let mut dead = Aggregator::new(cfg.clone());
+    let mut out = Vec::new();
+    dead.apply_batch(ticks[..10].iter(), &mut out);
+    dead.flush_open(&mut out);
+    let published: Vec<Bar> = bars(&out).into_iter().cloned().collect();
+    assert_eq!(published.last().unwrap().trades, 10);
+    store.upsert_bars(&published).await.unwrap();
+    commit_landed(&mut old, &seen).await;
+    drop(old);
+    // ... while its tick writer had stored and committed five of them.
+    store.insert_ticks(&ticks[..5]).await.unwrap();
+    let mut writer = bus.subscribe(Topic::Ticks, "store-ticks").await.unwrap();
+    let seen = take(&mut writer, 10).await;
+    commit_landed(&mut writer, &seen[..5]).await;
+    drop(writer);
+
+    // The survivor: an aggregator first, then two more ticks.
+    let cache = AnyCache::connect("memory://", CacheOptions::default())
+        .await
+        .unwrap();
+    let tasks = tokio_util::task::TaskTracker::new();
+    let latest = crate::cache_updater::LatestFeed::start(cache, &tasks);
+    let consumer = bus.subscribe(Topic::Ticks, "aggregator").await.unwrap();
+    let mut audit = bus.subscribe(Topic::Bars, "audit").await.unwrap();
+    tasks.spawn(super::run(
+        consumer,
+        bus.clone(),
+        store.clone(),
+        latest,
+        cfg,
+    ));
+    for t in &ticks[10..] {
+        bus.publish(Event::Tick(t.clone())).await.unwrap();
+    }
+    // The tick writer comes back once the aggregator published a bar (it
+    // seeded without waiting) or 3 s passed (it waits for the writer).
+    let mut got = Vec::new();
+    let early = timeout(Duration::from_secs(3), audit.recv_batch(&mut got, 100)).await;
+    let consumer = bus.subscribe(Topic::Ticks, "store-ticks").await.unwrap();
+    let writer_cfg = WriterConfig {
+        batch_size: 100,
+        flush_interval_ms: 20,
+    };
+    tasks.spawn(crate::sinks::run(
+        SINKS[0],
+        consumer,
+        store.clone(),
+        writer_cfg,
+    ));
+    // The minute bar ends with all twelve ticks, as a recomputation from the
+    // stored ticks has it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let trades = |got: &[Delivery]| {
+        got.iter()
+            .filter_map(|d| match &d.envelope.event {
+                Event::Bar(b) => Some(b.trades),
+                _ => None,
+            })
+            .next_back()
+    };
+    while trades(&got) != Some(12) {
+        assert!(
+            Instant::now() < deadline,
+            "minute bar with {:?} trades, want 12 (published before the writer came back: {})",
+            trades(&got),
+            early.is_ok()
+        );
+        let _ = timeout(Duration::from_millis(500), audit.recv_batch(&mut got, 100)).await;
+    }
+    assert_eq!(store.count_ticks(None).await.unwrap(), 12);
+    bus.close_topic(Topic::Ticks);
+    bus.close_topic(Topic::Bars);
+    tasks.close();
+    timeout(Duration::from_secs(30), tasks.wait())
+        .await
+        .unwrap();
+}

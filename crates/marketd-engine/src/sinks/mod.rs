@@ -55,7 +55,7 @@ pub trait Sink: Send + Sync {
     ) -> BoxFuture<'a, marketd_store::Result<()>>;
     /// The consumer group of this sink.
     fn group(&self) -> String {
-        format!("store-{}", self.topic())
+        writer_group(self.topic())
     }
     /// Whether its rows are only inserted (idempotently), never updated:
     /// then batches may be written out of order, and the store decides how
@@ -65,6 +65,11 @@ pub trait Sink: Send + Sync {
     fn insert_only(&self) -> bool {
         false
     }
+}
+
+/// The consumer group of the sink that stores `topic`.
+pub(crate) fn writer_group(topic: Topic) -> String {
+    format!("store-{topic}")
 }
 
 /// Every sink the engine runs.
