@@ -4,6 +4,7 @@
 //! skipped, unless `MARKETD_REQUIRE_SERVICES=1`, where they fail. Every Kafka
 //! test uses its own topic prefix, so tests never see each other's messages.
 
+use futures::FutureExt;
 use marketd_bus::{AnyBus, AnyConsumer, AnyTail, Bus, BusOptions, Consumer, Delivery, Tailed};
 use marketd_model::{Decimal, Event, Symbol, Tick, TickKind, Topic};
 use std::collections::BTreeMap;
@@ -510,13 +511,17 @@ mod kafka {
         assert!(behind.caught_up("ahead", Duration::ZERO).await.unwrap());
     }
 
-    /// A receive cancelled every 20 ms (as a select with a short timer does)
-    /// still gets the messages: the description of the group after an
-    /// assignment is not started over by each cancelled receive. Before, the
-    /// aggregator with `flush_interval_ms = 100` never received on tansu.
+    /// A receive that is polled once and then dropped (as a select whose
+    /// other branch is ready drops it) still gets the messages
+    /// over many tries: the description of the group after an assignment runs
+    /// beside the messages and is not started over by each cancelled receive.
+    /// Before, every try started it again and no try got past it, so the
+    /// aggregator, whose receive its flush timer cancels every
+    /// `flush_interval_ms`, never received on tansu with 100 ms.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn receives_cancelled_every_20_ms_still_deliver() {
-        let Some((_, bus)) = kafka_bus("receives_cancelled_every_20_ms_still_deliver", 1).await
+    async fn receives_cancelled_after_one_poll_still_deliver() {
+        let Some((_, bus)) =
+            kafka_bus("receives_cancelled_after_one_poll_still_deliver", 1).await
         else {
             return;
         };
@@ -532,8 +537,10 @@ mod kafka {
                 "{} of 5 messages within 30 s",
                 got.len()
             );
-            let _ =
-                tokio::time::timeout(Duration::from_millis(20), c.recv_batch(&mut got, 5)).await;
+            let _ = c.recv_batch(&mut got, 5).now_or_never();
+            // Paces the tries (the broker, librdkafka's threads and the
+            // description's task work meanwhile).
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         assert_eq!(got.iter().map(ts).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     }
