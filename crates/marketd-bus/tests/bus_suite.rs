@@ -520,8 +520,7 @@ mod kafka {
     /// `flush_interval_ms`, never received on tansu with 100 ms.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn receives_cancelled_after_one_poll_still_deliver() {
-        let Some((_, bus)) =
-            kafka_bus("receives_cancelled_after_one_poll_still_deliver", 1).await
+        let Some((_, bus)) = kafka_bus("receives_cancelled_after_one_poll_still_deliver", 1).await
         else {
             return;
         };
