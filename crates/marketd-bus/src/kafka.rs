@@ -920,6 +920,9 @@ impl Consumer for KafkaConsumer {
         }
         let deadline = tokio::time::Instant::now() + within;
         loop {
+            if self.closed.is_cancelled() {
+                return Err(Error::Closed(self.topic));
+            }
             let (r, l) = (reader.clone(), list.clone());
             let theirs = blocking(
                 &self.brokers,
@@ -942,7 +945,10 @@ impl Consumer for KafkaConsumer {
             if tokio::time::Instant::now() >= deadline {
                 return Ok(false);
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::select! {
+                _ = self.closed.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
         }
     }
 }

@@ -139,9 +139,11 @@ pub trait Consumer: Send {
     /// Waits until `group`, another consumer group of this topic, has
     /// committed each of this member's partitions at least as far as this
     /// member's group has: whatever this group already processed, the other
-    /// has made durable too. `false` when `within` passed first. The memory
-    /// bus answers `true` at once: its groups live and die with the process,
-    /// and none keeps a commit across a restart.
+    /// has made durable too. `false` when `within` passed first;
+    /// [`Error::Closed`] when the topic closed first (a shutdown: the other
+    /// group stops too, so waiting on would only delay it). The memory bus
+    /// answers `true` at once: its groups live and die with the process, and
+    /// none keeps a commit across a restart.
     fn caught_up(
         &mut self,
         group: &str,

@@ -511,6 +511,38 @@ mod kafka {
         assert!(behind.caught_up("ahead", Duration::ZERO).await.unwrap());
     }
 
+    /// A wait in `caught_up` ends with `Closed` once the topic closes (a
+    /// shutdown, which stops the other group too) instead of running out its
+    /// time: the aggregator waiting for a tick writer that shut down before
+    /// catching up held the shutdown up to 30 s, then seeded without the
+    /// ticks it was waiting for.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn caught_up_ends_when_the_topic_closes() {
+        let Some((_, bus)) = kafka_bus("caught_up_ends_when_the_topic_closes", 1).await else {
+            return;
+        };
+        for i in 0..3 {
+            bus.publish(tick("AAPL", i)).await.unwrap();
+        }
+        let mut ahead = bus.subscribe(Topic::Ticks, "ahead").await.unwrap();
+        let all = take(&mut ahead, 3).await;
+        commit_landed(&mut ahead, &all).await;
+        let waiting = tokio::spawn(async move {
+            ahead
+                .caught_up("never-committed", Duration::from_secs(600))
+                .await
+        });
+        bus.close_topic(Topic::Ticks);
+        let ended = tokio::time::timeout(Duration::from_secs(60), waiting)
+            .await
+            .expect("the wait ends with the topic, long before its 600 s")
+            .unwrap();
+        assert!(
+            matches!(ended, Err(marketd_bus::Error::Closed(Topic::Ticks))),
+            "{ended:?}"
+        );
+    }
+
     /// A receive that is polled once and then dropped (as a select whose
     /// other branch is ready drops it) still gets the messages
     /// over many tries: the description of the group after an assignment runs

@@ -42,10 +42,14 @@ pub(crate) async fn run(
         let ended = tokio::select! {
             r = consumer.recv_batch(&mut batch, 4096) => match r {
                 Ok(0) => true,
+                Ok(_) if std::mem::take(&mut check_writer)
+                    && !wait_for_tick_writer(&mut consumer).await =>
+                {
+                    // Shut down while waiting: the batch is neither applied
+                    // nor committed, so it is delivered again next time.
+                    true
+                }
                 Ok(_) => {
-                    if std::mem::take(&mut check_writer) {
-                        wait_for_tick_writer(&mut consumer).await;
-                    }
                     latest.offer(batch.iter().filter_map(|d| match &d.envelope.event {
                         Event::Tick(t) => Some(t),
                         _ => None,
@@ -131,10 +135,18 @@ const TICK_WRITER_WAIT: Duration = Duration::from_secs(30);
 /// [`TICK_WRITER_WAIT`] (a store outage) is logged and counted
 /// (`marketd_aggregator_seed_unsynced_total`), and seeding goes on from what
 /// is stored. The memory bus answers at once (nothing survives a restart).
-async fn wait_for_tick_writer(consumer: &mut AnyConsumer) {
+///
+/// `false` when the topic closed meanwhile (a shutdown, which stops the tick
+/// writer as well): seeding then would recompute bars without the ticks the
+/// writer did not get to, so the aggregator ends instead.
+async fn wait_for_tick_writer(consumer: &mut AnyConsumer) -> bool {
     let group = crate::sinks::writer_group(Topic::Ticks);
     match consumer.caught_up(&group, TICK_WRITER_WAIT).await {
-        Ok(true) => {}
+        Ok(true) => true,
+        Err(marketd_bus::Error::Closed(_)) => {
+            tracing::info!(%group, "shut down while waiting for the tick writer; the batch is left for the next start");
+            false
+        }
         Ok(false) => {
             metrics::counter!("marketd_aggregator_seed_unsynced_total").increment(1);
             tracing::warn!(
@@ -142,10 +154,12 @@ async fn wait_for_tick_writer(consumer: &mut AnyConsumer) {
                 wait_s = TICK_WRITER_WAIT.as_secs(),
                 "the tick writer has not stored every tick the aggregator already reflected; seeding from what is stored"
             );
+            true
         }
         Err(e) => {
             metrics::counter!("marketd_aggregator_seed_unsynced_total").increment(1);
             tracing::warn!(%group, error = %e, "could not compare with the tick writer's progress; seeding from what is stored");
+            true
         }
     }
 }
