@@ -667,11 +667,17 @@ impl KafkaConsumer {
     }
 
     /// Describes this member's group on a blocking thread, for the check
-    /// after every assignment ([`Self::check_group`]).
+    /// after every assignment ([`Self::check_group`]); a retry after a
+    /// failed description first waits 200 ms (on that thread, beside the
+    /// messages).
     fn describe_group(&self) -> JoinHandle<Described> {
         let consumer = self.consumer.clone();
         let group_id = self.group_id.clone();
+        let retry = self.check_failures > 0;
         tokio::task::spawn_blocking(move || {
+            if retry {
+                std::thread::sleep(Duration::from_millis(200));
+            }
             let list = consumer.fetch_group_list(Some(&group_id), DESCRIBE_TIMEOUT)?;
             Ok(list
                 .groups()
@@ -717,7 +723,8 @@ impl KafkaConsumer {
         let described = match described {
             Ok(Ok(described)) => described,
             failed => {
-                // Described again on the next receive, twice, then given up.
+                // Described again (after a pause, see `describe_group`),
+                // twice, then given up.
                 let error = match failed {
                     Ok(Err(e)) => e.to_string(),
                     Err(e) => e.to_string(),

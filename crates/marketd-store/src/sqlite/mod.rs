@@ -68,8 +68,8 @@ pub struct SqliteStore {
     /// `write` for in-memory databases, which exist per connection.
     read: SqlitePool,
     /// File databases: a second writer connection (rusqlite, on a thread of
-    /// its own, see `writer_thread`) for `insert_ticks`, the hot path, and for the bars and
-    /// indicators the sinks write beside it (one connection keeps its page
+    /// its own, see `writer_thread`) for `insert_ticks`, the hot path, and
+    /// for the bars and indicators the sinks write beside it (one connection keeps its page
     /// cache: another connection's commit would empty it). `None` for
     /// in-memory databases, whose ticks go through `write`.
     ticks: Option<Arc<WriterThread>>,
@@ -291,7 +291,8 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the rusqlite writer connection, on its thread and after
-    /// the writes queued before it, holding the write gate. File databases only ([`Self::has_writer`]).
+    /// the writes queued before it, holding the write gate. File databases
+    /// only ([`Self::has_writer`]).
     async fn on_writer<T: Send + 'static>(
         &self,
         op: &'static str,

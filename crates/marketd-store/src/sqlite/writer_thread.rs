@@ -58,6 +58,9 @@ impl WriterThread {
                     let _turn = gate.blocking_lock();
                     job(&writer);
                 }
+                // Closing checkpoints the WAL, a write like any other: it
+                // takes its turn too.
+                let _turn = gate.blocking_lock();
                 writer.close();
             })?;
         Ok(WriterThread {
