@@ -667,17 +667,11 @@ impl KafkaConsumer {
     }
 
     /// Describes this member's group on a blocking thread, for the check
-    /// after every assignment ([`Self::check_group`]); a retry after a
-    /// failed description first waits 200 ms (on that thread, beside the
-    /// messages).
+    /// after every assignment ([`Self::check_group`]).
     fn describe_group(&self) -> JoinHandle<Described> {
         let consumer = self.consumer.clone();
         let group_id = self.group_id.clone();
-        let retry = self.check_failures > 0;
         tokio::task::spawn_blocking(move || {
-            if retry {
-                std::thread::sleep(Duration::from_millis(200));
-            }
             let list = consumer.fetch_group_list(Some(&group_id), DESCRIBE_TIMEOUT)?;
             Ok(list
                 .groups()
@@ -723,8 +717,7 @@ impl KafkaConsumer {
         let described = match described {
             Ok(Ok(described)) => described,
             failed => {
-                // Described again (after a pause, see `describe_group`),
-                // twice, then given up.
+                // Described again on the next receive, twice, then given up.
                 let error = match failed {
                     Ok(Err(e)) => e.to_string(),
                     Err(e) => e.to_string(),
