@@ -208,10 +208,11 @@ impl KafkaBus {
                 return Err(Error::Closed(topic));
             }
             payload.clear();
-            serde_json::to_writer(&mut payload, env).map_err(|e| Error::KafkaOther {
-                brokers: inner.brokers.clone(),
-                message: format!("encoding an envelope: {e}"),
-            })?;
+            env.encode(inner.opts.codec, &mut payload)
+                .map_err(|e| Error::KafkaOther {
+                    brokers: inner.brokers.clone(),
+                    message: format!("encoding an envelope: {e}"),
+                })?;
             let partition = partition_of(&env.key, inner.partitions[i]) as i32;
             let mut record = FutureRecord::to(&inner.names[i])
                 .key(env.key.as_str())
@@ -484,13 +485,13 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::kafka(brokers, what, e))
 }
 
-/// Decodes one message; a message that is not an envelope is logged,
-/// counted and skipped (`None`).
+/// Decodes one message in whichever codec it was written; a message that is
+/// not an envelope is logged, counted and skipped (`None`).
 fn decode(topic: Topic, topic_name: &str, m: &BorrowedMessage<'_>) -> Option<Delivery> {
     let decoded = m
         .payload()
         .ok_or_else(|| "empty payload".to_string())
-        .and_then(|p| serde_json::from_slice::<Envelope>(p).map_err(|e| e.to_string()));
+        .and_then(|p| Envelope::decode(p).map_err(|e| e.to_string()));
     match decoded {
         Ok(envelope) => Some(Delivery {
             envelope: Arc::new(envelope),

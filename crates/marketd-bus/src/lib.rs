@@ -10,7 +10,7 @@
 //! partition whoever produced it, and a consumer's [`Assignment`] says which
 //! keys it owns.
 
-use marketd_model::{Envelope, Event, Topic};
+use marketd_model::{Codec, Envelope, Event, Topic};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +70,9 @@ pub struct BusOptions {
     /// Kafka consumer session timeout: how long a silent group member keeps
     /// its partitions before the group rebalances.
     pub session_timeout_ms: u64,
+    /// How Kafka producers write envelopes ([`Codec`]); consumers read
+    /// both. The memory bus hands envelopes over without encoding them.
+    pub codec: Codec,
 }
 
 impl Default for BusOptions {
@@ -80,6 +83,7 @@ impl Default for BusOptions {
             topic_prefix: "marketd.".into(),
             replication_factor: 1,
             session_timeout_ms: 10_000,
+            codec: Codec::Json,
         }
     }
 }

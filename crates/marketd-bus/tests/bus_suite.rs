@@ -322,8 +322,12 @@ mod memory {
 
 mod kafka {
     use super::*;
+    use marketd_model::Codec;
     use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::message::Message as _;
     use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::{Offset, TopicPartitionList};
 
     const VAR: &str = "MARKETD_TEST_KAFKA_BROKERS";
 
@@ -347,12 +351,18 @@ mod kafka {
             std::process::id(),
             uuid::Uuid::now_v7().simple()
         );
+        on_prefix(brokers, partitions, &prefix, Codec::Json).await
+    }
+
+    /// A bus on the topics of `prefix`, its producers writing `codec`.
+    async fn on_prefix(brokers: &str, partitions: u32, prefix: &str, codec: Codec) -> AnyBus {
         AnyBus::connect(
             &format!("kafka://{brokers}"),
             BusOptions {
                 partitions,
-                topic_prefix: prefix,
+                topic_prefix: prefix.to_string(),
                 session_timeout_ms: 6_000,
+                codec,
                 ..BusOptions::default()
             },
         )
@@ -591,7 +601,13 @@ mod kafka {
             .set("bootstrap.servers", &brokers)
             .create()
             .unwrap();
-        for payload in [&b"not json"[..], br#"{"schema_version":1}"#] {
+        // Not JSON, a JSON object that is no envelope, and a binary
+        // envelope cut short after its schema version.
+        for payload in [
+            &b"not json"[..],
+            br#"{"schema_version":1}"#,
+            b"\xB1\x01\x00",
+        ] {
             raw.send(
                 FutureRecord::to(&topic).key("AAPL").payload(payload),
                 Duration::from_secs(5),
@@ -604,9 +620,80 @@ mod kafka {
         assert_eq!(
             ts(&got[0]),
             7,
-            "the valid message after two bad ones arrives"
+            "the valid message after three bad ones arrives"
         );
-        assert_eq!(got[0].offset, 2, "the bad ones were skipped, not delivered");
+        assert_eq!(got[0].offset, 3, "the bad ones were skipped, not delivered");
+    }
+
+    /// Producers writing binary tick envelopes and producers writing JSON
+    /// share a topic; a consumer reads both, field for field, whatever its
+    /// own bus writes. Events without a binary layout stay JSON.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn binary_and_json_envelopes_share_a_topic() {
+        let Some(brokers) = brokers("binary_and_json_envelopes_share_a_topic") else {
+            return;
+        };
+        let prefix = format!("testcodec{}.", uuid::Uuid::now_v7().simple());
+        let json = on_prefix(&brokers, 1, &prefix, Codec::Json).await;
+        let binary = on_prefix(&brokers, 1, &prefix, Codec::Binary).await;
+        let mut c = json.subscribe(Topic::Ticks, "reader").await.unwrap();
+        let mut full = Tick::new(
+            Symbol::parse("BTC-USDT").unwrap(),
+            "okx",
+            TickKind::Quote,
+            "97123.123456789012345678".parse().unwrap(),
+            "0.000000000000000001".parse().unwrap(),
+            1_700_000_000_000_000_000,
+            1_700_000_000_000_000_100,
+        );
+        full.bid = Some("97123.1".parse().unwrap());
+        full.ask = Some("97123.2".parse().unwrap());
+        full.trade_id = Some("42".into());
+        full.sequence = Some(7);
+        full.venue_symbol = Some("BTC-USDT-SWAP".into());
+        json.publish(tick("BTC-USDT", 1)).await.unwrap();
+        binary.publish(Event::Tick(full.clone())).await.unwrap();
+        binary.publish(tick("BTC-USDT", 3)).await.unwrap();
+        let got = take(&mut c, 3).await;
+        assert_eq!(got[0].envelope.event, tick("BTC-USDT", 1));
+        assert_eq!(got[1].envelope.event, Event::Tick(full));
+        assert_eq!(got[2].envelope.event, tick("BTC-USDT", 3));
+        assert_eq!(got[1].envelope.key, "BTC-USDT");
+
+        // On the wire: JSON, then the binary layout.
+        let marketd_bus::AnyBus::Kafka(k) = &binary else {
+            unreachable!()
+        };
+        let raw: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", format!("{prefix}raw"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(k.topic_name(Topic::Ticks), 0, Offset::Beginning)
+            .unwrap();
+        raw.assign(&tpl).unwrap();
+        let mut first_bytes = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while first_bytes.len() < 3 && std::time::Instant::now() < deadline {
+            if let Some(m) = raw.poll(Duration::from_millis(200)) {
+                first_bytes.push(m.unwrap().payload().unwrap()[0]);
+            }
+        }
+        assert_eq!(first_bytes, vec![b'{', 0xB1, 0xB1]);
+
+        // A bar has no binary layout: written as JSON by the binary bus.
+        let mut bars = json.subscribe(Topic::Bars, "bar-reader").await.unwrap();
+        let Event::Tick(t) = tick("BTC-USDT", 4) else {
+            unreachable!()
+        };
+        let bar = Event::Bar(marketd_model::Bar::open_with(
+            &t,
+            marketd_model::Interval::M1,
+        ));
+        binary.publish(bar.clone()).await.unwrap();
+        assert_eq!(take(&mut bars, 1).await[0].envelope.event, bar);
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
-//! Cost of the bus envelope codec per tick: JSON encoding of a tick envelope
-//! (what a producer does per message) and decoding it back (what every
-//! consumer group does per message), on the simulated ticks the ingest
-//! benches use.
+//! Cost of the bus envelope codecs per tick: encoding a tick envelope (what
+//! a producer does per message) and decoding it back (what every consumer
+//! group does per message), as JSON and in the binary tick layout
+//! (`bus.codec`), on the simulated ticks the ingest benches use.
 //!
 //! `cargo bench -p marketd-engine --bench envelope`
 
@@ -11,7 +11,7 @@ mod common;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use marketd_model::{Envelope, Event};
+use marketd_model::{Codec, Envelope, Event};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -29,32 +29,32 @@ fn main() {
         .collect();
     let mut encoded: Vec<Vec<u8>> = Vec::with_capacity(n);
     for round in 0..3 {
-        encoded.clear();
-        let started = Instant::now();
-        let mut buf = Vec::with_capacity(512);
-        for env in &envelopes {
-            buf.clear();
-            // As the Kafka producer does: one reused buffer, and a copy of
-            // each payload (librdkafka's own copy).
-            serde_json::to_writer(&mut buf, black_box(env)).unwrap();
-            encoded.push(buf.clone());
+        for codec in [Codec::Json, Codec::Binary] {
+            encoded.clear();
+            let started = Instant::now();
+            let mut buf = Vec::with_capacity(512);
+            for env in &envelopes {
+                buf.clear();
+                // As the Kafka producer does: one reused buffer, and a copy
+                // of each payload (librdkafka's own copy).
+                black_box(env).encode(codec, &mut buf).unwrap();
+                encoded.push(buf.clone());
+            }
+            let encode = started.elapsed();
+            let started = Instant::now();
+            for bytes in &encoded {
+                black_box(Envelope::decode(black_box(bytes)).unwrap());
+            }
+            let decode = started.elapsed();
+            let bytes: usize = encoded.iter().map(Vec::len).sum();
+            println!(
+                "round {round} {:<6}: encode {:.0} ns/tick, decode {:.0} ns/tick ({} B/envelope)",
+                codec.name(),
+                encode.as_nanos() as f64 / n as f64,
+                decode.as_nanos() as f64 / n as f64,
+                bytes / n
+            );
         }
-        let encode = started.elapsed();
-        let started = Instant::now();
-        for bytes in &encoded {
-            black_box(serde_json::from_slice::<Envelope>(black_box(bytes)).unwrap());
-        }
-        let decode = started.elapsed();
-        let bytes: usize = encoded.iter().map(Vec::len).sum();
-        println!(
-            "round {round}: encode {:.0} ns/tick, decode {:.0} ns/tick ({} B/envelope)",
-            encode.as_nanos() as f64 / n as f64,
-            decode.as_nanos() as f64 / n as f64,
-            bytes / n
-        );
     }
-    assert_eq!(
-        serde_json::from_slice::<Envelope>(&encoded[0]).unwrap(),
-        envelopes[0]
-    );
+    assert_eq!(Envelope::decode(&encoded[0]).unwrap(), envelopes[0]);
 }

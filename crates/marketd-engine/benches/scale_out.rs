@@ -23,7 +23,9 @@
 //!
 //! Needs `MARKETD_BENCH_KAFKA_BROKERS` (or `MARKETD_TEST_KAFKA_BROKERS`) and
 //! `MARKETD_BENCH_POSTGRES_URL` (or `MARKETD_TEST_POSTGRES_URL`); scripts/bench
-//! starts both. `N` defaults to 200,000 (`MARKETD_BENCH_TICKS`).
+//! starts both. `N` defaults to 200,000 (`MARKETD_BENCH_TICKS`). The
+//! producers write envelopes in `bus.codec`'s default, JSON, or in
+//! `MARKETD_BENCH_CODEC` (`json` or `binary`).
 //!
 //! CPU per tick is printed by process: this one (marketd), the bench's
 //! PostgreSQL (its postmaster's tree, found from a backend's parent) and the
@@ -40,7 +42,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use marketd_bus::{AnyBus, Bus, BusOptions, Consumer};
 use marketd_engine::feeds::{PUBLISH_WINDOW, TickPublisher};
-use marketd_model::{Envelope, Event, Tick, Topic};
+use marketd_model::{Codec, Envelope, Event, Tick, Topic};
 use marketd_store::prelude::*;
 use marketd_store::{AnyStore, StoreOptions};
 use marketd_testkit::FreshDatabase;
@@ -69,11 +71,27 @@ fn rate(n: usize, d: Duration) -> String {
     )
 }
 
-async fn kafka(brokers: &str, prefix: &str) -> AnyBus {
+/// The envelope codecs the producers write in, one `drain` and `ingest` run
+/// each (`MARKETD_BENCH_CODEC`: `json`, the default of `bus.codec`,
+/// `binary`, or both as `json,binary`).
+fn codecs() -> Vec<Codec> {
+    std::env::var("MARKETD_BENCH_CODEC")
+        .unwrap_or_else(|_| "json".into())
+        .split(',')
+        .map(|c| {
+            c.trim()
+                .parse()
+                .expect("MARKETD_BENCH_CODEC: json, binary or both")
+        })
+        .collect()
+}
+
+async fn kafka(brokers: &str, prefix: &str, codec: Codec) -> AnyBus {
     AnyBus::connect(
         &format!("kafka://{brokers}"),
         BusOptions {
             topic_prefix: prefix.to_string(),
+            codec,
             ..BusOptions::default()
         },
     )
@@ -192,12 +210,15 @@ async fn ceiling(pg: &str, n: usize) -> f64 {
     n as f64 / took.as_secs_f64()
 }
 
-async fn kafka_bus(brokers: &str, n: usize) {
+async fn kafka_bus(brokers: &str, n: usize, codec: Codec) {
     let ticks = common::ticks(n, common::an_hour_ago());
-    let sample = serde_json::to_vec(&Envelope::new(Event::Tick(ticks[0].clone()))).unwrap();
+    let mut sample = Vec::new();
+    Envelope::new(Event::Tick(ticks[0].clone()))
+        .encode(codec, &mut sample)
+        .unwrap();
 
     // Each batch's acks awaited before the next (`publish_batch`).
-    let bus = kafka(brokers, &prefix()).await;
+    let bus = kafka(brokers, &prefix(), codec).await;
     let started = Instant::now();
     for chunk in ticks.chunks(5_000) {
         bus.publish_batch(chunk.iter().cloned().map(Event::Tick).collect())
@@ -207,7 +228,7 @@ async fn kafka_bus(brokers: &str, n: usize) {
     let serial = started.elapsed();
 
     // The feeds' way: up to PUBLISH_WINDOW batches queued while acks arrive.
-    let bus = kafka(brokers, &prefix()).await;
+    let bus = kafka(brokers, &prefix(), codec).await;
     let mut consumer = bus.subscribe(Topic::Ticks, "bench").await.unwrap();
     let started = Instant::now();
     let mut feed = TickPublisher::new(bus.clone());
@@ -236,7 +257,7 @@ async fn kafka_bus(brokers: &str, n: usize) {
     // The broker's own figures: same record count and size, no marketd (on
     // topics made like marketd's, since brokers need not auto-create them).
     let raw_prefix = prefix();
-    let _topics = kafka(brokers, &raw_prefix).await;
+    let _topics = kafka(brokers, &raw_prefix, codec).await;
     let topic = format!("{raw_prefix}ticks");
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -441,10 +462,10 @@ async fn bars_stored(store: &AnyStore) -> usize {
 
 /// `drain = true`: the ticks are on Kafka before the worker starts;
 /// otherwise the feed publishes while the worker consumes.
-async fn ingest(brokers: &str, pg: &str, n: usize, drain: bool) -> f64 {
+async fn ingest(brokers: &str, pg: &str, n: usize, drain: bool, codec: Codec) -> f64 {
     let (store, db) = fresh_store(pg).await;
     let prefix = prefix();
-    let bus = kafka(brokers, &prefix).await;
+    let bus = kafka(brokers, &prefix, codec).await;
     let progress = Arc::new(Progress::new(brokers, &prefix));
     let backends = common::backends(store.clone(), bus.clone()).await;
     let batches: Vec<Vec<Tick>> = common::ticks(n, common::an_hour_ago())
@@ -482,7 +503,8 @@ async fn ingest(brokers: &str, pg: &str, n: usize, drain: bool) -> f64 {
         "ingest feed publishing meanwhile"
     };
     println!(
-        "{what} -> PostgreSQL with bars and SMA/EMA: {n} ticks in {:.2} s = {:.0} ticks/s (publishing took {:.2} s; AAPL 1m bars: {})  CPU/tick: {cpu}",
+        "{what} -> PostgreSQL with bars and SMA/EMA ({} envelopes): {n} ticks in {:.2} s = {:.0} ticks/s (publishing took {:.2} s; AAPL 1m bars: {})  CPU/tick: {cpu}",
+        codec.name(),
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64(),
         published.as_secs_f64(),
@@ -545,7 +567,7 @@ fn main() {
         return;
     };
     if stage("bus") {
-        rt.block_on(kafka_bus(&brokers, n));
+        rt.block_on(kafka_bus(&brokers, n, codecs()[0]));
     }
     let Some(pg) = &pg else { return };
     let mut ceilings = Vec::new();
@@ -553,27 +575,38 @@ fn main() {
         ceilings.push(rt.block_on(ceiling(pg, n)));
     }
     let mut runs = Vec::new();
-    if stage("drain") {
-        runs.push(("drain", rt.block_on(ingest(&brokers, pg, n, true))));
-    }
-    if stage("ingest") {
-        runs.push(("ingest", rt.block_on(ingest(&brokers, pg, n, false))));
+    for codec in codecs() {
+        if stage("drain") {
+            runs.push((
+                "drain",
+                codec,
+                rt.block_on(ingest(&brokers, pg, n, true, codec)),
+            ));
+        }
+        if stage("ingest") {
+            runs.push((
+                "ingest",
+                codec,
+                rt.block_on(ingest(&brokers, pg, n, false, codec)),
+            ));
+        }
     }
     if ceilings.is_empty() || runs.is_empty() {
         return;
     }
     ceilings.push(rt.block_on(ceiling(pg, n)));
     let limit = ceilings.iter().sum::<f64>() / ceilings.len() as f64;
-    for (what, got) in runs {
+    for (what, codec, got) in runs {
         // One line per pipeline run, read by scripts/bench --compare.
         println!(
-            "ratio      {what} / COPY ceiling: {:.3} ({got:.0} vs {limit:.0} ticks/s, ceilings {})",
+            "ratio      {what} / COPY ceiling: {:.3} ({got:.0} vs {limit:.0} ticks/s, ceilings {}; {} envelopes)",
             got / limit,
             ceilings
                 .iter()
                 .map(|c| format!("{c:.0}"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            codec.name()
         );
     }
 }

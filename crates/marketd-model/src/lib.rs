@@ -22,7 +22,9 @@ pub use connectors::{
     Desired,
 };
 pub use decimal::{decimal_number, option_decimal_number};
-pub use envelope::{Envelope, Event, EventKind, SCHEMA_VERSION, Topic};
+pub use envelope::{
+    BinaryError, Codec, CodecError, Envelope, Event, EventKind, LAYOUT_1, SCHEMA_VERSION, Topic,
+};
 pub use error::{Error, Result};
 pub use jobs::{JobStatus, PollingJob, PollingJobCommand, PriceRequest, RequestOutcome};
 pub use market::{Bar, Indicator, Interval, MaKind, Tick, TickKind};

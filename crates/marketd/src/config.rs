@@ -182,6 +182,10 @@ pub struct BusConfig {
     pub replication_factor: i32,
     /// How long a silent worker keeps its partitions before the group rebalances, ms (Kafka).
     pub session_timeout_ms: u64,
+    /// How producers write envelopes on Kafka: `json` (any consumer reads
+    /// it) or `binary` (ticks in marketd's compact layout, docs/events.md).
+    /// Consumers read both.
+    pub codec: marketd_model::Codec,
 }
 
 impl Default for BusConfig {
@@ -194,6 +198,7 @@ impl Default for BusConfig {
             topic_prefix: d.topic_prefix,
             replication_factor: d.replication_factor,
             session_timeout_ms: d.session_timeout_ms,
+            codec: d.codec,
         }
     }
 }
@@ -476,6 +481,28 @@ threshold = 4.0
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("batch_size"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_bus_codec_is_json_binary_or_refused_by_name() {
+        figment::Jail::expect_with(|jail| {
+            let cfg = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(cfg.bus.codec, marketd_model::Codec::Json);
+            jail.set_env("MARKETD__BUS__CODEC", "binary");
+            let cfg = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(cfg.bus.codec, marketd_model::Codec::Binary);
+            jail.set_env("MARKETD__BUS__CODEC", "avro");
+            let err = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.to_lowercase().contains("bus.codec")
+                    && err.contains("avro")
+                    && err.contains("`json` or `binary`"),
+                "{err}"
+            );
             Ok(())
         });
     }

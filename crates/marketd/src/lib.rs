@@ -149,6 +149,7 @@ pub async fn connect_bus(cfg: &Config) -> anyhow::Result<AnyBus> {
             topic_prefix: cfg.bus.topic_prefix.clone(),
             replication_factor: cfg.bus.replication_factor,
             session_timeout_ms: cfg.bus.session_timeout_ms,
+            codec: cfg.bus.codec,
         },
     )
     .await
