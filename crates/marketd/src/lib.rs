@@ -141,19 +141,21 @@ pub async fn connect_backends(cfg: &Config) -> anyhow::Result<Backends> {
 
 /// Connects the configured bus.
 pub async fn connect_bus(cfg: &Config) -> anyhow::Result<AnyBus> {
-    AnyBus::connect(
-        &cfg.bus.url,
-        BusOptions {
-            buffer: cfg.bus.buffer,
-            partitions: cfg.bus.partitions,
-            topic_prefix: cfg.bus.topic_prefix.clone(),
-            replication_factor: cfg.bus.replication_factor,
-            session_timeout_ms: cfg.bus.session_timeout_ms,
-            codec: cfg.bus.codec,
-        },
-    )
-    .await
-    .with_context(|| format!("bus.url {:?}", cfg.bus.url))
+    AnyBus::connect(&cfg.bus.url, bus_options(cfg))
+        .await
+        .with_context(|| format!("bus.url {:?}", cfg.bus.url))
+}
+
+/// The bus settings of `[bus]`.
+fn bus_options(cfg: &Config) -> BusOptions {
+    BusOptions {
+        buffer: cfg.bus.buffer,
+        partitions: cfg.bus.partitions,
+        topic_prefix: cfg.bus.topic_prefix.clone(),
+        replication_factor: cfg.bus.replication_factor,
+        session_timeout_ms: cfg.bus.session_timeout_ms,
+        codec: cfg.bus.codec,
+    }
 }
 
 /// What a process runs (not to be confused with `marketd_model::Role`, the
@@ -482,5 +484,30 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("SIGINT received"),
         _ = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `[bus]` key reaches the bus (a key dropped here would be read,
+    /// validated and then silently ignored).
+    #[test]
+    fn every_bus_setting_reaches_the_bus() {
+        let mut cfg = Config::default();
+        cfg.bus.buffer = 7;
+        cfg.bus.partitions = 9;
+        cfg.bus.topic_prefix = "p.".into();
+        cfg.bus.replication_factor = 3;
+        cfg.bus.session_timeout_ms = 4_321;
+        cfg.bus.codec = marketd_model::Codec::Binary;
+        let o = bus_options(&cfg);
+        assert_eq!(
+            (o.buffer, o.partitions, o.topic_prefix.as_str()),
+            (7, 9, "p.")
+        );
+        assert_eq!((o.replication_factor, o.session_timeout_ms), (3, 4_321));
+        assert_eq!(o.codec, marketd_model::Codec::Binary);
     }
 }

@@ -249,10 +249,14 @@ async fn scale_out(test: &str, stop: Stop) {
         .map(|(_, v)| v.clone())
         .unwrap();
     let client = write_client(&db, dir.path());
-    // The first worker creates the topics; the others find them.
+    // The first worker creates the topics; the others find them. The second
+    // writes binary tick envelopes (`bus.codec`), the rest JSON: a cluster
+    // switching codecs one process at a time, every consumer reading both.
     let worker = ["worker", "--admin-addr", "127.0.0.1:0"];
+    let mut binary_env = env.clone();
+    binary_env.push(("MARKETD__BUS__CODEC".into(), "binary".into()));
     let (w1, w1_url) = start(&client, "worker1", &worker, &env, dir.path()).await;
-    let (w2, w2_url) = start(&client, "worker2", &worker, &env, dir.path()).await;
+    let (w2, w2_url) = start(&client, "worker2", &worker, &binary_env, dir.path()).await;
     let api = ["api", "--addr", "127.0.0.1:0"];
     let (mut a1, a1_url) = start(&client, "api1", &api, &env, dir.path()).await;
     let (mut a2, a2_url) = start(&client, "api2", &api, &env, dir.path()).await;
