@@ -441,9 +441,26 @@ async fn wait_drained(progress: &Arc<Progress>, store: &AnyStore, n: usize, star
             );
             return;
         }
+        // A run takes seconds; one that has not drained in minutes is stuck
+        // (a group that stopped committing), and says which group it is.
+        if started.elapsed() > DRAIN_DEADLINE {
+            let stuck: Vec<&str> = GROUPS
+                .iter()
+                .zip(&state)
+                .filter(|(_, (_, done))| !done)
+                .map(|((_, g), _)| *g)
+                .collect();
+            panic!(
+                "not drained within {} s: groups {stuck:?} have not committed the whole topic",
+                DRAIN_DEADLINE.as_secs()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// How long a pipeline run may take before the bench gives up on it.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
 
 async fn bars_stored(store: &AnyStore) -> usize {
     store
