@@ -564,6 +564,14 @@ fn main() {
     let stages = std::env::var("MARKETD_BENCH_STAGES")
         .unwrap_or_else(|_| "sink,bus,ceiling,drain,ingest".into());
     let stage = |s: &str| stages.split(',').any(|x| x.trim() == s);
+    // `RUST_LOG` (e.g. `marketd_bus=debug`) prints the engine's logs, to
+    // see what a slow or stuck run did.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
