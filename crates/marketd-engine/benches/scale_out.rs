@@ -24,8 +24,9 @@
 //! Needs `MARKETD_BENCH_KAFKA_BROKERS` (or `MARKETD_TEST_KAFKA_BROKERS`) and
 //! `MARKETD_BENCH_POSTGRES_URL` (or `MARKETD_TEST_POSTGRES_URL`); scripts/bench
 //! starts both. `N` defaults to 200,000 (`MARKETD_BENCH_TICKS`). The
-//! producers write envelopes in `bus.codec`'s default, JSON, or in
-//! `MARKETD_BENCH_CODEC` (`json` or `binary`).
+//! producers write envelopes in `bus.codec`'s default, JSON, or in each codec
+//! of `MARKETD_BENCH_CODEC` (`json`, `binary` or `json,binary`: a `drain`
+//! and an `ingest` run per codec, between the same two ceilings).
 //!
 //! CPU per tick is printed by process: this one (marketd), the bench's
 //! PostgreSQL (its postmaster's tree, found from a backend's parent) and the
@@ -564,6 +565,7 @@ fn main() {
     let stages = std::env::var("MARKETD_BENCH_STAGES")
         .unwrap_or_else(|_| "sink,bus,ceiling,drain,ingest".into());
     let stage = |s: &str| stages.split(',').any(|x| x.trim() == s);
+    let codecs = codecs();
     // `RUST_LOG` (e.g. `marketd_bus=debug`) prints the engine's logs, to
     // see what a slow or stuck run did.
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
@@ -592,7 +594,7 @@ fn main() {
         return;
     };
     if stage("bus") {
-        rt.block_on(kafka_bus(&brokers, n, codecs()[0]));
+        rt.block_on(kafka_bus(&brokers, n, codecs[0]));
     }
     let Some(pg) = &pg else { return };
     let mut ceilings = Vec::new();
@@ -600,7 +602,7 @@ fn main() {
         ceilings.push(rt.block_on(ceiling(pg, n)));
     }
     let mut runs = Vec::new();
-    for codec in codecs() {
+    for &codec in &codecs {
         if stage("drain") {
             runs.push((
                 "drain",

@@ -350,7 +350,7 @@ pub enum Codec {
     /// JSON text (docs/events.md), readable by any Kafka consumer.
     #[default]
     Json,
-    /// Ticks in the compact binary layout of docs/events.md (about a third
+    /// Ticks in the compact binary layout of docs/events.md (about a quarter
     /// of the bytes, a fraction of the CPU to write and read); every other
     /// event as JSON.
     Binary,

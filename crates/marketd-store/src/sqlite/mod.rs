@@ -69,9 +69,9 @@ pub struct SqliteStore {
     read: SqlitePool,
     /// File databases: a second writer connection (rusqlite, on a thread of
     /// its own, see `writer_thread`) for `insert_ticks`, the hot path, and
-    /// for the bars and indicators the sinks write beside it (one connection keeps its page
-    /// cache: another connection's commit would empty it). `None` for
-    /// in-memory databases, whose ticks go through `write`.
+    /// for the bars and indicators the sinks write beside it (one connection
+    /// keeps its page cache: another connection's commit would empty it).
+    /// `None` for in-memory databases, whose ticks go through `write`.
     ticks: Option<Arc<WriterThread>>,
     /// Held for every write transaction (on `write` or `ticks`), so the two
     /// writer connections take turns instead of sleeping in SQLite's busy
